@@ -1,0 +1,128 @@
+// Package testpeer starts real peers for tests (redis-server, a Redis Cluster, and later
+// sipp, Kamailio, baresip and Chromium) on free loopback ports, waits until they are ready
+// and stops them by PID when the test ends. Every helper takes a testing.TB, so each test
+// gets private peers and tests can run in parallel.
+package testpeer
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. It binds port 0 and
+// closes the listener, so a peer that starts right after can take it; the tiny race with
+// another process is accepted in tests.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testpeer: free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// FreeUDPPort returns a port free for both UDP and TCP on 127.0.0.1 (SIP peers listen on
+// both).
+func FreeUDPPort(t testing.TB) int {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		u, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("testpeer: free udp port: %v", err)
+		}
+		port := u.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		u.Close()
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
+	}
+	t.Fatalf("testpeer: no port free for both udp and tcp")
+	return 0
+}
+
+// Need fails the test when a peer binary is missing. CI installs every peer, so a missing
+// binary is a broken setup, never a reason to skip.
+func Need(t testing.TB, bin string) string {
+	t.Helper()
+	p, err := exec.LookPath(bin)
+	if err != nil {
+		t.Fatalf("testpeer: %s not installed (run .ci/run or install it): %v", bin, err)
+	}
+	return p
+}
+
+// StartProcess starts cmd in its own process group, logs its output to a file in a test
+// temporary directory, and registers a cleanup that stops it (SIGTERM, then SIGKILL after
+// 3 s) by PID.
+func StartProcess(t testing.TB, name string, cmd *exec.Cmd) *os.File {
+	t.Helper()
+	logf, err := os.CreateTemp(t.TempDir(), name+"-*.log")
+	if err != nil {
+		t.Fatalf("testpeer: log file for %s: %v", name, err)
+	}
+	if cmd.Stdout == nil {
+		cmd.Stdout = logf
+	}
+	if cmd.Stderr == nil {
+		cmd.Stderr = logf
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testpeer: start %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	pid := cmd.Process.Pid
+	t.Cleanup(func() {
+		_ = syscall.Kill(-pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			<-done
+		}
+		if t.Failed() {
+			if b, err := os.ReadFile(logf.Name()); err == nil && len(b) > 0 {
+				if len(b) > 8000 {
+					b = b[len(b)-8000:]
+				}
+				t.Logf("--- %s (pid %d) log tail ---\n%s", name, pid, b)
+			}
+		}
+		logf.Close()
+	})
+	return logf
+}
+
+// WaitTCP waits until addr accepts TCP connections.
+func WaitTCP(t testing.TB, addr string, timeout time.Duration) {
+	t.Helper()
+	if err := waitTCP(addr, timeout); err != nil {
+		t.Fatalf("testpeer: %v", err)
+	}
+}
+
+func waitTCP(addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready after %s: %w", addr, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

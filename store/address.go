@@ -1,0 +1,89 @@
+package store
+
+import (
+	"fmt"
+	"hash/crc32"
+	"strings"
+)
+
+// MaxAddressSegments bounds an address's depth: the deepest well-known object,
+// users/<user>/conf/<id>, has four segments; eight leaves room without letting a client
+// make arbitrarily long keys.
+const MaxAddressSegments = 8
+
+// maxSegmentBytes bounds one segment (a client key is 26 bytes, a SIP user part rarely
+// more than 64).
+const maxSegmentBytes = 128
+
+// ValidAddress checks an object address: 1 to 8 segments separated by '/', each 1 to 128
+// characters of [A-Za-z0-9._:@+-].
+func ValidAddress(addr string) error {
+	if addr == "" {
+		return fmt.Errorf("%w: empty", ErrBadAddress)
+	}
+	segs := strings.Split(addr, "/")
+	if len(segs) > MaxAddressSegments {
+		return fmt.Errorf("%w: %d segments > %d", ErrBadAddress, len(segs), MaxAddressSegments)
+	}
+	for _, s := range segs {
+		if s == "" || len(s) > maxSegmentBytes {
+			return fmt.Errorf("%w: segment of %d bytes in %.64q", ErrBadAddress, len(s), addr)
+		}
+		for i := 0; i < len(s); i++ {
+			if !addrByte(s[i]) {
+				return fmt.Errorf("%w: byte %q in %.64q", ErrBadAddress, s[i], addr)
+			}
+		}
+	}
+	return nil
+}
+
+func addrByte(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("._:@+-", c) >= 0
+}
+
+// keys names the Redis keys of one object. All share the hash tag of the object's shard, so
+// one Lua script can touch them all on Redis Cluster.
+type keys struct {
+	shard  int
+	fields string
+	meta   string
+	log    string
+	seen   string
+	feed   string
+}
+
+func shardOf(addr string, shards int) int {
+	return int(crc32.ChecksumIEEE([]byte(addr)) % uint32(shards))
+}
+
+func feedKey(shard int) string { return fmt.Sprintf("dsm:{%d}:feed", shard) }
+
+func keysFor(addr string, shards int) keys {
+	n := shardOf(addr, shards)
+	p := fmt.Sprintf("dsm:{%d}:", n)
+	return keys{
+		shard:  n,
+		fields: p + "f:" + addr,
+		meta:   p + "m:" + addr,
+		log:    p + "l:" + addr,
+		seen:   p + "s:" + addr,
+		feed:   feedKey(n),
+	}
+}
+
+// addrFromFieldsKey returns the object address of a fields key ("dsm:{N}:f:<addr>").
+func addrFromFieldsKey(key string) (string, bool) {
+	if !strings.HasPrefix(key, "dsm:{") {
+		return "", false
+	}
+	i := strings.Index(key, "}:f:")
+	if i < 0 {
+		return "", false
+	}
+	return key[i+4:], true
+}

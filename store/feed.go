@@ -1,0 +1,324 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+)
+
+// ChangeKind says what a Change carries.
+type ChangeKind int
+
+// The kinds of Change.
+const (
+	// ChangeOp is a committed op (Ops holds its writes).
+	ChangeOp ChangeKind = iota
+	// ChangeResync replaces the whole object (Fields) at Rev: a write made outside the
+	// commit path was adopted.
+	ChangeResync
+	// ChangeLost says that entries of Shard may have been lost (the stream was trimmed past
+	// the reader while it was disconnected): every object of that shard must be re-read.
+	ChangeLost
+)
+
+// Change is one entry of the change feed. Handlers must treat it as read-only: the same
+// value is given to every handler.
+type Change struct {
+	ID     string
+	Shard  int
+	Kind   ChangeKind
+	Obj    string
+	Rev    int64
+	Client string
+	Seq    int64
+	Ops    []Op
+	Fields map[string]string
+}
+
+// FeedConfig tunes a Feed. Zero values take defaults.
+type FeedConfig struct {
+	// Block is how long one XREAD waits for entries (2 s: short enough to notice a dead
+	// connection quickly, long enough to cost nothing when idle).
+	Block time.Duration
+	// Count is the most entries one XREAD returns (512 keeps a burst to a few reads).
+	Count int64
+	// ReconcileDelay is how long after a keyspace event on a watched object the
+	// reconcile script runs, and how often at most per object (50 ms: the commits of a
+	// busy object cause events too; this keeps reconciling to 20 scripts/s per object).
+	ReconcileDelay time.Duration
+	// Retry is the pause after a Redis error before reading again (500 ms).
+	Retry time.Duration
+}
+
+func (c *FeedConfig) fill() {
+	if c.Block <= 0 {
+		c.Block = 2 * time.Second
+	}
+	if c.Count <= 0 {
+		c.Count = 512
+	}
+	if c.ReconcileDelay <= 0 {
+		c.ReconcileDelay = 50 * time.Millisecond
+	}
+	if c.Retry <= 0 {
+		c.Retry = 500 * time.Millisecond
+	}
+}
+
+// Feed reads every shard's change stream from the last ID it saw and hands each entry to
+// the registered handlers, in stream order per shard. It also listens to keyspace
+// notifications and reconciles watched objects written outside the commit path.
+type Feed struct {
+	cfg   FeedConfig
+	st    *Store
+	log   *slog.Logger
+	ready []atomic.Bool // per shard: last read succeeded
+
+	handlers atomic.Pointer[[]*handler]
+	hmu      sync.Mutex // serialises changes to handlers
+
+	wmu     sync.Mutex          // guards watched and pending
+	watched map[string]int      // object → watch count
+	pending map[string]struct{} // objects with a reconcile scheduled
+	runCtx  atomic.Pointer[context.Context]
+}
+
+type handler struct{ fn func(Change) }
+
+// NewFeed returns a feed over the store's shards.
+func NewFeed(cfg FeedConfig, st *Store, log *slog.Logger) *Feed {
+	cfg.fill()
+	if log == nil {
+		log = slog.Default()
+	}
+	f := &Feed{
+		cfg:     cfg,
+		st:      st,
+		log:     log.With("component", "feed"),
+		ready:   make([]atomic.Bool, st.cfg.Shards),
+		watched: make(map[string]int),
+		pending: make(map[string]struct{}),
+	}
+	f.handlers.Store(&[]*handler{})
+	return f
+}
+
+// Subscribe registers fn for every change; fn runs on the reader goroutine of the change's
+// shard and must not block. The returned func removes it.
+func (f *Feed) Subscribe(fn func(Change)) (cancel func()) {
+	h := &handler{fn: fn}
+	f.hmu.Lock()
+	old := *f.handlers.Load()
+	next := append(append([]*handler(nil), old...), h)
+	f.handlers.Store(&next)
+	f.hmu.Unlock()
+	return func() {
+		f.hmu.Lock()
+		defer f.hmu.Unlock()
+		cur := *f.handlers.Load()
+		next := make([]*handler, 0, len(cur))
+		for _, x := range cur {
+			if x != h {
+				next = append(next, x)
+			}
+		}
+		f.handlers.Store(&next)
+	}
+}
+
+// Watch asks the feed to reconcile obj when a keyspace event shows a write to it (so a write
+// made outside the commit path reaches subscribers as a resync). Calls nest; the returned
+// func undoes one.
+func (f *Feed) Watch(obj string) (unwatch func()) {
+	f.wmu.Lock()
+	f.watched[obj]++
+	f.wmu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			f.wmu.Lock()
+			if f.watched[obj]--; f.watched[obj] <= 0 {
+				delete(f.watched, obj)
+			}
+			f.wmu.Unlock()
+		})
+	}
+}
+
+// Ready reports whether every shard reader's last read succeeded.
+func (f *Feed) Ready() bool {
+	for i := range f.ready {
+		if !f.ready[i].Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// Run reads the feed until ctx ends. It returns ctx's error; Redis errors are logged and
+// retried, never fatal.
+func (f *Feed) Run(ctx context.Context) error {
+	f.runCtx.Store(&ctx)
+	g, ctx := errgroup.WithContext(ctx)
+	for shard := 0; shard < f.st.cfg.Shards; shard++ {
+		g.Go(func() error { return f.readShard(ctx, shard) })
+	}
+	g.Go(func() error { return f.keyspaceLoop(ctx) })
+	return g.Wait()
+}
+
+func (f *Feed) readShard(ctx context.Context, shard int) error {
+	key := feedKey(shard)
+	log := f.log.With("shard", shard)
+	last := ""
+	for ctx.Err() == nil {
+		if last == "" {
+			id, err := f.lastID(ctx, key)
+			if err != nil {
+				f.fail(ctx, log, shard, "read feed tail", err)
+				continue
+			}
+			last = id
+		}
+		res, err := f.st.rdb.XRead(ctx, &redis.XReadArgs{
+			Streams: []string{key, last}, Count: f.cfg.Count, Block: f.cfg.Block,
+		}).Result()
+		if errors.Is(err, redis.Nil) {
+			f.ready[shard].Store(true)
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			f.fail(ctx, log, shard, "read feed", err)
+			if lost, cerr := f.trimmedPast(ctx, key, last); cerr == nil && lost {
+				log.Warn("feed trimmed past the last entry read; resyncing the shard", "last", last)
+				f.dispatch(Change{Shard: shard, Kind: ChangeLost})
+				last = ""
+			}
+			continue
+		}
+		f.ready[shard].Store(true)
+		for _, s := range res {
+			for _, m := range s.Messages {
+				last = m.ID
+				c, err := parseEntry(shard, m)
+				if err != nil {
+					log.Error("skipping malformed feed entry", "id", m.ID, "err", err)
+					continue
+				}
+				f.dispatch(c)
+			}
+		}
+	}
+	f.ready[shard].Store(false)
+	return ctx.Err()
+}
+
+func (f *Feed) fail(ctx context.Context, log *slog.Logger, shard int, what string, err error) {
+	f.ready[shard].Store(false)
+	log.Warn("feed reader: "+what+" failed; retrying", "err", err)
+	select {
+	case <-ctx.Done():
+	case <-time.After(f.cfg.Retry):
+	}
+}
+
+// lastID returns the ID of the newest entry of the stream ("0-0" when empty), so the
+// reader starts exactly after it and misses nothing written later.
+func (f *Feed) lastID(ctx context.Context, key string) (string, error) {
+	msgs, err := f.st.rdb.XRevRangeN(ctx, key, "+", "-", 1).Result()
+	if err != nil {
+		return "", err
+	}
+	if len(msgs) == 0 {
+		return "0-0", nil
+	}
+	return msgs[0].ID, nil
+}
+
+// trimmedPast reports whether the oldest entry still in the stream is newer than last,
+// which means entries after last may have been trimmed away unread.
+func (f *Feed) trimmedPast(ctx context.Context, key, last string) (bool, error) {
+	if last == "" || last == "0-0" {
+		return false, nil
+	}
+	msgs, err := f.st.rdb.XRangeN(ctx, key, "-", "+", 1).Result()
+	if err != nil || len(msgs) == 0 {
+		return false, err
+	}
+	return compareIDs(msgs[0].ID, last) > 0 && !f.exists(ctx, key, last), nil
+}
+
+func (f *Feed) exists(ctx context.Context, key, id string) bool {
+	msgs, err := f.st.rdb.XRangeN(ctx, key, id, id, 1).Result()
+	return err == nil && len(msgs) == 1
+}
+
+func compareIDs(a, b string) int {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	x, _ := strconv.ParseUint(am, 10, 64)
+	y, _ := strconv.ParseUint(bm, 10, 64)
+	if x != y {
+		if x < y {
+			return -1
+		}
+		return 1
+	}
+	x, _ = strconv.ParseUint(as, 10, 64)
+	y, _ = strconv.ParseUint(bs, 10, 64)
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	}
+	return 0
+}
+
+func (f *Feed) dispatch(c Change) {
+	for _, h := range *f.handlers.Load() {
+		h.fn(c)
+	}
+}
+
+func parseEntry(shard int, m redis.XMessage) (Change, error) {
+	str := func(k string) string { s, _ := m.Values[k].(string); return s }
+	c := Change{ID: m.ID, Shard: shard, Obj: str("obj"), Client: str("c")}
+	var err error
+	if c.Rev, err = strconv.ParseInt(str("rev"), 10, 64); err != nil {
+		return c, fmt.Errorf("rev: %w", err)
+	}
+	c.Seq, _ = strconv.ParseInt(str("q"), 10, 64)
+	switch str("kind") {
+	case "op":
+		c.Kind = ChangeOp
+		if err := json.Unmarshal([]byte(str("ops")), &c.Ops); err != nil {
+			return c, fmt.Errorf("ops: %w", err)
+		}
+	case "resync":
+		c.Kind = ChangeResync
+		// cjson encodes an empty table as {}, so "fields" is always an object.
+		if err := json.Unmarshal([]byte(str("fields")), &c.Fields); err != nil {
+			return c, fmt.Errorf("fields: %w", err)
+		}
+		if c.Fields == nil {
+			c.Fields = map[string]string{}
+		}
+	default:
+		return c, fmt.Errorf("unknown kind %q", str("kind"))
+	}
+	return c, nil
+}

@@ -1,0 +1,97 @@
+-- Atomic commit of one op on one object (docs/dsm-protocol.md, "Commit").
+-- KEYS: 1 fields, 2 meta, 3 log, 4 seen, 5 feed  (one hash tag: one slot)
+-- ARGV: 1 obj, 2 client, 3 seq, 4 base (-1: blind), 5 ops JSON (set/del/expect, in order),
+--       6 op log length, 7 feed length, 8 max fields (0: none)
+-- Returns {"ok", rev, feed id} | {"dup", rev} | {"stale", rev} | {"base_ahead", rev}
+--       | {"expect", rev, field, have|false} | {"fields", rev, count}
+local kf, km, kl, ks, kfeed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local obj, client = ARGV[1], ARGV[2]
+local seq, base = tonumber(ARGV[3]), tonumber(ARGV[4])
+local loglen, feedlen, maxfields = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+
+local meta = redis.call('HMGET', km, 'rev', 'sig1', 'sig2')
+local rev = tonumber(meta[1] or '0')
+local sig1, sig2 = tonumber(meta[2] or '0'), tonumber(meta[3] or '0')
+
+if client ~= '' and seq > 0 then
+  local last = redis.call('HGET', ks, client)
+  if last then
+    local lseq, lrev = string.match(last, '^(%d+) (%d+)$')
+    lseq = tonumber(lseq)
+    if seq == lseq then return {'dup', tonumber(lrev)} end
+    if seq < lseq then return {'stale', rev} end
+  end
+end
+if base >= 0 and base > rev then return {'base_ahead', rev} end
+
+-- Evaluate elements in order on a view: pending[f] = value, or false for deleted.
+local ops = cjson.decode(ARGV[5])
+local pending, order = {}, {}
+local function current(f)
+  local p = pending[f]
+  if p ~= nil then
+    if p == false then return nil end
+    return p
+  end
+  local v = redis.call('HGET', kf, f)
+  if v == false then return nil end
+  return v
+end
+for _, op in ipairs(ops) do
+  local f, v = op.f, op.v
+  if v == cjson.null then v = nil end
+  if op.o == 'expect' then
+    local have = current(f)
+    if have ~= v then return {'expect', rev, f, have or false} end
+  else
+    if pending[f] == nil then order[#order + 1] = f end
+    if op.o == 'set' then pending[f] = v else pending[f] = false end
+  end
+end
+
+-- Old values, field count and signature update (48 bits as two 24-bit halves).
+local olds = {}
+if #order > 0 then olds = redis.call('HMGET', kf, unpack(order)) end
+local count = redis.call('HLEN', kf)
+local sets, dels = {}, {}
+for i, f in ipairs(order) do
+  local old, new = olds[i], pending[f]
+  if old then
+    local h = redis.sha1hex(f .. '\0' .. old)
+    sig1 = bit.bxor(sig1, tonumber(string.sub(h, 1, 6), 16))
+    sig2 = bit.bxor(sig2, tonumber(string.sub(h, 7, 12), 16))
+  end
+  if new then
+    local h = redis.sha1hex(f .. '\0' .. new)
+    sig1 = bit.bxor(sig1, tonumber(string.sub(h, 1, 6), 16))
+    sig2 = bit.bxor(sig2, tonumber(string.sub(h, 7, 12), 16))
+    sets[#sets + 1] = f
+    sets[#sets + 1] = new
+    if not old then count = count + 1 end
+  else
+    if old then
+      dels[#dels + 1] = f
+      count = count - 1
+    end
+  end
+end
+if maxfields > 0 and count > maxfields then return {'fields', rev, count} end
+if #sets > 0 then redis.call('HSET', kf, unpack(sets)) end
+if #dels > 0 then redis.call('HDEL', kf, unpack(dels)) end
+
+-- The logged op: the writes only, as the client sent them.
+local writes = {}
+for _, op in ipairs(ops) do
+  if op.o ~= 'expect' then writes[#writes + 1] = op end
+end
+local wjson = '[]'
+if #writes > 0 then wjson = cjson.encode(writes) end
+
+rev = rev + 1
+redis.call('HSET', km, 'rev', rev, 'sig1', sig1, 'sig2', sig2)
+redis.call('LPUSH', kl, '{"rev":' .. rev .. ',"c":' .. cjson.encode(client) .. ',"q":' .. seq .. ',"ops":' .. wjson .. '}')
+redis.call('LTRIM', kl, 0, loglen - 1)
+if client ~= '' and seq > 0 then redis.call('HSET', ks, client, seq .. ' ' .. rev) end
+local id = redis.call('XADD', kfeed, 'MAXLEN', '~', feedlen, '*',
+  'kind', 'op', 'obj', obj, 'rev', rev, 'c', client, 'q', seq, 'ops', wjson)
+return {'ok', rev, id}

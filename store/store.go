@@ -1,0 +1,293 @@
+package store
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed lua/commit.lua
+var commitLua string
+
+//go:embed lua/reconcile.lua
+var reconcileLua string
+
+//go:embed lua/read.lua
+var readLua string
+
+// Config tunes the store. Zero values take the defaults of docs/dsm-protocol.md; every
+// instance sharing a Redis must use the same Shards.
+type Config struct {
+	// Shards is the number of change-feed streams (and hash tags). 16 spreads the feed over
+	// the masters of a small cluster while keeping one blocking reader per shard cheap.
+	Shards int
+	// OplogLen is how many ops per object are kept for catch-up: 256 covers a reconnect of
+	// a few seconds on a busy object; older clients get a snapshot.
+	OplogLen int
+	// FeedLen caps each feed stream (approximately): 100,000 entries is minutes of traffic
+	// at full load, far longer than a reader reconnect takes.
+	FeedLen int
+	// MaxFields caps the fields of an object (index objects excepted).
+	MaxFields int
+	// Limits bound the size of one op.
+	Limits Limits
+}
+
+func (c *Config) fill() {
+	if c.Shards <= 0 {
+		c.Shards = 16
+	}
+	if c.OplogLen <= 0 {
+		c.OplogLen = 256
+	}
+	if c.FeedLen <= 0 {
+		c.FeedLen = 100000
+	}
+	if c.MaxFields <= 0 {
+		c.MaxFields = 256
+	}
+	if c.Limits == (Limits{}) {
+		c.Limits = DefaultLimits()
+	}
+}
+
+// Store commits ops to objects in Redis and reads them back. It is safe for concurrent use.
+type Store struct {
+	cfg       Config
+	rdb       redis.UniversalClient
+	log       *slog.Logger
+	schema    *Schema
+	commit    *redis.Script
+	reconcile *redis.Script
+	read      *redis.Script
+}
+
+// New returns a Store on rdb (a *redis.Client or *redis.ClusterClient).
+func New(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Store, error) {
+	cfg.fill()
+	if log == nil {
+		log = slog.Default()
+	}
+	sc, err := LoadSchema()
+	if err != nil {
+		return nil, err
+	}
+	return &Store{
+		cfg:       cfg,
+		rdb:       rdb,
+		log:       log.With("component", "store"),
+		schema:    sc,
+		commit:    redis.NewScript(commitLua),
+		reconcile: redis.NewScript(reconcileLua),
+		read:      redis.NewScript(readLua),
+	}, nil
+}
+
+// Config returns the filled-in configuration.
+func (s *Store) Config() Config { return s.cfg }
+
+// Schema returns the well-known field names.
+func (s *Store) Schema() *Schema { return s.schema }
+
+// Redis returns the client the store uses (for health checks).
+func (s *Store) Redis() redis.UniversalClient { return s.rdb }
+
+// Commit is one op to commit.
+type Commit struct {
+	Obj    string
+	Client string // writer id for deduplication; "" disables it
+	Seq    int64  // 1, 2, 3 ... per (Client, Obj); 0 disables deduplication
+	Base   int64  // revision the op was made on; -1 for a blind write
+	Ops    []Op
+}
+
+// Committed is the outcome of a successful Commit.
+type Committed struct {
+	Rev int64  // the revision of the op
+	Dup bool   // the op had been committed before (a resend); nothing was written now
+	ID  string // the feed entry ID ("" for a Dup)
+}
+
+// Commit applies one op atomically in one round trip (the commit script of
+// docs/dsm-protocol.md). It returns *ExpectError, ErrStale, ErrBaseAhead,
+// ErrTooManyFields or a validation error without writing anything.
+func (s *Store) Commit(ctx context.Context, c Commit) (Committed, error) {
+	if err := ValidAddress(c.Obj); err != nil {
+		return Committed{}, err
+	}
+	if err := Validate(c.Ops, s.cfg.Limits); err != nil {
+		return Committed{}, err
+	}
+	opsJSON, err := json.Marshal(c.Ops)
+	if err != nil {
+		return Committed{}, fmt.Errorf("store: encode op on %s: %w", c.Obj, err)
+	}
+	maxFields := s.cfg.MaxFields
+	if s.schema.IsIndex(c.Obj) {
+		maxFields = 0
+	}
+	k := keysFor(c.Obj, s.cfg.Shards)
+	res, err := s.commit.Run(ctx, s.rdb, []string{k.fields, k.meta, k.log, k.seen, k.feed},
+		c.Obj, c.Client, c.Seq, c.Base, opsJSON, s.cfg.OplogLen, s.cfg.FeedLen, maxFields).Slice()
+	if err != nil {
+		return Committed{}, fmt.Errorf("store: commit %s seq %d at base %d: %w", c.Obj, c.Seq, c.Base, err)
+	}
+	if len(res) < 2 {
+		return Committed{}, fmt.Errorf("store: commit %s: short reply %v", c.Obj, res)
+	}
+	status, _ := res[0].(string)
+	rev, _ := res[1].(int64)
+	switch status {
+	case "ok":
+		id, _ := res[2].(string)
+		return Committed{Rev: rev, ID: id}, nil
+	case "dup":
+		return Committed{Rev: rev, Dup: true}, nil
+	case "stale":
+		return Committed{}, fmt.Errorf("store: %s seq %d: %w", c.Obj, c.Seq, ErrStale)
+	case "base_ahead":
+		return Committed{}, fmt.Errorf("store: %s base %d > rev %d: %w", c.Obj, c.Base, rev, ErrBaseAhead)
+	case "fields":
+		return Committed{}, fmt.Errorf("store: %s would have %v fields > %d: %w", c.Obj, res[2], maxFields, ErrTooManyFields)
+	case "expect":
+		e := &ExpectError{Field: fmt.Sprint(res[2])}
+		for _, o := range c.Ops {
+			if o.Kind == OpExpect && o.Field == e.Field {
+				e.Want = o.Value
+				break
+			}
+		}
+		if len(res) > 3 {
+			if h, ok := res[3].(string); ok {
+				e.Have = &h
+			}
+		}
+		return Committed{}, e
+	}
+	return Committed{}, fmt.Errorf("store: commit %s: unexpected reply %v", c.Obj, res)
+}
+
+// Entry is one committed op as kept in the op log and sent on the feed.
+type Entry struct {
+	Rev    int64  `json:"rev"`
+	Client string `json:"c"`
+	Seq    int64  `json:"q"`
+	Ops    []Op   `json:"ops"`
+}
+
+// Read is a consistent read of one object: either a snapshot (Fields non-nil) or, when
+// asked for the ops since a revision the op log still covers, the Log of entries after it,
+// oldest first.
+type Read struct {
+	Rev    int64
+	Fields map[string]string
+	Log    []Entry
+}
+
+// Snapshot returns the fields and revision of an object (rev 0 and no fields if it was
+// never written).
+func (s *Store) Snapshot(ctx context.Context, obj string) (Read, error) {
+	return s.Since(ctx, obj, -1)
+}
+
+// Since returns the entries committed after revision since, or a snapshot when the op log
+// no longer reaches back that far (or since is -1, or a resync happened in between).
+func (s *Store) Since(ctx context.Context, obj string, since int64) (Read, error) {
+	if err := ValidAddress(obj); err != nil {
+		return Read{}, err
+	}
+	k := keysFor(obj, s.cfg.Shards)
+	res, err := s.read.Run(ctx, s.rdb, []string{k.fields, k.meta, k.log}, since).Slice()
+	if err != nil {
+		return Read{}, fmt.Errorf("store: read %s since %d: %w", obj, since, err)
+	}
+	r := Read{Rev: res[0].(int64)}
+	if flat, ok := res[1].([]any); ok {
+		r.Fields = make(map[string]string, len(flat)/2)
+		for i := 0; i+1 < len(flat); i += 2 {
+			r.Fields[flat[i].(string)] = flat[i+1].(string)
+		}
+		return r, nil
+	}
+	r.Log = make([]Entry, len(res)-2)
+	for i := 2; i < len(res); i++ {
+		var e Entry
+		if err := json.Unmarshal([]byte(res[i].(string)), &e); err != nil {
+			return Read{}, fmt.Errorf("store: op log of %s: %w", obj, err)
+		}
+		r.Log[len(res)-1-i] = e // newest first in Redis, oldest first here
+	}
+	return r, nil
+}
+
+// Reconcile adopts a write made outside the commit path: if the fields no longer match the
+// signature kept by commits, the revision is bumped and a resync entry is published on the
+// feed. It reports whether it adopted anything.
+func (s *Store) Reconcile(ctx context.Context, obj string) (bool, error) {
+	k := keysFor(obj, s.cfg.Shards)
+	res, err := s.reconcile.Run(ctx, s.rdb, []string{k.fields, k.meta, k.log, k.feed}, obj, s.cfg.FeedLen).Slice()
+	if err != nil {
+		return false, fmt.Errorf("store: reconcile %s: %w", obj, err)
+	}
+	adopted := res[0] == "adopted"
+	if adopted {
+		s.log.Warn("adopted a write made outside the commit path", "obj", obj, "rev", res[1])
+	}
+	return adopted, nil
+}
+
+// EnableNotifications turns on the keyspace events the store needs (hash events and generic
+// del, K h g), keeping whatever was set already. If Redis refuses CONFIG (as managed
+// services do) it logs one warning and returns nil: the change feed still works, only
+// writes made outside the commit path go unnoticed.
+func (s *Store) EnableNotifications(ctx context.Context) error {
+	err := forEachMaster(ctx, s.rdb, func(ctx context.Context, c *redis.Client) error {
+		cur, err := c.ConfigGet(ctx, "notify-keyspace-events").Result()
+		if err != nil {
+			return err
+		}
+		flags := mergeFlags(cur["notify-keyspace-events"], "Khg")
+		return c.ConfigSet(ctx, "notify-keyspace-events", flags).Err()
+	})
+	if err != nil {
+		s.log.Warn("cannot enable keyspace notifications; writes made outside the commit path will not reach subscribers",
+			"err", err)
+	}
+	return nil
+}
+
+// mergeFlags adds the notify-keyspace-events flags in add to cur. "A" already means every
+// class, so it absorbs g and h.
+func mergeFlags(cur, add string) string {
+	out := cur
+	for _, f := range add {
+		if !containsRune(out, f) && !(containsRune(out, 'A') && f != 'K' && f != 'E') {
+			out += string(f)
+		}
+	}
+	return out
+}
+
+func containsRune(s string, r rune) bool {
+	for _, c := range s {
+		if c == r {
+			return true
+		}
+	}
+	return false
+}
+
+func forEachMaster(ctx context.Context, rdb redis.UniversalClient, fn func(context.Context, *redis.Client) error) error {
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		return c.ForEachMaster(ctx, fn)
+	case *redis.Client:
+		return fn(ctx, c)
+	}
+	return errors.New("store: unsupported redis client type")
+}
