@@ -1,0 +1,316 @@
+package asadapter
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"dsmgw/store"
+)
+
+// Wake-ups: the change feed is the main source (it carries every commit, in order, and a
+// reader that reconnects loses nothing); keyspace notifications are a second, independent
+// source, used only when the feed did not deliver a change for the same object shortly
+// after; a rescan of the players index and of the live dialogs catches anything both
+// missed. Wake-ups for objects with a local call go straight to that call; others go
+// through a bounded, deduplicated queue to the workers.
+
+// keyspaceGrace is how long after a keyspace event the feed may deliver the same change
+// before the event counts as a wake-up of its own (100 ms: the feed entry is written by
+// the same script as the hash, so it normally arrives within a millisecond or two).
+const keyspaceGrace = 100 * time.Millisecond
+
+// wakeFilter remembers when the feed last delivered a change per object.
+type wakeFilter struct {
+	mu   sync.Mutex // guards seen
+	seen map[string]time.Time
+}
+
+func newWakeFilter() *wakeFilter { return &wakeFilter{seen: make(map[string]time.Time)} }
+
+func (w *wakeFilter) fed(obj string, now time.Time) {
+	w.mu.Lock()
+	w.seen[obj] = now
+	w.mu.Unlock()
+}
+
+func (w *wakeFilter) fedSince(obj string, t time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s, ok := w.seen[obj]
+	return ok && !s.Before(t)
+}
+
+// prune forgets entries older than keep, bounding the map to recent traffic.
+func (w *wakeFilter) prune(keep time.Duration) {
+	cut := time.Now().Add(-keep)
+	w.mu.Lock()
+	for k, t := range w.seen {
+		if t.Before(cut) {
+			delete(w.seen, k)
+		}
+	}
+	w.mu.Unlock()
+}
+
+// onChange runs on a feed reader goroutine: it must not block.
+func (a *Adapter) onChange(c store.Change) {
+	if c.Kind == store.ChangeLost {
+		a.kickAll()
+		return
+	}
+	if c.Obj == a.schema.Players.Index {
+		if c.Client == a.client {
+			return
+		}
+		for _, o := range c.Ops {
+			if o.Kind == store.OpSet {
+				a.kick(o.Field)
+			}
+		}
+		for k := range c.Fields {
+			a.kick(k)
+		}
+		return
+	}
+	if _, _, ok := a.schema.ParsePlayerAddress(c.Obj); !ok {
+		return
+	}
+	a.wake.fed(c.Obj, time.Now())
+	if c.Client == a.client {
+		return // our own write: nothing new for us
+	}
+	a.kick(c.Obj)
+}
+
+// kick asks for a player object to be examined: a local call is poked at once, anything
+// else is queued once.
+func (a *Adapter) kick(player string) {
+	if c := a.callFor(player); c != nil {
+		c.poke()
+		return
+	}
+	a.pmu.Lock()
+	if _, ok := a.pending[player]; ok {
+		a.pmu.Unlock()
+		return
+	}
+	a.pending[player] = struct{}{}
+	a.pmu.Unlock()
+	select {
+	case a.queue <- player:
+	default:
+		a.pmu.Lock()
+		delete(a.pending, player)
+		a.pmu.Unlock()
+		a.met.wakeDrops.Inc()
+	}
+}
+
+// kickAll schedules an immediate rescan.
+func (a *Adapter) kickAll() {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Rescan)
+		defer cancel()
+		a.rescan(ctx)
+	}()
+}
+
+func (a *Adapter) worker(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case p := <-a.queue:
+			a.pmu.Lock()
+			delete(a.pending, p)
+			a.pmu.Unlock()
+			a.examine(ctx, p)
+		}
+	}
+}
+
+// examine decides what a player object needs from this instance: nothing, a new outgoing
+// call, or ending a call whose owner died.
+func (a *Adapter) examine(ctx context.Context, player string) {
+	if c := a.callFor(player); c != nil {
+		c.poke()
+		return
+	}
+	if _, _, ok := a.schema.ParsePlayerAddress(player); !ok {
+		return
+	}
+	snap, err := a.st.Snapshot(ctx, player)
+	if err != nil {
+		a.met.dsmErrors.Inc()
+		a.log.Warn("read player failed; the rescan retries", "player", player, "err", err)
+		return
+	}
+	fl := snap.Fields
+	if a.wantsCall(fl) {
+		a.startOutgoing(ctx, player, snap)
+		return
+	}
+	if isLive(fl[a.f.mgwState]) || fl[a.f.playerState] == stateRinging {
+		a.maybeTakeover(ctx, player)
+	}
+}
+
+// wantsCall reports whether a player asks for an outgoing call: the browser wrote
+// player_state connecting with a remote or conference, and no call is up or starting.
+func (a *Adapter) wantsCall(fl map[string]string) bool {
+	return fl[a.f.playerState] == stateConnecting && !isLive(fl[a.f.mgwState]) &&
+		(fl[a.f.remote] != "" || fl[a.f.conference] != "")
+}
+
+func isLive(mgwState string) bool {
+	return mgwState == stateConnecting || mgwState == stateConnected
+}
+
+func (a *Adapter) rescanLoop(ctx context.Context) error {
+	t := time.NewTicker(a.cfg.Rescan)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			a.rescan(ctx)
+			a.wake.prune(10 * keyspaceGrace)
+		}
+	}
+}
+
+// rescan re-examines every player of the index and every stored dialog.
+func (a *Adapter) rescan(ctx context.Context) {
+	idx, err := a.st.Snapshot(ctx, a.schema.Players.Index)
+	if err != nil {
+		a.met.dsmErrors.Inc()
+		a.log.Warn("rescan: read players index failed", "err", err)
+	} else {
+		for p := range idx.Fields {
+			if a.callFor(p) == nil {
+				a.kick(p)
+			}
+		}
+	}
+	members, err := a.st.Redis().SMembers(ctx, a.keys.calls()).Result()
+	if err != nil {
+		a.log.Warn("rescan: read dialogs failed", "err", err)
+		return
+	}
+	for _, p := range members {
+		if a.callFor(p) == nil {
+			a.maybeTakeover(ctx, p)
+		}
+	}
+}
+
+// keyspacePattern matches keyspace events of player objects' field hashes.
+const keyspacePattern = "__keyspace@*__:dsm:{*}:f:players*"
+
+// keyspaceLoop listens to keyspace events of player objects on every master and turns
+// those the feed did not cover into wake-ups. Errors restart it after a pause.
+func (a *Adapter) keyspaceLoop(ctx context.Context) error {
+	type event struct {
+		obj string
+		at  time.Time
+	}
+	// Bounded: under a flood of events the feed covers them anyway.
+	events := make(chan event, 4096)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev := <-events:
+				if d := time.Until(ev.at.Add(keyspaceGrace)); d > 0 {
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(d):
+					}
+				}
+				if !a.wake.fedSince(ev.obj, ev.at.Add(-keyspaceGrace)) {
+					a.kick(ev.obj)
+				}
+			}
+		}
+	}()
+	for ctx.Err() == nil {
+		err := a.listenKeyspace(ctx, func(obj string) {
+			select {
+			case events <- event{obj: obj, at: time.Now()}:
+			default:
+			}
+		})
+		if ctx.Err() != nil {
+			break
+		}
+		a.log.Warn("keyspace listener stopped; restarting", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+func (a *Adapter) listenKeyspace(ctx context.Context, fn func(obj string)) error {
+	var clients []*redis.Client
+	var mu sync.Mutex
+	collect := func(_ context.Context, c *redis.Client) error {
+		mu.Lock()
+		clients = append(clients, c)
+		mu.Unlock()
+		return nil
+	}
+	switch c := a.st.Redis().(type) {
+	case *redis.ClusterClient:
+		if err := c.ForEachMaster(ctx, collect); err != nil {
+			return err
+		}
+	case *redis.Client:
+		clients = append(clients, c)
+	default:
+		<-ctx.Done()
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, len(clients))
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		ps := c.PSubscribe(ctx, keyspacePattern)
+		if _, err := ps.Receive(ctx); err != nil {
+			ps.Close()
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer ps.Close()
+			for {
+				msg, err := ps.ReceiveMessage(ctx)
+				if err != nil {
+					errc <- err
+					return
+				}
+				_, key, ok := strings.Cut(msg.Channel, "__:")
+				if !ok {
+					continue
+				}
+				if i := strings.Index(key, "}:f:"); i >= 0 {
+					fn(key[i+4:])
+				}
+			}
+		}()
+	}
+	err := <-errc
+	cancel()
+	wg.Wait()
+	return err
+}

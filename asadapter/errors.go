@@ -1,0 +1,31 @@
+package asadapter
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors of the adapter. Callers match them with errors.Is.
+var (
+	// ErrConfig reports an unusable configuration.
+	ErrConfig = errors.New("asadapter: bad configuration")
+	// ErrBadSDP reports an SDP body that cannot be parsed or has no usable audio stream.
+	ErrBadSDP = errors.New("asadapter: bad SDP")
+	// ErrNoCodec reports an SDP offer or answer without any codec the adapter supports.
+	ErrNoCodec = errors.New("asadapter: no common codec")
+	// ErrClaimLost reports that another instance holds the claim of a player.
+	ErrClaimLost = errors.New("asadapter: claim lost")
+	// ErrNoDialog reports that no dialog state is stored for a player.
+	ErrNoDialog = errors.New("asadapter: no dialog")
+	// ErrClosed reports use after Close.
+	ErrClosed = errors.New("asadapter: closed")
+)
+
+// SIPError is a SIP final response that ended a request: its status code and reason are
+// what the adapter writes to the player object for the browser to show.
+type SIPError struct {
+	Status int
+	Reason string
+}
+
+func (e *SIPError) Error() string { return fmt.Sprintf("asadapter: SIP %d %s", e.Status, e.Reason) }
