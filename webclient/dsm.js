@@ -271,7 +271,7 @@ export class DSM {
       case 'catchup':
         return o && o.subscribed && o.onCatchup(m.rev, m.log);
       case 'op':
-        return o && o.subscribed && o.synced && o.onRemote(m.rev, m.ops);
+        return o && o.subscribed && o.synced && o.onRemoteMsg(m.rev, m.ops, m.seq);
       case 'resync':
         return o && o.subscribed && o.onResync(m.rev, m.fields);
       case 'ack':

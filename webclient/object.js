@@ -208,6 +208,12 @@ export class DSMObject {
     this.pump();
   }
 
+  /** onRemoteMsg handles a remote op; one carrying our in-flight seq is that op's ack. */
+  onRemoteMsg(rev, ops, seq) {
+    if (seq !== undefined && this.inflight && seq === this.inflight.seq) this.onAck(seq, rev);
+    else this.onRemote(rev, ops);
+  }
+
   onRemote(rev, ops) {
     if (rev <= this.rev) return; // already have it (e.g. from a catchup)
     if (this.rev >= 0 && rev > this.rev + 1) {
