@@ -1,0 +1,135 @@
+package mediagw
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// minSecretLen is the shortest accepted shared secret: 16 bytes keeps HMAC tokens and the
+// bearer secret out of brute-force reach.
+const minSecretLen = 16
+
+// Config configures a Gateway. Zero fields get the defaults documented on each field
+// (filled in one place, withDefaults).
+type Config struct {
+	// BindAddr is the IP the UDP ports are bound on. Default 127.0.0.1.
+	BindAddr string
+	// PublicAddr is the address advertised for SDP (NAT deployments). Default BindAddr;
+	// required when BindAddr is unspecified (0.0.0.0 or ::).
+	PublicAddr string
+	// PortMin and PortMax bound the UDP ports; RTP takes even ports, RTCP the next odd one.
+	// Default 20000-29999.
+	PortMin, PortMax int
+	// PublicWSURL is the ws:// or wss:// base the browser reaches MediaHandler at, e.g.
+	// "wss://media.example.com". Required.
+	PublicWSURL string
+	// Secret is the shared API secret, media token key and event signing key (>= 16 bytes).
+	Secret string
+	// TokenTTL is how long a media token stays valid for attaching. Default 30 s: the
+	// browser attaches right after it reads the URL from the DSM; a short life makes a
+	// leaked URL useless soon.
+	TokenTTL time.Duration
+	// MediaTimeout ends a termination with a remote when no valid packet crossed either
+	// way for this long (not while on hold). Default 30 s, well above a browser's
+	// reconnect time and RTCP's 5 s interval.
+	MediaTimeout time.Duration
+	// SetupTimeout ends a termination that got no remote for this long. Default 5 min,
+	// above SIP timer C (3 min) so a long ringing call survives, yet a crashed AS adapter
+	// does not leak ports forever.
+	SetupTimeout time.Duration
+	// DisableLatching turns symmetric RTP off: UDP is accepted only from the negotiated
+	// remote address. With latching (the default), the first valid packet from another
+	// source latches the termination to it once (SIP peers behind NAT).
+	DisableLatching bool
+	// WSQueue is the number of packets queued toward one WebSocket before packets are
+	// dropped. Default 64 (over 0.6 s of audio plus RTCP): enough to ride out a TCP
+	// hiccup, small enough not to build latency.
+	WSQueue int
+	// MaxPacket is the largest accepted packet in bytes. Default 1500, an Ethernet MTU: no
+	// SIP peer sends larger RTP over UDP.
+	MaxPacket int
+	// MaxTerminations bounds live terminations. Default: the number of port pairs.
+	MaxTerminations int
+	// EventQueue bounds events waiting for HTTP delivery. Default 1024.
+	EventQueue int
+	// EventHTTPClient posts events. Default: an http.Client without its own timeout (each
+	// attempt has a 5 s context).
+	EventHTTPClient *http.Client
+	// OnEvent, when set, receives every event in process, on its own goroutine.
+	OnEvent func(Event)
+	// AllowedOrigins, when not empty, restricts the WebSocket Origin header to these
+	// values (scheme://host[:port]). Empty accepts any origin: the token is the guard.
+	AllowedOrigins []string
+	// SweepInterval is how often timeouts are checked. Default 1 s (timeouts are tens of
+	// seconds; a second of slack is irrelevant and the sweep is cheap).
+	SweepInterval time.Duration
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.BindAddr == "" {
+		c.BindAddr = "127.0.0.1"
+	}
+	bind := net.ParseIP(c.BindAddr)
+	if bind == nil {
+		return c, fmt.Errorf("mediagw: config: bind address %q is not an IP", c.BindAddr)
+	}
+	if c.PublicAddr == "" {
+		if bind.IsUnspecified() {
+			return c, fmt.Errorf("mediagw: config: public address required with bind address %s", c.BindAddr)
+		}
+		c.PublicAddr = c.BindAddr
+	}
+	if c.PortMin == 0 && c.PortMax == 0 {
+		c.PortMin, c.PortMax = 20000, 29999
+	}
+	if c.PortMin%2 == 1 {
+		c.PortMin++
+	}
+	if c.PortMin < 1024 || c.PortMax > 65535 || c.PortMax < c.PortMin+1 {
+		return c, fmt.Errorf("mediagw: config: port range %d-%d: want 1024 <= min < max <= 65535 with room for a pair", c.PortMin, c.PortMax)
+	}
+	u, err := url.Parse(c.PublicWSURL)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+		return c, fmt.Errorf("mediagw: config: public ws url %q: want ws(s)://host[:port]", c.PublicWSURL)
+	}
+	c.PublicWSURL = strings.TrimRight(c.PublicWSURL, "/")
+	if len(c.Secret) < minSecretLen {
+		return c, fmt.Errorf("mediagw: config: secret shorter than %d bytes", minSecretLen)
+	}
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = 30 * time.Second
+	}
+	if c.MediaTimeout <= 0 {
+		c.MediaTimeout = 30 * time.Second
+	}
+	if c.SetupTimeout <= 0 {
+		c.SetupTimeout = 5 * time.Minute
+	}
+	if c.WSQueue <= 0 {
+		c.WSQueue = 64
+	}
+	if c.MaxPacket <= 0 {
+		c.MaxPacket = 1500
+	}
+	if c.MaxPacket < minRTPHeader || c.MaxPacket > 65535 {
+		return c, fmt.Errorf("mediagw: config: max packet %d out of range", c.MaxPacket)
+	}
+	pairs := (c.PortMax - c.PortMin + 1) / 2
+	if c.MaxTerminations <= 0 || c.MaxTerminations > pairs {
+		c.MaxTerminations = pairs
+	}
+	if c.EventQueue <= 0 {
+		c.EventQueue = 1024
+	}
+	if c.EventHTTPClient == nil {
+		c.EventHTTPClient = &http.Client{}
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = time.Second
+	}
+	return c, nil
+}

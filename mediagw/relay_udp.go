@@ -1,0 +1,160 @@
+package mediagw
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// readUDP is the reader of one of the termination's sockets (rtcpSock: the RTCP port).
+// It owns its buffer and scratch header, so the path allocates nothing per packet.
+func (t *termination) readUDP(conn *net.UDPConn, rtcpSock bool) {
+	defer t.wg.Done()
+	buf := make([]byte, t.g.cfg.MaxPacket+1)
+	var hdr rtp.Header
+	for {
+		n, src, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			select {
+			case <-t.done:
+				return
+			default:
+				continue
+			}
+		}
+		t.fromUDP(buf[:n], src, rtcpSock, &hdr)
+	}
+}
+
+// fromUDP checks one datagram from the far end and queues it toward the browser.
+func (t *termination) fromUDP(pkt []byte, src netip.AddrPort, rtcpSock bool, hdr *rtp.Header) {
+	p := t.peer.Load()
+	if p == nil {
+		t.drop(dropNoRemote)
+		return
+	}
+	if len(pkt) > t.g.cfg.MaxPacket {
+		t.drop(dropOversized)
+		return
+	}
+	if len(pkt) < 2 {
+		t.drop(dropTruncated)
+		return
+	}
+	rtcp := rtcpSock || isRTCP(pkt)
+	var info rtpInfo
+	var why dropReason
+	if rtcp {
+		why = checkRTCP(pkt)
+	} else {
+		info, why = checkRTP(pkt, &p.pts, hdr)
+	}
+	if why != dropNone {
+		t.drop(why)
+		return
+	}
+	latch, want := &t.latchRTP, p.rtp
+	if rtcpSock {
+		latch, want = &t.latchRTCP, p.rtcp
+	}
+	if !t.sourceOK(latch, want, src.Addr().Unmap(), src.Port()) {
+		t.drop(dropForeignSource)
+		return
+	}
+	now := time.Now().UnixNano()
+	t.lastPacket.Store(now)
+	if rtcp {
+		t.noteReport(pkt, p)
+	} else {
+		t.c.fromUDP.update(info, p.pts.clock[info.pt], now)
+	}
+	w := t.ws.Load()
+	if w == nil {
+		t.drop(dropNotAttached)
+		return
+	}
+	if !w.enqueue(pkt) {
+		t.drop(dropQueueFull)
+		return
+	}
+	f, m := &t.c.udpToWS, &t.g.m.udpToWS
+	if rtcp {
+		f.rtcpPackets.Add(1)
+		f.rtcpBytes.Add(uint64(len(pkt)))
+		m.rtcpPackets.Inc()
+		m.rtcpBytes.Add(float64(len(pkt)))
+	} else {
+		f.rtpPackets.Add(1)
+		f.rtpBytes.Add(uint64(len(pkt)))
+		m.rtpPackets.Inc()
+		m.rtpBytes.Add(float64(len(pkt)))
+	}
+}
+
+// sourceOK accepts a datagram from the negotiated remote or the latched source. With
+// latching on, the first valid source is latched once (it may differ from the
+// negotiated address: a peer behind NAT); later datagrams must come from it.
+func (t *termination) sourceOK(latch *atomic.Pointer[netip.AddrPort], want netip.AddrPort, addr netip.Addr, port uint16) bool {
+	src := netip.AddrPortFrom(addr, port)
+	if l := latch.Load(); l != nil {
+		return *l == src
+	}
+	if t.g.cfg.DisableLatching {
+		return src == want
+	}
+	if latch.CompareAndSwap(nil, &src) {
+		t.log.Info("mediagw: latched far end", "source", src.String(), "negotiated", want.String())
+		return true
+	}
+	return *latch.Load() == src
+}
+
+// noteReport keeps the far end's report about the stream we send it (the browser's).
+func (t *termination) noteReport(pkt []byte, p *peerState) {
+	ssrc := t.seq.currentSSRC()
+	frac, cum, jit, ok := reportBlock(pkt, ssrc)
+	if !ok {
+		return
+	}
+	clock := uint32(8000)
+	if pt, ok := t.seq.currentPT(); ok && p.pts.clock[pt] > 0 {
+		clock = p.pts.clock[pt]
+	}
+	r := &RemoteReport{FractionLost: float64(frac) / 256, CumulativeLost: cum,
+		JitterMS: float64(jit) * 1000 / float64(clock)}
+	t.c.reportMu.Lock()
+	t.c.report = r
+	t.c.reportMu.Unlock()
+}
+
+// sendUDP sends one packet toward the far end: RTP (and muxed RTCP) from the RTP port
+// to the latched or negotiated RTP address, RTCP from the RTCP port to its address.
+func (t *termination) sendUDP(pkt []byte, p *peerState, rtcp bool) dropReason {
+	conn, latch, dest := t.rtpConn, &t.latchRTP, p.rtp
+	if rtcp && !p.mux {
+		conn, latch, dest = t.rtcpConn, &t.latchRTCP, p.rtcp
+	}
+	if l := latch.Load(); l != nil {
+		dest = *l
+	}
+	if dest.Addr().IsUnspecified() {
+		// c=0.0.0.0 is the legacy way to say hold (RFC 3264 8.4): nowhere to send.
+		return dropHeld
+	}
+	if _, err := conn.WriteToUDPAddrPort(pkt, dest); err != nil {
+		return dropSendError
+	}
+	return dropNone
+}
+
+func (t *termination) drop(r dropReason) {
+	t.c.drops[r].Add(1)
+	t.g.m.dropByReason[r].Inc()
+}
