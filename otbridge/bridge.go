@@ -1,0 +1,218 @@
+// Package otbridge is the WebSocket side of the DSM: it authenticates browsers with signed
+// tokens, serves subscriptions (snapshot or catch-up) and ops (committed through store,
+// acknowledged only after Redis committed them), and fans the change feed out to local
+// subscriptions in revision order without gaps. docs/dsm-protocol.md is its contract.
+package otbridge
+
+import (
+	"bytes"
+	"context"
+	"hash/crc32"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"dsmgw/store"
+)
+
+// drainTimeout bounds how long Run waits for connections to finish after it closed them
+// (they only need to notice their socket is closed).
+const drainTimeout = 5 * time.Second
+
+// Bridge serves the DSM WebSocket protocol for one gateway instance.
+type Bridge struct {
+	cfg      Config
+	st       *store.Store
+	feed     *store.Feed
+	log      *slog.Logger
+	m        *metrics
+	hub      *hub
+	refresh  *refresher
+	upgrader websocket.Upgrader
+	limits   Limits
+	shards   int
+	// readBufs recycles the buffers frames are read into, so an idle connection holds none.
+	readBufs sync.Pool
+
+	ctx    context.Context // cancelled when Run returns: bounds every store call
+	cancel context.CancelFunc
+
+	running  atomic.Bool // Run subscribed to the feed: connections may be accepted
+	stopping atomic.Bool
+
+	mu    sync.Mutex // guards conns
+	conns map[*conn]struct{}
+	wg    sync.WaitGroup // connection handlers
+}
+
+// New returns a Bridge committing through st and fanning out feed. reg receives the
+// bridge's metrics (nil: not registered); log defaults to slog.Default().
+func New(cfg Config, st *store.Store, feed *store.Feed, reg prometheus.Registerer, log *slog.Logger) (*Bridge, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	sc := st.Config()
+	b := &Bridge{
+		cfg:   cfg,
+		st:    st,
+		feed:  feed,
+		log:   log.With("component", "otbridge", "instance", cfg.Instance),
+		m:     m,
+		hub:   newHub(feed),
+		conns: make(map[*conn]struct{}),
+		limits: Limits{
+			MaxFrameBytes: cfg.MaxFrameBytes,
+			MaxOps:        sc.Limits.MaxOps,
+			MaxFieldBytes: sc.Limits.MaxFieldBytes,
+			MaxValueBytes: sc.Limits.MaxValueBytes,
+			MaxFields:     sc.MaxFields,
+			MaxSubs:       cfg.MaxSubs,
+			OpsPerSecond:  cfg.OpsPerSecond,
+		},
+		shards: sc.Shards,
+	}
+	b.readBufs.New = func() any { return new(bytes.Buffer) }
+	b.refresh = newRefresher()
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.upgrader = websocket.Upgrader{
+		// Small read buffers and pooled write buffers keep an idle connection well under
+		// 20 KiB: a frame larger than the read buffer is simply read in several pieces, and
+		// a write buffer is only held while a message is being written.
+		ReadBufferSize:  1024,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     cfg.CheckOrigin,
+	}
+	return b, nil
+}
+
+// Run subscribes to the feed, runs the catch-up workers and accepts connections until ctx
+// ends; then it closes every connection with 1001 and waits for them. It returns nil after
+// a clean shutdown.
+func (b *Bridge) Run(ctx context.Context) error {
+	if b.stopping.Load() {
+		return ErrClosed
+	}
+	unsub := b.feed.Subscribe(b.onChange)
+	var workers sync.WaitGroup
+	for i := 0; i < b.cfg.RefreshWorkers; i++ {
+		workers.Add(1)
+		go func() { defer workers.Done(); b.refresh.work(b.ctx, b) }()
+	}
+	b.running.Store(true)
+	b.log.Info("DSM bridge running")
+	<-ctx.Done()
+
+	b.stopping.Store(true)
+	b.running.Store(false)
+	b.mu.Lock()
+	n := len(b.conns)
+	for c := range b.conns {
+		c.close(CloseGoingAway, "gateway shutting down")
+	}
+	b.mu.Unlock()
+	b.log.Info("DSM bridge draining connections", "connections", n)
+	done := make(chan struct{})
+	go func() { b.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(drainTimeout):
+		b.log.Warn("connections still open after drain timeout")
+	}
+	unsub()
+	b.cancel()
+	workers.Wait()
+	return nil
+}
+
+// Handler returns the WebSocket endpoint: a GET on the path it is mounted on upgrades to
+// the DSM protocol. Until Run has started (and after it ended) it answers 503.
+func (b *Bridge) Handler() http.Handler { return http.HandlerFunc(b.serveWS) }
+
+func (b *Bridge) serveWS(w http.ResponseWriter, r *http.Request) {
+	if !b.running.Load() || b.stopping.Load() {
+		http.Error(w, "DSM bridge not running", http.StatusServiceUnavailable)
+		return
+	}
+	ws, err := b.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader already answered with an HTTP error
+	}
+	c := newConn(b, ws)
+	b.mu.Lock()
+	if b.stopping.Load() {
+		b.mu.Unlock()
+		ws.Close()
+		return
+	}
+	b.conns[c] = struct{}{}
+	b.wg.Add(1)
+	b.mu.Unlock()
+	b.m.connections.Inc()
+	defer func() {
+		b.mu.Lock()
+		delete(b.conns, c)
+		b.mu.Unlock()
+		b.m.connections.Dec()
+		b.wg.Done()
+	}()
+	c.serve()
+}
+
+// shardOf mirrors store's object → feed shard mapping (crc32 of the address modulo the
+// shard count), needed to find the subscriptions hit by a lost feed shard.
+func shardOf(obj string, shards int) int {
+	return int(crc32.ChecksumIEEE([]byte(obj)) % uint32(shards))
+}
+
+// change is one feed entry as handed to subscriptions, with its message encoded once for
+// all of them.
+type change struct {
+	store.Change
+	once sync.Once
+	msg  []byte
+}
+
+func (ch *change) message() []byte {
+	ch.once.Do(func() {
+		if ch.Kind == store.ChangeResync {
+			ch.msg = encodeFields(TypeResync, ch.Obj, ch.Rev, ch.Fields)
+		} else {
+			ch.msg = encodeOp(ch.Obj, ch.Rev, 0, ch.Ops)
+		}
+	})
+	return ch.msg
+}
+
+// onChange is the single feed handler. It runs on a feed reader goroutine and never
+// blocks: delivery only appends to bounded per-connection queues.
+func (b *Bridge) onChange(sc store.Change) {
+	if sc.Kind == store.ChangeLost {
+		b.hub.each(func(s *sub) {
+			if shardOf(s.obj, b.shards) == sc.Shard {
+				s.c.forceResync(s)
+			}
+		})
+		return
+	}
+	subs := b.hub.get(sc.Obj)
+	if len(subs) == 0 {
+		return
+	}
+	ch := &change{Change: sc}
+	for _, s := range subs {
+		s.c.deliver(s, ch)
+	}
+}

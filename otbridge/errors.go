@@ -1,0 +1,56 @@
+package otbridge
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors of the bridge.
+var (
+	ErrSecret      = errors.New("otbridge: token secret too short")
+	ErrBadToken    = errors.New("malformed token")
+	ErrForgedToken = errors.New("token signature does not match")
+	ErrExpired     = errors.New("token expired")
+	ErrClosed      = errors.New("otbridge: bridge is shut down")
+)
+
+// Protocol error codes (docs/dsm-protocol.md, "Errors and limits").
+const (
+	CodeBadJSON          = "bad_json"
+	CodeBadMessage       = "bad_message"
+	CodeNotAuthenticated = "not_authenticated"
+	CodeBadToken         = "bad_token"
+	CodeForbidden        = "forbidden"
+	CodeTooManyOps       = "too_many_ops"
+	CodeValueTooLong     = "value_too_long"
+	CodeTooManyFields    = "too_many_fields"
+	CodeTooManySubs      = "too_many_subs"
+	CodeRateLimited      = "rate_limited"
+	CodeInflight         = "inflight"
+	CodeExpectFailed     = "expect_failed"
+	CodeStale            = "stale"
+	CodeBaseAhead        = "base_ahead"
+	CodeUnavailable      = "unavailable"
+)
+
+// WebSocket close codes the bridge uses.
+const (
+	CloseBadToken     = 4001 // bad_token: forged, malformed or expired token
+	CloseSlowConsumer = 4008 // the send queue was full
+	CloseTooBig       = 1009 // frame over MaxFrameBytes (sent by gorilla/websocket)
+	CloseUnavailable  = 1011 // Redis did not answer a commit: reconnect and resend
+	CloseGoingAway    = 1001 // the gateway is shutting down
+)
+
+// ProtoError is a refusal with a protocol error code, sent to the client as an error or a
+// nack.
+type ProtoError struct {
+	Code string
+	Msg  string
+}
+
+func (e *ProtoError) Error() string { return e.Code + ": " + e.Msg }
+
+func protoErr(code, format string, args ...any) *ProtoError {
+	return &ProtoError{Code: code, Msg: fmt.Sprintf(format, args...)}
+}

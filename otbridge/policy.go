@@ -1,0 +1,59 @@
+package otbridge
+
+import (
+	"strings"
+
+	"dsmgw/store"
+)
+
+// Policy decides what a token may read and write. The bridge asks CanRead before a
+// subscription and CanWrite for every field an op touches (set, del and expect alike:
+// an expect reveals a value).
+type Policy interface {
+	CanRead(c Claims, obj string) bool
+	CanWrite(c Claims, obj, field string) bool
+}
+
+// DefaultPolicy implements the Grants of docs/dsm-protocol.md: a token for client K may
+// read and write the objects players/K/..., may write only the fields players/K/... of the
+// players index, and may read users and users/...
+type DefaultPolicy struct{}
+
+const (
+	playersIndex  = "players"
+	playersPrefix = "players/"
+	usersIndex    = "users"
+	usersPrefix   = "users/"
+)
+
+func ownPlayer(c Claims, s string) bool {
+	rest, ok := strings.CutPrefix(s, playersPrefix)
+	if !ok {
+		return false
+	}
+	rest, ok = strings.CutPrefix(rest, c.Client+"/")
+	return ok && rest != ""
+}
+
+// CanRead reports whether c may subscribe to obj.
+func (DefaultPolicy) CanRead(c Claims, obj string) bool {
+	return ownPlayer(c, obj) || obj == usersIndex || strings.HasPrefix(obj, usersPrefix)
+}
+
+// CanWrite reports whether c may write field of obj.
+func (DefaultPolicy) CanWrite(c Claims, obj, field string) bool {
+	if obj == playersIndex {
+		return ownPlayer(c, field) && store.ValidAddress(field) == nil
+	}
+	return ownPlayer(c, obj)
+}
+
+// AllowAll grants everything to every valid token. It exists for load tests and
+// convergence tests in which many clients share objects; never use it in production.
+type AllowAll struct{}
+
+// CanRead always reports true.
+func (AllowAll) CanRead(Claims, string) bool { return true }
+
+// CanWrite always reports true.
+func (AllowAll) CanWrite(Claims, string, string) bool { return true }
