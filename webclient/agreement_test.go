@@ -2,6 +2,7 @@ package webclient
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"math/rand/v2"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 
 	"dsmgw/internal/testpeer"
 	"dsmgw/store"
+
+	"github.com/zaf/g711"
 )
 
 // agreementScript runs in node: it reads vectors on stdin and prints, for each, the JS
@@ -212,5 +215,58 @@ func TestTransformAndSchemaAgreeWithGo(t *testing.T) {
 	if js.Fields.Participants["display"] != sc.Users.ParticipantFields.Display ||
 		js.Fields.Participants["status"] != sc.Users.ParticipantFields.Status {
 		t.Errorf("participant fields: js %v", js.Fields.Participants)
+	}
+}
+
+const g711Script = `
+import { encode, decode } from './g711.js';
+const all = new Int16Array(65536);
+for (let i = 0; i < 65536; i++) all[i] = i - 32768;
+const codes = new Uint8Array(256).map((_, i) => i);
+const b64 = (a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+process.stdout.write(JSON.stringify({
+  ulawEnc: b64(encode('PCMU', all)), alawEnc: b64(encode('PCMA', all)),
+  ulawDec: b64(decode('PCMU', codes)), alawDec: b64(decode('PCMA', codes)),
+}));
+`
+
+// TestG711AgreesWithReference checks g711.js against zaf/g711 on every 16-bit sample
+// (encode) and every code (decode), for both laws.
+func TestG711AgreesWithReference(t *testing.T) {
+	t.Parallel()
+	node := testpeer.Need(t, "node")
+	cmd := exec.Command(node, "--input-type=module", "-e", g711Script)
+	cmd.Dir, _ = filepath.Abs(".")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, stderr.String())
+	}
+	var js struct{ UlawEnc, AlawEnc, UlawDec, AlawDec []byte }
+	if err := json.Unmarshal(out, &js); err != nil {
+		t.Fatal(err)
+	}
+	if len(js.UlawEnc) != 65536 || len(js.AlawEnc) != 65536 || len(js.UlawDec) != 512 || len(js.AlawDec) != 512 {
+		t.Fatalf("node output sizes %d %d %d %d", len(js.UlawEnc), len(js.AlawEnc), len(js.UlawDec), len(js.AlawDec))
+	}
+	for i := range 65536 {
+		s := int16(i - 32768)
+		if got, want := js.UlawEnc[i], g711.EncodeUlawFrame(s); got != want {
+			t.Fatalf("mu-law encode %d: js %#x zaf %#x", s, got, want)
+		}
+		if got, want := js.AlawEnc[i], g711.EncodeAlawFrame(s); got != want {
+			t.Fatalf("A-law encode %d: js %#x zaf %#x", s, got, want)
+		}
+	}
+	for c := range 256 {
+		u := int16(binary.LittleEndian.Uint16(js.UlawDec[2*c:]))
+		if want := g711.DecodeUlawFrame(uint8(c)); u != want {
+			t.Fatalf("mu-law decode %#x: js %d zaf %d", c, u, want)
+		}
+		a := int16(binary.LittleEndian.Uint16(js.AlawDec[2*c:]))
+		if want := g711.DecodeAlawFrame(uint8(c)); a != want {
+			t.Fatalf("A-law decode %#x: js %d zaf %d", c, a, want)
+		}
 	}
 }
