@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -183,6 +184,7 @@ type Adapter struct {
 	calls map[string]*call // player address → live call owned here
 	byID  map[string]*call // Call-ID → live call owned here
 
+	runCtx    atomic.Pointer[context.Context] // Run's context, for SIP handlers
 	closeOnce sync.Once
 }
 
@@ -251,6 +253,7 @@ func (a *Adapter) OnRequest(method sip.RequestMethod, h sipgo.RequestHandler) {
 // cancelling ctx for a graceful drain.
 func (a *Adapter) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
+	a.runCtx.Store(&ctx)
 	a.tp.serve(g, a.srv)
 	unsub := a.feed.Subscribe(a.onChange)
 	defer unsub()

@@ -1,0 +1,220 @@
+package asadapter
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"dsmgw/store"
+)
+
+// cleanupTimeout bounds the work done when a call ends (BYE, media gateway delete, DSM
+// writes): long enough for a BYE's transaction over a slow path (Timer F is 32 s, but a
+// live peer answers within a second), short enough that a dead peer does not hold a
+// goroutine for long.
+const cleanupTimeout = 8 * time.Second
+
+// call is one call owned by this instance. Its goroutine (runOut or runIn) owns the
+// call's lifecycle; SIP handlers signal it through the channels and share the dialog
+// under mu.
+type call struct {
+	a      *Adapter
+	player string
+	dir    string
+	log    *slog.Logger
+	seenAt time.Time // when the browser's connecting was seen (post-dial delay)
+
+	wakeC chan struct{} // the player object changed (cap 1: wake-ups merge)
+	byeC  chan struct{} // the far end sent BYE (cap 1)
+	ackC  chan struct{} // the ACK for our 2xx arrived (cap 1)
+	seC   chan struct{} // the peer refreshed the session (cap 1)
+	done  chan struct{} // closed when the call's goroutine ends
+
+	mu     sync.Mutex // guards d, local, remote, answer
+	d      dialog
+	local  Local
+	remote Remote
+	answer  []byte       // our last SDP (offer or answer), for refreshes
+	lastAck *sip.Request // the ACK of our 2xx, resent on 2xx retransmissions
+	seDue   time.Time    // when the session expires without a refresh (zero: no timer)
+	seNext  time.Time    // when we refresh (we are the refresher; zero: not us)
+}
+
+func (a *Adapter) newCall(player, dir, callID string) *call {
+	return &call{
+		a: a, player: player, dir: dir, seenAt: time.Now(),
+		log:   a.log.With("player", player, "call_id", callID),
+		wakeC: make(chan struct{}, 1), byeC: make(chan struct{}, 1),
+		ackC: make(chan struct{}, 1), seC: make(chan struct{}, 1),
+		done: make(chan struct{}),
+	}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// poke tells the call its player object changed.
+func (c *call) poke() { signal(c.wakeC) }
+
+func (a *Adapter) callFor(player string) *call {
+	a.cmu.Lock()
+	defer a.cmu.Unlock()
+	return a.calls[player]
+}
+
+func (a *Adapter) callByID(callID string) *call {
+	a.cmu.Lock()
+	defer a.cmu.Unlock()
+	return a.byID[callID]
+}
+
+// addCall registers a call; false if the player already has one here or we are full.
+func (a *Adapter) addCall(c *call, callID string) bool {
+	a.cmu.Lock()
+	defer a.cmu.Unlock()
+	if _, ok := a.calls[c.player]; ok || len(a.calls) >= a.cfg.MaxCalls {
+		return false
+	}
+	a.calls[c.player] = c
+	a.byID[callID] = c
+	a.met.calls.WithLabelValues(c.dir).Inc()
+	a.met.attempts.WithLabelValues(c.dir).Inc()
+	return true
+}
+
+func (a *Adapter) removeCall(c *call) {
+	a.cmu.Lock()
+	if a.calls[c.player] == c {
+		delete(a.calls, c.player)
+		a.met.calls.WithLabelValues(c.dir).Dec()
+	}
+	for id, x := range a.byID {
+		if x == c {
+			delete(a.byID, id)
+		}
+	}
+	a.cmu.Unlock()
+}
+
+// abandonAll waits for call goroutines after Run's context ended: they return without
+// signalling (as in a crash), leaving claims to expire and dialogs for a takeover.
+func (a *Adapter) abandonAll() {
+	a.cmu.Lock()
+	var cs []*call
+	for _, c := range a.calls {
+		cs = append(cs, c)
+	}
+	a.cmu.Unlock()
+	for _, c := range cs {
+		<-c.done
+	}
+}
+
+// commit writes ops to a player object as this instance.
+func (a *Adapter) commit(ctx context.Context, player string, ops ...store.Op) error {
+	_, err := a.st.Commit(ctx, store.Commit{Obj: player, Client: a.client, Base: -1, Ops: ops})
+	if err != nil && !errors.Is(err, store.ErrExpectFailed) {
+		a.met.dsmErrors.Inc()
+	}
+	return err
+}
+
+// cleanupCtx is the context for ending a call: detached from Run's context so that a
+// hangup in progress completes, bounded by cleanupTimeout.
+func cleanupCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), cleanupTimeout)
+}
+
+// finish ends the call: the termination is deleted, the final fields are written (only
+// if the player still shows this call), the dialog record and the claim are dropped.
+func (c *call) finish(result string, ops ...store.Op) {
+	ctx, cancel := cleanupCtx()
+	defer cancel()
+	a := c.a
+	c.mu.Lock()
+	term, callID := c.d.Term, c.d.CallID
+	c.mu.Unlock()
+	if term != "" {
+		if err := a.mgw.Delete(ctx, term); err != nil {
+			a.met.mgwErrors.WithLabelValues("delete").Inc()
+			c.log.Warn("delete termination failed", "term", term, "err", err)
+		}
+	}
+	if len(ops) > 0 {
+		all := append([]store.Op{store.Expect(a.f.callID, callID)}, ops...)
+		all = append(all, store.Del(a.f.mgwURL), store.Del(a.f.progress))
+		if err := a.commit(ctx, c.player, all...); err != nil && !errors.Is(err, store.ErrExpectFailed) {
+			c.log.Warn("write call result failed", "err", err)
+		}
+	}
+	a.deleteDialog(ctx, c.player)
+	a.release(ctx, c.player)
+	a.met.results.WithLabelValues(result).Inc()
+	c.log.Info("call ended", "result", result)
+}
+
+// failOps are the fields of a failed call: both states failed, the SIP status and reason.
+func (a *Adapter) failOps(status int, reason string) []store.Op {
+	ops := []store.Op{store.Set(a.f.mgwState, stateFailed), store.Set(a.f.playerState, stateFailed),
+		store.Set(a.f.sipReason, reason)}
+	if status > 0 {
+		ops = append(ops, store.Set(a.f.sipStatus, strconv.Itoa(status)))
+	} else {
+		ops = append(ops, store.Del(a.f.sipStatus))
+	}
+	return ops
+}
+
+// endOps are the fields of a call that ended normally.
+func (a *Adapter) endOps() []store.Op {
+	return []store.Op{store.Set(a.f.mgwState, stateDisconnected), store.Set(a.f.playerState, stateDisconnected)}
+}
+
+// snapshot reads the call's player object; ok false when it was deleted or now shows
+// another call.
+func (c *call) snapshot(ctx context.Context) (map[string]string, bool) {
+	r, err := c.a.st.Snapshot(ctx, c.player)
+	if err != nil {
+		c.a.met.dsmErrors.Inc()
+		c.log.Warn("read player failed", "err", err)
+		return nil, true // keep the call; the next wake-up retries
+	}
+	c.mu.Lock()
+	id := c.d.CallID
+	c.mu.Unlock()
+	if len(r.Fields) == 0 || r.Fields[c.a.f.callID] != id {
+		return r.Fields, false
+	}
+	return r.Fields, true
+}
+
+// wantsEnd reports whether the browser asked to end the call.
+func (c *call) wantsEnd(fl map[string]string, ok bool) bool {
+	if !ok {
+		return true
+	}
+	s := fl[c.a.f.playerState]
+	return s == stateDisconnected || s == stateFailed
+}
+
+// do sends a request in a client transaction and returns its final response, answering
+// one digest challenge with the configured credentials.
+func (a *Adapter) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	res, err := a.cli.Do(ctx, req, prebuilt)
+	if err != nil {
+		return nil, err
+	}
+	if (res.StatusCode == 401 || res.StatusCode == 407) && a.cfg.AuthUser != "" {
+		res, err = a.cli.DoDigestAuth(ctx, req, res, a.digest())
+	}
+	return res, err
+}

@@ -1,0 +1,83 @@
+package asadapter
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"dsmgw/store"
+)
+
+// confirmed runs an established call until it ends: the browser hanging up (BYE), the far
+// end hanging up, DTMF written by the browser, claim renewal and session timers. When
+// Run's context ends the call is abandoned without a word (a crash, as far as the peers
+// can tell), leaving it to a takeover.
+func (c *call) confirmed(ctx context.Context) {
+	a := c.a
+	renew := time.NewTicker(a.renewEvery())
+	defer renew.Stop()
+	se := time.NewTimer(time.Hour)
+	se.Stop()
+	c.armSessionTimer(se)
+	c.poke() // the browser may have written something while we were answering
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.byeC:
+			c.log.Info("far end hung up")
+			c.finish("remote_bye", append(a.endOps(), store.Set(a.f.sipReason, "remote hangup"))...)
+			return
+		case <-c.wakeC:
+			fl, ok := c.snapshot(ctx)
+			if c.wantsEnd(fl, ok) {
+				c.log.Info("browser hung up", "player_state", fl[a.f.playerState])
+				c.bye()
+				if ok && fl[a.f.playerState] == stateFailed {
+					c.finish("failed", store.Set(a.f.mgwState, stateFailed))
+				} else {
+					c.finish("local_bye", store.Set(a.f.mgwState, stateDisconnected))
+				}
+				return
+			}
+			if dt := fl[a.f.dtmf]; dt != "" {
+				c.sendDTMF(ctx, dt)
+			}
+		case <-renew.C:
+			if err := a.renew(ctx, c.player); errors.Is(err, ErrClaimLost) {
+				c.log.Warn("claim taken by another instance; leaving the call to it")
+				return
+			}
+		case <-c.seC:
+			c.armSessionTimer(se)
+		case <-se.C:
+			if c.sessionTimerFired(ctx) {
+				return
+			}
+			c.armSessionTimer(se)
+		}
+	}
+}
+
+// bye sends BYE in the dialog and waits (bounded) for its final response.
+func (c *call) bye() {
+	ctx, cancel := cleanupCtx()
+	defer cancel()
+	c.mu.Lock()
+	req, err := c.a.request(&c.d, sip.BYE, nil, "")
+	d := c.d
+	c.mu.Unlock()
+	if err != nil {
+		c.log.Warn("build BYE failed", "err", err)
+		return
+	}
+	_ = c.a.saveDialog(ctx, &d)
+	res, err := c.a.do(ctx, req)
+	if err != nil {
+		c.log.Warn("BYE failed", "err", err)
+		return
+	}
+	c.log.Debug("BYE answered", "status", res.StatusCode)
+}

@@ -1,0 +1,261 @@
+package asadapter
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"dsmgw/store"
+)
+
+// onInvite handles an INVITE: a re-INVITE in one of our dialogs, or a call to a
+// registered user, which becomes a ringing player object of that user's browser.
+func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if !wellFormed(req) {
+		a.reject(tx, req, 400, "Bad Request")
+		return
+	}
+	if tag, _ := req.To().Params.Get("tag"); tag != "" {
+		a.onReInvite(req, tx)
+		return
+	}
+	ctx := a.runContext()
+	if ctx.Err() != nil {
+		a.reply(tx, req, 503, "Service Unavailable", "", nil)
+		return
+	}
+	if a.callByID(req.CallID().Value()) != nil {
+		a.reply(tx, req, 482, "Loop Detected", "", nil) // a forked copy of a call we have
+		return
+	}
+	a.reply(tx, req, 100, "Trying", "", nil)
+	user := req.Recipient.User
+	if user == "" {
+		user = req.To().Address.User
+	}
+	player, err := a.playerOfUser(ctx, user)
+	if err != nil {
+		a.log.Info("incoming call for an unknown or absent user", "user", user, "call_id", req.CallID().Value(), "err", err)
+		a.reply(tx, req, 404, "Not Found", "", nil)
+		return
+	}
+	if len(req.Body()) == 0 {
+		// We need the caller's offer: the media gateway's remote side comes from it.
+		a.reject(tx, req, 488, "Not Acceptable Here (offer required)")
+		return
+	}
+	offer, err := ParseSDP(req.Body())
+	if err != nil {
+		a.reject(tx, req, 400, "Bad SDP")
+		return
+	}
+	chosen, remote, err := negotiateOffer(offer)
+	if err != nil {
+		a.reject(tx, req, 488, "Not Acceptable Here")
+		return
+	}
+	ok, err := a.claim(ctx, player)
+	if err != nil || !ok {
+		a.reply(tx, req, 486, "Busy Here", "", nil)
+		return
+	}
+	callID := req.CallID().Value()
+	c := a.newCall(player, dirIn, callID)
+	c.d.CallID = callID
+	if !a.addCall(c, callID) {
+		a.release(ctx, player)
+		a.reply(tx, req, 486, "Busy Here", "", nil)
+		return
+	}
+	c.runIn(ctx, req, tx, offer, chosen, remote)
+}
+
+// playerOfUser returns the audio player address of the browser a SIP user is logged in
+// with (users/<user> field client, written by the registration half).
+func (a *Adapter) playerOfUser(ctx context.Context, user string) (string, error) {
+	if user == "" {
+		return "", errors.New("no user in the request URI")
+	}
+	if err := store.ValidAddress(a.schema.UserAddress(user)); err != nil {
+		return "", err
+	}
+	r, err := a.st.Snapshot(ctx, a.schema.UserAddress(user))
+	if err != nil {
+		return "", err
+	}
+	client := r.Fields[a.schema.Users.Fields.Client]
+	if client == "" {
+		return "", errors.New("user has no browser client")
+	}
+	p := a.schema.PlayerAddress(client, "audio")
+	if err := store.ValidAddress(p); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+// runIn rings the browser and completes or rejects the INVITE as the browser decides. It
+// runs on the INVITE's handler goroutine until the INVITE transaction is done; an
+// answered call then continues on its own goroutine.
+func (c *call) runIn(ctx context.Context, req *sip.Request, tx sip.ServerTransaction, offer *SessionDesc, chosen int, remote Remote) {
+	a := c.a
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			a.removeCall(c)
+			close(c.done)
+		}
+	}()
+	reject := func(code int, reason, result string, ops ...store.Op) {
+		c.mu.Lock()
+		tag := c.d.LocalTag
+		c.mu.Unlock()
+		a.reply(tx, req, code, reason, tag, nil)
+		c.finish(result, ops...)
+	}
+	local, err := a.mgw.AddLocal(ctx, LocalRequest{Player: c.player, CallID: c.d.CallID})
+	if err != nil {
+		a.met.mgwErrors.WithLabelValues("add_local").Inc()
+		c.log.Warn("add local termination failed", "err", err)
+		reject(503, "Service Unavailable", "mgw_error")
+		return
+	}
+	fromTag, _ := req.From().Params.Get("tag")
+	caller := nameAddr(req.From().DisplayName, req.From().Address)
+	c.mu.Lock()
+	c.local, c.remote = local, remote
+	c.d = dialog{
+		Player: c.player, Owner: a.cfg.Instance, Dir: dirIn, State: dlgEarly,
+		CallID: c.d.CallID, LocalTag: sip.GenerateTagN(16), RemoteTag: fromTag,
+		LocalURI: nameAddr(req.To().DisplayName, req.To().Address), RemoteURI: caller,
+		LocalCSeq: 1 + rand.Uint32N(30000), RemoteCSeq: req.CSeq().SeqNo,
+		RouteSet: routeSet(req, false), Target: contactTarget(req), Term: local.ID,
+		Origin: origin{Sess: rand.Uint64N(1 << 62), Version: 1},
+	}
+	if c.d.Target == "" {
+		c.d.Target = req.From().Address.String()
+	}
+	seHeader := c.sessionTimerFromRequest(req)
+	d := c.d
+	c.mu.Unlock()
+	if err := a.saveDialog(ctx, &d); err != nil {
+		reject(500, "Server Internal Error", "error")
+		return
+	}
+	callerID := req.From().Address.String()
+	if req.From().DisplayName != "" {
+		callerID = req.From().DisplayName + " <" + callerID + ">"
+	}
+	err = a.commit(ctx, c.player,
+		store.Set(a.f.playerState, stateRinging), store.Set(a.f.mgwState, stateConnecting),
+		store.Set(a.f.caller, callerID), store.Set(a.f.callID, d.CallID),
+		store.Set(a.f.remote, req.From().Address.String()), store.Set(a.f.service, "mmtel"),
+		store.Del(a.f.mgwURL), store.Del(a.f.sipStatus), store.Del(a.f.sipReason),
+		store.Del(a.f.progress), store.Del(a.f.hold), store.Del(a.f.dtmf))
+	if err == nil {
+		err = a.commit(ctx, a.schema.Players.Index, store.Set(c.player, "audio"))
+	}
+	if err != nil {
+		c.log.Warn("write ringing player failed", "err", err)
+		reject(500, "Server Internal Error", "error")
+		return
+	}
+	c.log.Info("incoming call ringing", "caller", callerID)
+	a.reply(tx, req, 180, "Ringing", d.LocalTag, nil, a.contactHeader(req.Transport()))
+
+	ring := time.NewTimer(a.cfg.InviteTimeout)
+	defer ring.Stop()
+	renew := time.NewTicker(a.renewEvery())
+	defer renew.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return // abandoned (crash or shutdown): the caller times out
+		case <-tx.Done():
+			c.log.Info("caller cancelled")
+			c.finish("caller_cancelled", append(a.endOps(), store.Set(a.f.sipReason, "caller cancelled"))...)
+			return
+		case <-ring.C:
+			c.log.Info("browser did not answer")
+			reject(480, "Temporarily Unavailable", "no_answer", a.failOps(480, "no answer")...)
+			return
+		case <-renew.C:
+			_ = a.renew(ctx, c.player)
+		case <-c.wakeC:
+			fl, ok := c.snapshot(ctx)
+			if c.wantsEnd(fl, ok) {
+				c.log.Info("browser rejected the call")
+				code, reason := 486, "Busy Here"
+				if ok && fl[a.f.playerState] == stateFailed {
+					code, reason = 603, "Decline"
+				}
+				reject(code, reason, "declined", store.Set(a.f.mgwState, stateDisconnected))
+				return
+			}
+			if fl[a.f.playerState] != stateConnecting {
+				continue
+			}
+			if !c.answerIn(ctx, req, tx, offer, chosen, seHeader) {
+				return
+			}
+			handedOff = true
+			go func() {
+				defer close(c.done)
+				defer a.removeCall(c)
+				c.confirmed(ctx)
+			}()
+			return
+		}
+	}
+}
+
+// answerIn answers the ringing call with 200 OK once the browser wrote connecting:
+// remote termination, media URL and states in one commit, then the ACK. false if the
+// call ended instead.
+func (c *call) answerIn(ctx context.Context, req *sip.Request, tx sip.ServerTransaction, offer *SessionDesc, chosen int, seHeader string) bool {
+	a := c.a
+	c.mu.Lock()
+	local, remote, tag := c.local, c.remote, c.d.LocalTag
+	c.mu.Unlock()
+	url, err := a.mgw.AddRemote(ctx, local.ID, remote)
+	if err != nil {
+		a.met.mgwErrors.WithLabelValues("add_remote").Inc()
+		c.log.Warn("add remote termination failed", "err", err)
+		a.reply(tx, req, 500, "Media Gateway Error", tag, nil)
+		c.finish("mgw_error", a.failOps(500, "media gateway: "+err.Error())...)
+		return false
+	}
+	c.mu.Lock()
+	body := answerSDP(c.d.Origin, a.cfg.User, local, offer, chosen, remote)
+	c.answer = body
+	c.d.State = dlgConfirmed
+	d := c.d
+	c.mu.Unlock()
+	if err := a.commit(ctx, c.player,
+		store.Expect(a.f.callID, d.CallID), store.Expect(a.f.playerState, stateConnecting),
+		store.Set(a.f.mgwURL, url), store.Set(a.f.mgwState, stateConnected),
+		store.Set(a.f.playerState, stateConnected), store.Del(a.f.progress)); err != nil {
+		c.log.Info("player changed before the answer was written; rejecting", "err", err)
+		a.reply(tx, req, 487, "Request Terminated", tag, nil)
+		c.finish("cancelled", store.Set(a.f.mgwState, stateDisconnected))
+		return false
+	}
+	_ = a.saveDialog(ctx, &d)
+	hdrs := []sip.Header{a.contactHeader(req.Transport()), sip.NewHeader("Content-Type", "application/sdp"),
+		sip.NewHeader("Allow", allowMethods), sip.NewHeader("Supported", "timer")}
+	if seHeader != "" {
+		hdrs = append(hdrs, sip.NewHeader("Session-Expires", seHeader), sip.NewHeader("Require", "timer"))
+	}
+	a.met.setup.Observe(time.Since(c.seenAt).Seconds())
+	if !a.respond2xx(tx, req, tag, body, c.ackC, hdrs...) {
+		c.log.Warn("no ACK for our 200; hanging up")
+		c.bye()
+		c.finish("no_ack", a.failOps(408, "no ACK")...)
+		return false
+	}
+	c.log.Info("incoming call connected")
+	return true
+}
