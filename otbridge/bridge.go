@@ -137,6 +137,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 	return nil
 }
 
+// Ready reports whether the bridge accepts connections and every feed reader is reading
+// (for /readyz).
+func (b *Bridge) Ready() bool {
+	return b.running.Load() && !b.stopping.Load() && b.feed.Ready()
+}
+
 // Handler returns the WebSocket endpoint: a GET on the path it is mounted on upgrades to
 // the DSM protocol. Until Run has started (and after it ended) it answers 503.
 func (b *Bridge) Handler() http.Handler { return http.HandlerFunc(b.serveWS) }
