@@ -1,0 +1,273 @@
+// The media player adapter: it drives one player object players/<client>/<media> in the
+// DSM and carries the call's audio. Nothing here sends "call" commands: the adapter writes
+// fields (service, remote or conference, encoding, player_state) and reacts to the fields
+// the AS adapter writes (mgw_state, mgw_url, progress, sip_status, sip_reason, caller).
+//
+//   const player = new Player(dsm, schema);
+//   await player.start();                 // subscribe, add the players index entry
+//   player.onChange((s) => render(s));    // s: the player's fields plus media state
+//   await player.call('sip:bob@example.com');
+//   await player.dtmf('1');
+//   await player.hangup();
+//
+// Media: once mgw_state is connected and mgw_url set, it connects a WebSocket to mgw_url,
+// captures the microphone through an AudioWorklet, encodes 20 ms G.711 frames into RTP
+// (one packet per binary message), and plays the received RTP through the same worklet.
+
+import { CODECS, codecByPT, decode, encode } from './g711.js';
+import { RTPSender, isRTCP, parseRTP } from './rtp.js';
+import { MediaSession } from './media.js';
+
+const LIVE = new Set(['ringing', 'connecting', 'connected']);
+
+/**
+ * Player is the adapter of one player object. Options: media ('audio'), service ('mmtel'),
+ * encoding ('PCMU'), processing (echo cancellation, noise suppression and automatic gain;
+ * default true, false for measurements), and for tests the implementations AudioContext,
+ * getUserMedia, WebSocket and workletURL.
+ */
+export class Player {
+  constructor(dsm, schema, opts = {}) {
+    this.dsm = dsm;
+    this.schema = schema;
+    this.F = schema.P;
+    this.opts = { media: 'audio', service: schema.players.services[0], encoding: 'PCMU', processing: true, ...opts };
+    this.addr = null;
+    this.obj = null;
+    this.media = null; // MediaSession while media flows
+    this.mediaState = 'idle'; // idle | connecting | connected | failed
+    this.mediaError = '';
+    this.fns = new Set();
+    this.stats = { sent: 0, received: 0, decoded: 0, ignored: 0, played: 0, captured: 0, underruns: 0 };
+  }
+
+  /** start subscribes to the own player object and adds it to the players index. */
+  async start() {
+    if (!this.dsm.client) throw new Error('player: start the DSM client first');
+    this.addr = this.schema.playerAddress(this.dsm.client, this.opts.media);
+    this.obj = this.dsm.object(this.addr);
+    this.obj.on(() => this.react());
+    await this.obj.ready;
+    await this.addToIndex();
+    this.react();
+    return this;
+  }
+
+  /** addToIndex writes the own entry of the players index (a blind write). */
+  addToIndex() {
+    return this.dsm.write(this.schema.players.index, [{ o: 'set', f: this.addr, v: this.opts.media }]);
+  }
+
+  /** onChange registers fn(status), called on every change of the object or the media. */
+  onChange(fn) {
+    this.fns.add(fn);
+    return () => this.fns.delete(fn);
+  }
+
+  /** status returns the call as the page shows it. */
+  get status() {
+    const F = this.F;
+    const g = (f) => (this.obj ? this.obj.get(f) : undefined);
+    return {
+      player: this.addr,
+      playerState: g(F.playerState) ?? 'idle',
+      mgwState: g(F.mgwState) ?? '',
+      mgwURL: g(F.mgwURL) ?? '',
+      remote: g(F.remote) ?? '',
+      conference: g(F.conference) ?? '',
+      service: g(F.service) ?? '',
+      encoding: g(F.encoding) ?? '',
+      progress: g(F.progress) ?? '',
+      sipStatus: g(F.sipStatus) ?? '',
+      sipReason: g(F.sipReason) ?? '',
+      caller: g(F.caller) ?? '',
+      hold: g(F.hold) ?? '',
+      media: this.mediaState,
+      mediaError: this.mediaError,
+      stats: { ...this.stats },
+    };
+  }
+
+  /** busy reports whether a call is ringing, being set up or up. */
+  get busy() {
+    return LIVE.has(this.obj?.get(this.F.playerState));
+  }
+
+  /** call dials a SIP URI (or tel URI) through the AS adapter. */
+  call(remote, opts = {}) {
+    return this.dial({ [this.F.remote]: remote }, [this.F.conference], opts);
+  }
+
+  /** join joins a conference by its id. */
+  join(conference, opts = {}) {
+    return this.dial({ [this.F.conference]: conference }, [this.F.remote], opts);
+  }
+
+  async dial(target, clear, opts) {
+    const F = this.F;
+    const encoding = opts.encoding ?? this.opts.encoding;
+    if (!CODECS[encoding]) throw new Error(`player: unknown encoding ${encoding}`);
+    const cur = this.obj.get(F.playerState);
+    if (LIVE.has(cur)) throw new Error(`player: a call is already ${cur}`);
+    await this.addToIndex();
+    const ops = [cur === undefined ? { o: 'expect', f: F.playerState } : { o: 'expect', f: F.playerState, v: cur }];
+    // Clear what the previous call left, so nothing stale is shown or acted on.
+    for (const f of [F.mgwState, F.mgwURL, F.progress, F.sipStatus, F.sipReason, F.caller, F.callID, F.dtmf, F.hold, ...clear]) {
+      ops.push({ o: 'del', f });
+    }
+    ops.push({ o: 'set', f: F.service, v: opts.service ?? this.opts.service });
+    ops.push({ o: 'set', f: F.encoding, v: encoding });
+    for (const [f, v] of Object.entries(target)) ops.push({ o: 'set', f, v });
+    ops.push({ o: 'set', f: F.playerState, v: 'connecting' });
+    this.mediaError = '';
+    return this.obj.write(ops);
+  }
+
+  /** answer accepts a ringing incoming call. */
+  answer(opts = {}) {
+    const F = this.F;
+    const encoding = opts.encoding ?? this.obj.get(F.encoding) ?? this.opts.encoding;
+    return this.obj.write([
+      { o: 'expect', f: F.playerState, v: 'ringing' },
+      { o: 'set', f: F.encoding, v: encoding },
+      { o: 'set', f: F.playerState, v: 'connecting' },
+    ]);
+  }
+
+  /** reject declines a ringing incoming call. */
+  reject() {
+    const F = this.F;
+    return this.obj.write([{ o: 'expect', f: F.playerState, v: 'ringing' }, { o: 'set', f: F.playerState, v: 'disconnected' }]);
+  }
+
+  /** hangup ends the call in any live state (CANCEL or BYE is the AS adapter's part). */
+  async hangup() {
+    const F = this.F;
+    this.stopMedia();
+    for (let i = 0; i < 3; i++) {
+      const cur = this.obj.get(F.playerState);
+      if (!LIVE.has(cur)) return;
+      try {
+        return await this.obj.write([{ o: 'expect', f: F.playerState, v: cur }, { o: 'set', f: F.playerState, v: 'disconnected' }]);
+      } catch (err) {
+        // The state moved on under us (e.g. connecting → connected): try again on the new one.
+        if (err.code !== 'expect_failed') throw err;
+      }
+    }
+    throw new Error('player: hang up kept racing with state changes');
+  }
+
+  /**
+   * dtmf sends digits (0-9 * # A-D). The AS adapter sends what the dtmf field holds and
+   * then deletes it if unchanged; digits not yet consumed are appended to, so a quick
+   * sequence loses nothing and a repeated digit is sent again.
+   */
+  async dtmf(digits) {
+    const F = this.F;
+    if (!/^[0-9*#A-Da-d]{1,64}$/.test(digits)) throw new Error(`player: bad DTMF digits ${JSON.stringify(digits)}`);
+    for (let i = 0; i < 5; i++) {
+      const pending = this.obj.get(F.dtmf);
+      const ops = pending === undefined
+        ? [{ o: 'expect', f: F.dtmf }, { o: 'set', f: F.dtmf, v: digits.toUpperCase() }]
+        : [{ o: 'expect', f: F.dtmf, v: pending }, { o: 'set', f: F.dtmf, v: (pending + digits.toUpperCase()).slice(-64) }];
+      try {
+        return await this.obj.write(ops);
+      } catch (err) {
+        if (err.code !== 'expect_failed') throw err; // consumed meanwhile: append to what is there now
+      }
+    }
+    throw new Error('player: DTMF kept racing with the AS adapter');
+  }
+
+  /** close stops media and unsubscribes (the object and its index entry stay). */
+  close() {
+    this.stopMedia();
+    this.obj?.close();
+  }
+
+  // ---- reacting to the fields ----
+
+  react() {
+    const F = this.F;
+    const ps = this.obj.get(F.playerState);
+    const ms = this.obj.get(F.mgwState);
+    const url = this.obj.get(F.mgwURL);
+    const wantMedia = (ps === 'connecting' || ps === 'connected') && ms === 'connected' && url;
+    if (wantMedia && (!this.media || this.media.url !== url)) this.startMedia(url);
+    else if (!wantMedia && this.media) this.stopMedia();
+    this.emit();
+  }
+
+  startMedia(url) {
+    this.stopMedia();
+    const encoding = this.obj.get(this.F.encoding) || this.opts.encoding;
+    const codec = CODECS[encoding] ? encoding : 'PCMU';
+    const sender = new RTPSender(CODECS[codec].pt);
+    this.setMedia('connecting');
+    const m = new MediaSession(url, this.opts, {
+      open: () => {
+        this.setMedia('connected');
+        if (this.obj.get(this.F.playerState) === 'connecting') {
+          this.obj
+            .write([{ o: 'expect', f: this.F.playerState, v: 'connecting' }, { o: 'set', f: this.F.playerState, v: 'connected' }])
+            .catch(() => {}); // hung up meanwhile: nothing to do
+        }
+      },
+      frame: (pcm) => {
+        if (!m.canSend()) return;
+        m.send(sender.packet(encode(codec, pcm), pcm.length));
+        this.stats.sent++;
+      },
+      packet: (data) => {
+        const b = new Uint8Array(data);
+        this.stats.received++;
+        if (isRTCP(b)) return;
+        const p = parseRTP(b);
+        const name = p && codecByPT(p.pt);
+        if (!name) {
+          this.stats.ignored++; // telephone-event, comfort noise or garbage
+          return;
+        }
+        this.stats.decoded++;
+        m.play(p.seq, decode(name, p.payload));
+      },
+      stats: (s) => {
+        this.stats.played = s.played;
+        this.stats.captured = s.captured;
+        this.stats.underruns = s.underruns;
+        this.emit();
+      },
+      failed: (err) => {
+        this.mediaError = err.message || String(err);
+        this.setMedia('failed');
+      },
+    });
+    this.media = m;
+    m.start();
+  }
+
+  stopMedia() {
+    if (!this.media) return;
+    const m = this.media;
+    this.media = null;
+    m.close();
+    this.setMedia('idle');
+  }
+
+  setMedia(s) {
+    if (this.mediaState === s) return;
+    this.mediaState = s;
+    this.emit();
+  }
+
+  emit() {
+    const s = this.status;
+    for (const fn of this.fns) {
+      try {
+        fn(s);
+      } catch (err) {
+        this.dsm.log('error', `player: listener failed: ${err}`);
+      }
+    }
+  }
+}

@@ -1,0 +1,131 @@
+// The user adapter: watches the users structure of the DSM and exposes it to the page.
+//
+//   users                           the users index: one field per user, value = display name
+//   users/<user>                    registration state, SIP URI, the conferences the user may join
+//   users/<user>/conf/<id>          live participant list: one field per participant entity,
+//                                   value = JSON {display, status} (names from the schema)
+//
+// The AS adapter writes all of it (REGISTER and RFC 4575 conference state); the page only
+// reads. Conference objects are subscribed and dropped as the user's conference list changes.
+
+/**
+ * Users watches one user (the session's) and the users index. onChange(fn) reports a
+ * snapshot {user, name, sipURI, registration, registrationError, conferences: [{id,
+ * participants: [{entity, display, status}]}], directory: [{user, name}]}.
+ */
+export class Users {
+  constructor(dsm, schema, { user } = {}) {
+    this.dsm = dsm;
+    this.schema = schema;
+    this.user = user ?? null;
+    this.index = null;
+    this.me = null;
+    this.confs = new Map(); // conference id → DSMObject
+    this.fns = new Set();
+    this.stops = [];
+  }
+
+  /** start subscribes and resolves once the first snapshots are in. */
+  async start() {
+    this.user = this.user ?? this.dsm.user;
+    this.index = this.dsm.object(this.schema.users.index);
+    this.stops.push(this.index.on(() => this.emit()));
+    const waits = [this.index.ready];
+    if (this.user) {
+      this.me = this.dsm.object(this.schema.userAddress(this.user));
+      this.stops.push(this.me.on(() => this.syncConferences()));
+      waits.push(this.me.ready);
+    }
+    await Promise.all(waits);
+    this.syncConferences();
+    await Promise.all([...this.confs.values()].map((o) => o.ready.catch(() => {})));
+    this.emit();
+    return this;
+  }
+
+  /** onChange registers fn(snapshot). */
+  onChange(fn) {
+    this.fns.add(fn);
+    return () => this.fns.delete(fn);
+  }
+
+  /** conferenceIDs lists the conferences the user may join (space-separated in the DSM). */
+  conferenceIDs() {
+    const v = this.me?.get(this.schema.U.conferences) ?? '';
+    return v.split(/\s+/).filter(Boolean);
+  }
+
+  /** participants returns the parsed participant list of one conference. */
+  participants(id) {
+    const o = this.confs.get(id);
+    if (!o) return [];
+    const C = this.schema.C;
+    const out = [];
+    for (const [entity, raw] of Object.entries(o.fields())) {
+      let v = {};
+      try {
+        v = JSON.parse(raw);
+      } catch {
+        v = { [C.display]: raw }; // a plain display name
+      }
+      out.push({ entity, display: String(v[C.display] ?? entity), status: String(v[C.status] ?? '') });
+    }
+    return out.sort((a, b) => a.display.localeCompare(b.display) || a.entity.localeCompare(b.entity));
+  }
+
+  /** snapshot returns the current state for the page. */
+  snapshot() {
+    const U = this.schema.U;
+    const g = (f) => this.me?.get(f) ?? '';
+    const directory = this.index
+      ? Object.entries(this.index.fields()).map(([user, name]) => ({ user, name })).sort((a, b) => a.user.localeCompare(b.user))
+      : [];
+    return {
+      user: this.user ?? '',
+      name: g(U.name),
+      sipURI: g(U.sipURI),
+      registration: g(U.registration) || 'unregistered',
+      registrationError: g(U.registrationError),
+      conferences: this.conferenceIDs().map((id) => ({ id, participants: this.participants(id) })),
+      directory,
+    };
+  }
+
+  /** close unsubscribes everything. */
+  close() {
+    for (const s of this.stops.splice(0)) s();
+    for (const o of this.confs.values()) o.close();
+    this.confs.clear();
+    this.index?.close();
+    this.me?.close();
+  }
+
+  syncConferences() {
+    if (!this.user) return;
+    const want = new Set(this.conferenceIDs());
+    for (const [id, o] of this.confs) {
+      if (!want.has(id)) {
+        o.close();
+        this.confs.delete(id);
+      }
+    }
+    for (const id of want) {
+      if (this.confs.has(id)) continue;
+      const o = this.dsm.object(this.schema.conferenceAddress(this.user, id));
+      o.on(() => this.emit());
+      this.confs.set(id, o);
+    }
+    this.emit();
+  }
+
+  emit() {
+    const s = this.snapshot();
+    for (const fn of this.fns) {
+      try {
+        fn(s);
+      } catch (err) {
+        this.dsm.log('error', `users: listener failed: ${err}`);
+      }
+    }
+  }
+}

@@ -1,0 +1,152 @@
+// AudioWorklet processor of the media player (registered as "dsm-media"). It runs on the
+// audio rendering thread:
+//
+//   capture: microphone input at the context rate → box-filter decimation to 8 kHz →
+//            20 ms frames of 160 Int16 samples, posted to the main thread (which encodes
+//            G.711 and sends RTP);
+//   playout: 8 kHz Int16 frames from the main thread (decoded RTP, with their sequence
+//            number) → a small jitter buffer ordered by sequence number → linear
+//            interpolation up to the context rate.
+//
+// It posts {type:'stats'} about twice a second: frames captured, received, played, and
+// underruns, late and overflow drops. Self-contained on purpose (no imports), so it loads
+// wherever AudioWorklet does.
+
+const FRAME = 160; // 20 ms at 8 kHz, the G.711 packet size used by SIP phones
+const RATE = 8000;
+
+// seqBefore reports whether 16-bit sequence number a comes before b (RFC 3550 wrap-around).
+function seqBefore(a, b) {
+  return ((b - a) & 0xffff) !== 0 && ((b - a) & 0xffff) < 0x8000;
+}
+
+class MediaProcessor extends AudioWorkletProcessor {
+  constructor(options) {
+    super();
+    const o = (options && options.processorOptions) || {};
+    // Capture: sampleRate is the worklet scope's context rate.
+    this.step = sampleRate / RATE; // input samples per 8 kHz sample
+    this.acc = 0;
+    this.accN = 0;
+    this.pos = 0; // input samples consumed toward the next output sample
+    this.frame = new Int16Array(FRAME);
+    this.fill = 0;
+    this.capture = o.capture !== false;
+    // Playout: start after `target` frames (60 ms by default: absorbs the jitter of a
+    // loopback or LAN path without noticeable delay); keep at most `max` (200 ms) and drop
+    // the oldest beyond, so that delay never builds up after a burst.
+    this.target = o.jitterFrames || 3;
+    this.max = o.maxFrames || 10;
+    this.queue = [];
+    this.playing = false;
+    this.cur = null;
+    this.curIdx = 0;
+    this.lastSeq = -1;
+    this.a = 0;
+    this.b = 0;
+    this.frac = 0;
+    this.inc = RATE / sampleRate;
+    this.stats = { captured: 0, received: 0, played: 0, underruns: 0, late: 0, overflow: 0, level: 0 };
+    this.levelAcc = 0;
+    this.levelN = 0;
+    this.quanta = 0;
+    this.statsEvery = Math.max(1, Math.round((sampleRate * 0.5) / 128));
+    this.port.onmessage = (e) => this.onMessage(e.data);
+  }
+
+  onMessage(m) {
+    if (m.type === 'play') this.enqueue(m.seq, m.pcm);
+    else if (m.type === 'reset') {
+      this.queue = [];
+      this.playing = false;
+      this.cur = null;
+      this.lastSeq = -1;
+    }
+  }
+
+  enqueue(seq, pcm) {
+    this.stats.received++;
+    if (this.lastSeq >= 0 && !seqBefore(this.lastSeq, seq)) {
+      this.stats.late++; // already played past it
+      return;
+    }
+    let i = this.queue.length;
+    while (i > 0 && seqBefore(seq, this.queue[i - 1].seq)) i--;
+    if (i > 0 && this.queue[i - 1].seq === seq) return; // duplicate
+    this.queue.splice(i, 0, { seq, pcm });
+    while (this.queue.length > this.max) {
+      const old = this.queue.shift();
+      this.lastSeq = old.seq;
+      this.stats.overflow++;
+    }
+  }
+
+  nextSample() {
+    if (!this.cur || this.curIdx >= this.cur.length) {
+      if (!this.playing && this.queue.length >= this.target) this.playing = true;
+      if (!this.playing || this.queue.length === 0) {
+        if (this.playing) this.stats.underruns++;
+        this.playing = false;
+        this.cur = null;
+        return 0;
+      }
+      const f = this.queue.shift();
+      this.lastSeq = f.seq;
+      this.cur = f.pcm;
+      this.curIdx = 0;
+      this.stats.played++;
+    }
+    return this.cur[this.curIdx++] / 32768;
+  }
+
+  process(inputs, outputs) {
+    const inp = inputs[0] && inputs[0][0];
+    if (this.capture && inp) this.captureBlock(inp);
+    const out = outputs[0];
+    if (out && out.length) {
+      const ch0 = out[0];
+      for (let i = 0; i < ch0.length; i++) {
+        ch0[i] = this.a + (this.b - this.a) * this.frac;
+        this.frac += this.inc;
+        while (this.frac >= 1) {
+          this.frac -= 1;
+          this.a = this.b;
+          this.b = this.nextSample();
+        }
+      }
+      for (let c = 1; c < out.length; c++) out[c].set(ch0);
+    }
+    if (++this.quanta >= this.statsEvery) {
+      this.quanta = 0;
+      this.stats.level = this.levelN ? Math.sqrt(this.levelAcc / this.levelN) : 0;
+      this.levelAcc = this.levelN = 0;
+      this.port.postMessage({ type: 'stats', ...this.stats });
+    }
+    return true;
+  }
+
+  captureBlock(inp) {
+    for (let i = 0; i < inp.length; i++) {
+      this.acc += inp[i];
+      this.accN++;
+      this.pos += 1;
+      if (this.pos < this.step) continue;
+      this.pos -= this.step;
+      const x = this.acc / this.accN; // box filter over the input samples of one output sample
+      this.acc = this.accN = 0;
+      this.levelAcc += x * x;
+      this.levelN++;
+      const s = Math.max(-32768, Math.min(32767, Math.round(x * 32767)));
+      this.frame[this.fill++] = s;
+      if (this.fill === FRAME) {
+        this.stats.captured++;
+        const pcm = this.frame;
+        this.port.postMessage({ type: 'frame', pcm }, [pcm.buffer]);
+        this.frame = new Int16Array(FRAME);
+        this.fill = 0;
+      }
+    }
+  }
+}
+
+registerProcessor('dsm-media', MediaProcessor);
