@@ -1,0 +1,228 @@
+package testpeer
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// SippOptions configures one sipp process.
+type SippOptions struct {
+	// Scenario is a built-in scenario name ("uas", "uac", "regexp", ...: passed with
+	// -sn) or the path of an XML scenario file (anything ending in .xml: passed with -sf).
+	// Default "uas".
+	Scenario string
+	// Remote is the target host:port of a client scenario (sipp's positional argument);
+	// empty for a server.
+	Remote string
+	// Transport is sipp's -t value ("u1" UDP one socket, "t1" TCP ...). Default "u1".
+	Transport string
+	// Port is the local SIP port (-p). 0 picks a free one.
+	Port int
+	// RTPEcho makes sipp echo RTP received on MediaPort back to its sender (-rtp_echo).
+	RTPEcho bool
+	// MediaPort is the media port (-mp) advertised in the built-in scenarios' SDP and used
+	// by RTPEcho. 0 with RTPEcho picks a free one (sipp also binds MediaPort+2 for video).
+	MediaPort int
+	// Args are extra arguments appended as given (-m, -r, -l, -d, -key ...).
+	Args []string
+	// NoWait skips waiting for the SIP port to be bound (for client scenarios, which
+	// start sending at once and may end before a check could see them).
+	NoWait bool
+}
+
+// Sipp is a running sipp process. Its working directory (trace, error and message
+// files) is Dir, a test temporary directory.
+type Sipp struct {
+	// Addr is the SIP address "127.0.0.1:<Port>".
+	Addr      string
+	Port      int
+	MediaPort int
+	PID       int
+	Dir       string
+
+	done     chan struct{}
+	exitCode int
+}
+
+// StartSipp starts sipp on 127.0.0.1 with a private control port (-cp; by default sipp
+// opens 0.0.0.0:8888, which collides between parallel tests) and 4 MiB socket buffers
+// (-buff_size; without it sipp overflows UDP buffers under load). Logs and traces go to
+// a temporary directory, and the process is stopped by PID when the test ends. A server
+// scenario is ready when StartSipp returns.
+func StartSipp(t testing.TB, opts SippOptions) *Sipp {
+	t.Helper()
+	bin := Need(t, "sipp")
+	if opts.Scenario == "" {
+		opts.Scenario = "uas"
+	}
+	if opts.Transport == "" {
+		opts.Transport = "u1"
+	}
+	if opts.Port == 0 {
+		opts.Port = FreeUDPPort(t)
+	}
+	if opts.RTPEcho && opts.MediaPort == 0 {
+		opts.MediaPort = freeMediaPort(t)
+	}
+	dir := t.TempDir()
+	args := []string{"-i", "127.0.0.1", "-p", strconv.Itoa(opts.Port), "-t", opts.Transport,
+		"-cp", strconv.Itoa(FreeUDPPort(t)), "-buff_size", "4194304", "-nostdin",
+		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
+		"-trace_msg", "-message_file", filepath.Join(dir, "messages.log")}
+	if strings.HasSuffix(opts.Scenario, ".xml") {
+		args = append(args, "-sf", opts.Scenario)
+	} else {
+		args = append(args, "-sn", opts.Scenario)
+	}
+	if opts.MediaPort != 0 {
+		args = append(args, "-mi", "127.0.0.1", "-mp", strconv.Itoa(opts.MediaPort))
+	}
+	if opts.RTPEcho {
+		args = append(args, "-rtp_echo")
+	}
+	args = append(args, opts.Args...)
+	if opts.Remote != "" {
+		args = append(args, opts.Remote)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	logf, err := os.Create(filepath.Join(dir, "sipp.log"))
+	if err != nil {
+		t.Fatalf("testpeer: sipp log: %v", err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testpeer: start sipp: %v", err)
+	}
+	s := &Sipp{Addr: "127.0.0.1:" + strconv.Itoa(opts.Port), Port: opts.Port, MediaPort: opts.MediaPort,
+		PID: cmd.Process.Pid, Dir: dir, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		s.exitCode = cmd.ProcessState.ExitCode()
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-s.PID, syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(3 * time.Second):
+			_ = syscall.Kill(-s.PID, syscall.SIGKILL)
+			<-s.done
+		}
+		if t.Failed() {
+			for _, f := range []string{"sipp.log", "errors.log", "messages.log"} {
+				if b, err := os.ReadFile(filepath.Join(dir, f)); err == nil && len(b) > 0 {
+					if len(b) > 6000 {
+						b = b[len(b)-6000:]
+					}
+					t.Logf("--- sipp (pid %d) %s tail ---\n%s", s.PID, f, b)
+				}
+			}
+		}
+		logf.Close()
+	})
+	if !opts.NoWait {
+		ports := []int{opts.Port}
+		if opts.RTPEcho {
+			ports = append(ports, opts.MediaPort)
+		}
+		for _, p := range ports {
+			if err := waitUDPBound(p, 10*time.Second, s.done); err != nil {
+				t.Fatalf("testpeer: sipp (pid %d): %v", s.PID, err)
+			}
+		}
+	}
+	return s
+}
+
+// Wait waits up to timeout for sipp to exit and returns its exit code (0: every call
+// succeeded, 1: some failed, 99: ended without calls; see sipp(1)).
+func (s *Sipp) Wait(timeout time.Duration) (int, error) {
+	select {
+	case <-s.done:
+		return s.exitCode, nil
+	case <-time.After(timeout):
+		return 0, fmt.Errorf("testpeer: sipp (pid %d) still running after %s", s.PID, timeout)
+	}
+}
+
+// Done is closed when sipp has exited.
+func (s *Sipp) Done() <-chan struct{} { return s.done }
+
+// freeMediaPort returns an even UDP port p with p and p+2 free (sipp's audio and video
+// echo ports).
+func freeMediaPort(t testing.TB) int {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatalf("testpeer: media port: %v", err)
+		}
+		p := c.LocalAddr().(*net.UDPAddr).Port &^ 1
+		c.Close()
+		ok := true
+		for _, q := range []int{p, p + 1, p + 2} {
+			c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: q})
+			if err != nil {
+				ok = false
+				break
+			}
+			c.Close()
+		}
+		if ok {
+			return p
+		}
+	}
+	t.Fatalf("testpeer: no free media port")
+	return 0
+}
+
+// waitUDPBound waits until some socket is bound to UDP port (listed in /proc/net/udp),
+// because a UDP server cannot be probed like a TCP one.
+func waitUDPBound(port int, timeout time.Duration, exited <-chan struct{}) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if udpBound(port) {
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("exited before binding udp port %d", port)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("udp port %d not bound after %s", port, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func udpBound(port int) bool {
+	want := fmt.Sprintf(":%04X", port)
+	for _, f := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+		fh, err := os.Open(f)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) > 1 && strings.HasSuffix(fields[1], want) {
+				fh.Close()
+				return true
+			}
+		}
+		fh.Close()
+	}
+	return false
+}

@@ -1,0 +1,382 @@
+package mediagw
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+func TestRelayBothWaysInOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	p := newPeer(t)
+	c := e.newCall(t, p, true)
+	const n = 300
+	// Browser to far end, read concurrently so the far end's socket buffer is no limit.
+	got := make(chan []byte, n)
+	go func() {
+		buf := make([]byte, 2000)
+		for i := 0; i < n; i++ {
+			_ = p.rtp.SetReadDeadline(time.Now().Add(deadline))
+			k, _, err := p.rtp.ReadFromUDP(buf)
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- append([]byte(nil), buf[:k]...)
+		}
+	}()
+	for i := 0; i < n; i++ {
+		sendWS(t, c.ws, rtpPacket(0, uint16(1000+i), uint32(160*i), 0xaaaa, 160))
+	}
+	for i := 0; i < n; i++ {
+		got, ok := <-got
+		if !ok {
+			t.Fatalf("far end got only %d packets", i)
+		}
+		if want := rtpPacket(0, uint16(1000+i), uint32(160*i), 0xaaaa, 160); !bytes.Equal(got, want) {
+			t.Fatalf("far end packet %d differs:\n got %x\nwant %x", i, got, want)
+		}
+	}
+	// Far end to browser, from the negotiated address.
+	for i := 0; i < n; i++ {
+		if _, err := p.rtp.WriteToUDP(rtpPacket(8, uint16(65500+i), uint32(160*i), 0xbbbb, 160), c.gwRTP); err != nil {
+			t.Fatal(err)
+		}
+		// Paced: the queue toward the browser is bounded on purpose (TestSlowReaderDropsNotBlocks).
+		time.Sleep(200 * time.Microsecond)
+	}
+	for i := 0; i < n; i++ {
+		got := recvWS(t, c.ws)
+		if want := rtpPacket(8, uint16(65500+i), uint32(160*i), 0xbbbb, 160); !bytes.Equal(got, want) {
+			t.Fatalf("browser packet %d differs:\n got %x\nwant %x", i, got, want)
+		}
+	}
+	// RTCP both ways: browser RTCP goes to the far end's RTCP port, and far-end RTCP
+	// comes back over the WebSocket.
+	rrWS := rtcpRR(0xaaaa, 0xbbbb, 0, 0, 10)
+	sendWS(t, c.ws, rrWS)
+	if got := recvUDP(t, p.rtcp); !bytes.Equal(got, rrWS) {
+		t.Fatalf("rtcp at far end %x, want %x", got, rrWS)
+	}
+	rrUDP := rtcpRR(0xbbbb, 0xaaaa, 64, 3, 80)
+	if _, err := p.rtcp.WriteToUDP(rrUDP, c.gwRTCP); err != nil {
+		t.Fatal(err)
+	}
+	if got := recvWS(t, c.ws); !bytes.Equal(got, rrUDP) {
+		t.Fatalf("rtcp at browser %x, want %x", got, rrUDP)
+	}
+
+	// The counter is bumped right after the packet is queued, so it may trail the
+	// delivery by a moment.
+	eventually(t, "udp_to_ws rtcp counted", func() bool { return mustGet(t, e, c.id).Counters.UDPToWS.RTCPPackets == 1 })
+	tm := mustGet(t, e, c.id)
+	cs := tm.Counters
+	if cs.WSToUDP.RTPPackets != n || cs.WSToUDP.RTPBytes != n*172 || cs.WSToUDP.RTCPPackets != 1 {
+		t.Errorf("ws_to_udp %+v", cs.WSToUDP)
+	}
+	if cs.UDPToWS.RTPPackets != n || cs.UDPToWS.RTPBytes != n*172 || cs.UDPToWS.RTCPPackets != 1 || cs.UDPToWS.RTCPBytes != 32 {
+		t.Errorf("udp_to_ws %+v", cs.UDPToWS)
+	}
+	if len(cs.Drops) != 0 {
+		t.Errorf("drops %v, want none", cs.Drops)
+	}
+	if cs.FromUDP == nil || cs.FromUDP.Expected != n || cs.FromUDP.Lost != 0 || cs.FromUDP.SSRC != 0xbbbb {
+		t.Errorf("from_udp %+v (sequence wrapped at 65535: expected must still be %d)", cs.FromUDP, n)
+	}
+	if cs.FromWS == nil || cs.FromWS.Expected != n || cs.FromWS.Lost != 0 {
+		t.Errorf("from_ws %+v", cs.FromWS)
+	}
+	if r := cs.RemoteReport; r == nil || r.CumulativeLost != 3 || r.FractionLost != 0.25 || r.JitterMS != 10 {
+		t.Errorf("remote report %+v, want 3 lost, 0.25, 10 ms", r)
+	}
+	if !tm.WSAttached || tm.LatchedRTP != p.rtp.LocalAddr().String() {
+		t.Errorf("attached %v latched %q", tm.WSAttached, tm.LatchedRTP)
+	}
+}
+
+func TestLossCounted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	p := newPeer(t)
+	c := e.newCall(t, p, true)
+	// Sequence 0..99 with 10 missing: loss is estimated as RFC 3550 A.3 does.
+	for i := 0; i < 100; i++ {
+		if i%10 == 5 {
+			continue
+		}
+		if _, err := p.rtp.WriteToUDP(rtpPacket(0, uint16(i), uint32(160*i), 7, 160), c.gwRTP); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Microsecond) // paced: the WebSocket queue is bounded on purpose
+	}
+	for i := 0; i < 90; i++ {
+		recvWS(t, c.ws)
+	}
+	st := mustGet(t, e, c.id).Counters.FromUDP
+	if st.Expected != 100 || st.Received != 90 || st.Lost != 10 {
+		t.Errorf("from_udp %+v, want expected 100 received 90 lost 10", st)
+	}
+}
+
+func TestLatchingAndStrictSource(t *testing.T) {
+	t.Parallel()
+	t.Run("latching", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, nil)
+		p := newPeer(t)
+		c := e.newCall(t, p, true)
+		nat := newPeer(t) // the far end's real (NATed) source differs from its SDP
+		if _, err := nat.rtp.WriteToUDP(rtpPacket(0, 1, 0, 9, 160), c.gwRTP); err != nil {
+			t.Fatal(err)
+		}
+		recvWS(t, c.ws)
+		// Now the browser's packets go to the latched source, not to the SDP address.
+		sendWS(t, c.ws, rtpPacket(0, 5, 0, 1, 160))
+		if got := recvUDP(t, nat.rtp); len(got) != 172 {
+			t.Fatalf("latched source got %d bytes", len(got))
+		}
+		// The negotiated address itself is now foreign.
+		if _, err := p.rtp.WriteToUDP(rtpPacket(0, 2, 0, 9, 160), c.gwRTP); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "foreign drop", func() bool { return mustGet(t, e, c.id).Counters.Drops[DropForeignSource] == 1 })
+		// A new remote address (re-INVITE) resets latching.
+		p2 := newPeer(t)
+		r := p2.remote()
+		if _, err := e.cl.Modify(context.Background(), c.id, ModifyRequest{Address: &r.Address, RTPPort: &r.RTPPort}); err != nil {
+			t.Fatal(err)
+		}
+		sendWS(t, c.ws, rtpPacket(0, 6, 160, 1, 160))
+		if got := recvUDP(t, p2.rtp); len(got) != 172 {
+			t.Fatalf("new remote got %d bytes", len(got))
+		}
+	})
+	t.Run("strict", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, func(c *Config) { c.DisableLatching = true })
+		p := newPeer(t)
+		c := e.newCall(t, p, true)
+		other := newPeer(t)
+		if _, err := other.rtp.WriteToUDP(rtpPacket(0, 1, 0, 9, 160), c.gwRTP); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.rtp.WriteToUDP(rtpPacket(0, 2, 0, 9, 160), c.gwRTP); err != nil {
+			t.Fatal(err)
+		}
+		got := recvWS(t, c.ws)
+		if !bytes.Equal(got, rtpPacket(0, 2, 0, 9, 160)) {
+			t.Fatalf("browser got %x, want the negotiated source's packet", got)
+		}
+		if n := mustGet(t, e, c.id).Counters.Drops[DropForeignSource]; n != 1 {
+			t.Fatalf("foreign_source drops %d, want 1", n)
+		}
+	})
+}
+
+func TestHold(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	p := newPeer(t)
+	c := e.newCall(t, p, true)
+	ctx := context.Background()
+	hold := true
+	tm, err := e.cl.Modify(ctx, c.id, ModifyRequest{Hold: &hold})
+	if err != nil || !tm.Hold {
+		t.Fatalf("modify hold: %v %+v", err, tm)
+	}
+	sendWS(t, c.ws, rtpPacket(0, 1, 0, 1, 160))
+	eventually(t, "held drop", func() bool { return mustGet(t, e, c.id).Counters.Drops[DropHeld] == 1 })
+	// The far end's packets still reach the browser on hold.
+	if _, err := p.rtp.WriteToUDP(rtpPacket(0, 1, 0, 2, 160), c.gwRTP); err != nil {
+		t.Fatal(err)
+	}
+	recvWS(t, c.ws)
+	hold = false
+	if _, err := e.cl.Modify(ctx, c.id, ModifyRequest{Hold: &hold}); err != nil {
+		t.Fatal(err)
+	}
+	sendWS(t, c.ws, rtpPacket(0, 2, 160, 1, 160))
+	if got := recvUDP(t, p.rtp); !bytes.Equal(got, rtpPacket(0, 2, 160, 1, 160)) {
+		t.Fatalf("after resume the far end got %x", got)
+	}
+}
+
+func TestBadPacketsDropped(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.MaxPacket = 400; c.DisableLatching = true })
+	good := rtpPacket(0, 1, 0, 1, 160)
+	badVersion := append([]byte(nil), good...)
+	badVersion[0] = 0x40
+	csrcTrunc := append([]byte(nil), good[:14]...)
+	csrcTrunc[0] |= 0x03 // three CSRCs announced, not present
+	extTrunc := append([]byte(nil), good[:14]...)
+	extTrunc[0] |= 0x10 // extension announced, header cut
+	badPad := append([]byte(nil), good...)
+	badPad[0] |= 0x20
+	badPad[len(badPad)-1] = 250 // more padding than the packet
+	rtcpShort := rtcpRR(1, 2, 0, 0, 0)[:20]
+	rtcpBadLen := rtcpRR(1, 2, 0, 0, 0)
+	rtcpBadLen[3] = 12
+	cases := []struct {
+		name   string
+		pkt    []byte
+		reason string
+	}{
+		{"empty", []byte{}, DropTruncated},
+		{"one byte", []byte{0x80}, DropTruncated},
+		{"short header", good[:11], DropTruncated},
+		{"csrc truncated", csrcTrunc, DropTruncated},
+		{"extension truncated", extTrunc, DropTruncated},
+		{"padding beyond packet", badPad, DropTruncated},
+		{"wrong version", badVersion, DropBadVersion},
+		{"unknown payload type", rtpPacket(9, 1, 0, 1, 160), DropUnknownPT},
+		{"oversized", rtpPacket(0, 1, 0, 1, 401), DropOversized},
+		{"rtcp truncated", rtcpShort, DropTruncated},
+		{"rtcp bad length", rtcpBadLen, DropTruncated},
+	}
+	for _, side := range []string{"ws", "udp"} {
+		t.Run(side, func(t *testing.T) {
+			t.Parallel()
+			p := newPeer(t)
+			c := e.newCall(t, p, true)
+			for i, tc := range cases {
+				if side == "ws" {
+					if len(tc.pkt) == 0 {
+						sendWS(t, c.ws, tc.pkt)
+					} else {
+						sendWS(t, c.ws, tc.pkt)
+					}
+				} else {
+					if _, err := p.rtp.WriteToUDP(tc.pkt, c.gwRTP); err != nil {
+						t.Fatal(err)
+					}
+				}
+				want := uint64(0)
+				for _, c2 := range cases[:i+1] {
+					if c2.reason == tc.reason {
+						want++
+					}
+				}
+				eventually(t, tc.name, func() bool { return mustGet(t, e, c.id).Counters.Drops[tc.reason] == want })
+			}
+			if side == "ws" {
+				if err := c.ws.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, "text", func() bool { return mustGet(t, e, c.id).Counters.Drops[DropNotBinary] == 1 })
+				// Nothing bad reached the far end: the next datagram is the good one.
+				sendWS(t, c.ws, good)
+				if got := recvUDP(t, p.rtp); !bytes.Equal(got, good) {
+					t.Fatalf("far end got %x first, want the good packet", got)
+				}
+			} else {
+				foreign := newPeer(t)
+				if _, err := foreign.rtp.WriteToUDP(good, c.gwRTP); err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, "foreign", func() bool { return mustGet(t, e, c.id).Counters.Drops[DropForeignSource] == 1 })
+				if _, err := p.rtp.WriteToUDP(good, c.gwRTP); err != nil {
+					t.Fatal(err)
+				}
+				if got := recvWS(t, c.ws); !bytes.Equal(got, good) {
+					t.Fatalf("browser got %x first, want the good packet", got)
+				}
+			}
+			cs := mustGet(t, e, c.id).Counters
+			if cs.WSToUDP.RTPPackets+cs.UDPToWS.RTPPackets != 1 || cs.WSToUDP.RTCPPackets+cs.UDPToWS.RTCPPackets != 0 {
+				t.Errorf("forwarded %+v %+v, want exactly the one good packet", cs.WSToUDP, cs.UDPToWS)
+			}
+		})
+	}
+}
+
+func TestNoRemoteAndNotAttached(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	c := e.newCall(t, nil, false)
+	p := newPeer(t)
+	if _, err := p.rtp.WriteToUDP(rtpPacket(0, 1, 0, 1, 160), c.gwRTP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "no_remote", func() bool { return mustGet(t, e, c.id).Counters.Drops[DropNoRemote] == 1 })
+	if _, err := e.cl.AddRemote(context.Background(), c.id, p.remote()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.rtp.WriteToUDP(rtpPacket(0, 2, 0, 1, 160), c.gwRTP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "not_attached", func() bool { return mustGet(t, e, c.id).Counters.Drops[DropNotAttached] == 1 })
+}
+
+// A browser that does not read loses packets; the UDP side of its call keeps reading and
+// other calls are not slowed.
+func TestSlowReaderDropsNotBlocks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.WSQueue = 8 })
+	p := newPeer(t)
+	slow := e.newCall(t, p, true) // never reads its WebSocket
+	p2 := newPeer(t)
+	fast := e.newCall(t, p2, true)
+	big := rtpPacket(0, 1, 0, 1, 1400)
+	// Far more than the TCP buffers toward the browser hold.
+	const flood = 20000
+	for i := 0; i < flood; i++ {
+		if _, err := p.rtp.WriteToUDP(big, slow.gwRTP); err != nil {
+			t.Fatal(err)
+		}
+		if i%200 == 0 {
+			time.Sleep(time.Millisecond) // stay within the socket receive buffer
+		}
+	}
+	eventually(t, "queue_full drops", func() bool { return mustGet(t, e, slow.id).Counters.Drops[DropQueueFull] > 0 })
+	// The slow call's UDP reader is not blocked: it has seen (relayed or dropped) the
+	// flood, counting every datagram that reached it.
+	eventually(t, "flood consumed", func() bool {
+		cs := mustGet(t, e, slow.id).Counters
+		return cs.UDPToWS.RTPPackets+cs.Drops[DropQueueFull] > flood/2
+	})
+	if _, err := p2.rtp.WriteToUDP(rtpPacket(0, 7, 0, 2, 160), fast.gwRTP); err != nil {
+		t.Fatal(err)
+	}
+	if got := recvWS(t, fast.ws); !bytes.Equal(got, rtpPacket(0, 7, 0, 2, 160)) {
+		t.Fatalf("other call got %x", got)
+	}
+}
+
+func TestPortsEvenPairsAndReuse(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.PortMin, c.PortMax = 19001, 19006 }) // pairs 19002, 19004; 19006 has no +1 in range
+	ctx := context.Background()
+	var ids []string
+	for i := 0; i < 2; i++ {
+		lt, err := e.cl.AddLocal(ctx, AddLocalRequest{Owner: "o"})
+		if err != nil {
+			t.Fatalf("add %d: %v", i, err)
+		}
+		if lt.RTPPort%2 != 0 || lt.RTCPPort != lt.RTPPort+1 || lt.RTPPort < 19002 || lt.RTCPPort > 19006 {
+			t.Fatalf("ports %d/%d", lt.RTPPort, lt.RTCPPort)
+		}
+		// Both ports are really bound by the gateway.
+		for _, port := range []int{lt.RTPPort, lt.RTCPPort} {
+			if c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}); err == nil {
+				c.Close()
+				t.Fatalf("port %d not bound by the gateway", port)
+			}
+		}
+		ids = append(ids, lt.ID)
+	}
+	if _, err := e.cl.AddLocal(ctx, AddLocalRequest{Owner: "o"}); !isAPI(err, 503, ErrUnavailable) {
+		t.Fatalf("third add: %v, want 503 unavailable", err)
+	}
+	if err := e.cl.Delete(ctx, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cl.AddLocal(ctx, AddLocalRequest{Owner: "o"}); err != nil {
+		t.Fatalf("add after delete: %v", err)
+	}
+}
