@@ -125,12 +125,12 @@ func recvUDP(t *testing.T, c *net.UDPConn) []byte {
 
 // call sets up a termination with the peer as remote and an attached WebSocket.
 type call struct {
-	id    string
-	local LocalTermination
-	gwRTP *net.UDPAddr
+	id     string
+	local  LocalTermination
+	gwRTP  *net.UDPAddr
 	gwRTCP *net.UDPAddr
-	ws    *websocket.Conn
-	url   string
+	ws     *websocket.Conn
+	url    string
 }
 
 func (e *env) newCall(t *testing.T, p *peer, attach bool) *call {
@@ -237,4 +237,8 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 func wsURLFor(base, id, token string) string {
 	return strings.TrimRight(base, "/") + "/media/" + id + "?token=" + token
+}
+
+func c2addr(lt *LocalTermination) *net.UDPAddr {
+	return &net.UDPAddr{IP: net.ParseIP(lt.Address), Port: lt.RTPPort}
 }
