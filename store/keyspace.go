@@ -43,20 +43,26 @@ func (f *Feed) listenKeyspace(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	errc := make(chan error, len(clients))
+	var subs []*redis.PubSub
 	var wg sync.WaitGroup
+	// Closing a PubSub is what unblocks its reader (ReceiveMessage does not watch ctx), so
+	// every exit path closes them all before waiting for the readers.
+	defer func() {
+		for _, ps := range subs {
+			ps.Close()
+		}
+		wg.Wait()
+	}()
 	for _, c := range clients {
 		ps := c.PSubscribe(ctx, keyspacePattern)
+		subs = append(subs, ps)
 		if _, err := ps.Receive(ctx); err != nil {
-			ps.Close()
 			return err
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer ps.Close()
 			for {
 				msg, err := ps.ReceiveMessage(ctx)
 				if err != nil {
@@ -74,10 +80,12 @@ func (f *Feed) listenKeyspace(ctx context.Context) error {
 			}
 		}()
 	}
-	err = <-errc
-	cancel()
-	wg.Wait()
-	return err
+	select {
+	case err = <-errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // schedule runs the reconcile script for obj after ReconcileDelay, unless one is pending.
