@@ -246,9 +246,7 @@ func TestMetricsExposed(t *testing.T) {
 			t.Errorf("metric %s missing", name)
 		}
 	}
-	if n := counterValue(t, e.gw.m.wsToUDP.rtpPackets); n != 1 {
-		t.Errorf("packets{ws_to_udp,rtp} = %v", n)
-	}
+	eventually(t, "packets{ws_to_udp,rtp} = 1", func() bool { return counterValue(t, e.gw.m.wsToUDP.rtpPackets) == 1 })
 }
 
 func TestConfigDefaultsAndErrors(t *testing.T) {

@@ -128,6 +128,11 @@ func TestDTMFPackets(t *testing.T) {
 	if events[1].ts < events[0].ts+800 {
 		t.Errorf("second event starts at %d, inside the first (%d+800)", events[1].ts, events[0].ts)
 	}
+	// Counters trail delivery by a moment: settle on the packets the far end saw.
+	eventually(t, "counted", func() bool {
+		cs := mustGet(t, e, c.id).Counters
+		return int(cs.WSToUDP.RTPPackets+cs.DTMFPackets) == len(pkts)
+	})
 	cs := mustGet(t, e, c.id).Counters
 	if cs.DTMFPackets != 14 {
 		t.Errorf("dtmf packets %d, want 14", cs.DTMFPackets)

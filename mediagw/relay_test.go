@@ -73,7 +73,10 @@ func TestRelayBothWaysInOrder(t *testing.T) {
 
 	// The counter is bumped right after the packet is queued, so it may trail the
 	// delivery by a moment.
-	eventually(t, "udp_to_ws rtcp counted", func() bool { return mustGet(t, e, c.id).Counters.UDPToWS.RTCPPackets == 1 })
+	eventually(t, "all counted", func() bool {
+		cs := mustGet(t, e, c.id).Counters
+		return cs.UDPToWS.RTCPPackets == 1 && cs.WSToUDP.RTCPPackets == 1 && cs.WSToUDP.RTPPackets == n && cs.UDPToWS.RTPPackets == n
+	})
 	tm := mustGet(t, e, c.id)
 	cs := tm.Counters
 	if cs.WSToUDP.RTPPackets != n || cs.WSToUDP.RTPBytes != n*172 || cs.WSToUDP.RTCPPackets != 1 {
@@ -287,6 +290,10 @@ func TestBadPacketsDropped(t *testing.T) {
 					t.Fatalf("browser got %x first, want the good packet", got)
 				}
 			}
+			eventually(t, "good packet counted", func() bool {
+				cs := mustGet(t, e, c.id).Counters
+				return cs.WSToUDP.RTPPackets+cs.UDPToWS.RTPPackets > 0
+			})
 			cs := mustGet(t, e, c.id).Counters
 			if cs.WSToUDP.RTPPackets+cs.UDPToWS.RTPPackets != 1 || cs.WSToUDP.RTCPPackets+cs.UDPToWS.RTCPPackets != 0 {
 				t.Errorf("forwarded %+v %+v, want exactly the one good packet", cs.WSToUDP, cs.UDPToWS)
