@@ -1,0 +1,120 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Config is the whole gateway's configuration, read from the environment. Every variable
+// and its default is listed in the README's configuration table; keep the two in step.
+type Config struct {
+	// Roles this process runs: any of web, bridge, asadapter, mediagw.
+	Roles    []string `envconfig:"GATEWAY_ROLES" default:"web,bridge,asadapter,mediagw"`
+	HTTPAddr string   `envconfig:"HTTP_ADDR" default:":8080"`
+	Instance string   `envconfig:"INSTANCE"`
+	LogLevel string   `envconfig:"LOG_LEVEL" default:"info"`
+	// Drain is how long SIGTERM waits for calls and connections to end before stopping.
+	Drain time.Duration `envconfig:"SHUTDOWN_DRAIN" default:"20s"`
+
+	RedisAddrs    []string `envconfig:"REDIS_ADDRS" default:"127.0.0.1:6379"`
+	RedisCluster  bool     `envconfig:"REDIS_CLUSTER" default:"false"`
+	RedisPassword string   `envconfig:"REDIS_PASSWORD"`
+	RedisPool     int      `envconfig:"REDIS_POOL" default:"128"`
+
+	DSMShards     int  `envconfig:"DSM_SHARDS" default:"16"`
+	DSMOplogLen   int  `envconfig:"DSM_OPLOG_LEN" default:"256"`
+	DSMFeedLen    int  `envconfig:"DSM_FEED_LEN" default:"100000"`
+	DSMMaxFields  int  `envconfig:"DSM_MAX_FIELDS" default:"256"`
+	DSMMaxValue   int  `envconfig:"DSM_MAX_VALUE_BYTES" default:"4096"`
+	DSMMaxOps     int  `envconfig:"DSM_MAX_OPS_PER_MESSAGE" default:"32"`
+	DSMNoKeyspace bool `envconfig:"DSM_NO_KEYSPACE" default:"false"`
+
+	DSMSecret       string        `envconfig:"DSM_SECRET"`
+	DSMTokenTTL     time.Duration `envconfig:"DSM_TOKEN_TTL" default:"12h"`
+	DSMMaxFrame     int64         `envconfig:"DSM_MAX_FRAME_BYTES" default:"32768"`
+	DSMMaxSubs      int           `envconfig:"DSM_MAX_SUBS" default:"64"`
+	DSMOpsPerSecond float64       `envconfig:"DSM_OPS_PER_SECOND" default:"200"`
+	DSMSendQueue    int           `envconfig:"DSM_SEND_QUEUE" default:"256"`
+
+	MGWURL          string        `envconfig:"MGW_URL"`
+	MGWSecret       string        `envconfig:"MGW_SECRET"`
+	MGWBindAddr     string        `envconfig:"MGW_BIND_ADDR" default:"127.0.0.1"`
+	MGWPublicAddr   string        `envconfig:"MGW_PUBLIC_ADDR"`
+	MGWPortMin      int           `envconfig:"MGW_PORT_MIN" default:"20000"`
+	MGWPortMax      int           `envconfig:"MGW_PORT_MAX" default:"29999"`
+	MGWPublicWSURL  string        `envconfig:"MGW_PUBLIC_WS_URL" default:"ws://127.0.0.1:8080"`
+	MGWTokenTTL     time.Duration `envconfig:"MGW_TOKEN_TTL" default:"30s"`
+	MGWMediaTimeout time.Duration `envconfig:"MGW_MEDIA_TIMEOUT" default:"30s"`
+	MGWNoLatching   bool          `envconfig:"MGW_NO_LATCHING" default:"false"`
+	MGWEventURL     string        `envconfig:"MGW_EVENT_URL"`
+
+	SIPListenUDP     string        `envconfig:"SIP_LISTEN_UDP" default:"0.0.0.0:5060"`
+	SIPListenTCP     string        `envconfig:"SIP_LISTEN_TCP" default:"0.0.0.0:5060"`
+	SIPListenTLS     string        `envconfig:"SIP_LISTEN_TLS"`
+	SIPTLSCert       string        `envconfig:"SIP_TLS_CERT"`
+	SIPTLSKey        string        `envconfig:"SIP_TLS_KEY"`
+	SIPAdvertiseHost string        `envconfig:"SIP_ADVERTISE_HOST"`
+	SIPDomain        string        `envconfig:"SIP_DOMAIN"`
+	SIPUser          string        `envconfig:"SIP_USER" default:"dsmgw"`
+	SIPDisplayName   string        `envconfig:"SIP_DISPLAY_NAME"`
+	SIPOutboundProxy string        `envconfig:"SIP_OUTBOUND_PROXY"`
+	SIPAuthUser      string        `envconfig:"SIP_AUTH_USER"`
+	SIPAuthPassword  string        `envconfig:"SIP_AUTH_PASSWORD"`
+	SIPInviteTimeout time.Duration `envconfig:"SIP_INVITE_TIMEOUT" default:"60s"`
+	SIPDTMF          string        `envconfig:"SIP_DTMF" default:"rfc4733"`
+
+	UsersSecret    string        `envconfig:"USERS_SECRET"`
+	UsersRegistrar string        `envconfig:"USERS_REGISTRAR"`
+	UsersConfDom   string        `envconfig:"USERS_CONFERENCE_DOMAIN"`
+	UsersExpires   time.Duration `envconfig:"USERS_EXPIRES" default:"600s"`
+	UsersSubExp    time.Duration `envconfig:"USERS_SUBSCRIBE_EXPIRES" default:"600s"`
+	UsersSession   time.Duration `envconfig:"USERS_SESSION_TTL" default:"120s"`
+}
+
+// The roles of a gateway process.
+const (
+	roleWeb       = "web"
+	roleBridge    = "bridge"
+	roleASAdapter = "asadapter"
+	roleMediaGW   = "mediagw"
+)
+
+func loadConfig() (Config, error) {
+	var c Config
+	if err := envconfig.Process("", &c); err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	for i, r := range c.Roles {
+		c.Roles[i] = strings.TrimSpace(r)
+		switch c.Roles[i] {
+		case roleWeb, roleBridge, roleASAdapter, roleMediaGW:
+		default:
+			return c, fmt.Errorf("config: GATEWAY_ROLES: unknown role %q", r)
+		}
+	}
+	if (c.has(roleBridge) || c.has(roleWeb)) && len(c.DSMSecret) < 16 {
+		return c, fmt.Errorf("config: DSM_SECRET (at least 16 bytes) is required by the web and bridge roles")
+	}
+	if (c.has(roleMediaGW) || c.has(roleASAdapter)) && len(c.MGWSecret) < 16 {
+		return c, fmt.Errorf("config: MGW_SECRET (at least 16 bytes) is required by the mediagw and asadapter roles")
+	}
+	if c.has(roleASAdapter) && !c.has(roleMediaGW) && c.MGWURL == "" {
+		return c, fmt.Errorf("config: MGW_URL is required when the asadapter role runs without the mediagw role")
+	}
+	if c.has(roleASAdapter) && len(c.UsersSecret) < 16 {
+		return c, fmt.Errorf("config: USERS_SECRET (at least 16 bytes) is required by the asadapter role")
+	}
+	return c, nil
+}
+
+func (c Config) has(role string) bool {
+	for _, r := range c.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
