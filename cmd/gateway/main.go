@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"dsmgw/internal/gateway"
 )
 
 func main() {
@@ -25,7 +27,7 @@ func main() {
 }
 
 func run() error {
-	cfg, err := loadConfig()
+	cfg, err := gateway.LoadConfig()
 	if err != nil {
 		return err
 	}
@@ -37,11 +39,11 @@ func run() error {
 	soft, stopSoft := signal.NotifyContext(hard, syscall.SIGTERM)
 	defer stopSoft()
 
-	app, err := build(hard, cfg, log)
+	app, err := gateway.Build(hard, cfg, log)
 	if err != nil {
 		return err
 	}
-	err = app.run(soft, hard)
+	err = app.Run(soft, hard)
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}

@@ -1,4 +1,6 @@
-package main
+// Package gateway wires the components of one dsmgw process from its configuration; the
+// binaries in cmd/ only call it.
+package gateway
 
 import (
 	"fmt"
@@ -76,13 +78,14 @@ type Config struct {
 
 // The roles of a gateway process.
 const (
-	roleWeb       = "web"
-	roleBridge    = "bridge"
-	roleASAdapter = "asadapter"
-	roleMediaGW   = "mediagw"
+	RoleWeb       = "web"
+	RoleBridge    = "bridge"
+	RoleASAdapter = "asadapter"
+	RoleMediaGW   = "mediagw"
 )
 
-func loadConfig() (Config, error) {
+// LoadConfig reads the configuration from the environment and checks it.
+func LoadConfig() (Config, error) {
 	var c Config
 	if err := envconfig.Process("", &c); err != nil {
 		return c, fmt.Errorf("config: %w", err)
@@ -90,27 +93,28 @@ func loadConfig() (Config, error) {
 	for i, r := range c.Roles {
 		c.Roles[i] = strings.TrimSpace(r)
 		switch c.Roles[i] {
-		case roleWeb, roleBridge, roleASAdapter, roleMediaGW:
+		case RoleWeb, RoleBridge, RoleASAdapter, RoleMediaGW:
 		default:
 			return c, fmt.Errorf("config: GATEWAY_ROLES: unknown role %q", r)
 		}
 	}
-	if (c.has(roleBridge) || c.has(roleWeb)) && len(c.DSMSecret) < 16 {
+	if (c.Has(RoleBridge) || c.Has(RoleWeb)) && len(c.DSMSecret) < 16 {
 		return c, fmt.Errorf("config: DSM_SECRET (at least 16 bytes) is required by the web and bridge roles")
 	}
-	if (c.has(roleMediaGW) || c.has(roleASAdapter)) && len(c.MGWSecret) < 16 {
+	if (c.Has(RoleMediaGW) || c.Has(RoleASAdapter)) && len(c.MGWSecret) < 16 {
 		return c, fmt.Errorf("config: MGW_SECRET (at least 16 bytes) is required by the mediagw and asadapter roles")
 	}
-	if c.has(roleASAdapter) && !c.has(roleMediaGW) && c.MGWURL == "" {
+	if c.Has(RoleASAdapter) && !c.Has(RoleMediaGW) && c.MGWURL == "" {
 		return c, fmt.Errorf("config: MGW_URL is required when the asadapter role runs without the mediagw role")
 	}
-	if c.has(roleASAdapter) && len(c.UsersSecret) < 16 {
+	if c.Has(RoleASAdapter) && len(c.UsersSecret) < 16 {
 		return c, fmt.Errorf("config: USERS_SECRET (at least 16 bytes) is required by the asadapter role")
 	}
 	return c, nil
 }
 
-func (c Config) has(role string) bool {
+// Has reports whether the process runs role.
+func (c Config) Has(role string) bool {
 	for _, r := range c.Roles {
 		if r == role {
 			return true

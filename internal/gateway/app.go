@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"context"
@@ -25,8 +25,8 @@ import (
 	"dsmgw/webclient"
 )
 
-// app holds the wired components of one gateway process.
-type app struct {
+// App holds the wired components of one gateway process.
+type App struct {
 	cfg      Config
 	log      *slog.Logger
 	rdb      redis.UniversalClient
@@ -40,15 +40,15 @@ type app struct {
 	srv      *http.Server
 }
 
-// build constructs every component of the configured roles. It binds the HTTP and SIP
+// Build constructs every component of the configured roles. It binds the HTTP and SIP
 // listeners, so a port conflict fails here, before anything runs.
-func build(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
+func Build(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if cfg.Instance == "" {
 		h, _ := os.Hostname()
 		cfg.Instance = h + "-" + strconv.Itoa(os.Getpid())
 	}
 	// Components add the instance to their own loggers.
-	a := &app{cfg: cfg, log: log.With("instance", cfg.Instance)}
+	a := &App{cfg: cfg, log: log.With("instance", cfg.Instance)}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -78,7 +78,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
 
-	if cfg.has(roleBridge) {
+	if cfg.Has(RoleBridge) {
 		a.bridge, err = otbridge.New(otbridge.Config{
 			Secret: []byte(cfg.DSMSecret), TokenTTL: cfg.DSMTokenTTL, MaxFrameBytes: cfg.DSMMaxFrame,
 			MaxSubs: cfg.DSMMaxSubs, OpsPerSecond: cfg.DSMOpsPerSecond, SendQueue: cfg.DSMSendQueue,
@@ -90,7 +90,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		mux.Handle("/dsm", a.bridge.Handler())
 		mux.Handle("GET /session", a.bridge.SessionHandler())
 	}
-	if cfg.has(roleWeb) {
+	if cfg.Has(RoleWeb) {
 		web, err := webclient.New(webclient.Config{}, log)
 		if err != nil {
 			return nil, err
@@ -107,7 +107,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 			ad.HandleMediaEvent(ev)
 		}
 	}
-	if cfg.has(roleMediaGW) {
+	if cfg.Has(RoleMediaGW) {
 		a.mgw, err = mediagw.New(mediagw.Config{
 			BindAddr: cfg.MGWBindAddr, PublicAddr: cfg.MGWPublicAddr, PortMin: cfg.MGWPortMin, PortMax: cfg.MGWPortMax,
 			PublicWSURL: cfg.MGWPublicWSURL, Secret: cfg.MGWSecret, TokenTTL: cfg.MGWTokenTTL,
@@ -120,12 +120,12 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		mux.Handle("/v1/terminations/", a.mgw.APIHandler())
 		mux.Handle("/media/", a.mgw.MediaHandler())
 	}
-	if cfg.has(roleASAdapter) {
+	if cfg.Has(RoleASAdapter) {
 		mgwURL, eventURL := cfg.MGWURL, cfg.MGWEventURL
 		if mgwURL == "" { // the media gateway runs in this process: talk to it on loopback
 			mgwURL = "http://" + loopback(a.listener.Addr())
 		}
-		if !cfg.has(roleMediaGW) {
+		if !cfg.Has(RoleMediaGW) {
 			mux.Handle("POST /v1/mgw-events", mediagw.EventHandler(cfg.MGWSecret, onEvent))
 		} else {
 			eventURL = "" // delivered in process through OnEvent
@@ -176,8 +176,8 @@ type drainer interface {
 	HangupAll(ctx context.Context) int
 }
 
-// run runs every component until soft ends (drain, then stop) or hard ends (stop now).
-func (a *app) run(soft, hard context.Context) error {
+// Run runs every component until soft ends (drain, then stop) or hard ends (stop now).
+func (a *App) Run(soft, hard context.Context) error {
 	ctx, cancel := context.WithCancel(hard)
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
@@ -236,7 +236,7 @@ func (a *app) run(soft, hard context.Context) error {
 }
 
 // readyz answers 200 when Redis answers and the feed readers (and the bridge) are running.
-func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
+func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := a.rdb.Ping(ctx).Err(); err != nil {
@@ -253,3 +253,6 @@ func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	fmt.Fprintln(w, "ready")
 }
+
+// Addr is the address the HTTP server listens on.
+func (a *App) Addr() net.Addr { return a.listener.Addr() }
