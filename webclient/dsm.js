@@ -84,6 +84,7 @@ export class DSM {
   /** start connects and resolves on the first welcome (rejects if the session cannot be had). */
   start() {
     this.stopped = false;
+    this.session.resume?.();
     const p = new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
     this.connect();
     return p;
@@ -114,7 +115,15 @@ export class DSM {
    * resumes. Tests use it; a page may use it after a network change.
    */
   drop() {
-    if (this.ws) this.lost('dropped');
+    const ws = this.ws;
+    if (!ws) return;
+    // A test socket may offer terminate() (drop TCP without a close handshake), closer to
+    // a real network failure than close().
+    if (typeof ws.terminate === 'function') {
+      detach(ws);
+      ws.terminate();
+    }
+    this.lost('dropped');
   }
 
   /** object returns the subscribed replica of addr (one per address). */

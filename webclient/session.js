@@ -98,6 +98,12 @@ export class Session {
     }
   }
 
+  /** resume re-enables renewal after close (a restarted client). */
+  resume() {
+    this.closed = false;
+    if (this.current) this.schedule();
+  }
+
   close() {
     this.closed = true;
     clearTimeout(this.timer);

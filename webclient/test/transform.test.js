@@ -3,18 +3,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { rng } from './rng.js';
 import { apply, check, compose, transformClient, transformServer, validate } from '../transform.js';
-
-// A small deterministic PRNG so a failure can be replayed from the printed seed.
-export function rng(seed) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 4294967296;
-  };
-}
 
 function randomOp(r, n) {
   const ops = [];

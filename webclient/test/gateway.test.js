@@ -1,0 +1,229 @@
+// dsm.js against a running gateway (two bridge instances on one Redis, started by the Go
+// test TestNodeClient): session and welcome, local writes and acks, remote ops from a Go
+// service, server nacks with rollback, refusals, blind writes, outside writes as resyncs,
+// reconnect resume without double-apply, token renewal, and the convergence of several
+// clients racing on shared objects with forced disconnects.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadSchema } from '../schema.js';
+import { rng } from './rng.js';
+import { GW, GW2, client, goCommit, goRead, needGateway, outsideWrite, settled, sleep, until } from './gateway.js';
+
+const SEED = Number(process.env.DSM_SEED || Date.now() % 1e9);
+
+test('connects: session, welcome, schema served by the gateway', async () => {
+  needGateway();
+  const dsm = await client();
+  assert.match(dsm.client, /^[A-Za-z0-9]{16,}$/);
+  assert.equal(dsm.instance, 'gw1');
+  assert.ok(dsm.limits.max_ops >= 1);
+  const schema = await loadSchema(GW);
+  assert.equal(schema.P.playerState, 'player_state');
+  assert.equal(schema.playerAddress(dsm.client), `players/${dsm.client}/audio`);
+  dsm.close();
+});
+
+test('own player object: local write is acked and in Redis; a Go write arrives as a remote op', async () => {
+  const dsm = await client();
+  const addr = `players/${dsm.client}/audio`;
+  const p = dsm.object(addr);
+  await p.ready;
+  const seen = [];
+  p.onField('mgw_state', (e) => seen.push([e.old, e.new, e.cause]));
+  const local = [];
+  p.onField('player_state', (e) => local.push([e.old, e.new, e.cause]));
+  const rev = await p.set({ player_state: 'connecting', remote: 'sip:bob@example.com' });
+  assert.deepEqual(local, [[undefined, 'connecting', 'local']]);
+  const r = await goRead(addr);
+  assert.equal(r.rev, rev);
+  assert.deepEqual(r.fields, { player_state: 'connecting', remote: 'sip:bob@example.com' });
+  const goRev = await goCommit(addr, [{ o: 'set', f: 'mgw_state', v: 'connecting' }]);
+  await until(() => p.rev === goRev, 'the Go commit');
+  assert.deepEqual(seen, [[undefined, 'connecting', 'remote']]);
+  assert.equal(p.state, 'synchronized');
+  dsm.close();
+});
+
+test('a write from another instance reaches a subscriber in revision order', async () => {
+  const a = await client({ base: GW });
+  const b = await client({ base: GW2 });
+  assert.equal(b.instance, 'gw2');
+  const obj = `shared/order/${SEED}`;
+  const oa = a.object(obj);
+  await oa.ready;
+  const revs = [];
+  oa.on((e) => e.cause === 'remote' && revs.push(e.rev));
+  const ob = b.object(obj);
+  await ob.ready;
+  for (let i = 0; i < 20; i++) ob.set({ n: String(i) });
+  await until(() => oa.get('n') === '19' && oa.rev === ob.rev && settled(b), 'the ops of the other instance');
+  for (let i = 1; i < revs.length; i++) assert.ok(revs[i] > revs[i - 1], `revisions in order: ${revs}`);
+  a.close();
+  b.close();
+});
+
+test('nack: an expect that fails on the server rolls the view back', async () => {
+  const dsm = await client();
+  const addr = `players/${dsm.client}/audio`;
+  const p = dsm.object(addr);
+  await p.ready;
+  await goCommit(addr, [{ o: 'set', f: 'player_state', v: 'ringing' }]);
+  await until(() => p.get('player_state') === 'ringing', 'ringing');
+  const seen = [];
+  p.onField('player_state', (e) => seen.push([e.old, e.new, e.cause]));
+  // Offline, answer the call (the view says ringing) while the far end hangs up meanwhile.
+  dsm.close();
+  const answer = p.set({ player_state: 'connecting' }, { player_state: 'ringing' });
+  assert.equal(p.get('player_state'), 'connecting');
+  await goCommit(addr, [{ o: 'set', f: 'player_state', v: 'disconnected' }]);
+  await dsm.start();
+  await assert.rejects(answer, (e) => e.code === 'expect_failed');
+  assert.equal(p.get('player_state'), 'disconnected');
+  assert.deepEqual(seen, [['ringing', 'connecting', 'local'], ['connecting', 'disconnected', 'rollback']]);
+  assert.deepEqual(p.fields(), (await goRead(addr)).fields);
+  dsm.close();
+});
+
+test('refusals: another client\'s objects are forbidden, the connection stays usable', async () => {
+  const a = await client();
+  const b = await client();
+  const other = `players/${b.client}/audio`;
+  await assert.rejects(a.write(other, [{ o: 'set', f: 'x', v: '1' }]), (e) => e.code === 'forbidden');
+  await assert.rejects(a.write('players', [{ o: 'set', f: other, v: 'audio' }]), (e) => e.code === 'forbidden');
+  const errs = [];
+  const spy = a.object(other);
+  spy.onError((e) => errs.push(e.code));
+  await assert.rejects(spy.ready, (e) => e.code === 'forbidden');
+  assert.deepEqual(errs, ['forbidden']);
+  const own = a.object(`players/${a.client}/audio`);
+  await own.ready;
+  assert.ok((await own.set({ service: 'mmtel' })) > 0);
+  assert.equal((await goRead(other)).rev, 0);
+  a.close();
+  b.close();
+});
+
+test('blind write: the own entry of the players index', async () => {
+  const dsm = await client();
+  const addr = `players/${dsm.client}/audio`;
+  const rev = await dsm.write('players', [{ o: 'set', f: addr, v: 'audio' }]);
+  assert.ok(rev > 0);
+  assert.equal((await goRead('players')).fields[addr], 'audio');
+  dsm.close();
+});
+
+test('a write outside the commit path reaches the subscriber as a resync', async () => {
+  const dsm = await client();
+  const addr = `players/${dsm.client}/audio`;
+  const p = dsm.object(addr);
+  await p.ready;
+  await p.set({ player_state: 'connecting' });
+  const ev = [];
+  p.on((e) => ev.push(e));
+  await outsideWrite(addr, 'progress', '180 Ringing');
+  await until(() => p.get('progress') === '180 Ringing', 'the adopted outside write');
+  const last = ev[ev.length - 1];
+  assert.equal(last.cause, 'resync');
+  assert.deepEqual(last.changes, [{ field: 'progress', old: undefined, new: '180 Ringing' }]);
+  assert.equal(p.rev, (await goRead(addr)).rev);
+  dsm.close();
+});
+
+test('reconnect resume: an op cut off by a dropped connection is applied exactly once', async () => {
+  const dsm = await client();
+  const addr = `players/${dsm.client}/audio`;
+  const p = dsm.object(addr);
+  await p.ready;
+  const revs = [];
+  for (let i = 0; i < 25; i++) {
+    const w = p.set({ n: String(i) });
+    if (i % 5 === 4) await sleep(1); // let some ops reach the server before the drop
+    dsm.drop();
+    revs.push(await w);
+    await until(() => settled(dsm), 'resumed');
+  }
+  const log = (await goRead(addr, 0)).log;
+  const mine = log.filter((e) => e.c === dsm.client);
+  assert.deepEqual(mine.map((e) => e.rev), revs, 'one commit per write, at the acked revision');
+  assert.equal(new Set(mine.map((e) => e.q)).size, mine.length, 'no seq committed twice');
+  assert.equal(p.get('n'), '24');
+  assert.deepEqual(p.fields(), (await goRead(addr)).fields);
+  dsm.close();
+});
+
+test('session: the token is renewed before it expires and reconnects use the new one', async () => {
+  const ttl = Number(process.env.DSM_TOKEN_TTL || 0);
+  assert.ok(ttl > 0 && ttl <= 10, 'TestNodeClient sets a short DSM_TOKEN_TTL');
+  const dsm = await client();
+  const first = dsm.session.current;
+  await until(() => dsm.session.current.token !== first.token, 'a renewed token', (ttl + 5) * 1000);
+  assert.equal(dsm.session.current.client, first.client);
+  await until(() => Date.now() / 1000 > first.expires + 0.5, 'the first token to expire', (ttl + 5) * 1000);
+  dsm.drop();
+  await until(() => settled(dsm), 'a reconnect with the renewed token');
+  const p = dsm.object(`players/${dsm.client}/audio`);
+  await p.ready;
+  assert.ok((await p.set({ service: 'poc' })) > 0);
+  dsm.close();
+});
+
+test(`convergence: clients on two instances race on shared objects with drops (seed ${SEED})`, async () => {
+  const r = rng(SEED);
+  const N = 8;
+  const OBJS = [0, 1, 2].map((i) => `shared/conv/${SEED}/${i}`);
+  const FIELDS = ['a', 'b', 'c', 'd', 'e'];
+  const clients = [];
+  for (let i = 0; i < N; i++) clients.push(await client({ base: i % 2 ? GW2 : GW }));
+  const objs = clients.map((c) => OBJS.map((a) => c.object(a)));
+  await Promise.all(objs.flat().map((o) => o.ready));
+  const acked = clients.map(() => OBJS.map(() => new Set()));
+  const pending = [];
+  const unexpected = [];
+  const work = clients.map(async (c, ci) => {
+    for (let n = 0; n < 200; n++) {
+      const oi = Math.floor(r() * OBJS.length);
+      const o = objs[ci][oi];
+      const f = FIELDS[Math.floor(r() * FIELDS.length)];
+      const k = r();
+      let w;
+      if (k < 0.5) w = o.set({ [f]: `${ci}.${n}` });
+      else if (k < 0.7) w = o.del(f);
+      else {
+        // A conditional write on what this replica sees now: it may fail on the server.
+        const g = FIELDS[Math.floor(r() * FIELDS.length)];
+        w = o.set({ [g]: `${ci}.${n}?` }, { [f]: o.get(f) ?? null });
+      }
+      pending.push(
+        w.then(
+          (rev) => acked[ci][oi].add(rev),
+          (e) => e.code !== 'expect_failed' && unexpected.push(e),
+        ),
+      );
+      if (r() < 0.03) c.drop();
+      if (r() < 0.3) await sleep(Math.floor(r() * 4));
+    }
+  });
+  await Promise.all(work);
+  await Promise.all(pending);
+  assert.deepEqual(unexpected, []);
+  await until(() => clients.every(settled), 'every client settled', 30000);
+  for (const [oi, addr] of OBJS.entries()) {
+    const want = await goRead(addr);
+    await until(() => objs.every((os) => os[oi].rev === want.rev), `every replica of ${addr} at rev ${want.rev}`);
+    for (const [ci, os] of objs.entries()) {
+      assert.deepEqual(os[oi].fields(), want.fields, `client ${ci} on ${addr} (seed ${SEED})`);
+      assert.deepEqual(os[oi].serverFields(), want.fields);
+    }
+    // Every acknowledged op is in the op log exactly once, at its acked revision, and
+    // nothing else of that client is.
+    const log = (await goRead(addr, 0)).log;
+    assert.equal(log.length, want.rev, 'the op log reaches back to the start');
+    for (const [ci, c] of clients.entries()) {
+      const mine = log.filter((e) => e.c === c.client).map((e) => e.rev).sort((x, y) => x - y);
+      const got = [...acked[ci][oi]].sort((x, y) => x - y);
+      assert.deepEqual(mine, got, `client ${ci} on ${addr}: committed revisions = acknowledged revisions`);
+    }
+  }
+  for (const c of clients) c.close();
+});

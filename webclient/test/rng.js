@@ -1,0 +1,11 @@
+// A small deterministic PRNG (xorshift32) so that a failing random test can be replayed
+// from its printed seed.
+export function rng(seed) {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 4294967296;
+  };
+}
