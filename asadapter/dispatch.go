@@ -285,6 +285,8 @@ func (a *Adapter) listenKeyspace(ctx context.Context, fn func(obj string)) error
 	var wg sync.WaitGroup
 	for _, c := range clients {
 		ps := c.PSubscribe(ctx, keyspacePattern)
+		// ReceiveMessage does not watch ctx; closing the PubSub is what unblocks it.
+		context.AfterFunc(ctx, func() { ps.Close() })
 		if _, err := ps.Receive(ctx); err != nil {
 			ps.Close()
 			return err
@@ -309,7 +311,12 @@ func (a *Adapter) listenKeyspace(ctx context.Context, fn func(obj string)) error
 			}
 		}()
 	}
-	err := <-errc
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	cancel()
 	wg.Wait()
 	return err

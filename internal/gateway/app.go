@@ -227,6 +227,9 @@ func (a *App) Run(soft, hard context.Context) error {
 	}
 	cancel()
 	err := g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil // every component ends with ctx's error once we cancel it
+	}
 	if a.mgw != nil {
 		a.mgw.Close()
 	}

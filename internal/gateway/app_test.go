@@ -1,0 +1,133 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"dsmgw/internal/testpeer"
+)
+
+// testConfig is a full configuration for one process on free loopback ports.
+func testConfig(t *testing.T, redisAddr string) Config {
+	t.Setenv("REDIS_ADDRS", redisAddr)
+	t.Setenv("HTTP_ADDR", "127.0.0.1:0")
+	t.Setenv("DSM_SECRET", "test-secret-0123456789")
+	t.Setenv("MGW_SECRET", "mgw-secret-0123456789")
+	t.Setenv("USERS_SECRET", "users-secret-0123456789")
+	sip := "127.0.0.1:" + strconv.Itoa(testpeer.FreeUDPPort(t))
+	t.Setenv("SIP_LISTEN_UDP", sip)
+	t.Setenv("SIP_LISTEN_TCP", sip)
+	base := 30000 + 2*(testpeer.FreePort(t)%5000)
+	t.Setenv("MGW_PORT_MIN", strconv.Itoa(base))
+	t.Setenv("MGW_PORT_MAX", strconv.Itoa(base+99))
+	cfg, err := LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestAllRolesServeAndDrain starts one process with every role against a real Redis,
+// checks the endpoints each role mounts, then drains as on SIGTERM.
+func TestAllRolesServeAndDrain(t *testing.T) {
+	r := testpeer.StartRedis(t, testpeer.RedisOptions{})
+	cfg := testConfig(t, r.Addr)
+	hard, stopHard := context.WithCancel(context.Background())
+	defer stopHard()
+	soft, stopSoft := context.WithCancel(hard)
+	app, err := Build(hard, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- app.Run(soft, hard) }()
+	base := "http://" + app.Addr().String()
+
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, _ := get(t, base+"/readyz")
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still %d", code)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, body := get(t, base+"/healthz"); code != 200 || !strings.Contains(body, "ok") {
+		t.Fatalf("/healthz %d %q", code, body)
+	}
+	code, body := get(t, base+"/session")
+	var sess struct{ Client, Token string }
+	if code != 200 || json.Unmarshal([]byte(body), &sess) != nil || sess.Client == "" || sess.Token == "" {
+		t.Fatalf("/session %d %q", code, body)
+	}
+	if code, body := get(t, base+"/dsm/schema.json"); code != 200 || !strings.Contains(body, `"mgw_url"`) {
+		t.Fatalf("/dsm/schema.json %d", code)
+	}
+	if code, body := get(t, base+"/"); code != 200 || !strings.Contains(strings.ToLower(body), "<!doctype html>") {
+		t.Fatalf("/ %d", code)
+	}
+	if code, body := get(t, base+"/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("/metrics %d", code)
+	}
+	// The media gateway API is mounted and guarded by its secret.
+	if code, _ := get(t, base+"/v1/terminations"); code != http.StatusUnauthorized {
+		t.Fatalf("/v1/terminations without secret: %d", code)
+	}
+	if code, _ := get(t, base+"/v1/users/ann/register"); code != http.StatusUnauthorized {
+		t.Fatalf("/v1/users without secret: %d", code)
+	}
+
+	stopSoft() // SIGTERM
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		var buf strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
+		t.Fatalf("gateway did not stop after the drain; goroutines:\n%s", buf.String())
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	cases := map[string]map[string]string{
+		"unknown role":       {"GATEWAY_ROLES": "web,sbc", "DSM_SECRET": "0123456789abcdef"},
+		"no dsm secret":      {"GATEWAY_ROLES": "bridge"},
+		"no mgw secret":      {"GATEWAY_ROLES": "mediagw"},
+		"asadapter alone":    {"GATEWAY_ROLES": "asadapter", "MGW_SECRET": "0123456789abcdef", "USERS_SECRET": "0123456789abcdef"},
+		"bad duration":       {"GATEWAY_ROLES": "bridge", "DSM_SECRET": "0123456789abcdef", "DSM_TOKEN_TTL": "soon"},
+		"asadapter no users": {"GATEWAY_ROLES": "asadapter,mediagw", "MGW_SECRET": "0123456789abcdef"},
+	}
+	for name, env := range cases {
+		t.Run(name, func(t *testing.T) {
+			for _, k := range []string{"GATEWAY_ROLES", "DSM_SECRET", "MGW_SECRET", "USERS_SECRET", "MGW_URL", "DSM_TOKEN_TTL"} {
+				t.Setenv(k, env[k])
+			}
+			if _, err := LoadConfig(); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
