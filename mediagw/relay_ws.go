@@ -53,18 +53,12 @@ func (w *wsConn) enqueue(pkt []byte) bool {
 // writeLoop sends queued packets, one binary message each, until the connection closes.
 func (w *wsConn) writeLoop(t *termination) {
 	defer t.wg.Done()
-	var deadline time.Time
 	for {
 		select {
 		case <-w.done:
 			return
 		case bp := <-w.q:
-			// Refreshing the deadline once a second rather than per message keeps the
-			// timer work off the packet path.
-			if now := time.Now(); deadline.Sub(now) < wsWriteTimeout-time.Second {
-				deadline = now.Add(wsWriteTimeout)
-				_ = w.conn.SetWriteDeadline(deadline)
-			}
+			_ = w.conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
 			err := w.conn.WriteMessage(websocket.BinaryMessage, *bp)
 			w.pool.Put(bp)
 			if err != nil {

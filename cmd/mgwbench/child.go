@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -104,6 +105,17 @@ func procCPU(pid int) (time.Duration, error) {
 
 // runGatewayChild serves a mediagw.Gateway on loopback until SIGTERM.
 func runGatewayChild() error {
+	if path := os.Getenv("MGWBENCH_GATEWAY_CPUPROFILE"); path != "" {
+		// For looking into the gateway's cost; the profiler itself adds a little CPU.
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -88,6 +88,7 @@ type result struct {
 	cpuPer1000    time.Duration
 	toolCPU       time.Duration
 	sendErrs      uint64
+	gwDrops       map[string]uint64
 	windowSec     float64
 }
 
@@ -187,7 +188,19 @@ func runGateway(o options) (result, error) {
 		return result{}, fmt.Errorf("setup: %w", err)
 	default:
 	}
-	return measure(o, "gateway (ws<->udp)", calls, pid)
+	r, err := measure(o, "gateway (ws<->udp)", calls, pid)
+	if err == nil {
+		// The gateway's own view: packets it dropped, by reason, summed over the calls.
+		if ts, lerr := cl.List(ctx, "mgwbench"); lerr == nil {
+			r.gwDrops = map[string]uint64{}
+			for _, t := range ts {
+				for k, v := range t.Counters.Drops {
+					r.gwDrops[k] += v
+				}
+			}
+		}
+	}
+	return r, err
 }
 
 func runBaseline(o options) (result, error) {
@@ -306,6 +319,9 @@ func report(res []result) {
 		fmt.Printf("%-30s %6d %10.0f %10.0f %8.4f %9.3f %9.3f %13.3f %13.3f %14.3f %10.1f %9.1f\n", r.name, r.calls,
 			r.sentPerSec, r.relayedPerSec, r.loss*100, ms(r.p50), ms(r.p99), ms(r.p99Dir[0]), ms(r.p99Dir[1]),
 			ms(r.cpuPer1000), 100*r.cpu.Seconds()/r.windowSec, 100*r.toolCPU.Seconds()/r.windowSec)
+		if r.gwDrops != nil {
+			fmt.Printf("  %s: drops reported by the gateway (whole run, incl. warmup and teardown): %v\n", r.name, r.gwDrops)
+		}
 		if r.sendErrs > 0 {
 			fmt.Printf("  %s: %d send errors in the tool\n", r.name, r.sendErrs)
 		}
