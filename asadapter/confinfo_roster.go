@@ -200,7 +200,10 @@ func (r *Roster) Fields(names ParticipantNames, maxFields int) (map[string]strin
 
 // truncateUTF8 cuts s to at most n bytes without splitting a character.
 func truncateUTF8(s string, n int) string {
-	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
 		n--
 	}
 	return s[:n]

@@ -6,6 +6,8 @@ import "errors"
 // register.go, subscribe.go, confinfo.go). They live apart from errors.go so the two halves
 // of the package can be built side by side; callers match them with errors.Is.
 var (
+	// ErrUsersConfig reports an unusable UsersConfig.
+	ErrUsersConfig = errors.New("asadapter: bad users configuration")
 	// ErrBadConferenceInfo reports a conference-info body (RFC 4575) that cannot be parsed
 	// or breaks the schema's rules (missing entity or version, unknown state).
 	ErrBadConferenceInfo = errors.New("asadapter: bad conference-info")
