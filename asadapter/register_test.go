@@ -21,7 +21,7 @@ func TestRegisterDigestRefreshLogout(t *testing.T) {
 		Args: []string{"-m", "1", "-trace_logs", "-log_file", "sipp-logs.log"}})
 	r := startUsers(t, newTestSIP(t, sipp.Addr), UsersConfig{}, "")
 
-	code, body := r.call(t, "POST", "/v1/users/alice/register", testSecret, RegisterRequest{
+	code, body := r.call(t, "POST", "/v1/users/alice/register", usersTestSecret, RegisterRequest{
 		SIPURI: "sip:alice@dsmgw.test", AuthUser: "alice", Password: "secret", Client: "CLIENTKEY1", Display: "Alice",
 	})
 	if code != 202 {
@@ -42,11 +42,11 @@ func TestRegisterDigestRefreshLogout(t *testing.T) {
 	}
 	// Granted 2 s: two refreshes (each challenged and answered again) follow on their own.
 	waitCounter(t, r.u.met.registers.WithLabelValues("ok"), 3, "successful REGISTERs")
-	if code, body := r.call(t, "GET", "/v1/users/alice/register", testSecret, nil); code != 200 || !strings.Contains(body, `"registered"`) {
+	if code, body := r.call(t, "GET", "/v1/users/alice/register", usersTestSecret, nil); code != 200 || !strings.Contains(body, `"registered"`) {
 		t.Fatalf("GET: %d %s", code, body)
 	}
 
-	if code, body := r.call(t, "DELETE", "/v1/users/alice/register", testSecret, nil); code != 202 {
+	if code, body := r.call(t, "DELETE", "/v1/users/alice/register", usersTestSecret, nil); code != 202 {
 		t.Fatalf("DELETE: %d %s", code, body)
 	}
 	r.waitFields(t, obj, "unregistered without client", func(m map[string]string) bool {
@@ -81,7 +81,7 @@ func TestRegisterRejected(t *testing.T) {
 	scen, _ := filepath.Abs("testdata/register/registrar_digest.xml")
 	sipp := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: scen, Args: []string{"-m", "1"}})
 	r := startUsers(t, newTestSIP(t, sipp.Addr), UsersConfig{RetryMin: time.Minute}, "")
-	code, body := r.call(t, "POST", "/v1/users/bob/register", testSecret, RegisterRequest{
+	code, body := r.call(t, "POST", "/v1/users/bob/register", usersTestSecret, RegisterRequest{
 		SIPURI: "sip:alice@dsmgw.test", AuthUser: "alice", Password: "wrong", Client: "CLIENTKEY2",
 	})
 	if code != 202 {

@@ -91,7 +91,7 @@ type usersRig struct {
 	http *httptest.Server
 }
 
-const testSecret = "s3cret-for-tests"
+const usersTestSecret = "s3cret-for-tests"
 
 func startUsers(t *testing.T, port SIPPort, cfg UsersConfig, redisAddr string) *usersRig {
 	t.Helper()
@@ -106,7 +106,7 @@ func startUsers(t *testing.T, port SIPPort, cfg UsersConfig, redisAddr string) *
 	}
 	feed := store.NewFeed(store.FeedConfig{}, st, log)
 	reg := prometheus.NewRegistry()
-	cfg.Secret = testSecret
+	cfg.Secret = usersTestSecret
 	u, err := NewUsers(cfg, port, st, feed, reg, log)
 	if err != nil {
 		t.Fatal(err)
@@ -205,17 +205,17 @@ func TestUsersHTTPAPI(t *testing.T) {
 	}{
 		"no token":           {"POST", "/v1/users/alice/register", "", good, 401, "bearer"},
 		"wrong token":        {"POST", "/v1/users/alice/register", "nope", good, 401, "bearer"},
-		"not json":           {"POST", "/v1/users/alice/register", testSecret, "{", 400, "body"},
-		"unknown field":      {"POST", "/v1/users/alice/register", testSecret, `{"sip_uri":"sip:a@b","client":"K","pw":"x"}`, 400, "unknown field"},
-		"bad sip uri":        {"POST", "/v1/users/alice/register", testSecret, RegisterRequest{SIPURI: "mailto:a@b", Client: "K"}, 400, "sip_uri"},
-		"bad user":           {"POST", "/v1/users/al%20ice/register", testSecret, good, 400, "user name"},
-		"no client":          {"POST", "/v1/users/alice/register", testSecret, RegisterRequest{SIPURI: "sip:a@b"}, 400, "client"},
-		"password no user":   {"POST", "/v1/users/alice/register", testSecret, RegisterRequest{SIPURI: "sip:a@b", Client: "K", Password: "x"}, 400, "auth_user"},
-		"ttl too long":       {"POST", "/v1/users/alice/register", testSecret, RegisterRequest{SIPURI: "sip:a@b", Client: "K", TTLSeconds: 1e6}, 400, "ttl"},
-		"body too large":     {"POST", "/v1/users/alice/register", testSecret, RegisterRequest{SIPURI: "sip:a@b", Client: "K", Display: strings.Repeat("x", 5000)}, 400, ""},
-		"delete unknown":     {"DELETE", "/v1/users/nobody/register", testSecret, nil, 404, "no registration"},
-		"get unknown":        {"GET", "/v1/users/nobody/register", testSecret, nil, 404, "no registration"},
-		"method not allowed": {"PUT", "/v1/users/alice/register", testSecret, good, 405, ""},
+		"not json":           {"POST", "/v1/users/alice/register", usersTestSecret, "{", 400, "body"},
+		"unknown field":      {"POST", "/v1/users/alice/register", usersTestSecret, `{"sip_uri":"sip:a@b","client":"K","pw":"x"}`, 400, "unknown field"},
+		"bad sip uri":        {"POST", "/v1/users/alice/register", usersTestSecret, RegisterRequest{SIPURI: "mailto:a@b", Client: "K"}, 400, "sip_uri"},
+		"bad user":           {"POST", "/v1/users/al%20ice/register", usersTestSecret, good, 400, "user name"},
+		"no client":          {"POST", "/v1/users/alice/register", usersTestSecret, RegisterRequest{SIPURI: "sip:a@b"}, 400, "client"},
+		"password no user":   {"POST", "/v1/users/alice/register", usersTestSecret, RegisterRequest{SIPURI: "sip:a@b", Client: "K", Password: "x"}, 400, "auth_user"},
+		"ttl too long":       {"POST", "/v1/users/alice/register", usersTestSecret, RegisterRequest{SIPURI: "sip:a@b", Client: "K", TTLSeconds: 1e6}, 400, "ttl"},
+		"body too large":     {"POST", "/v1/users/alice/register", usersTestSecret, RegisterRequest{SIPURI: "sip:a@b", Client: "K", Display: strings.Repeat("x", 5000)}, 400, ""},
+		"delete unknown":     {"DELETE", "/v1/users/nobody/register", usersTestSecret, nil, 404, "no registration"},
+		"get unknown":        {"GET", "/v1/users/nobody/register", usersTestSecret, nil, 404, "no registration"},
+		"method not allowed": {"PUT", "/v1/users/alice/register", usersTestSecret, good, 405, ""},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
