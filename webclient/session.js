@@ -26,7 +26,16 @@ export class Session {
   async get() {
     const now = Date.now() / 1000;
     if (this.current && this.current.expires > now + 1) return this.current;
-    if (this.current) return this.renew();
+    if (this.current) {
+      try {
+        return await this.renew();
+      } catch (err) {
+        // An expired token cannot be renewed (401): the client key is gone with it, and a
+        // new session would be another client, so the page must start over.
+        if (err.status === 401) this.onLost(err);
+        throw err;
+      }
+    }
     return this.load(this.url());
   }
 
@@ -52,7 +61,9 @@ export class Session {
       } catch {
         // the status is enough
       }
-      throw new Error(`session: GET ${url.pathname}: HTTP ${res.status} ${msg}`.trim());
+      const err = new Error(`session: GET ${url.pathname}: HTTP ${res.status} ${msg}`.trim());
+      err.status = res.status;
+      throw err;
     }
     const s = await res.json();
     if (typeof s.client !== 'string' || typeof s.token !== 'string' || typeof s.expires !== 'number') {

@@ -31,6 +31,17 @@ test('rtp: sender numbering and parser bounds', () => {
   assert.equal(parseRTP(rr), null);
 });
 
+test('rtp: the parser never throws on random bytes and never reads past the packet', () => {
+  let x = 12345;
+  const next = () => ((x = (x * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
+  for (let i = 0; i < 20000; i++) {
+    const b = Uint8Array.from({ length: next() % 64 }, next);
+    if (i % 2) b[0] = 0x80 | (b[0] & 0x3f); // often version 2
+    const p = parseRTP(b);
+    if (p) assert.ok(p.payload.byteOffset >= 12 && p.payload.byteOffset + p.payload.length <= b.length);
+  }
+});
+
 test('g711: a round trip keeps a tone within the quantisation error', () => {
   const pcm = Int16Array.from({ length: 160 }, (_, i) => Math.round(10000 * Math.sin((2 * Math.PI * 440 * i) / 8000)));
   for (const law of ['PCMU', 'PCMA']) {

@@ -264,3 +264,29 @@ test('resync replaces the server state and listeners see the difference', async 
   assert.deepEqual(ev[1].changes, [{ field: 'a', old: '1', new: '2' }, { field: 'b', old: '1', new: undefined }]);
   dsm.close();
 });
+
+test('session: a token refused (4001) and not renewable ends the client with bad_token', async () => {
+  ScriptedSocket.all = [];
+  const calls = [];
+  const fetchStub = async (url) => {
+    calls.push(url.search);
+    if (url.searchParams.has('refresh')) return { ok: false, status: 401, text: async () => 'expired' };
+    return { ok: true, json: async () => ({ client: 'K', token: 'T1', expires: Date.now() / 1000 + 3600 }) };
+  };
+  const dsm = new DSM({ base: 'http://gw.test/', WebSocket: ScriptedSocket, fetch: fetchStub, user: 'al', backoffMin: 1, backoffMax: 2, log: () => {} });
+  const errors = [];
+  dsm.onError((e) => errors.push(e.code));
+  const ready = dsm.start();
+  await tick();
+  const ws = ScriptedSocket.all[0];
+  assert.deepEqual(ws.take(), [{ t: 'hello', token: 'T1' }]);
+  ws.deliver({ t: 'welcome', client: 'K', user: 'al', limits: {} });
+  await ready;
+  assert.deepEqual(calls, ['?user=al']);
+  ws.onclose({ code: 4001, reason: 'bad token' });
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(errors, ['bad_token']);
+  assert.equal(dsm.state, 'closed');
+  assert.equal(calls[1], '?user=al&refresh=T1');
+  assert.equal(ScriptedSocket.all.length, 1, 'no reconnect with a lost session');
+});
