@@ -42,7 +42,10 @@ func newEnv(t *testing.T, mut func(*Config)) *env {
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	cfg := Config{PortMin: 20000, PortMax: 29999, PublicWSURL: "ws://" + srv.Listener.Addr().String(),
-		Secret: testSecret, SweepInterval: 20 * time.Millisecond}
+		Secret: testSecret, SweepInterval: 20 * time.Millisecond,
+		// Tests send bursts faster than real calls; a deep queue keeps them about order
+		// and counters (TestSlowReaderDropsNotBlocks sets a small one on purpose).
+		WSQueue: 4096}
 	if mut != nil {
 		mut(&cfg)
 	}
@@ -152,6 +155,9 @@ func (e *env) newCall(t *testing.T, p *peer, attach bool) *call {
 	c.url = mu.URL
 	if attach {
 		c.ws = dialWS(t, mu.URL)
+		// The client sees the 101 a moment before the gateway has registered the
+		// connection; far-end packets in between are dropped as not_attached.
+		eventually(t, "attached", func() bool { return mustGet(t, e, c.id).WSAttached })
 	}
 	return c
 }

@@ -44,7 +44,10 @@ func TestSippEcho(t *testing.T) {
 			t.Fatalf("echo %d differs:\n got %x\nwant %x", i, got, pkt)
 		}
 	}
-	eventually(t, "counted", func() bool { return mustGet(t, e, lt.ID).Counters.UDPToWS.RTPPackets == n })
+	eventually(t, "counted", func() bool {
+		cs := mustGet(t, e, lt.ID).Counters
+		return cs.UDPToWS.RTPPackets == n && cs.WSToUDP.RTPPackets == n
+	})
 	tm := mustGet(t, e, lt.ID)
 	if tm.Counters.WSToUDP.RTPPackets != n || tm.Counters.UDPToWS.RTPPackets != n || len(tm.Counters.Drops) != 0 {
 		t.Errorf("counters %+v", tm.Counters)
