@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,8 @@ type testSIP struct {
 	conn  net.PacketConn
 	port  int
 	proxy string // "host:port" or ""
+	// notify is the NOTIFY handler, set after the server is serving (hence atomic).
+	notify atomic.Pointer[sipgo.RequestHandler]
 }
 
 func newTestSIP(t *testing.T, proxy string) *testSIP {
@@ -57,7 +60,24 @@ func newTestSIP(t *testing.T, proxy string) *testSIP {
 		t.Fatal(err)
 	}
 	s := &testSIP{ua: ua, cli: cli, srv: srv, conn: conn, port: conn.LocalAddr().(*net.UDPAddr).Port, proxy: proxy}
+	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
+		if h := s.notify.Load(); h != nil {
+			(*h)(req, tx)
+			return
+		}
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "No Subscriptions Here", nil))
+	})
 	go func() { _ = srv.ServeUDP(conn) }()
+	// Requests bound to the listener fail until the transport layer has it (it would try
+	// to bind the port a second time), so wait for it.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if c, err := ua.TransportLayer().GetConnection("udp", conn.LocalAddr().String()); err == nil && c != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("sipgo did not take the UDP listener")
+		}
+	}
 	t.Cleanup(func() { conn.Close(); ua.Close() })
 	return s
 }
@@ -112,7 +132,8 @@ func startUsers(t *testing.T, port SIPPort, cfg UsersConfig, redisAddr string) *
 		t.Fatal(err)
 	}
 	if ts, ok := port.(*testSIP); ok {
-		ts.srv.OnNotify(u.HandleNotify)
+		h := sipgo.RequestHandler(u.HandleNotify)
+		ts.notify.Store(&h)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)

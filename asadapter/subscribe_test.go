@@ -1,0 +1,157 @@
+package asadapter
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"dsmgw/internal/testpeer"
+	"dsmgw/store"
+)
+
+// TestConferenceSubscription: a user registered through one sipp (the registrar) with
+// conferences "conf1" subscribes to a second sipp (the conference server), which answers
+// 200, sends a full conference-info (alice connected, bob alerting) and a partial one
+// (bob connected, carol joins, alice leaves). The DSM list users/<user>/conf/conf1 goes
+// through exactly those two states, in two commits; logout unsubscribes (Expires: 0),
+// clears the list and un-registers.
+func TestConferenceSubscription(t *testing.T) {
+	t.Parallel()
+	regScen, _ := filepath.Abs("testdata/register/registrar_plain.xml")
+	confScen, _ := filepath.Abs("testdata/confinfo/notifier.xml")
+	registrar := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: regScen, Args: []string{"-m", "1"}})
+	confSrv := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: confScen, Args: []string{"-m", "1"}})
+	r := startUsers(t, newTestSIP(t, ""), UsersConfig{
+		Registrar:        "sip:" + registrar.Addr,
+		ConferenceDomain: confSrv.Addr,
+	}, "")
+	ctx := context.Background()
+	f := r.u.schema.Users.Fields
+	userObj := r.u.schema.UserAddress("dave")
+	// The web side lists the conferences dave may join.
+	if _, err := r.st.Commit(ctx, store.Commit{Obj: userObj, Base: -1,
+		Ops: []store.Op{store.Set(f.Conferences, "conf1")}}); err != nil {
+		t.Fatal(err)
+	}
+	code, body := r.call(t, "POST", "/v1/users/dave/register", usersTestSecret, RegisterRequest{
+		SIPURI: "sip:dave@dsmgw.test", Client: "CLIENTKEY3",
+	})
+	if code != 202 {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	confObj := r.u.schema.ConferenceAddress("dave", "conf1")
+	r.waitFields(t, confObj, "carol joined and alice left", func(m map[string]string) bool {
+		_, alice := m["sip:alice@example.com"]
+		return m["sip:carol@example.com"] != "" && !alice
+	})
+	read, err := r.st.Since(ctx, confObj, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(read.Log) != 2 {
+		t.Fatalf("want 2 commits (full, partial), got %d: %+v", len(read.Log), read)
+	}
+	state := map[string]string{}
+	want := []map[string]participant{
+		{"sip:alice@example.com": {"Alice", "connected"}, "sip:bob@example.com": {"Bob", "alerting"}},
+		{"sip:bob@example.com": {"Bob", "connected"}, "sip:carol@example.com": {"Carol", "connected"}},
+	}
+	for i, e := range read.Log {
+		store.Apply(state, e.Ops)
+		if len(state) != len(want[i]) {
+			t.Fatalf("after commit %d: %v", i+1, state)
+		}
+		for k, p := range want[i] {
+			var got participant
+			if err := json.Unmarshal([]byte(state[k]), &got); err != nil || got != p {
+				t.Fatalf("after commit %d: %s = %s, want %+v", i+1, k, state[k], p)
+			}
+		}
+	}
+	waitCounter(t, r.u.met.notifies.WithLabelValues("applied"), 2, "applied NOTIFYs")
+	if v := metricValue(r.u.met.subscriptions); v != 1 {
+		t.Fatalf("subscriptions gauge %v", v)
+	}
+
+	if code, body := r.call(t, "DELETE", "/v1/users/dave/register", usersTestSecret, nil); code != 202 {
+		t.Fatalf("DELETE: %d %s", code, body)
+	}
+	r.waitFields(t, confObj, "list cleared", func(m map[string]string) bool { return len(m) == 0 })
+	r.waitFields(t, userObj, "unregistered", func(m map[string]string) bool { return m[f.Registration] == RegUnregistered })
+	for name, s := range map[string]*testpeer.Sipp{"registrar": registrar, "conference server": confSrv} {
+		if rc, err := s.Wait(30 * time.Second); err != nil || rc != 0 {
+			t.Fatalf("sipp %s: exit %d, %v", name, rc, err)
+		}
+	}
+	if v := metricValue(r.u.met.subscriptions); v != 0 {
+		t.Fatalf("subscriptions gauge after logout %v", v)
+	}
+}
+
+// TestNotifyWithoutSubscription: a NOTIFY for no subscription of ours is answered 481, and
+// one with a body we cannot parse 400; neither writes anything.
+func TestNotifyRouting(t *testing.T) {
+	t.Parallel()
+	ts := newTestSIP(t, "")
+	r := startUsers(t, ts, UsersConfig{}, "")
+	peer := newTestSIP(t, "")
+	s := &subscription{u: r.u, log: r.u.log, kick: make(chan struct{}, 1), roster: NewRoster(),
+		obj: r.u.schema.ConferenceAddress("erin", "c1"), written: map[string]string{}, ctx: context.Background(), toTag: "T"}
+	r.u.bindSub("known-call-id", s)
+	cases := map[string]struct {
+		callID, event, ctype, body string
+		want                       int
+	}{
+		"unknown dialog": {"other", "conference", ConferenceInfoType, "", 481},
+		"bad event":      {"known-call-id", "presence", ConferenceInfoType, "", 489},
+		"bad type":       {"known-call-id", "conference", "text/plain", "x", 415},
+		"malformed":      {"known-call-id", "conference", ConferenceInfoType, "<conference-info", 400},
+		"no body":        {"known-call-id", "conference", "", "", 200},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := sendNotify(t, peer, ts.port, tc.callID, tc.event, tc.ctype, tc.body)
+			if got != tc.want {
+				t.Fatalf("status %d, want %d", got, tc.want)
+			}
+		})
+	}
+	if snap, _ := r.st.Snapshot(context.Background(), s.obj); snap.Rev != 0 {
+		t.Fatalf("refused NOTIFYs wrote %v", snap)
+	}
+	if v := metricValue(r.u.met.parseErrors); v != 1 {
+		t.Fatalf("parse errors %v", v)
+	}
+}
+
+// sendNotify sends a NOTIFY from peer to the UA on port and returns the status code.
+func sendNotify(t *testing.T, peer *testSIP, port int, callID, event, ctype, body string) int {
+	t.Helper()
+	target := sip.Uri{Scheme: "sip", User: "erin", Host: "127.0.0.1", Port: port}
+	req := sip.NewRequest(sip.NOTIFY, target)
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "c1", Host: "127.0.0.1"}, Params: sip.NewParams()}
+	from.Params.Add("tag", "T")
+	cid := sip.CallIDHeader(callID)
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: target, Params: sip.NewParams()})
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.NOTIFY})
+	req.AppendHeader(sip.NewHeader("Event", event))
+	req.AppendHeader(sip.NewHeader("Subscription-State", "active;expires=60"))
+	if ctype != "" {
+		req.AppendHeader(sip.NewHeader("Content-Type", ctype))
+	}
+	req.SetBody([]byte(body))
+	peer.PrepareRequest(req)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := peer.cli.Do(ctx, req)
+	if err != nil {
+		t.Fatalf("NOTIFY: %v", err)
+	}
+	return res.StatusCode
+}
