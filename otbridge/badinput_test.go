@@ -1,0 +1,141 @@
+package otbridge_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"dsmgw/internal/testpeer"
+	"dsmgw/otbridge"
+	"dsmgw/store"
+)
+
+// TestBadInput: each bad input gets its clear error (or close code), the connection stays
+// usable where the protocol says so, and nothing at all is written to Redis.
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	r := testpeer.StartRedis(t, testpeer.RedisOptions{})
+	rdb := newRedisClient(t, r.Addr)
+	in := startInstance(t, rdb, otbridge.Config{OpsPerSecond: 5, MaxSubs: 3, MaxFrameBytes: 8192}, store.Config{}, nil)
+	sess := in.session(t, "bob")
+	own := "players/" + sess.Client + "/audio"
+	other := "players/aaaaaaaaaaaaaaaaaaaaaaaaaa/audio"
+	now := time.Now()
+	expired := otbridge.SignToken(secret, otbridge.Claims{Client: sess.Client, Exp: now.Add(-time.Second).Unix()})
+	forged := otbridge.SignToken([]byte("not the gateway's secret, 32 b.."), otbridge.Claims{Client: sess.Client, Exp: now.Add(time.Hour).Unix()})
+	op := func(obj, ops string) string { return `{"t":"op","obj":"` + obj + `","seq":1,"ops":` + ops + `}` }
+
+	type check struct {
+		send   []string // after hello (unless noHello)
+		want   string   // expected code of an error or nack ("" when closeCode is checked)
+		nack   bool     // the answer is a nack rather than an error
+		close  int      // the connection must be closed with this code
+		hello  bool     // send hello first
+		token  string   // hello with this token instead
+		binary bool
+	}
+	cases := map[string]check{
+		"malformed JSON":       {hello: true, send: []string{`{"t":"sub",`}, want: otbridge.CodeBadJSON},
+		"not an object":        {hello: true, send: []string{`["sub"]`}, want: otbridge.CodeBadJSON},
+		"binary frame":         {hello: true, binary: true, send: []string{`{"t":"ping"}`}, want: otbridge.CodeBadJSON},
+		"unknown type":         {hello: true, send: []string{`{"t":"launch"}`}, want: otbridge.CodeBadMessage},
+		"missing seq":          {hello: true, send: []string{`{"t":"op","obj":"` + own + `","ops":[{"o":"set","f":"a","v":"b"}]}`}, want: otbridge.CodeBadMessage},
+		"missing obj":          {hello: true, send: []string{`{"t":"sub"}`}, want: otbridge.CodeBadMessage},
+		"bad address":          {hello: true, send: []string{`{"t":"sub","obj":"players//x"}`}, want: otbridge.CodeBadMessage},
+		"set without value":    {hello: true, send: []string{op(own, `[{"o":"set","f":"a"}]`)}, want: otbridge.CodeBadMessage},
+		"before hello":         {send: []string{`{"t":"sub","obj":"users"}`}, want: otbridge.CodeNotAuthenticated},
+		"write other player":   {hello: true, send: []string{op(other, `[{"o":"set","f":"a","v":"b"}]`)}, want: otbridge.CodeForbidden, nack: true},
+		"read other player":    {hello: true, send: []string{`{"t":"sub","obj":"` + other + `"}`}, want: otbridge.CodeForbidden},
+		"read players index":   {hello: true, send: []string{`{"t":"sub","obj":"players"}`}, want: otbridge.CodeForbidden},
+		"other index entry":    {hello: true, send: []string{op("players", `[{"o":"set","f":"`+other+`","v":"audio"}]`)}, want: otbridge.CodeForbidden, nack: true},
+		"write users":          {hello: true, send: []string{op("users/bob", `[{"o":"set","f":"name","v":"x"}]`)}, want: otbridge.CodeForbidden, nack: true},
+		"value too long":       {hello: true, send: []string{op(own, `[{"o":"set","f":"a","v":"`+strings.Repeat("x", 4097)+`"}]`)}, want: otbridge.CodeValueTooLong, nack: true},
+		"too many ops":         {hello: true, send: []string{op(own, "["+strings.Repeat(`{"o":"del","f":"a"},`, 32)+`{"o":"del","f":"a"}]`)}, want: otbridge.CodeTooManyOps, nack: true},
+		"base ahead":           {hello: true, send: []string{`{"t":"op","obj":"` + own + `","base":7,"seq":1,"ops":[{"o":"set","f":"a","v":"b"}]}`}, want: otbridge.CodeBaseAhead, nack: true},
+		"expect failed":        {hello: true, send: []string{op(own, `[{"o":"expect","f":"a","v":"x"},{"o":"set","f":"a","v":"b"}]`)}, want: otbridge.CodeExpectFailed, nack: true},
+		"too many subs":        {hello: true, send: []string{`{"t":"sub","obj":"users"}`, `{"t":"sub","obj":"users/a"}`, `{"t":"sub","obj":"users/b"}`, `{"t":"sub","obj":"users/c"}`}, want: otbridge.CodeTooManySubs},
+		"flood":                {hello: true, send: flood(op(other, `[{"o":"set","f":"a","v":"b"}]`), 30), want: otbridge.CodeRateLimited, nack: true},
+		"forged token":         {token: forged, close: otbridge.CloseBadToken, want: otbridge.CodeBadToken},
+		"expired token":        {token: expired, close: otbridge.CloseBadToken, want: otbridge.CodeBadToken},
+		"malformed token":      {token: "x.y", close: otbridge.CloseBadToken, want: otbridge.CodeBadToken},
+		"oversized frame":      {hello: true, send: []string{`{"t":"ping","id":"` + strings.Repeat("x", 9000) + `"}`}, close: otbridge.CloseTooBig},
+		"second hello":         {hello: true, send: []string{`{"t":"hello","token":"` + sess.Token + `"}`}, want: otbridge.CodeBadMessage},
+		"unsub not subscribed": {hello: true, send: []string{`{"t":"unsub","obj":"users"}`}, want: otbridge.CodeBadMessage},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c := dialRaw(t, in.url)
+			if tc.hello {
+				c.hello(sess.Token)
+			}
+			if tc.token != "" {
+				c.send(`{"t":"hello","token":"` + tc.token + `"}`)
+			}
+			for _, s := range tc.send {
+				mt := websocket.TextMessage
+				if tc.binary {
+					mt = websocket.BinaryMessage
+				}
+				if err := c.ws.WriteMessage(mt, []byte(s)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := false
+			for {
+				m, err := c.next()
+				if err != nil {
+					var ce *websocket.CloseError
+					if tc.close == 0 || !errors.As(err, &ce) || ce.Code != tc.close {
+						t.Fatalf("connection ended with %v; want close %d", err, tc.close)
+					}
+					break
+				}
+				if tc.want == "" || m["code"] != tc.want {
+					if m["t"] == "snap" || (tc.want == otbridge.CodeRateLimited && m["code"] == otbridge.CodeForbidden) {
+						continue // the subscriptions and ops that were within the limits
+					}
+					t.Fatalf("got %v, want code %q", m, tc.want)
+				}
+				wantT := "error"
+				if tc.nack {
+					wantT = "nack"
+				}
+				if m["t"] != wantT || m["msg"] == "" {
+					t.Fatalf("got %v, want a %s with a message", m, wantT)
+				}
+				got = true
+				if tc.close == 0 {
+					break
+				}
+			}
+			if tc.want != "" && !got {
+				t.Fatalf("no %s", tc.want)
+			}
+			if tc.close == 0 {
+				if tc.want == otbridge.CodeNotAuthenticated {
+					c.hello(sess.Token) // still usable: hello works afterwards
+				}
+				if tc.want != otbridge.CodeRateLimited {
+					c.usable()
+				}
+			}
+			n, err := rdb.DBSize(context.Background()).Result()
+			if err != nil || n != 0 {
+				t.Fatalf("Redis holds %d keys (%v); bad input must write nothing", n, err)
+			}
+		})
+	}
+}
+
+func flood(msg string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = msg
+	}
+	return out
+}
