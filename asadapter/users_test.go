@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -109,6 +110,7 @@ type usersRig struct {
 	st   *store.Store
 	reg  *prometheus.Registry
 	http *httptest.Server
+	stop func() // stops Run (as a graceful shutdown would); safe twice
 }
 
 const usersTestSecret = "s3cret-for-tests"
@@ -140,13 +142,19 @@ func startUsers(t *testing.T, port SIPPort, cfg UsersConfig, redisAddr string) *
 	go func() { _ = feed.Run(ctx); done <- struct{}{} }()
 	go func() { _ = u.Run(ctx); done <- struct{}{} }()
 	hs := httptest.NewServer(u.HTTPHandler())
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			<-done
+		})
+	}
 	t.Cleanup(func() {
 		hs.Close()
-		cancel()
-		<-done
-		<-done
+		stop()
 	})
-	return &usersRig{u: u, st: st, reg: reg, http: hs}
+	return &usersRig{u: u, st: st, reg: reg, http: hs, stop: stop}
 }
 
 // call makes an API request and returns the status and body.
