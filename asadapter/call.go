@@ -35,10 +35,10 @@ type call struct {
 	seC   chan struct{} // the peer refreshed the session (cap 1)
 	done  chan struct{} // closed when the call's goroutine ends
 
-	mu     sync.Mutex // guards d, local, remote, answer
-	d      dialog
-	local  Local
-	remote Remote
+	mu      sync.Mutex // guards d, local, remote, answer
+	d       dialog
+	local   Local
+	remote  Remote
 	answer  []byte       // our last SDP (offer or answer), for refreshes
 	lastAck *sip.Request // the ACK of our 2xx, resent on 2xx retransmissions
 	seDue   time.Time    // when the session expires without a refresh (zero: no timer)

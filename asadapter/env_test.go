@@ -1,0 +1,237 @@
+package asadapter
+
+import (
+	"context"
+
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"dsmgw/internal/testpeer"
+	"dsmgw/mediagw"
+	"dsmgw/store"
+)
+
+// waitFor is the failure deadline of every wait in these tests (not a timing assertion:
+// things normally happen in milliseconds).
+const waitFor = 20 * time.Second
+
+const testSecret = "test-secret-0123456789abcdef"
+
+// env is one test's private Redis, DSM store and feed, and in-process media gateway.
+type env struct {
+	t     *testing.T
+	ctx   context.Context
+	redis *testpeer.Redis
+	st    *store.Store
+	feed  *store.Feed
+	gw    *mediagw.Gateway
+	mgwc  *mediagw.Client
+	log   *slog.Logger
+	seq   map[string]int64
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("ASADAPTER_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	r := testpeer.StartRedis(t, testpeer.RedisOptions{NotifyKeyspaceEvents: "Khg"})
+	rdb := r.Client(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel) // runs before the client closes: cleanups run last-registered first
+	log := testLogger(t)
+	st, err := store.New(store.Config{Shards: 4}, rdb, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed := store.NewFeed(store.FeedConfig{}, st, log)
+	go func() { _ = feed.Run(ctx) }()
+	e := &env{t: t, ctx: ctx, redis: r, st: st, feed: feed, log: log, seq: map[string]int64{}}
+	e.startMediaGateway(nil)
+	return e
+}
+
+// startMediaGateway runs the real media gateway in process behind an httptest server.
+func (e *env) startMediaGateway(onEvent func(mediagw.Event)) {
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	e.t.Cleanup(srv.Close)
+	base := 20000 + 2*rand.IntN(15000)
+	gw, err := mediagw.New(mediagw.Config{
+		BindAddr: "127.0.0.1", PortMin: base, PortMax: base + 399,
+		PublicWSURL: "ws" + strings.TrimPrefix(srv.URL, "http"), Secret: testSecret,
+		OnEvent: onEvent,
+	}, prometheus.NewRegistry(), e.log)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	mux.Handle("/v1/", gw.APIHandler())
+	mux.Handle("/media/", gw.MediaHandler())
+	go func() { _ = gw.Run(e.ctx) }()
+	e.t.Cleanup(func() { gw.Close() })
+	c, err := mediagw.NewClient(mediagw.ClientConfig{BaseURL: srv.URL, Secret: testSecret})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.gw, e.mgwc = gw, c
+}
+
+// instance is one running adapter.
+type instance struct {
+	a    *Adapter
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// kill stops the instance as a crash would look from outside: Run's context ends, its
+// listeners close, no BYE is sent.
+func (i *instance) kill() {
+	i.stop()
+	<-i.done
+}
+
+// adapter starts an adapter with test defaults (loopback listeners on free ports, short
+// claim lease and rescan) adjusted by mod.
+func (e *env) adapter(name string, mod func(*Config)) *instance {
+	e.t.Helper()
+	cfg := Config{
+		Instance: name, ListenUDP: "127.0.0.1:0", ListenTCP: "127.0.0.1:0",
+		InviteTimeout: 10 * time.Second, ClaimTTL: 1500 * time.Millisecond,
+		Rescan: 300 * time.Millisecond, Workers: 8,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	var a *Adapter
+	mgw := NewMediaGatewayClient(e.mgwc, name, "")
+	a, err := New(cfg, e.st, e.feed, mgw, prometheus.NewRegistry(), e.log.With("instance", name))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	i := &instance{a: a, stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(i.done)
+		if err := a.Run(ctx); err != nil {
+			e.t.Errorf("adapter %s: Run: %v", name, err)
+		}
+	}()
+	e.t.Cleanup(i.kill)
+	return i
+}
+
+// browser writes ops to a player object as the browser with that client key would
+// (through the same commit path), and adds the player to the index.
+func (e *env) browser(player string, ops ...store.Op) {
+	e.t.Helper()
+	client, _, _ := e.st.Schema().ParsePlayerAddress(player)
+	who := "browser/" + client
+	e.seq[player]++
+	if _, err := e.st.Commit(e.ctx, store.Commit{Obj: player, Client: who, Seq: e.seq[player], Base: -1, Ops: ops}); err != nil {
+		e.t.Fatalf("browser write %s: %v", player, err)
+	}
+	if _, err := e.st.Commit(e.ctx, store.Commit{Obj: "players", Client: who, Base: -1,
+		Ops: []store.Op{store.Set(player, "audio")}}); err != nil {
+		e.t.Fatalf("browser index write: %v", err)
+	}
+}
+
+// dial writes what a browser writes to call remote.
+func (e *env) dial(player, remote string) {
+	e.browser(player, store.Set("service", "mmtel"), store.Set("remote", remote),
+		store.Set("encoding", "PCMU"), store.Set("player_state", "connecting"))
+}
+
+// fields reads a player object.
+func (e *env) fields(player string) map[string]string {
+	r, err := e.st.Snapshot(e.ctx, player)
+	if err != nil {
+		e.t.Fatalf("read %s: %v", player, err)
+	}
+	return r.Fields
+}
+
+// waitState waits until the player's field holds want, and returns the fields. A
+// terminal state other than want fails at once, with the fields in the message.
+func (e *env) waitField(player, field, want string) map[string]string {
+	e.t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for {
+		fl := e.fields(player)
+		if fl[field] == want {
+			return fl
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s: %s is %q, want %q (fields %v)", player, field, fl[field], want, fl)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitGone waits until no termination is left in the media gateway.
+func (e *env) waitNoTerminations() {
+	e.t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for {
+		ts, err := e.mgwc.List(e.ctx, "")
+		if err == nil && len(ts) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("terminations left: %v %v", ts, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitSipp waits for sipp to end and checks that every call of its scenario succeeded.
+func waitSipp(t *testing.T, s *testpeer.Sipp) {
+	t.Helper()
+	code, err := s.Wait(waitFor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 {
+		t.Fatalf("sipp exited with %d (some calls failed)", code)
+	}
+}
+
+func sippScenario(t *testing.T, name string, args ...string) *testpeer.Sipp {
+	t.Helper()
+	path, err := filepath.Abs(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path,
+		MediaPort: 0, RTPEcho: true, Args: append([]string{"-m", "1"}, args...)})
+}
+
+// testpeerSipp starts a scenario on a given sipp transport ("u1", "t1").
+func testpeerSipp(t *testing.T, name, transport string) *testpeer.Sipp {
+	t.Helper()
+	path, err := filepath.Abs(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path, Transport: transport,
+		RTPEcho: true, Args: []string{"-m", "1"}, NoWait: transport[0] == 't'})
+	if transport[0] == 't' {
+		// StartSipp waits for the SIP port in the UDP table; over TCP, probe it instead.
+		testpeer.WaitTCP(t, s.Addr, waitFor)
+	}
+	return s
+}
