@@ -94,12 +94,12 @@ type stats struct {
 	lat      [2]*histogram
 }
 
-// histogram counts latencies in 5 µs buckets up to 200 ms (beyond: the last bucket).
+// histogram counts latencies in 5 µs buckets up to 1 s (beyond: the last bucket).
 type histogram struct{ b []atomic.Uint64 }
 
 const bucketWidth = 5 * time.Microsecond
 
-func newHistogram() *histogram { return &histogram{b: make([]atomic.Uint64, 40001)} }
+func newHistogram() *histogram { return &histogram{b: make([]atomic.Uint64, 200001)} }
 
 func (h *histogram) add(d time.Duration) {
 	i := int(d / bucketWidth)

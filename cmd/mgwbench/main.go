@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,6 +90,8 @@ type result struct {
 	toolCPU       time.Duration
 	sendErrs      uint64
 	gwDrops       map[string]uint64
+	machineBusy   float64 // CPUs busy machine-wide in the window (all processes)
+	load          string
 	windowSec     float64
 }
 
@@ -261,6 +264,7 @@ func measure(o options, name string, calls []*benchCall, pid int) (result, error
 		return result{}, err
 	}
 	self0 := selfCPU()
+	mb0, mt0 := machineCPU()
 	t0 := time.Now()
 	inWindow.Store(true)
 	time.Sleep(o.duration)
@@ -268,6 +272,7 @@ func measure(o options, name string, calls []*benchCall, pid int) (result, error
 	win := time.Since(t0)
 	cpu1, _ := cpuOf(pid)
 	self1 := selfCPU()
+	mb1, mt1 := machineCPU()
 	time.Sleep(o.drain)
 	close(stop)
 	<-done
@@ -277,7 +282,10 @@ func measure(o options, name string, calls []*benchCall, pid int) (result, error
 	recv := st.recv[0].Load() + st.recv[1].Load()
 	r := result{name: name, calls: len(calls), windowSec: win.Seconds(),
 		sentPerSec: float64(sent) / win.Seconds(), relayedPerSec: float64(recv) / win.Seconds(),
-		cpu: cpu1 - cpu0, toolCPU: self1 - self0, sendErrs: st.sendErrs.Load()}
+		cpu: cpu1 - cpu0, toolCPU: self1 - self0, sendErrs: st.sendErrs.Load(), load: loadavg()}
+	if mt1 > mt0 {
+		r.machineBusy = float64(mb1-mb0) / float64(mt1-mt0) * float64(runtime.NumCPU())
+	}
 	if sent > 0 {
 		r.loss = 1 - float64(recv)/float64(sent)
 	}
@@ -319,6 +327,9 @@ func report(res []result) {
 		fmt.Printf("%-30s %6d %10.0f %10.0f %8.4f %9.3f %9.3f %13.3f %13.3f %14.3f %10.1f %9.1f\n", r.name, r.calls,
 			r.sentPerSec, r.relayedPerSec, r.loss*100, ms(r.p50), ms(r.p99), ms(r.p99Dir[0]), ms(r.p99Dir[1]),
 			ms(r.cpuPer1000), 100*r.cpu.Seconds()/r.windowSec, 100*r.toolCPU.Seconds()/r.windowSec)
+		others := r.machineBusy - (r.cpu.Seconds()+r.toolCPU.Seconds())/r.windowSec
+		fmt.Printf("  %s: machine busy %.2f of %d CPUs in the window, of which other processes %.2f; load average %s\n",
+			r.name, r.machineBusy, runtime.NumCPU(), others, r.load)
 		if r.gwDrops != nil {
 			fmt.Printf("  %s: drops reported by the gateway (whole run, incl. warmup and teardown): %v\n", r.name, r.gwDrops)
 		}
