@@ -1,0 +1,293 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"dsmgw/otbridge"
+	"dsmgw/store"
+)
+
+// serveFlag, as the first argument, makes this binary a gateway instance (the hidden serve
+// mode). The parent passes the token secret in secretEnv so it never shows in ps.
+const (
+	serveFlag = "-serve"
+	secretEnv = "DSMBENCH_SECRET"
+)
+
+// child is a process started by dsmbench (redis-server or a gateway instance); it is
+// stopped by its PID.
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// startChild starts cmd in its own process group; the kernel kills it if dsmbench dies
+// without cleaning up (Pdeathsig).
+func startChild(name string, cmd *exec.Cmd) (*child, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(c.done) }()
+	return c, nil
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// stop sends SIGTERM to the child's process group, then SIGKILL after 3 s (a gateway
+// drains its connections first; 3 s is plenty on loopback). Safe to call twice.
+func (c *child) stop() {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-c.pid(), syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(3 * time.Second):
+		_ = syscall.Kill(-c.pid(), syscall.SIGKILL)
+		<-c.done
+	}
+}
+
+// startRedis runs a private redis-server without persistence on a free loopback port.
+func startRedis(ctx context.Context, dir string) (*child, string, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, "", fmt.Errorf("redis-server not installed (or pass -redis): %w", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no",
+		"--loglevel", "warning",
+		// 10,000 clients do not talk to Redis, but leave room for many gateway pools.
+		"--maxclients", "10000")
+	// Its start-up banner would drown the report; the log stays in the run's directory
+	// while the run lasts.
+	logf, err := os.Create(filepath.Join(dir, "redis.log"))
+	if err != nil {
+		return nil, "", err
+	}
+	defer logf.Close() // the child holds its own descriptor
+	cmd.Stdout, cmd.Stderr = logf, logf
+	c, err := startChild("redis-server", cmd)
+	if err != nil {
+		return nil, "", err
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer rdb.Close()
+	// A fresh redis-server answers within milliseconds; 10 s covers a loaded machine.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := rdb.Ping(pctx).Err()
+		cancel()
+		if err == nil {
+			return c, addr, nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			c.stop()
+			return nil, "", fmt.Errorf("redis-server on %s not answering: %w", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startGateway re-executes this binary in serve mode and returns its WebSocket URL once
+// it printed READY (its feed readers run and the bridge accepts connections).
+func startGateway(ctx context.Context, i int, redisAddr, secret string, keyspace bool) (*child, string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, "", fmt.Errorf("own executable: %w", err)
+	}
+	cmd := exec.Command(exe, serveFlag, "-redis", redisAddr, "-instance", "bench-gw"+strconv.Itoa(i),
+		"-keyspace="+strconv.FormatBool(keyspace))
+	cmd.Env = append(os.Environ(), secretEnv+"="+secret)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := startChild("gateway "+strconv.Itoa(i), cmd)
+	if err != nil {
+		return nil, "", err
+	}
+	type head struct {
+		url string
+		err error
+	}
+	got := make(chan head, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		var url string
+		for sc.Scan() {
+			l := sc.Text()
+			if l == "READY" {
+				got <- head{url: url}
+				_, _ = io.Copy(io.Discard, out)
+				return
+			}
+			url = l
+		}
+		got <- head{err: fmt.Errorf("gateway %d ended before READY", i)}
+	}()
+	// Building the bridge and the first XREAD of every shard take milliseconds; 20 s
+	// covers a machine busy with other work.
+	select {
+	case h := <-got:
+		if h.err != nil {
+			c.stop()
+			return nil, "", h.err
+		}
+		return c, h.url, nil
+	case <-time.After(20 * time.Second):
+		c.stop()
+		return nil, "", fmt.Errorf("gateway %d not ready after 20 s", i)
+	case <-ctx.Done():
+		c.stop()
+		return nil, "", ctx.Err()
+	}
+}
+
+// serveMain is the hidden serve mode: one gateway instance wired as internal/gateway wires
+// the bridge role (Redis client, store, feed, otbridge), except that the policy is
+// otbridge.AllowAll (load clients share objects under bench/) and the per-connection op
+// rate is raised. It prints its WebSocket URL and READY, then serves until SIGTERM. On
+// SIGUSR1 it returns freed memory to the OS (the parent's "after GC" RSS reading).
+func serveMain(args []string) error {
+	fs := flag.NewFlagSet("dsmbench serve", flag.ContinueOnError)
+	redisAddr := fs.String("redis", "", "Redis address")
+	instance := fs.String("instance", "", "instance name")
+	keyspace := fs.Bool("keyspace", true, "enable keyspace notifications, as the gateway does by default")
+	// A closed-loop client does thousands of ops per second; the production limit (200/s)
+	// exists to protect Redis from one page, not to shape a load test.
+	opsPerSec := fs.Float64("ops-per-second", 1e6, "per-connection op rate limit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if _, err := raiseNoFile(); err != nil {
+		return err
+	}
+	secret := os.Getenv(secretEnv)
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		for range usr1 {
+			debug.FreeOSMemory()
+		}
+	}()
+
+	const shards = 16 // the gateway's default DSM_SHARDS
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs: []string{*redisAddr},
+		// As internal/gateway: REDIS_POOL (128) for commits plus one per feed shard.
+		PoolSize: 128 + shards,
+	})
+	defer rdb.Close()
+	st, err := store.New(store.Config{Shards: shards}, rdb, log)
+	if err != nil {
+		return err
+	}
+	feed := store.NewFeed(store.FeedConfig{}, st, log)
+	reg := prometheus.NewRegistry()
+	br, err := otbridge.New(otbridge.Config{
+		Secret: []byte(secret), OpsPerSecond: *opsPerSec, Instance: *instance,
+		Policy: otbridge.AllowAll{},
+	}, st, feed, reg, log)
+	if err != nil {
+		return err
+	}
+	if *keyspace {
+		if err := st.EnableNotifications(ctx); err != nil {
+			return err
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/dsm", br.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	errc := make(chan error, 3)
+	go func() { errc <- feed.Run(ctx) }()
+	go func() { errc <- br.Run(ctx) }()
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	// Ready once every feed shard has completed a read: connections made after this see
+	// every later commit.
+	for !br.Ready() {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	fmt.Println("ws://" + ln.Addr().String() + "/dsm")
+	fmt.Println("READY")
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	return nil
+}
+
+// runServe is called from main and TestMain when the first argument is serveFlag.
+func runServe() {
+	if err := serveMain(os.Args[2:]); err != nil {
+		fmt.Fprintln(os.Stderr, "dsmbench serve:", strings.TrimSpace(err.Error()))
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
