@@ -17,6 +17,10 @@ import (
 // socket and whose browser side is a bare queue (no WebSocket), so the packet paths can
 // be driven directly.
 func fuzzTermination(f *testing.F) (*termination, *wsConn, netip.AddrPort) {
+	return benchTermination(f)
+}
+
+func benchTermination(f testing.TB) (*termination, *wsConn, netip.AddrPort) {
 	g, err := New(Config{PortMin: 20000, PortMax: 29999, PublicWSURL: "ws://127.0.0.1:1", Secret: testSecret},
 		prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {

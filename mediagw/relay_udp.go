@@ -109,7 +109,9 @@ func (t *termination) sourceOK(latch *atomic.Pointer[netip.AddrPort], want netip
 	if t.g.cfg.DisableLatching {
 		return src == want
 	}
-	if latch.CompareAndSwap(nil, &src) {
+	// A fresh variable here, so only the latching datagram allocates.
+	latched := src
+	if latch.CompareAndSwap(nil, &latched) {
 		t.log.Info("mediagw: latched far end", "source", src.String(), "negotiated", want.String())
 		return true
 	}
