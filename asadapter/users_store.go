@@ -129,7 +129,6 @@ func (u *Users) announce(ctx context.Context, user string) error {
 		// The scan finds the user anyway; only the reaction is slower.
 		u.log.Warn("users: announce registration change", "user", user, "err", err)
 	}
-	go u.wake(context.WithoutCancel(ctx), user)
 	return nil
 }
 
