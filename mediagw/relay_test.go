@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -387,5 +389,65 @@ func TestPortsEvenPairsAndReuse(t *testing.T) {
 	}
 	if _, err := e.cl.AddLocal(ctx, AddLocalRequest{Owner: "o"}); err != nil {
 		t.Fatalf("add after delete: %v", err)
+	}
+}
+
+// With rtcp-mux (RFC 5761) the far end's RTCP shares its RTP port both ways.
+func TestRTCPMux(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	p := newPeer(t)
+	c := e.newCall(t, nil, false)
+	r := p.remote()
+	r.RTCPPort = r.RTPPort
+	mu, err := e.cl.AddRemote(context.Background(), c.id, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := dialWS(t, mu.URL)
+	eventually(t, "attached", func() bool { return mustGet(t, e, c.id).WSAttached })
+	rr := rtcpRR(1, 2, 0, 0, 0)
+	sendWS(t, ws, rr)
+	if got := recvUDP(t, p.rtp); !bytes.Equal(got, rr) {
+		t.Fatalf("far rtp port got %x, want the RTCP", got)
+	}
+	if _, err := p.rtp.WriteToUDP(rr, c.gwRTP); err != nil {
+		t.Fatal(err)
+	}
+	if got := recvWS(t, ws); !bytes.Equal(got, rr) {
+		t.Fatalf("browser got %x", got)
+	}
+	eventually(t, "rtcp counted", func() bool {
+		cs := mustGet(t, e, c.id).Counters
+		return cs.WSToUDP.RTCPPackets == 1 && cs.UDPToWS.RTCPPackets == 1 && cs.UDPToWS.RTPPackets == 0
+	})
+}
+
+func TestOriginCheckAndDTMFQueue(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.AllowedOrigins = []string{"https://app.example.com"} })
+	p := newPeer(t)
+	c := e.newCall(t, p, false)
+	h := http.Header{"Origin": {"https://evil.example.com"}}
+	if _, resp, err := websocket.DefaultDialer.Dial(c.url, h); err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Fatalf("foreign origin: %v", err)
+	}
+	h.Set("Origin", "https://app.example.com")
+	ws, _, err := websocket.DefaultDialer.Dial(c.url, h)
+	if err != nil {
+		t.Fatalf("allowed origin: %v", err)
+	}
+	ws.Close()
+	ctx := context.Background()
+	if err := e.cl.SendDTMF(ctx, c.id, DTMFRequest{Digits: strings.Repeat("1", 64), DurationMS: 5000}); err != nil {
+		t.Fatal(err)
+	}
+	// The sender has taken the first (5 s) digit at most: 63 or 64 pending, +2 is over.
+	if err := e.cl.SendDTMF(ctx, c.id, DTMFRequest{Digits: "22"}); !isAPI(err, 409, ErrConflict) {
+		t.Fatalf("digits over the queue limit: %v, want 409", err)
+	}
+	// Deleting a termination in the middle of a long digit stops the sender.
+	if err := e.cl.Delete(ctx, c.id); err != nil {
+		t.Fatal(err)
 	}
 }
