@@ -114,14 +114,17 @@ func FuzzUDPToWS(f *testing.F) {
 	var hdr rtp.Header
 	f.Fuzz(func(tt *testing.T, pkt []byte) {
 		before := total(t)
-		t.fromUDP(pkt, far, false, &hdr)
+		// The low bits of the first and last bytes pick the socket: RTP or RTCP port (muxed peer,
+		// so the same source is valid on both).
+		rtcpSock := len(pkt) > 0 && pkt[len(pkt)-1]&1 == 1 && pkt[0]&1 == 1
+		t.fromUDP(pkt, far, rtcpSock, &hdr)
 		if total(t) != before+1 {
 			tt.Fatalf("packet %x accounted %d times", pkt, total(t)-before)
 		}
 		select {
 		case bp := <-w.q:
-			if !validShape(pkt) {
-				tt.Fatalf("malformed packet %x queued", pkt)
+			if !validShape(pkt) || (rtcpSock && checkRTCP(pkt) != dropNone) {
+				tt.Fatalf("malformed packet %x queued (rtcp port %v)", pkt, rtcpSock)
 			}
 			if !bytes.Equal(*bp, pkt) {
 				tt.Fatalf("queued %x, received %x", *bp, pkt)
