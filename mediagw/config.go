@@ -59,7 +59,8 @@ type Config struct {
 	// EventHTTPClient posts events. Default: an http.Client without its own timeout (each
 	// attempt has a 5 s context).
 	EventHTTPClient *http.Client
-	// OnEvent, when set, receives every event in process, on its own goroutine.
+	// OnEvent, when set, receives every event in process, each call on its own goroutine;
+	// Close (and the end of Run) waits for running calls, so it must return.
 	OnEvent func(Event)
 	// AllowedOrigins, when not empty, restricts the WebSocket Origin header to these
 	// values (scheme://host[:port]). Empty accepts any origin: the token is the guard.
