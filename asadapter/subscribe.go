@@ -39,6 +39,8 @@ type subscription struct {
 	remote      sip.Uri   // remote target
 	routes      []sip.Uri // route set
 	established bool
+	since       time.Time // when the dialog was established
+	notBefore   time.Time // no new SUBSCRIBE before this (after the notifier ended one)
 	refreshAt   time.Time
 	roster      *Roster
 	written     map[string]string // the DSM list as we last wrote it
@@ -147,9 +149,18 @@ func (s *subscription) run(ctx context.Context) {
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
 		s.mu.Lock()
-		est, due := s.established, s.refreshAt
+		est, due, notBefore := s.established, s.refreshAt, s.notBefore
 		s.mu.Unlock()
 		if !est {
+			if d := time.Until(notBefore); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-ctx.Done():
+				case <-t.C:
+				}
+				t.Stop()
+				continue
+			}
 			if err := s.subscribe(ctx, true); err != nil {
 				if ctx.Err() != nil {
 					break
@@ -165,6 +176,12 @@ func (s *subscription) run(ctx context.Context) {
 		s.wait(ctx, due)
 		if ctx.Err() != nil {
 			break
+		}
+		s.mu.Lock()
+		est = s.established
+		s.mu.Unlock()
+		if !est {
+			continue // the notifier ended the dialog while we waited: start a new one
 		}
 		if err := s.subscribe(ctx, false); err != nil && ctx.Err() == nil {
 			s.log.Info("users: subscription refresh failed; subscribing afresh", "err", err)
@@ -226,6 +243,7 @@ func (s *subscription) subscribe(ctx context.Context, initial bool) error {
 		return fmt.Errorf("asadapter: SUBSCRIBE %s: granted no lifetime", s.uri.String())
 	}
 	if !s.established {
+		s.since = time.Now()
 		s.u.met.subscriptions.Inc()
 		s.log.Info("users: subscribed", "call_id", s.callID, "expires", granted)
 	}
@@ -269,6 +287,31 @@ func (s *subscription) build(initial bool, expires time.Duration) *sip.Request {
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
 	req.SetBody(nil)
 	return req
+}
+
+// terminated handles a NOTIFY ending the subscription (s.mu held): per RFC 6665 section
+// 4.1.3, "deactivated" and "timeout" invite an immediate new subscription, "probation"
+// and "giveup" one after retry-after, "noresource" and "rejected" none soon (the conference
+// is gone: we try again after RetryMax, as it may be created again). A notifier that ends
+// every subscription at once is not re-subscribed more often than every RetryMin.
+func (s *subscription) terminated(params map[string]string) {
+	wait := time.Duration(0)
+	switch params["reason"] {
+	case "deactivated", "timeout", "":
+	case "noresource", "rejected":
+		wait = s.u.cfg.RetryMax
+	default:
+		wait = s.u.cfg.RetryMin
+		if n, err := strconv.Atoi(params["retry-after"]); err == nil && n > 0 {
+			wait = min(time.Duration(n)*time.Second, time.Hour)
+		}
+	}
+	if time.Since(s.since) < s.u.cfg.RetryMin {
+		wait = max(wait, s.u.cfg.RetryMin)
+	}
+	s.notBefore = time.Now().Add(wait)
+	s.dropDialog()
+	s.poke()
 }
 
 // dropDialog forgets the dialog (s.mu held); the run loop subscribes afresh.

@@ -59,8 +59,7 @@ func (s *subscription) handleNotify(req *sip.Request, tx sip.ServerTransaction) 
 	met.WithLabelValues(result).Inc()
 	if state == "terminated" {
 		s.log.Info("users: subscription terminated by the notifier", "reason", params["reason"])
-		s.dropDialog()
-		s.poke()
+		s.terminated(params)
 	}
 }
 

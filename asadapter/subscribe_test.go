@@ -155,3 +155,71 @@ func sendNotify(t *testing.T, peer *testSIP, port int, callID, event, ctype, bod
 	}
 	return res.StatusCode
 }
+
+// startConfRig starts a plain registrar, a conference server running scenario (with sipp
+// args) and Users for user with conferences "conf1", and registers the user.
+func startConfRig(t *testing.T, user, scenario string, args []string, cfg UsersConfig) (*usersRig, *testpeer.Sipp, *testpeer.Sipp) {
+	t.Helper()
+	regScen, _ := filepath.Abs("testdata/register/registrar_plain.xml")
+	confScen, _ := filepath.Abs(filepath.Join("testdata/confinfo", scenario))
+	registrar := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: regScen, Args: []string{"-m", "1"}})
+	confSrv := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: confScen, Args: args})
+	cfg.Registrar, cfg.ConferenceDomain = "sip:"+registrar.Addr, confSrv.Addr
+	r := startUsers(t, newTestSIP(t, ""), cfg, "")
+	f := r.u.schema.Users.Fields
+	if _, err := r.st.Commit(context.Background(), store.Commit{Obj: r.u.schema.UserAddress(user), Base: -1,
+		Ops: []store.Op{store.Set(f.Conferences, "conf1")}}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := r.call(t, "POST", "/v1/users/"+user+"/register", usersTestSecret, RegisterRequest{
+		SIPURI: "sip:" + user + "@dsmgw.test", Client: "K" + user}); code != 202 {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	return r, registrar, confSrv
+}
+
+// TestConferenceVersionGap: a partial NOTIFY that skips a version is not applied; the
+// subscriber refreshes its subscription in the dialog and the full state that follows
+// replaces the list.
+func TestConferenceVersionGap(t *testing.T) {
+	t.Parallel()
+	r, registrar, confSrv := startConfRig(t, "gina", "notifier_gap.xml", []string{"-m", "1"}, UsersConfig{})
+	confObj := r.u.schema.ConferenceAddress("gina", "conf1")
+	m := r.waitFields(t, confObj, "full state after the gap", func(m map[string]string) bool { return len(m) == 1 && m["sip:dave@example.com"] != "" })
+	var p participant
+	if err := json.Unmarshal([]byte(m["sip:dave@example.com"]), &p); err != nil || p != (participant{"Dave", "on-hold"}) {
+		t.Fatalf("dave %s", m["sip:dave@example.com"])
+	}
+	read, err := r.st.Since(context.Background(), confObj, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range read.Log {
+		for _, o := range e.Ops {
+			if o.Field == "sip:mallory@example.com" {
+				t.Fatalf("the out-of-sequence partial state was applied: %+v", read.Log)
+			}
+		}
+	}
+	if v := metricValue(r.u.met.notifies.WithLabelValues("gap")); v != 1 {
+		t.Fatalf("gap NOTIFYs %v", v)
+	}
+	if code, body := r.call(t, "DELETE", "/v1/users/gina/register", usersTestSecret, nil); code != 202 {
+		t.Fatalf("DELETE: %d %s", code, body)
+	}
+	waitSipp(t, confSrv)
+	waitSipp(t, registrar)
+}
+
+// TestConferenceTerminated: when the notifier ends the subscription, the subscriber
+// subscribes again with a new dialog (the second sipp call) and the list is kept.
+func TestConferenceTerminated(t *testing.T) {
+	t.Parallel()
+	r, _, confSrv := startConfRig(t, "hank", "notifier_terminated.xml", []string{"-m", "2"},
+		UsersConfig{RetryMin: 100 * time.Millisecond})
+	waitSipp(t, confSrv)
+	m := r.waitFields(t, r.u.schema.ConferenceAddress("hank", "conf1"), "list", func(m map[string]string) bool { return len(m) == 2 })
+	if m["sip:alice@example.com"] == "" || m["sip:bob@example.com"] == "" {
+		t.Fatalf("list %v", m)
+	}
+}
