@@ -223,3 +223,13 @@ func TestConferenceTerminated(t *testing.T) {
 		t.Fatalf("list %v", m)
 	}
 }
+
+// TestConferenceRefresh481: a refresh answered 481 (the notifier lost the subscription)
+// makes the subscriber subscribe again with a new dialog (the second sipp call).
+func TestConferenceRefresh481(t *testing.T) {
+	t.Parallel()
+	r, _, confSrv := startConfRig(t, "ivan", "notifier_481.xml", []string{"-m", "2"},
+		UsersConfig{RetryMin: 100 * time.Millisecond})
+	waitSipp(t, confSrv)
+	r.waitFields(t, r.u.schema.ConferenceAddress("ivan", "conf1"), "list", func(m map[string]string) bool { return len(m) == 2 })
+}
