@@ -131,7 +131,7 @@ func freePort() (int, error) {
 
 // startGateway re-executes this binary in serve mode and returns its WebSocket URL once
 // it printed READY (its feed readers run and the bridge accepts connections).
-func startGateway(ctx context.Context, i int, redisAddr, secret string, keyspace bool) (*child, string, error) {
+func startGateway(ctx context.Context, i int, dir, redisAddr, secret string, keyspace bool) (*child, string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, "", fmt.Errorf("own executable: %w", err)
@@ -139,7 +139,14 @@ func startGateway(ctx context.Context, i int, redisAddr, secret string, keyspace
 	cmd := exec.Command(exe, serveFlag, "-redis", redisAddr, "-instance", "bench-gw"+strconv.Itoa(i),
 		"-keyspace="+strconv.FormatBool(keyspace))
 	cmd.Env = append(os.Environ(), secretEnv+"="+secret)
-	cmd.Stderr = os.Stderr
+	// Its warnings go to a file the report summarises: under overload a gateway can log
+	// thousands of lines, which must neither drown the report nor block the gateway.
+	logf, err := os.Create(gatewayLog(dir, i))
+	if err != nil {
+		return nil, "", err
+	}
+	defer logf.Close() // the child holds its own descriptor
+	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, "", err
@@ -290,4 +297,21 @@ func runServe() {
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+func gatewayLog(dir string, i int) string {
+	return filepath.Join(dir, "gateway-"+strconv.Itoa(i)+".log")
+}
+
+// logSummary returns the number of lines a gateway logged and its first few.
+func logSummary(path string, keep int) (int, []string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, nil
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) == 1 && lines[0] == "" {
+		return 0, nil
+	}
+	return len(lines), lines[:min(keep, len(lines))]
 }

@@ -78,7 +78,11 @@ func report(w io.Writer, r *result) {
 		perIdle/1024, perIdleGC/1024, targetIdleBytes>>10)
 
 	p("-- load (%s window)", r.window.Round(time.Millisecond))
-	p("   acknowledged ops/s  %.0f   [target %d at C=50 closed loop]", r.ackedPerSec, targetAckedPerSec)
+	if o.mode == "closed" {
+		p("   acknowledged ops/s  %.0f   [target %d at C=50 closed loop]", r.ackedPerSec, targetAckedPerSec)
+	} else {
+		p("   acknowledged ops/s  %.0f   (offered %.0f)", r.ackedPerSec, float64(o.c)*o.rate)
+	}
 	p("   submit→ack          %s", lat(r.ack))
 	p("   submit→receipt      %s   (each other subscriber)", lat(r.recv))
 	recvTarget := targetRecvP99C50
@@ -100,6 +104,12 @@ func report(w io.Writer, r *result) {
 		}
 		sort.Strings(ks)
 		p("   refusals and errors: %s", strings.Join(ks, " "))
+	}
+	if r.gwLogLines > 0 {
+		p("   gateway log: %d warning/error lines; first: ", r.gwLogLines)
+		for _, l := range r.gwLogFirst {
+			p("     %.300s", l)
+		}
 	}
 	p("-- cost in the window")
 	p("   gateway CPU  %s  (%s, %d process(es))", perOp(r.gwCPU, r.ackedInWin), pctCore(r.gwCPU, r.window), len(r.gwPIDs))

@@ -37,6 +37,8 @@ type result struct {
 	codes                 map[string]int64
 	dupRecv, foreign      int64
 	doErrs                int64
+	gwLogLines            int      // warnings and errors the gateways logged
+	gwLogFirst            []string // the first few of them
 }
 
 func (o options) progress(format string, args ...any) {
@@ -94,7 +96,7 @@ func run(ctx context.Context, o options) (*result, error) {
 	_, _ = rand.Read(secret)
 	var urls []string
 	for i := 0; i < o.gateways; i++ {
-		c, url, err := startGateway(ctx, i, redisAddr, string(hexBytes(secret)), o.keyspace)
+		c, url, err := startGateway(ctx, i, dir, redisAddr, string(hexBytes(secret)), o.keyspace)
 		if err != nil {
 			return nil, err
 		}
@@ -178,6 +180,11 @@ func run(ctx context.Context, o options) (*result, error) {
 	st.mu.Unlock()
 	res.dupRecv, res.foreign, res.doErrs = st.dupRecv.Load(), st.foreign.Load(), st.doErrs.Load()
 	res.loadAfter = loadAvg()
+	for i := range res.gwPIDs {
+		n, first := logSummary(gatewayLog(dir, i), 3)
+		res.gwLogLines += n
+		res.gwLogFirst = append(res.gwLogFirst, first...)
+	}
 	report(o.out, res)
 	return res, nil
 }
