@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"dsmgw/internal/testpeer"
 	"dsmgw/mediagw"
@@ -111,7 +112,7 @@ func (e *env) adapter(name string, mod func(*Config)) *instance {
 	cfg := Config{
 		Instance: name, ListenUDP: "127.0.0.1:0", ListenTCP: "127.0.0.1:0",
 		InviteTimeout: 10 * time.Second, ClaimTTL: 1500 * time.Millisecond,
-		Rescan: 300 * time.Millisecond, Workers: 8,
+		Rescan: 300 * time.Millisecond, Workers: 8, SIPLog: os.Getenv("ASADAPTER_TEST_LOG") == "sip",
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -234,4 +235,13 @@ func testpeerSipp(t *testing.T, name, transport string) *testpeer.Sipp {
 		testpeer.WaitTCP(t, s.Addr, waitFor)
 	}
 	return s
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

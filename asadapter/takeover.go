@@ -63,17 +63,22 @@ func (a *Adapter) maybeTakeover(ctx context.Context, player string) {
 	switch {
 	case d.State == dlgConfirmed:
 		req, err := a.request(d, sip.BYE, nil, "")
-		if err == nil {
-			_ = a.saveDialog(cctx, d)
-			var res *sip.Response
-			res, err = a.do(cctx, req)
-			if err == nil {
-				log.Info("takeover: BYE answered", "status", res.StatusCode)
-			}
-		}
 		if err != nil {
-			log.Warn("takeover: BYE failed", "err", err)
+			log.Warn("takeover: build BYE failed", "err", err)
+			break
 		}
+		// The BYE's answer is only logged: marking the player must not wait for a far end
+		// that may be gone too (the dialog record is deleted below, so nothing retries).
+		go func() {
+			bctx, cancel := cleanupCtx()
+			defer cancel()
+			res, err := a.do(bctx, req)
+			if err != nil {
+				log.Warn("takeover: BYE got no answer", "err", err)
+				return
+			}
+			log.Info("takeover: BYE answered", "status", res.StatusCode)
+		}()
 	case d.Dir == dirOut && d.InviteVia != "":
 		if req, err := a.cancelFromDialog(d); err == nil {
 			_ = a.cli.WriteRequest(req, prebuilt)

@@ -1,0 +1,158 @@
+package asadapter
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestNegotiateOffer(t *testing.T) {
+	for name, tc := range map[string]struct {
+		sdp      string
+		wantErr  error
+		wantPTs  []uint8
+		wantDir  Direction
+		wantPort int
+	}{
+		"pcmu and events": {sdp: "v=0\r\no=a 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n",
+			wantPTs: []uint8{0, 101}, wantDir: SendRecv, wantPort: 4000},
+		"hold sendonly": {sdp: "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 8\r\na=sendonly\r\n",
+			wantPTs: []uint8{8}, wantDir: RecvOnly, wantPort: 4000},
+		"old hold 0.0.0.0": {sdp: "v=0\nc=IN IP4 0.0.0.0\nm=audio 4000 RTP/AVP 0\n",
+			wantPTs: []uint8{0}, wantDir: RecvOnly, wantPort: 0},
+		"session level inactive": {sdp: "v=0\nc=IN IP4 10.0.0.1\na=inactive\nm=audio 4000 RTP/AVP 0\n",
+			wantPTs: []uint8{0}, wantDir: Inactive, wantPort: 4000},
+		"video first": {sdp: "v=0\nc=IN IP4 10.0.0.1\nm=video 5000 RTP/AVP 96\nm=audio 4000 RTP/AVP 18 0\n",
+			wantPTs: []uint8{0}, wantDir: SendRecv, wantPort: 4000},
+		"dynamic pcma name": {sdp: "v=0\nc=IN IP4 10.0.0.1\nm=audio 4000 RTP/AVP 97\na=rtpmap:97 pcma/8000\n",
+			wantPTs: []uint8{97}, wantDir: SendRecv, wantPort: 4000},
+		"no common codec": {sdp: "v=0\nc=IN IP4 10.0.0.1\nm=audio 4000 RTP/AVP 18 9\n", wantErr: ErrNoCodec},
+		"only events":     {sdp: "v=0\nc=IN IP4 10.0.0.1\nm=audio 4000 RTP/AVP 101\na=rtpmap:101 telephone-event/8000\n", wantErr: ErrNoCodec},
+		"no audio":        {sdp: "v=0\nc=IN IP4 10.0.0.1\nm=video 4000 RTP/AVP 96\n", wantErr: ErrNoCodec},
+		"hostname conn":   {sdp: "v=0\nc=IN IP4 host.example\nm=audio 4000 RTP/AVP 0\n", wantErr: ErrBadSDP},
+		"no v line":       {sdp: "o=a 1 1 IN IP4 1.2.3.4\n", wantErr: ErrBadSDP},
+		"bad port":        {sdp: "v=0\nm=audio 99999 RTP/AVP 0\n", wantErr: ErrBadSDP},
+		"garbage line":    {sdp: "v=0\nthis is not sdp\n", wantErr: ErrBadSDP},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sd, err := ParseSDP([]byte(tc.sdp))
+			var r Remote
+			if err == nil {
+				_, r, err = negotiateOffer(sd)
+			}
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("err %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pts []uint8
+			for _, p := range r.Payloads {
+				pts = append(pts, p.PT)
+			}
+			if string(pts) != string(tc.wantPTs) || r.Direction != tc.wantDir || r.Port != tc.wantPort {
+				t.Fatalf("got pts %v dir %s port %d", pts, r.Direction, r.Port)
+			}
+		})
+	}
+}
+
+func TestOfferAnswerRoundTrip(t *testing.T) {
+	l := Local{ID: "t1", Addr: "192.0.2.1", Port: 20000}
+	offer := offerSDP(origin{Sess: 7, Version: 1}, "dsmgw", l, "PCMA", SendRecv)
+	sd, err := ParseSDP(offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sd.Media[0].Formats; strings.Join(got, " ") != "8 0 101" {
+		t.Fatalf("offer formats %v (PCMA preferred first)", got)
+	}
+	// Answer our own offer as a peer would, on hold.
+	sd.Media[0].Direction = SendOnly
+	chosen, r, err := negotiateOffer(sd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans := answerSDP(origin{Sess: 9, Version: 2}, "dsmgw", l, sd, chosen, r)
+	ad, err := ParseSDP(ans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := negotiateAnswer(ad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Direction != SendOnly || got.Addr != "192.0.2.1" || got.Port != 20000 || got.Payloads[0].PT != 8 {
+		t.Fatalf("answer read back as %+v", got)
+	}
+}
+
+func TestAnswerRejectsExtraStreams(t *testing.T) {
+	sd, err := ParseSDP([]byte("v=0\nc=IN IP4 10.0.0.1\nm=video 5000 RTP/AVP 96\nm=audio 4000 RTP/AVP 0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chosen, r, err := negotiateOffer(sd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad, err := ParseSDP(answerSDP(origin{}, "u", Local{Addr: "10.0.0.2", Port: 3000}, sd, chosen, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ad.Media) != 2 || ad.Media[0].Port != 0 || ad.Media[1].Port != 3000 {
+		t.Fatalf("answer media %+v", ad.Media)
+	}
+}
+
+// FuzzParseSDP checks that no SDP body panics the parser or the negotiation, and that
+// whatever is accepted yields an answer we can parse again.
+func FuzzParseSDP(f *testing.F) {
+	f.Add([]byte("v=0\r\no=a 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n"))
+	f.Add([]byte("v=0\nc=IN IP6 ::1\nm=audio 0 RTP/AVP 0\n"))
+	f.Add([]byte("v=0\nm=audio 1 RTP/SAVP 0\nc=IN IP4 1.2.3.4/127\na=rtpmap:0\n"))
+	for _, name := range []string{"offer_pcmu.sdp"} {
+		if b, err := os.ReadFile("testdata/" + name); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sd, err := ParseSDP(b)
+		if err != nil {
+			if !errors.Is(err, ErrBadSDP) {
+				t.Fatalf("error not ErrBadSDP: %v", err)
+			}
+			return
+		}
+		_, _ = negotiateAnswer(sd)
+		chosen, r, err := negotiateOffer(sd)
+		if err != nil {
+			return
+		}
+		ans := answerSDP(origin{Sess: 1, Version: 1}, "u", Local{Addr: "127.0.0.1", Port: 4000}, sd, chosen, r)
+		if _, err := ParseSDP(ans); err != nil {
+			t.Fatalf("our answer does not parse: %v\n%s", err, ans)
+		}
+	})
+}
+
+// FuzzHeaderHelpers covers the small parsers of header values the adapter relies on.
+func FuzzHeaderHelpers(f *testing.F) {
+	f.Add("1800;refresher=uac")
+	f.Add(`"A, B" <sip:a@b;lr>, <sip:c@d>`)
+	f.Add("tel:+15551234")
+	f.Add("bob")
+	f.Fuzz(func(t *testing.T, s string) {
+		if n, _ := parseSessionExpires(s); n != 0 && n < minSE {
+			t.Fatalf("session expires %d below the minimum", n)
+		}
+		if parts := splitHeaderList(s); strings.Join(parts, ",") != s {
+			t.Fatalf("split lost bytes: %q", parts)
+		}
+		_ = dtmfDigits(s)
+	})
+}
