@@ -16,7 +16,7 @@
 // binary re-executed in a hidden serve mode that wires store, feed and otbridge as the
 // gateway does, with the test-only AllowAll policy and a raised op rate), and the clients
 // in this process, so /proc gives each its own CPU and memory. Everything is on loopback;
-// children are stopped by PID on exit or signal. See the README of cmd/dsmbench.
+// children are stopped by PID on exit or signal.
 package main
 
 import (
