@@ -167,14 +167,18 @@ func (b *Bridge) serveWS(w http.ResponseWriter, r *http.Request) {
 	b.wg.Add(1)
 	b.mu.Unlock()
 	b.m.connections.Inc()
-	defer func() {
-		b.mu.Lock()
-		delete(b.conns, c)
-		b.mu.Unlock()
-		b.m.connections.Dec()
-		b.wg.Done()
+	// Serve on a fresh goroutine and let the HTTP handler return: the handler's stack has
+	// grown while net/http parsed the request, and an idle connection should not keep it.
+	go func() {
+		defer func() {
+			b.mu.Lock()
+			delete(b.conns, c)
+			b.mu.Unlock()
+			b.m.connections.Dec()
+			b.wg.Done()
+		}()
+		c.serve()
 	}()
-	c.serve()
 }
 
 // shardOf mirrors store's object → feed shard mapping (crc32 of the address modulo the
