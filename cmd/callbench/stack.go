@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"dsmgw/asadapter"
+	"dsmgw/mediagw"
+	"dsmgw/store"
+)
+
+const benchSecret = "callbench-secret-0123456789"
+
+func numCPU() int { return runtime.NumCPU() }
+
+// children are the peer processes this tool started; they are stopped by PID.
+type children struct {
+	procs []*exec.Cmd
+	dirs  []string
+}
+
+func (c *children) start(name string, args ...string) (*exec.Cmd, string, error) {
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s not installed: %w", name, err)
+	}
+	dir, err := os.MkdirTemp("", "callbench-"+name+"-")
+	if err != nil {
+		return nil, "", err
+	}
+	c.dirs = append(c.dirs, dir)
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return nil, "", err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("start %s: %w", name, err)
+	}
+	c.procs = append(c.procs, cmd)
+	return cmd, dir, nil
+}
+
+func (c *children) stopAll() {
+	for _, p := range c.procs {
+		if p.ProcessState == nil {
+			_ = syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { _ = p.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(3 * time.Second):
+				_ = syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
+			}
+		}
+	}
+	for _, d := range c.dirs {
+		_ = os.RemoveAll(d)
+	}
+}
+
+func freePort() (int, error) {
+	for i := 0; i < 50; i++ {
+		u, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		p := u.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		u.Close()
+		if err == nil {
+			l.Close()
+			return p, nil
+		}
+	}
+	return 0, errors.New("no free port")
+}
+
+func waitTCP(addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready: %w", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stack is Redis, the DSM store, the media gateway and one AS adapter, with a sipp UAS
+// as the far end and a second feed as the browsers' view.
+type stack struct {
+	st      *store.Store
+	feed    *store.Feed // the adapter's
+	watch   *store.Feed // the subscriber's (a browser's view of the DSM)
+	ad      *asadapter.Adapter
+	uas     string
+	rdbs    []*redis.Client
+	cancel  context.CancelFunc
+	httpSrv *http.Server
+	runID   string
+}
+
+func startStack(ctx context.Context, peers *children, o options, log *slog.Logger) (*stack, error) {
+	rport, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := peers.start("redis-server", "--port", strconv.Itoa(rport), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--notify-keyspace-events", "Khg"); err != nil {
+		return nil, err
+	}
+	raddr := "127.0.0.1:" + strconv.Itoa(rport)
+	if err := waitTCP(raddr, 10*time.Second); err != nil {
+		return nil, err
+	}
+	s := &stack{runID: strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
+	ctx, s.cancel = context.WithCancel(ctx)
+	newClient := func() *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: raddr, PoolSize: 256})
+		s.rdbs = append(s.rdbs, c)
+		return c
+	}
+	if s.st, err = store.New(store.Config{}, newClient(), log); err != nil {
+		return nil, err
+	}
+	s.feed = store.NewFeed(store.FeedConfig{}, s.st, log)
+	watchStore, err := store.New(store.Config{}, newClient(), log)
+	if err != nil {
+		return nil, err
+	}
+	s.watch = store.NewFeed(store.FeedConfig{}, watchStore, log)
+	go func() { _ = s.feed.Run(ctx) }()
+	go func() { _ = s.watch.Run(ctx) }()
+
+	// Media gateway in process, API over loopback HTTP as in production.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	base := "http://" + l.Addr().String()
+	gw, err := mediagw.New(mediagw.Config{BindAddr: "127.0.0.1", PortMin: 20000, PortMax: 39999,
+		PublicWSURL: "ws://" + l.Addr().String(), Secret: benchSecret}, prometheus.NewRegistry(), log)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", gw.APIHandler())
+	mux.Handle("/media/", gw.MediaHandler())
+	s.httpSrv = &http.Server{Handler: mux}
+	go func() { _ = s.httpSrv.Serve(l) }()
+	go func() { _ = gw.Run(ctx) }()
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	mc, err := mediagw.NewClient(mediagw.ClientConfig{BaseURL: base, Secret: benchSecret, HTTPClient: hc})
+	if err != nil {
+		return nil, err
+	}
+
+	// The far end: sipp's built-in UAS (180 then 200 at once).
+	uport, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cport, _ := freePort()
+	mport, _ := freePort()
+	if _, _, err := peers.start("sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", strconv.Itoa(uport),
+		"-cp", strconv.Itoa(cport), "-mi", "127.0.0.1", "-mp", strconv.Itoa(mport&^1),
+		"-buff_size", "4194304", "-nostdin"); err != nil {
+		return nil, err
+	}
+	s.uas = "127.0.0.1:" + strconv.Itoa(uport)
+
+	s.ad, err = asadapter.New(asadapter.Config{Instance: "bench", ListenUDP: "127.0.0.1:0",
+		InviteTimeout: 10 * time.Second, Workers: o.workers},
+		s.st, s.feed, asadapter.NewMediaGatewayClient(mc, "bench", ""), prometheus.NewRegistry(), log)
+	if err != nil {
+		return nil, err
+	}
+	go func() { _ = s.ad.Run(ctx) }()
+	time.Sleep(500 * time.Millisecond) // feeds and listeners up; the first XREADs are issued
+	return s, nil
+}
+
+func (s *stack) close() {
+	s.cancel()
+	_ = s.httpSrv.Close()
+	for _, c := range s.rdbs {
+		_ = c.Close()
+	}
+}
