@@ -36,6 +36,11 @@ type Config struct {
 	MaxFields int
 	// Limits bound the size of one op.
 	Limits Limits
+	// Pipeline is how many commits one Redis pipeline carries at most (64), and
+	// Pipelines how many pipelines may be in flight at once (4: enough to keep Redis
+	// busy while replies travel back, few enough that batches form under load).
+	// Pipeline 1 sends every commit on its own.
+	Pipeline, Pipelines int
 }
 
 func (c *Config) fill() {
@@ -54,6 +59,12 @@ func (c *Config) fill() {
 	if c.Limits == (Limits{}) {
 		c.Limits = DefaultLimits()
 	}
+	if c.Pipeline <= 0 {
+		c.Pipeline = 64
+	}
+	if c.Pipelines <= 0 {
+		c.Pipelines = 4
+	}
 }
 
 // Store commits ops to objects in Redis and reads them back. It is safe for concurrent use.
@@ -65,6 +76,7 @@ type Store struct {
 	commit    *redis.Script
 	reconcile *redis.Script
 	read      *redis.Script
+	batch     *batcher
 }
 
 // New returns a Store on rdb (a *redis.Client or *redis.ClusterClient).
@@ -77,7 +89,7 @@ func New(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Store, error
 	if err != nil {
 		return nil, err
 	}
-	return &Store{
+	s := &Store{
 		cfg:       cfg,
 		rdb:       rdb,
 		log:       log.With("component", "store"),
@@ -85,7 +97,11 @@ func New(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Store, error
 		commit:    redis.NewScript(commitLua),
 		reconcile: redis.NewScript(reconcileLua),
 		read:      redis.NewScript(readLua),
-	}, nil
+	}
+	if cfg.Pipeline > 1 {
+		s.batch = newBatcher(rdb, s.commit, cfg.Pipeline, cfg.Pipelines)
+	}
+	return s, nil
 }
 
 // Config returns the filled-in configuration.
@@ -132,8 +148,14 @@ func (s *Store) Commit(ctx context.Context, c Commit) (Committed, error) {
 		maxFields = 0
 	}
 	k := keysFor(c.Obj, s.cfg.Shards)
-	res, err := s.commit.Run(ctx, s.rdb, []string{k.fields, k.meta, k.log, k.seen, k.feed},
-		c.Obj, c.Client, c.Seq, c.Base, opsJSON, s.cfg.OplogLen, s.cfg.FeedLen, maxFields).Slice()
+	keys := []string{k.fields, k.meta, k.log, k.seen, k.feed}
+	args := []any{c.Obj, c.Client, c.Seq, c.Base, opsJSON, s.cfg.OplogLen, s.cfg.FeedLen, maxFields}
+	var res []any
+	if s.batch != nil {
+		res, err = s.batch.run(ctx, keys, args...)
+	} else {
+		res, err = s.commit.Run(ctx, s.rdb, keys, args...).Slice()
+	}
 	if err != nil {
 		return Committed{}, fmt.Errorf("store: commit %s seq %d at base %d: %w", c.Obj, c.Seq, c.Base, err)
 	}
