@@ -53,7 +53,6 @@ type keys struct {
 	fields string
 	meta   string
 	log    string
-	seen   string
 	feed   string
 }
 
@@ -71,7 +70,6 @@ func keysFor(addr string, shards int) keys {
 		fields: p + "f:" + addr,
 		meta:   p + "m:" + addr,
 		log:    p + "l:" + addr,
-		seen:   p + "s:" + addr,
 		feed:   feedKey(n),
 	}
 }

@@ -139,7 +139,7 @@ func (s *Store) Commit(ctx context.Context, c Commit) (Committed, error) {
 	if err := Validate(c.Ops, s.cfg.Limits); err != nil {
 		return Committed{}, err
 	}
-	opsJSON, err := json.Marshal(c.Ops)
+	writes, err := json.Marshal(Writes(c.Ops))
 	if err != nil {
 		return Committed{}, fmt.Errorf("store: encode op on %s: %w", c.Obj, err)
 	}
@@ -148,8 +148,21 @@ func (s *Store) Commit(ctx context.Context, c Commit) (Committed, error) {
 		maxFields = 0
 	}
 	k := keysFor(c.Obj, s.cfg.Shards)
-	keys := []string{k.fields, k.meta, k.log, k.seen, k.feed}
-	args := []any{c.Obj, c.Client, c.Seq, c.Base, opsJSON, s.cfg.OplogLen, s.cfg.FeedLen, maxFields}
+	keys := []string{k.fields, k.meta, k.log, k.feed}
+	args := make([]any, 0, 8+3*len(c.Ops))
+	args = append(args, c.Obj, c.Client, c.Seq, c.Base, writes, s.cfg.OplogLen, s.cfg.FeedLen, maxFields)
+	for _, o := range c.Ops {
+		kind, v := "d", ""
+		switch {
+		case o.Kind == OpSet:
+			kind, v = "s", *o.Value
+		case o.Kind == OpExpect && o.Value == nil:
+			kind = "a"
+		case o.Kind == OpExpect:
+			kind, v = "e", *o.Value
+		}
+		args = append(args, kind, o.Field, v)
+	}
 	var res []any
 	if s.batch != nil {
 		res, err = s.batch.run(ctx, keys, args...)

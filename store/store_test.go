@@ -136,16 +136,17 @@ func TestOplogCapFallsBackToSnapshot(t *testing.T) {
 	t.Parallel()
 	r := testpeer.StartRedis(t, testpeer.RedisOptions{})
 	st := newStore(t, r.Client(t), store.Config{OplogLen: 4})
-	for i := 1; i <= 10; i++ {
+	// The log is trimmed every 16th commit, so it holds between 4 and 19 entries.
+	for i := 1; i <= 40; i++ {
 		commit(t, st, store.Commit{Obj: "users/ann", Client: "svc", Seq: int64(i), Base: -1, Ops: []store.Op{store.Set("n", string(rune('a'+i)))}})
 	}
 	ctx := context.Background()
-	got, _ := st.Since(ctx, "users/ann", 6)
-	if got.Fields != nil || len(got.Log) != 4 || got.Log[0].Rev != 7 {
-		t.Fatalf("since 6: %+v", got)
+	got, _ := st.Since(ctx, "users/ann", 36)
+	if got.Fields != nil || len(got.Log) != 4 || got.Log[0].Rev != 37 {
+		t.Fatalf("since 36: %+v", got)
 	}
 	got, _ = st.Since(ctx, "users/ann", 5)
-	if got.Fields == nil || got.Rev != 10 || got.Fields["n"] != "k" {
+	if got.Fields == nil || got.Rev != 40 || got.Fields["n"] != string(rune('a'+40)) {
 		t.Fatalf("since 5 should be a snapshot: %+v", got)
 	}
 }
