@@ -57,7 +57,7 @@ func newMetrics(g *Gateway, reg prometheus.Registerer) (*metrics, error) {
 		f.fm.rtcpBytes = m.bytes.WithLabelValues(f.dir, "rtcp")
 	}
 	cs := []prometheus.Collector{m.terminations, m.ended, m.packets, m.bytes, m.drops, m.dtmf,
-		m.attaches, m.events, &termCollector{g: g}}
+		m.attaches, m.events, newTermCollector(g)}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("mediagw: register metrics: %w", err)
@@ -66,39 +66,52 @@ func newMetrics(g *Gateway, reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-var (
-	descTermPackets = prometheus.NewDesc("mediagw_termination_packets_total",
-		"Packets relayed by one live termination.", []string{"termination", "call_id", "direction"}, nil)
-	descTermDrops = prometheus.NewDesc("mediagw_termination_drops_total",
-		"Packets dropped by one live termination.", []string{"termination", "call_id", "reason"}, nil)
-	descTermLost = prometheus.NewDesc("mediagw_termination_lost_packets",
-		"RTP packets lost toward one live termination (RFC 3550 A.3).", []string{"termination", "call_id", "from"}, nil)
-	descTermJitter = prometheus.NewDesc("mediagw_termination_jitter_seconds",
-		"Interarrival jitter toward one live termination (RFC 3550 A.8).", []string{"termination", "call_id", "from"}, nil)
-)
-
 // termCollector reports per-termination series at scrape time from the live
 // terminations only, so an ended call leaves no stale series behind.
-type termCollector struct{ g *Gateway }
+type termCollector struct {
+	g                            *Gateway
+	packets, drops, lost, jitter *prometheus.Desc
+}
+
+func newTermCollector(g *Gateway) *termCollector {
+	return &termCollector{g: g,
+		packets: prometheus.NewDesc("mediagw_termination_packets_total",
+			"Packets relayed by one live termination.", []string{"termination", "call_id", "direction"}, nil),
+		drops: prometheus.NewDesc("mediagw_termination_drops_total",
+			"Packets dropped by one live termination.", []string{"termination", "call_id", "reason"}, nil),
+		lost: prometheus.NewDesc("mediagw_termination_lost_packets",
+			"RTP packets lost toward one live termination (RFC 3550 A.3).", []string{"termination", "call_id", "from"}, nil),
+		jitter: prometheus.NewDesc("mediagw_termination_jitter_seconds",
+			"Interarrival jitter toward one live termination (RFC 3550 A.8).", []string{"termination", "call_id", "from"}, nil),
+	}
+}
 
 // Describe sends the per-termination descriptors.
 func (c *termCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descTermPackets
-	ch <- descTermDrops
-	ch <- descTermLost
-	ch <- descTermJitter
+	ch <- c.packets
+	ch <- c.drops
+	ch <- c.lost
+	ch <- c.jitter
+}
+
+// send passes a const metric on; NewConstMetric fails only on a label count mismatch,
+// which the fixed label lists here rule out (and MustNewConstMetric would panic).
+func send(ch chan<- prometheus.Metric, d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
+	if m, err := prometheus.NewConstMetric(d, t, v, labels...); err == nil {
+		ch <- m
+	}
 }
 
 // Collect reports every live termination.
 func (c *termCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, t := range c.g.snapshotTerms() {
 		cs := t.c.snapshot()
-		ch <- prometheus.MustNewConstMetric(descTermPackets, prometheus.CounterValue,
+		send(ch, c.packets, prometheus.CounterValue,
 			float64(cs.WSToUDP.RTPPackets+cs.WSToUDP.RTCPPackets), t.id, t.callID, "ws_to_udp")
-		ch <- prometheus.MustNewConstMetric(descTermPackets, prometheus.CounterValue,
+		send(ch, c.packets, prometheus.CounterValue,
 			float64(cs.UDPToWS.RTPPackets+cs.UDPToWS.RTCPPackets), t.id, t.callID, "udp_to_ws")
 		for reason, n := range cs.Drops {
-			ch <- prometheus.MustNewConstMetric(descTermDrops, prometheus.CounterValue, float64(n), t.id, t.callID, reason)
+			send(ch, c.drops, prometheus.CounterValue, float64(n), t.id, t.callID, reason)
 		}
 		for _, s := range []struct {
 			from string
@@ -107,8 +120,8 @@ func (c *termCollector) Collect(ch chan<- prometheus.Metric) {
 			if s.rs == nil {
 				continue
 			}
-			ch <- prometheus.MustNewConstMetric(descTermLost, prometheus.GaugeValue, float64(s.rs.Lost), t.id, t.callID, s.from)
-			ch <- prometheus.MustNewConstMetric(descTermJitter, prometheus.GaugeValue, s.rs.JitterMS/1000, t.id, t.callID, s.from)
+			send(ch, c.lost, prometheus.GaugeValue, float64(s.rs.Lost), t.id, t.callID, s.from)
+			send(ch, c.jitter, prometheus.GaugeValue, s.rs.JitterMS/1000, t.id, t.callID, s.from)
 		}
 	}
 }
