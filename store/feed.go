@@ -43,6 +43,9 @@ type Change struct {
 	Seq    int64
 	Ops    []Op
 	Fields map[string]string
+	// Events is how many keyspace events (hset, hdel) the commit caused on the object's
+	// field hash; the feed uses it to tell its own commits from outside writes.
+	Events int
 }
 
 // FeedConfig tunes a Feed. Zero values take defaults.
@@ -87,9 +90,8 @@ type Feed struct {
 	handlers atomic.Pointer[[]*handler]
 	hmu      sync.Mutex // serialises changes to handlers
 
-	wmu     sync.Mutex          // guards watched and pending
-	watched map[string]int      // object → watch count
-	pending map[string]struct{} // objects with a reconcile scheduled
+	wmu     sync.Mutex        // guards watched
+	watched map[string]*watch // object → watch state
 	runCtx  atomic.Pointer[context.Context]
 }
 
@@ -106,8 +108,7 @@ func NewFeed(cfg FeedConfig, st *Store, log *slog.Logger) *Feed {
 		st:      st,
 		log:     log.With("component", "feed"),
 		ready:   make([]atomic.Bool, st.cfg.Shards),
-		watched: make(map[string]int),
-		pending: make(map[string]struct{}),
+		watched: make(map[string]*watch),
 	}
 	f.handlers.Store(&[]*handler{})
 	return f
@@ -141,13 +142,18 @@ func (f *Feed) Subscribe(fn func(Change)) (cancel func()) {
 // func undoes one.
 func (f *Feed) Watch(obj string) (unwatch func()) {
 	f.wmu.Lock()
-	f.watched[obj]++
+	w := f.watched[obj]
+	if w == nil {
+		w = &watch{}
+		f.watched[obj] = w
+	}
+	w.n++
 	f.wmu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			f.wmu.Lock()
-			if f.watched[obj]--; f.watched[obj] <= 0 {
+			if w.n--; w.n <= 0 {
 				delete(f.watched, obj)
 			}
 			f.wmu.Unlock()
@@ -189,6 +195,7 @@ func (f *Feed) readShard(ctx context.Context, shard int) error {
 				continue
 			}
 			last = id
+			f.ready[shard].Store(true) // Redis answers; do not wait a whole block to say so
 		}
 		res, err := f.st.rdb.XRead(ctx, &redis.XReadArgs{
 			Streams: []string{key, last}, Count: f.cfg.Count, Block: f.cfg.Block,
@@ -289,6 +296,9 @@ func compareIDs(a, b string) int {
 }
 
 func (f *Feed) dispatch(c Change) {
+	if c.Events > 0 {
+		f.credit(c.Obj, c.Events)
+	}
 	for _, h := range *f.handlers.Load() {
 		h.fn(c)
 	}
@@ -302,6 +312,9 @@ func parseEntry(shard int, m redis.XMessage) (Change, error) {
 		return c, fmt.Errorf("rev: %w", err)
 	}
 	c.Seq, _ = strconv.ParseInt(str("q"), 10, 64)
+	if ev, err := strconv.Atoi(str("ev")); err == nil {
+		c.Events = ev
+	}
 	switch str("kind") {
 	case "op":
 		c.Kind = ChangeOp

@@ -209,11 +209,35 @@ func testOutsideWrite(t *testing.T, rdb redis.UniversalClient, st *store.Store, 
 	col.waitFor(t, "rev 3", func(g map[string][]store.Change) bool { return len(g[obj]) == 3 })
 	time.Sleep(100 * time.Millisecond) // a spurious reconcile would have published by now
 	col.mu.Lock()
-	defer col.mu.Unlock()
 	checkOrder(t, col.got)
 	if n := len(col.got[obj]); n != 3 {
 		t.Fatalf("%d changes, want 3: %+v", n, col.got[obj])
 	}
+	col.mu.Unlock()
+
+	// An outside write in the middle of a burst of commits is still noticed: the commits'
+	// own events are accounted for, the outside one is not.
+	seq := int64(3)
+	for i := 0; i < 30; i++ {
+		seq++
+		commit(t, st, store.Commit{Obj: obj, Client: "k9", Seq: seq, Base: -1, Ops: []store.Op{store.Set("n", fmt.Sprint(i))}})
+		if i == 15 {
+			if err := rdb.HSet(context.Background(), key, "sneaky", "1").Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	col.waitFor(t, "a second resync", func(g map[string][]store.Change) bool {
+		for _, c := range g[obj][3:] {
+			if c.Kind == store.ChangeResync && c.Fields["sneaky"] == "1" {
+				return true
+			}
+		}
+		return false
+	})
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	checkOrder(t, col.got)
 }
 
 func fieldsKey(t *testing.T, rdb redis.UniversalClient, obj string) string {

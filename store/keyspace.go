@@ -75,11 +75,13 @@ func (f *Feed) listenKeyspace(ctx context.Context) error {
 					continue
 				}
 				if obj, ok := addrFromFieldsKey(key); ok {
-					f.schedule(obj)
+					f.event(obj, msg.Payload)
 				}
 			}
 		}()
 	}
+	// Events may have been missed while no subscription was up.
+	f.reconcileAll()
 	select {
 	case err = <-errc:
 		return err
@@ -88,29 +90,99 @@ func (f *Feed) listenKeyspace(ctx context.Context) error {
 	}
 }
 
-// schedule runs the reconcile script for obj after ReconcileDelay, unless one is pending.
-func (f *Feed) schedule(obj string) {
+// watch is the reconcile state of one watched object. Every commit announces on the feed
+// how many hset/hdel events it caused; an event with no commit to account for it is an
+// outside write. The feed entry and the keyspace event travel on different connections,
+// so either may come first: an event that finds credit consumes it; one that does not
+// becomes debt, which a late feed entry pays off before the reconcile timer fires.
+type watch struct {
+	n        int // Watch calls not undone
+	credit   int // events announced by commits, not yet seen
+	creditAt time.Time
+	debt     int // events seen, not (yet) announced
+	pending  bool
+}
+
+// creditTTL bounds how long announced events wait to be seen. Both messages leave Redis
+// within the same script run; a credit older than this was miscounted (an event lost
+// with a dropped subscription), and keeping it would hide a later outside write.
+const creditTTL = time.Second
+
+// credit records events announced by a commit of obj.
+func (f *Feed) credit(obj string, n int) {
 	f.wmu.Lock()
-	_, watched := f.watched[obj]
-	_, pending := f.pending[obj]
-	if !watched || pending {
-		f.wmu.Unlock()
+	defer f.wmu.Unlock()
+	w := f.watched[obj]
+	if w == nil {
 		return
 	}
-	f.pending[obj] = struct{}{}
-	f.wmu.Unlock()
+	pay := min(n, w.debt)
+	w.debt -= pay
+	if n -= pay; n > 0 {
+		if time.Since(w.creditAt) > creditTTL {
+			w.credit = 0
+		}
+		w.credit += n
+		w.creditAt = time.Now()
+	}
+}
+
+// event accounts for one keyspace event on obj's field hash and schedules a reconcile when
+// no commit explains it. Events other than hset and hdel (del, expired, rename ...) are
+// never caused by a commit.
+func (f *Feed) event(obj, name string) {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	w := f.watched[obj]
+	if w == nil {
+		return
+	}
+	if (name == "hset" || name == "hdel") && w.credit > 0 && time.Since(w.creditAt) <= creditTTL {
+		w.credit--
+		return
+	}
+	w.debt++
+	f.scheduleLocked(obj, w)
+}
+
+// scheduleLocked runs the reconcile script for obj after ReconcileDelay if there is still
+// debt then, unless a run is already pending. f.wmu must be held.
+func (f *Feed) scheduleLocked(obj string, w *watch) {
+	if w.pending {
+		return
+	}
+	w.pending = true
 	time.AfterFunc(f.cfg.ReconcileDelay, func() {
 		f.wmu.Lock()
-		delete(f.pending, obj)
+		w.pending = false
+		run := w.debt > 0
+		w.debt = 0
 		f.wmu.Unlock()
-		ctxp := f.runCtx.Load()
-		if ctxp == nil || (*ctxp).Err() != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(*ctxp, 5*time.Second)
-		defer cancel()
-		if _, err := f.st.Reconcile(ctx, obj); err != nil {
-			f.log.Warn("reconcile failed", "obj", obj, "err", err)
+		if run {
+			f.reconcile(obj)
 		}
 	})
+}
+
+// reconcileAll reconciles every watched object: after the keyspace subscription was
+// (re)established, events may have been missed.
+func (f *Feed) reconcileAll() {
+	f.wmu.Lock()
+	for obj, w := range f.watched {
+		w.credit, w.debt = 0, 1
+		f.scheduleLocked(obj, w)
+	}
+	f.wmu.Unlock()
+}
+
+func (f *Feed) reconcile(obj string) {
+	ctxp := f.runCtx.Load()
+	if ctxp == nil || (*ctxp).Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(*ctxp, 5*time.Second)
+	defer cancel()
+	if _, err := f.st.Reconcile(ctx, obj); err != nil {
+		f.log.Warn("reconcile failed", "obj", obj, "err", err)
+	}
 }

@@ -97,6 +97,11 @@ redis.call('LPUSH', kl, '{"rev":' .. rev .. ',"c":' .. cjson.encode(client) .. '
 -- Trim every 16th commit: the log may briefly hold 15 entries more than asked, and most
 -- commits save a call.
 if rev % 16 == 0 then redis.call('LTRIM', kl, 0, loglen - 1) end
+-- ev: the keyspace events this commit caused on the field hash (one hset, one hdel), so
+-- readers can tell their own commits from outside writes without reading the hash.
+local ev = 0
+if #sets > 0 then ev = ev + 1 end
+if #dels > 0 then ev = ev + 1 end
 local id = redis.call('XADD', kfeed, 'MAXLEN', '~', feedlen, '*',
-  'kind', 'op', 'obj', obj, 'rev', rev, 'c', client, 'q', seq, 'ops', wjson)
+  'kind', 'op', 'obj', obj, 'rev', rev, 'c', client, 'q', seq, 'ops', wjson, 'ev', ev)
 return {'ok', rev, id}
