@@ -175,7 +175,8 @@ type Adapter struct {
 	cli *sipgo.Client
 	tp  *transports // our listeners and advertised addresses
 
-	queue   chan string // player addresses to examine
+	queue   chan string // player addresses to examine (feed and keyspace wake-ups)
+	slow    chan string // player addresses to examine when queue is empty (rescans)
 	pmu     sync.Mutex  // guards pending
 	pending map[string]struct{}
 	wake    *wakeFilter
@@ -213,6 +214,7 @@ func New(cfg Config, st *store.Store, feed *store.Feed, mgw MediaGateway, reg pr
 		client:  "asadapter/" + cfg.Instance,
 		keys:    redisKeys{prefix: cfg.KeyPrefix},
 		queue:   make(chan string, cfg.QueueLen),
+		slow:    make(chan string, cfg.QueueLen),
 		pending: make(map[string]struct{}),
 		calls:   make(map[string]*call),
 		byID:    make(map[string]*call),
@@ -257,8 +259,6 @@ func (a *Adapter) Run(ctx context.Context) error {
 	a.tp.serve(g, a.srv)
 	unsub := a.feed.Subscribe(a.onChange)
 	defer unsub()
-	unwatch := a.feed.Watch(a.schema.Players.Index)
-	defer unwatch()
 	for i := 0; i < a.cfg.Workers; i++ {
 		g.Go(func() error { return a.worker(ctx) })
 	}

@@ -35,6 +35,12 @@ type call struct {
 	seC   chan struct{} // the peer refreshed the session (cap 1)
 	done  chan struct{} // closed when the call's goroutine ends
 
+	// unwatch ends the feed's watch of the player object: while the call lives, a write
+	// made outside the commit path is adopted and reaches us as a resync. (The players
+	// index is not watched: reconciling it rereads the whole index, and new players are
+	// found by the keyspace wake-up and the rescan anyway.)
+	unwatch func()
+
 	mu      sync.Mutex // guards d, local, remote, answer
 	d       dialog
 	local   Local
@@ -86,6 +92,7 @@ func (a *Adapter) addCall(c *call, callID string) bool {
 	}
 	a.calls[c.player] = c
 	a.byID[callID] = c
+	c.unwatch = a.feed.Watch(c.player)
 	a.met.calls.WithLabelValues(c.dir).Inc()
 	a.met.attempts.WithLabelValues(c.dir).Inc()
 	return true
@@ -96,6 +103,7 @@ func (a *Adapter) removeCall(c *call) {
 	if a.calls[c.player] == c {
 		delete(a.calls, c.player)
 		a.met.calls.WithLabelValues(c.dir).Dec()
+		c.unwatch()
 	}
 	for id, x := range a.byID {
 		if x == c {

@@ -88,7 +88,14 @@ func (a *Adapter) onChange(c store.Change) {
 
 // kick asks for a player object to be examined: a local call is poked at once, anything
 // else is queued once.
-func (a *Adapter) kick(player string) {
+func (a *Adapter) kick(player string) { a.enqueue(player, a.queue) }
+
+// kickSlow queues a rescan's wake-up on the low-priority queue, which workers serve only
+// when no live wake-up waits: a rescan of thousands of idle players must not delay a
+// browser that just asked for a call.
+func (a *Adapter) kickSlow(player string) { a.enqueue(player, a.slow) }
+
+func (a *Adapter) enqueue(player string, q chan string) {
 	if c := a.callFor(player); c != nil {
 		c.poke()
 		return
@@ -101,7 +108,7 @@ func (a *Adapter) kick(player string) {
 	a.pending[player] = struct{}{}
 	a.pmu.Unlock()
 	select {
-	case a.queue <- player:
+	case q <- player:
 	default:
 		a.pmu.Lock()
 		delete(a.pending, player)
@@ -121,15 +128,21 @@ func (a *Adapter) kickAll() {
 
 func (a *Adapter) worker(ctx context.Context) error {
 	for {
+		var p string
 		select {
-		case <-ctx.Done():
-			return nil
-		case p := <-a.queue:
-			a.pmu.Lock()
-			delete(a.pending, p)
-			a.pmu.Unlock()
-			a.examine(ctx, p)
+		case p = <-a.queue:
+		default:
+			select {
+			case <-ctx.Done():
+				return nil
+			case p = <-a.queue:
+			case p = <-a.slow:
+			}
 		}
+		a.pmu.Lock()
+		delete(a.pending, p)
+		a.pmu.Unlock()
+		a.examine(ctx, p)
 	}
 }
 
@@ -193,7 +206,7 @@ func (a *Adapter) rescan(ctx context.Context) {
 	} else {
 		for p := range idx.Fields {
 			if a.callFor(p) == nil {
-				a.kick(p)
+				a.kickSlow(p)
 			}
 		}
 	}

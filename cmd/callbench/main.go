@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,7 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 64, "AS adapter workers")
 	flag.BoolVar(&o.baseline, "baseline", true, "also run sipp UAC → sipp UAS directly")
 	flag.BoolVar(&o.verbose, "v", false, "log the adapter at info level")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process (adapter, media gateway, load) to the file")
 	flag.Parse()
 	for _, s := range strings.Split(*rates, ",") {
 		r, err := strconv.Atoi(strings.TrimSpace(s))
@@ -52,10 +54,17 @@ func main() {
 	if o.duration > time.Minute {
 		o.duration = time.Minute
 	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer cancel()
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "callbench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
