@@ -1,12 +1,16 @@
 package asadapter
 
 import (
+	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func readConfInfo(t testing.TB, name string) []byte {
@@ -239,4 +243,55 @@ func FuzzConferenceInfo(f *testing.F) {
 			}
 		}
 	})
+}
+
+// bigConferenceInfo is a full state of n participants with one endpoint each.
+func bigConferenceInfo(n int) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, `<conference-info xmlns="%s" entity="sip:big@example.com" state="full" version="1"><users>`, confInfoNS)
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, `<user entity="sip:user%d@example.com"><display-text>User %d</display-text>`+
+			`<endpoint entity="sip:user%d@10.0.%d.%d"><status>connected</status><media id="1"><type>audio</type></media></endpoint></user>`,
+			i, i, i, i/256, i%256)
+	}
+	b.WriteString(`</users></conference-info>`)
+	return b.Bytes()
+}
+
+// BenchmarkConferenceInfo parses and merges a 250-participant full state into DSM fields.
+// Each iteration also walks the same body's tokens with encoding/xml (the least any
+// XML-based parser must spend), timed apart: merge-ns/op is the parse and merge alone and
+// x-baseline its ratio to the token walk measured in the same run. ns/op covers both.
+func BenchmarkConferenceInfo(b *testing.B) {
+	body := bigConferenceInfo(250)
+	names := ParticipantNames{Display: "display", Status: "status"}
+	b.SetBytes(int64(len(body)))
+	var base, work time.Duration
+	n := 0
+	for b.Loop() {
+		t0 := time.Now()
+		dec := xml.NewDecoder(bytes.NewReader(body))
+		for {
+			if _, err := dec.Token(); err != nil {
+				break
+			}
+		}
+		t1 := time.Now()
+		ci, err := ParseConferenceInfo(body, ConfInfoLimits{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := NewRoster()
+		if _, err := r.Apply(ci); err != nil {
+			b.Fatal(err)
+		}
+		if f, _ := r.Fields(names, 256); len(f) != 250 {
+			b.Fatal(len(f))
+		}
+		base += t1.Sub(t0)
+		work += time.Since(t1)
+		n++
+	}
+	b.ReportMetric(float64(work.Nanoseconds())/float64(n), "merge-ns/op")
+	b.ReportMetric(float64(work)/float64(base), "x-baseline")
 }
