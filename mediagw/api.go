@@ -16,7 +16,8 @@ import (
 // maxRequestBody bounds an API request body; real ones are well under 2 KiB.
 const maxRequestBody = 64 << 10
 
-// APIHandler serves the JSON API. Mount it at /v1/ (it routes on the full path).
+// APIHandler serves the JSON API. It routes on the full path: mount it at
+// /v1/terminations and /v1/terminations/ (or at /v1/ in a process of its own).
 func (g *Gateway) APIHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !g.authorized(r) {
