@@ -165,7 +165,7 @@ func (w *userWorker) register(ctx context.Context) {
 		}
 	case res.StatusCode == sip.StatusIntervalToBrief:
 		if h := res.GetHeader("Min-Expires"); h != nil {
-			if s, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil && s > 0 {
+			if s, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil && time.Duration(s)*time.Second > expires {
 				w.minExpires = time.Duration(s) * time.Second
 				w.retryAt = time.Now() // at once, with the longer lifetime
 				return

@@ -95,3 +95,23 @@ func TestRegisterRejected(t *testing.T) {
 		t.Fatalf("registration_error %q", m[f.RegistrationError])
 	}
 }
+
+// TestRegisterSessionExpires: a session the web server stops refreshing ends like a
+// logout: un-REGISTER (Expires: 0, checked by the registrar) and state unregistered.
+func TestRegisterSessionExpires(t *testing.T) {
+	t.Parallel()
+	scen, _ := filepath.Abs("testdata/register/registrar_plain.xml")
+	sipp := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: scen, Args: []string{"-m", "1"}})
+	r := startUsers(t, newTestSIP(t, sipp.Addr), UsersConfig{}, "")
+	if code, body := r.call(t, "POST", "/v1/users/carl/register", usersTestSecret, RegisterRequest{
+		SIPURI: "sip:carl@dsmgw.test", Client: "K9", TTLSeconds: 1}); code != 202 {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	f := r.u.schema.Users.Fields
+	obj := r.u.schema.UserAddress("carl")
+	r.waitFields(t, obj, "registered", func(m map[string]string) bool { return m[f.Registration] == RegRegistered })
+	r.waitFields(t, obj, "unregistered", func(m map[string]string) bool { return m[f.Registration] == RegUnregistered })
+	if rc, err := sipp.Wait(30 * time.Second); err != nil || rc != 0 {
+		t.Fatalf("sipp registrar: exit %d, %v", rc, err)
+	}
+}

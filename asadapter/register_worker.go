@@ -85,6 +85,9 @@ func (w *userWorker) run(ctx context.Context) {
 		if w.registered {
 			next = w.refreshAt
 		}
+		if w.rec != nil && w.rec.Deadline.Before(next) {
+			next = w.rec.Deadline // the session ends then: log out on time
+		}
 		timer.Reset(max(time.Until(next), time.Millisecond))
 		select {
 		case <-ctx.Done():
