@@ -233,3 +233,23 @@ func TestConferenceRefresh481(t *testing.T) {
 	waitSipp(t, confSrv)
 	r.waitFields(t, r.u.schema.ConferenceAddress("ivan", "conf1"), "list", func(m map[string]string) bool { return len(m) == 2 })
 }
+
+// TestConferenceRemoved: taking a conference out of users/<user> conferences ends its
+// subscription (SUBSCRIBE Expires: 0, checked by the notifier) and clears its list, while
+// the user stays registered.
+func TestConferenceRemoved(t *testing.T) {
+	t.Parallel()
+	r, _, confSrv := startConfRig(t, "judy", "notifier.xml", []string{"-m", "1"}, UsersConfig{})
+	confObj := r.u.schema.ConferenceAddress("judy", "conf1")
+	r.waitFields(t, confObj, "partial state", func(m map[string]string) bool { return m["sip:carol@example.com"] != "" })
+	f := r.u.schema.Users.Fields
+	if _, err := r.st.Commit(context.Background(), store.Commit{Obj: r.u.schema.UserAddress("judy"), Base: -1,
+		Ops: []store.Op{store.Set(f.Conferences, "")}}); err != nil {
+		t.Fatal(err)
+	}
+	waitSipp(t, confSrv)
+	r.waitFields(t, confObj, "list cleared", func(m map[string]string) bool { return len(m) == 0 })
+	if m := r.waitFields(t, r.u.schema.UserAddress("judy"), "", func(map[string]string) bool { return true }); m[f.Registration] != RegRegistered {
+		t.Fatalf("user %v", m)
+	}
+}
