@@ -111,7 +111,8 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		a.mgw, err = mediagw.New(mediagw.Config{
 			BindAddr: cfg.MGWBindAddr, PublicAddr: cfg.MGWPublicAddr, PortMin: cfg.MGWPortMin, PortMax: cfg.MGWPortMax,
 			PublicWSURL: cfg.MGWPublicWSURL, Secret: cfg.MGWSecret, TokenTTL: cfg.MGWTokenTTL,
-			MediaTimeout: cfg.MGWMediaTimeout, DisableLatching: cfg.MGWNoLatching, OnEvent: onEvent,
+			MediaTimeout: cfg.MGWMediaTimeout, SetupTimeout: cfg.MGWSetupTimeout, DisableLatching: cfg.MGWNoLatching,
+			AllowedOrigins: cfg.MGWOrigins, OnEvent: onEvent,
 		}, reg, log)
 		if err != nil {
 			return nil, err

@@ -51,6 +51,8 @@ type Config struct {
 	MGWTokenTTL     time.Duration `envconfig:"MGW_TOKEN_TTL" default:"30s"`
 	MGWMediaTimeout time.Duration `envconfig:"MGW_MEDIA_TIMEOUT" default:"30s"`
 	MGWNoLatching   bool          `envconfig:"MGW_NO_LATCHING" default:"false"`
+	MGWSetupTimeout time.Duration `envconfig:"MGW_SETUP_TIMEOUT" default:"5m"`
+	MGWOrigins      []string      `envconfig:"MGW_ALLOWED_ORIGINS"`
 	MGWEventURL     string        `envconfig:"MGW_EVENT_URL"`
 
 	SIPListenUDP     string        `envconfig:"SIP_LISTEN_UDP" default:"0.0.0.0:5060"`
