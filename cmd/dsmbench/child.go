@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -212,6 +213,18 @@ func serveMain(args []string) error {
 		return err
 	}
 	secret := os.Getenv(secretEnv)
+	// DSMBENCH_CPUPROFILE=<file> profiles the gateway instance for its whole life, to see
+	// where a gateway's CPU per op goes.
+	if path := os.Getenv("DSMBENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path + "." + *instance)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
