@@ -139,6 +139,9 @@ func (c *call) runOut(ctx context.Context, target, encoding string) {
 		c.finish("error", a.failOps(0, "gateway storage error")...)
 		return
 	}
+	c.mu.Lock()
+	c.d.listed = true
+	c.mu.Unlock()
 	res, cancelled, err := c.invite(ctx, inv)
 	switch {
 	case ctx.Err() != nil:
@@ -250,6 +253,7 @@ func (c *call) invite(ctx context.Context, inv *sip.Request) (*sip.Response, boo
 	cancelled := false
 	var cancelReason *SIPError
 	lastProgress := ""
+	var progressDone chan struct{} // closed when the last progress write is done
 	for {
 		select {
 		case <-ctx.Done():
@@ -296,11 +300,24 @@ func (c *call) invite(ctx context.Context, inv *sip.Request) (*sip.Response, boo
 				if p != lastProgress && !cancelled {
 					lastProgress = p
 					c.earlyDialog(res)
-					if err := a.commit(ctx, c.player, store.Expect(a.f.callID, c.callID()),
+					// Written in the background so the 200 that may follow at once is not
+					// held up; the expects keep a late progress write from landing after
+					// the call connected or ended.
+					ops := []store.Op{store.Expect(a.f.callID, c.callID()),
+						store.Expect(a.f.mgwState, stateConnecting), store.Expect(a.f.playerState, stateConnecting),
 						store.Set(a.f.progress, p), store.Set(a.f.sipStatus, fmt.Sprint(res.StatusCode)),
-						store.Set(a.f.sipReason, res.Reason)); err != nil && !errors.Is(err, store.ErrExpectFailed) {
-						c.log.Warn("write progress failed", "err", err)
-					}
+						store.Set(a.f.sipReason, res.Reason)}
+					prev, done := progressDone, make(chan struct{})
+					progressDone = done
+					go func() {
+						defer close(done)
+						if prev != nil {
+							<-prev // in the order the responses came
+						}
+						if err := a.commit(ctx, c.player, ops...); err != nil && !errors.Is(err, store.ErrExpectFailed) {
+							c.log.Warn("write progress failed", "err", err)
+						}
+					}()
 				}
 			case res.IsSuccess():
 				if err := c.confirm(ctx, inv, res); err != nil {

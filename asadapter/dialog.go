@@ -50,6 +50,8 @@ type dialog struct {
 	// Session timer (RFC 4028): interval in seconds and who refreshes ("uac"/"uas").
 	SessionExpires int    `json:"se,omitempty"`
 	Refresher      string `json:"refresher,omitempty"`
+
+	listed bool // already in the calls set (not stored)
 }
 
 func (a *Adapter) saveDialog(ctx context.Context, d *dialog) error {
@@ -57,14 +59,21 @@ func (a *Adapter) saveDialog(ctx context.Context, d *dialog) error {
 	if err != nil {
 		return fmt.Errorf("asadapter: encode dialog of %s: %w", d.Player, err)
 	}
-	_, err = a.st.Redis().Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, a.keys.dialog(d.Player), b, 0)
-		p.SAdd(ctx, a.keys.calls(), d.Player)
-		return nil
-	})
+	// The first save also lists the player in the set a takeover scans; later saves
+	// (CSeq, state) rewrite only the record, one command.
+	if d.listed {
+		err = a.st.Redis().Set(ctx, a.keys.dialog(d.Player), b, 0).Err()
+	} else {
+		_, err = a.st.Redis().Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, a.keys.dialog(d.Player), b, 0)
+			p.SAdd(ctx, a.keys.calls(), d.Player)
+			return nil
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("asadapter: save dialog of %s: %w", d.Player, err)
 	}
+	d.listed = true
 	return nil
 }
 
@@ -80,6 +89,7 @@ func (a *Adapter) loadDialog(ctx context.Context, player string) (*dialog, error
 	if err := json.Unmarshal(b, &d); err != nil {
 		return nil, fmt.Errorf("asadapter: decode dialog of %s: %w", player, err)
 	}
+	d.listed = true
 	return &d, nil
 }
 

@@ -145,6 +145,9 @@ func (c *call) runIn(ctx context.Context, req *sip.Request, tx sip.ServerTransac
 		reject(500, "Server Internal Error", "error")
 		return
 	}
+	c.mu.Lock()
+	c.d.listed = true
+	c.mu.Unlock()
 	callerID := req.From().Address.String()
 	if req.From().DisplayName != "" {
 		callerID = req.From().DisplayName + " <" + callerID + ">"
