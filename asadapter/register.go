@@ -140,9 +140,22 @@ func (w *userWorker) register(ctx context.Context) {
 		}
 		w.u.met.registers.WithLabelValues("error").Inc()
 		log.Warn("users: REGISTER failed", "err", err)
+		w.transportFails++
+		if w.registered && time.Now().Add(w.u.cfg.RetryMin).Before(w.expiresAt) {
+			// A lost refresh while the binding still holds: try again soon.
+			w.refreshAt = time.Now().Add(w.u.cfg.RetryMin)
+			return
+		}
+		if !w.registered && w.transportFails < 2 {
+			// One lost transaction (the SIP listener not serving yet at startup, a
+			// registrar restarting) is retried before the browser is told.
+			w.retryAt = time.Now().Add(w.u.cfg.RetryMin)
+			return
+		}
 		w.fail(ctx, "no response from the registrar", true)
 		return
 	}
+	w.transportFails = 0
 	switch {
 	case res.IsSuccess():
 		granted := grantedExpires(res, w.contact, expires)
@@ -158,6 +171,7 @@ func (w *userWorker) register(ctx context.Context) {
 		w.rec.Contact = w.contactString()
 		refresh := max(granted/2, minRefresh)
 		w.refreshAt = time.Now().Add(refresh)
+		w.expiresAt = time.Now().Add(granted)
 		w.writeState(ctx, RegRegistered, "")
 		if first || stale != "" {
 			w.u.noteBinding(ctx, w.user, w.contactString(), w.callID)

@@ -3,6 +3,7 @@ package asadapter
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -113,5 +114,28 @@ func TestRegisterSessionExpires(t *testing.T) {
 	r.waitFields(t, obj, "unregistered", func(m map[string]string) bool { return m[f.Registration] == RegUnregistered })
 	if rc, err := sipp.Wait(30 * time.Second); err != nil || rc != 0 {
 		t.Fatalf("sipp registrar: exit %d, %v", rc, err)
+	}
+}
+
+// TestRegisterNoResponse: a registrar that does not answer leaves the user failed (after
+// one quiet retry) with the reason for the browser.
+func TestRegisterNoResponse(t *testing.T) {
+	t.Parallel()
+	silent := "127.0.0.1:" + strconv.Itoa(testpeer.FreeUDPPort(t))
+	r := startUsers(t, newTestSIP(t, silent), UsersConfig{RequestTimeout: 500 * time.Millisecond,
+		RetryMin: 100 * time.Millisecond}, "")
+	if code, body := r.call(t, "POST", "/v1/users/dora/register", usersTestSecret, RegisterRequest{
+		SIPURI: "sip:dora@dsmgw.test", Client: "K8"}); code != 202 {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	f := r.u.schema.Users.Fields
+	m := r.waitFields(t, r.u.schema.UserAddress("dora"), "failed", func(m map[string]string) bool {
+		return m[f.Registration] == RegFailed
+	})
+	if m[f.RegistrationError] != "no response from the registrar" {
+		t.Fatalf("registration_error %q", m[f.RegistrationError])
+	}
+	if v := metricValue(r.u.met.registers.WithLabelValues("error")); v < 2 {
+		t.Fatalf("REGISTER errors %v, want the quiet retry too", v)
 	}
 }

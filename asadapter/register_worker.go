@@ -28,9 +28,12 @@ type userWorker struct {
 	contact    sip.Uri // the Contact we registered
 	registered bool
 	refreshAt  time.Time
+	expiresAt  time.Time // when the registrar drops our binding unless refreshed
 	retryAt    time.Time
 	backoff    time.Duration
 	minExpires time.Duration // from a 423 Interval Too Brief
+	// transportFails counts REGISTERs in a row that got no response.
+	transportFails int
 
 	want    regView // what users/<user> should say
 	written regView // what it said after our last successful commit
