@@ -11,6 +11,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"dsmgw/store"
@@ -232,23 +233,45 @@ func (u *Users) wake(ctx context.Context, user string) {
 }
 
 // tryClaim takes the lease of user if no instance holds it and starts its worker.
-func (u *Users) tryClaim(ctx context.Context, user string) {
+func (u *Users) tryClaim(ctx context.Context, user string) { u.claimAll(ctx, []string{user}) }
+
+// claimAll tries to take the leases of users not held here, in one pipelined round trip
+// (the scan offers every registered user each time), and starts a worker for each lease
+// taken.
+func (u *Users) claimAll(ctx context.Context, users []string) {
 	u.mu.Lock()
-	if _, held := u.workers[user]; held || u.runCtx == nil || u.runCtx.Err() != nil {
-		u.mu.Unlock()
-		return
-	}
 	runCtx := u.runCtx
+	free := make([]string, 0, len(users))
+	for _, user := range users {
+		if _, held := u.workers[user]; !held {
+			free = append(free, user)
+		}
+	}
 	u.mu.Unlock()
-	token := u.cfg.Instance + "/" + newToken(8)
-	ok, err := u.st.Redis().SetNX(ctx, u.keys.lease(user), token, u.cfg.LeaseTTL).Result()
-	if err != nil {
-		u.log.Warn("users: claim failed", "user", user, "err", err)
+	if runCtx == nil || runCtx.Err() != nil || len(free) == 0 {
 		return
 	}
-	if !ok {
-		return
+	tokens := make([]string, len(free))
+	cmds := make([]*redis.BoolCmd, len(free))
+	_, err := u.st.Redis().Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, user := range free {
+			tokens[i] = u.cfg.Instance + "/" + newToken(8)
+			cmds[i] = p.SetNX(ctx, u.keys.lease(user), tokens[i], u.cfg.LeaseTTL)
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		u.log.Warn("users: claim", "users", len(free), "err", err)
 	}
+	for i, user := range free {
+		if ok, err := cmds[i].Result(); err == nil && ok {
+			u.startWorker(runCtx, user, tokens[i])
+		}
+	}
+}
+
+// startWorker runs the worker of a user whose lease we just took.
+func (u *Users) startWorker(runCtx context.Context, user, token string) {
 	w := newUserWorker(u, user, token)
 	u.mu.Lock()
 	if _, held := u.workers[user]; held || runCtx.Err() != nil {
@@ -279,14 +302,7 @@ func (u *Users) scanLoop(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			u.log.Warn("users: read registration index", "err", err)
 		}
-		for _, user := range users {
-			u.mu.Lock()
-			_, held := u.workers[user]
-			u.mu.Unlock()
-			if !held {
-				u.tryClaim(ctx, user)
-			}
-		}
+		u.claimAll(ctx, users)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
