@@ -201,27 +201,27 @@ type usersMetrics struct {
 func newUsersMetrics(reg prometheus.Registerer) (*usersMetrics, error) {
 	m := &usersMetrics{
 		registrations: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: "dsmgw", Subsystem: "asadapter", Name: "registrations",
+			Name: "asadapter_registrations",
 			Help: "Web users held by this instance, by registration state.",
 		}, []string{"state"}),
 		registers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "dsmgw", Subsystem: "asadapter", Name: "register_requests_total",
+			Name: "asadapter_register_requests_total",
 			Help: "REGISTER transactions by outcome (ok, unregistered, challenged_again, rejected, error).",
 		}, []string{"result"}),
 		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "dsmgw", Subsystem: "asadapter", Name: "conference_subscriptions",
+			Name: "asadapter_conference_subscriptions",
 			Help: "Established conference subscriptions of this instance.",
 		}),
 		notifies: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "dsmgw", Subsystem: "asadapter", Name: "notifies_total",
+			Name: "asadapter_notifies_total",
 			Help: "Conference NOTIFYs processed, by outcome (applied, stale, gap, malformed, too_large, bad_event, no_subscription, store_error, empty).",
 		}, []string{"result"}),
 		parseErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "dsmgw", Subsystem: "asadapter", Name: "confinfo_parse_errors_total",
+			Name: "asadapter_confinfo_parse_errors_total",
 			Help: "conference-info bodies that could not be parsed.",
 		}),
 		claims: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "dsmgw", Subsystem: "asadapter", Name: "user_claims_total",
+			Name: "asadapter_user_claims_total",
 			Help: "User registration leases taken by this instance (new users and takeovers).",
 		}),
 	}
