@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -147,13 +148,15 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		}
 		adapterRef.Store(a.adapter)
 		a.users, err = asadapter.NewUsers(asadapter.UsersConfig{
-			Instance: cfg.Instance, Secret: cfg.UsersSecret, Registrar: cfg.UsersRegistrar,
+			Instance: a.adapter.Instance(), Secret: cfg.UsersSecret, Registrar: cfg.UsersRegistrar,
 			ConferenceDomain: cfg.UsersConfDom, Expires: cfg.UsersExpires, SubscribeExpires: cfg.UsersSubExp,
 			SessionTTL: cfg.UsersSession,
 		}, a.adapter, a.st, a.feed, reg, log)
 		if err != nil {
 			return nil, err
 		}
+		// NOTIFYs of conference subscriptions arrive on the adapter's listeners.
+		a.adapter.OnRequest(sip.NOTIFY, a.users.HandleNotify)
 		mux.Handle("/v1/users/", a.users.HTTPHandler())
 	}
 
