@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/pprof"
 	"strconv"
@@ -98,6 +99,12 @@ func TestAllRolesServeAndDrain(t *testing.T) {
 		t.Fatalf("/v1/users without secret: %d", code)
 	}
 
+	// NOTIFYs reach the conference subscriptions: one for no known dialog gets 481, not
+	// the 405 of an unrouted method.
+	if got := sipRoundTrip(t, cfg.SIPListenUDP, "NOTIFY"); !strings.HasPrefix(got, "SIP/2.0 481") {
+		t.Fatalf("NOTIFY answered %q", got)
+	}
+
 	stopSoft() // SIGTERM
 	select {
 	case err := <-done:
@@ -129,5 +136,42 @@ func TestConfigErrors(t *testing.T) {
 				t.Fatal("accepted")
 			}
 		})
+	}
+}
+
+// sipRoundTrip sends one out-of-dialog request over UDP and returns the first line of the
+// final answer.
+func sipRoundTrip(t *testing.T, addr, method string) string {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	local := c.LocalAddr().String()
+	msg := method + " sip:dsmgw@" + addr + " SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP " + local + ";branch=z9hG4bK-gwtest1;rport\r\n" +
+		"Max-Forwards: 70\r\n" +
+		"From: <sip:conf1@example.net>;tag=abc\r\n" +
+		"To: <sip:dave@example.net>;tag=def\r\n" +
+		"Call-ID: gwtest-1@example.net\r\n" +
+		"CSeq: 1 " + method + "\r\n" +
+		"Contact: <sip:conf1@" + local + ">\r\n" +
+		"Event: conference\r\nSubscription-State: active;expires=60\r\n" +
+		"Content-Length: 0\r\n\r\n"
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("no answer to %s: %v", method, err)
+		}
+		line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+		if !strings.HasPrefix(line, "SIP/2.0 1") {
+			return line
+		}
 	}
 }
