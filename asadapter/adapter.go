@@ -251,8 +251,8 @@ func (a *Adapter) OnRequest(method sip.RequestMethod, h sipgo.RequestHandler) {
 
 // Run serves SIP and drives calls until ctx ends. When ctx ends, listeners are closed and
 // calls are abandoned without BYE (their claims expire and another instance ends them):
-// this is also what a crash looks like, which tests rely on. Use HangupAll before
-// cancelling ctx for a graceful drain.
+// this is also what a crash looks like, which tests rely on. (A graceful drain that
+// hangs calls up first is not implemented yet.)
 func (a *Adapter) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	a.runCtx.Store(&ctx)
