@@ -187,6 +187,14 @@ type Adapter struct {
 
 	runCtx    atomic.Pointer[context.Context] // Run's context, for SIP handlers
 	closeOnce sync.Once
+
+	// Drain (HangupAll): drainC is closed once to tell every call to hang up; draining is
+	// set under cmu so addCall and HangupAll agree on which calls the drain covers;
+	// drainCtx bounds the cleanups of a drain.
+	drainC    chan struct{}
+	drainOnce sync.Once
+	draining  atomic.Bool
+	drainCtx  atomic.Pointer[context.Context]
 }
 
 // New builds an adapter, binds its SIP listeners (so Addr works before Run) and registers
@@ -218,6 +226,7 @@ func New(cfg Config, st *store.Store, feed *store.Feed, mgw MediaGateway, reg pr
 		pending: make(map[string]struct{}),
 		calls:   make(map[string]*call),
 		byID:    make(map[string]*call),
+		drainC:  make(chan struct{}),
 	}
 	a.f = fieldsOf(a.schema)
 	a.wake = newWakeFilter()
@@ -251,8 +260,8 @@ func (a *Adapter) OnRequest(method sip.RequestMethod, h sipgo.RequestHandler) {
 
 // Run serves SIP and drives calls until ctx ends. When ctx ends, listeners are closed and
 // calls are abandoned without BYE (their claims expire and another instance ends them):
-// this is also what a crash looks like, which tests rely on. (A graceful drain that
-// hangs calls up first is not implemented yet.)
+// this is also what a crash looks like, which tests rely on. For a graceful stop, call
+// HangupAll first and end ctx after it returns.
 func (a *Adapter) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	a.runCtx.Store(&ctx)

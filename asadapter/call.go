@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -34,6 +35,9 @@ type call struct {
 	ackC  chan struct{} // the ACK for our 2xx arrived (cap 1)
 	seC   chan struct{} // the peer refreshed the session (cap 1)
 	done  chan struct{} // closed when the call's goroutine ends
+
+	finished atomic.Bool // finish ran: the call was ended, not abandoned
+	drained  bool        // the drain ended it (only the call's goroutine touches it)
 
 	// unwatch ends the feed's watch of the player object: while the call lives, a write
 	// made outside the commit path is adopted and reaches us as a resync. (The players
@@ -83,11 +87,12 @@ func (a *Adapter) callByID(callID string) *call {
 	return a.byID[callID]
 }
 
-// addCall registers a call; false if the player already has one here or we are full.
+// addCall registers a call; false if the player already has one here, we are full or
+// draining.
 func (a *Adapter) addCall(c *call, callID string) bool {
 	a.cmu.Lock()
 	defer a.cmu.Unlock()
-	if _, ok := a.calls[c.player]; ok || len(a.calls) >= a.cfg.MaxCalls {
+	if _, ok := a.calls[c.player]; ok || len(a.calls) >= a.cfg.MaxCalls || a.draining.Load() {
 		return false
 	}
 	a.calls[c.player] = c
@@ -136,16 +141,11 @@ func (a *Adapter) commit(ctx context.Context, player string, ops ...store.Op) er
 	return err
 }
 
-// cleanupCtx is the context for ending a call: detached from Run's context so that a
-// hangup in progress completes, bounded by cleanupTimeout.
-func cleanupCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), cleanupTimeout)
-}
-
 // finish ends the call: the termination is deleted, the final fields are written (only
 // if the player still shows this call), the dialog record and the claim are dropped.
 func (c *call) finish(result string, ops ...store.Op) {
-	ctx, cancel := cleanupCtx()
+	c.finished.Store(true)
+	ctx, cancel := c.a.cleanupCtx()
 	defer cancel()
 	a := c.a
 	c.mu.Lock()

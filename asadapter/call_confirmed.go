@@ -26,6 +26,12 @@ func (c *call) confirmed(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-a.drainC:
+			c.log.Info("gateway shutting down; hanging up")
+			c.drained = true
+			c.bye()
+			c.finish("drained", a.shutdownOps()...)
+			return
 		case <-c.byeC:
 			c.log.Info("far end hung up")
 			c.finish("remote_bye", append(a.endOps(), store.Set(a.f.sipReason, "remote hangup"))...)
@@ -63,7 +69,7 @@ func (c *call) confirmed(ctx context.Context) {
 
 // bye sends BYE in the dialog and waits (bounded) for its final response.
 func (c *call) bye() {
-	ctx, cancel := cleanupCtx()
+	ctx, cancel := c.a.cleanupCtx()
 	defer cancel()
 	c.mu.Lock()
 	req, err := c.a.request(&c.d, sip.BYE, nil, "")

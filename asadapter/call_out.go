@@ -21,6 +21,9 @@ const cancelWait = 32 * time.Second
 // startOutgoing claims a player that asks for a call and starts the call's goroutine.
 func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.Read) {
 	fl := snap.Fields
+	if a.draining.Load() {
+		return // left to the instances that stay
+	}
 	ok, err := a.claim(ctx, player)
 	if err != nil {
 		a.log.Warn("claim failed; the rescan retries", "player", player, "err", err)
@@ -64,6 +67,10 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 	c := a.newCall(player, dirOut, callID)
 	c.d.CallID = callID
 	if !a.addCall(c, callID) {
+		if a.draining.Load() {
+			c.finish("drained", a.shutdownOps()...)
+			return
+		}
 		c.finish("busy", a.failOps(503, "gateway busy")...)
 		return
 	}
@@ -142,10 +149,20 @@ func (c *call) runOut(ctx context.Context, target, encoding string) {
 	c.mu.Lock()
 	c.d.listed = true
 	c.mu.Unlock()
+	if a.draining.Load() {
+		// Nothing sent yet: no need to ring the far end only to cancel at once.
+		c.drained = true
+		c.finish("drained", a.shutdownOps()...)
+		return
+	}
 	res, cancelled, err := c.invite(ctx, inv)
 	switch {
 	case ctx.Err() != nil:
 		return // abandoned: Run ended
+	case err != nil && c.drained && errors.Is(err, cancelled):
+		c.log.Info("call cancelled by the drain", "err", err)
+		c.finish("drained", a.shutdownOps()...)
+		return
 	case err != nil:
 		var se *SIPError
 		if errors.As(err, &se) {
@@ -158,10 +175,18 @@ func (c *call) runOut(ctx context.Context, target, encoding string) {
 		return
 	}
 	// 2xx: the dialog is confirmed and ACKed.
-	if cancelled {
-		// The browser hung up while the answer was on its way.
+	if cancelled != nil {
+		// The browser hung up (or the drain or the timeout cancelled) while the answer
+		// was on its way.
 		c.bye()
-		c.finish("cancelled")
+		switch {
+		case c.drained:
+			c.finish("drained", a.shutdownOps()...)
+		case cancelled.Status == 487:
+			c.finish("cancelled", store.Set(a.f.mgwState, stateDisconnected))
+		default:
+			c.finish("cancelled", a.failOps(cancelled.Status, cancelled.Reason)...)
+		}
 		return
 	}
 	ans, err := ParseSDP(res.Body())
@@ -236,68 +261,86 @@ func (a *Adapter) inviteRequest(d *dialog, offer []byte) (*sip.Request, error) {
 const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY"
 
 // invite runs the INVITE client transaction: provisional responses become progress, the
-// browser hanging up or the timeout sends CANCEL, a challenge is answered once. It
-// returns the 2xx (already ACKed, the dialog confirmed) or a *SIPError. cancelled
-// reports a 2xx that crossed our CANCEL.
-func (c *call) invite(ctx context.Context, inv *sip.Request) (*sip.Response, bool, error) {
+// browser hanging up, the drain or the timeout cancels, a challenge is answered once. It
+// returns the 2xx (already ACKed, the dialog confirmed) or a *SIPError. cancelled is not
+// nil when a CANCEL was decided (its reason is what the player shows), also for a 2xx
+// that crossed it.
+//
+// A CANCEL is sent only once a provisional response arrived (RFC 3261 section 9.1: before
+// that, the far end may not have the INVITE yet and the CANCEL could overtake it); if
+// none ever arrives, the INVITE's own timeout (Timer B) ends the transaction.
+func (c *call) invite(ctx context.Context, inv *sip.Request) (*sip.Response, *SIPError, error) {
 	a := c.a
 	tx, err := a.cli.TransactionRequest(ctx, inv, prebuilt)
 	if err != nil {
-		return nil, false, fmt.Errorf("send INVITE: %w", err)
+		return nil, nil, fmt.Errorf("send INVITE: %w", err)
 	}
 	timeout := time.NewTimer(a.cfg.InviteTimeout)
 	defer timeout.Stop()
 	renew := time.NewTicker(a.renewEvery())
 	defer renew.Stop()
+	drain := a.drainC
 	authed := false
-	cancelled := false
+	provisional := false // a provisional response arrived on the current transaction
+	cancelSent := false
 	var cancelReason *SIPError
+	startCancel := func(reason *SIPError) {
+		cancelReason = reason
+		timeout.Reset(cancelWait)
+		if provisional {
+			cancelSent = true
+			c.cancel(ctx, inv)
+		}
+	}
 	lastProgress := ""
 	var progressDone chan struct{} // closed when the last progress write is done
 	for {
 		select {
 		case <-ctx.Done():
 			tx.Terminate()
-			return nil, false, ctx.Err()
+			return nil, nil, ctx.Err()
 		case <-renew.C:
 			if err := a.renew(ctx, c.player); errors.Is(err, ErrClaimLost) {
 				c.log.Warn("claim lost while calling")
 			}
 		case <-timeout.C:
-			if !cancelled {
+			if cancelReason == nil {
 				c.log.Info("no answer; cancelling", "timeout", a.cfg.InviteTimeout)
-				cancelled = true
-				cancelReason = &SIPError{Status: 408, Reason: "No answer"}
-				c.cancel(ctx, inv)
-				timeout.Reset(cancelWait)
+				startCancel(&SIPError{Status: 408, Reason: "No answer"})
 			} else {
 				tx.Terminate()
-				return nil, true, cancelReason
+				return nil, cancelReason, cancelReason
+			}
+		case <-drain:
+			drain = nil // closed for good: handle it once
+			if cancelReason == nil {
+				c.log.Info("gateway shutting down; cancelling")
+				c.drained = true
+				startCancel(&SIPError{Status: 487, Reason: reasonShutdown})
 			}
 		case <-c.wakeC:
-			if cancelled {
+			if cancelReason != nil {
 				continue
 			}
 			if fl, ok := c.snapshot(ctx); c.wantsEnd(fl, ok) {
 				c.log.Info("browser hung up before the answer; cancelling")
-				cancelled = true
-				cancelReason = &SIPError{Status: 487, Reason: "Request Terminated"}
-				c.cancel(ctx, inv)
-				timeout.Reset(cancelWait)
+				startCancel(&SIPError{Status: 487, Reason: "Request Terminated"})
 			}
 		case <-tx.Done():
 			if cancelReason != nil {
-				return nil, true, cancelReason
+				return nil, cancelReason, cancelReason
 			}
-			if err := tx.Err(); err != nil && !errors.Is(err, sip.ErrTransactionTerminated) {
-				return nil, false, &SIPError{Status: 408, Reason: "Request Timeout"}
-			}
-			return nil, false, &SIPError{Status: 408, Reason: "Request Timeout"}
+			return nil, nil, &SIPError{Status: 408, Reason: "Request Timeout"}
 		case res := <-tx.Responses():
 			switch {
 			case res.IsProvisional():
+				provisional = true
+				if cancelReason != nil && !cancelSent {
+					cancelSent = true
+					c.cancel(ctx, inv)
+				}
 				p := progressOf(res)
-				if p != lastProgress && !cancelled {
+				if p != lastProgress && cancelReason == nil {
 					lastProgress = p
 					c.earlyDialog(res)
 					// Written in the background so the 200 that may follow at once is not
@@ -321,18 +364,19 @@ func (c *call) invite(ctx context.Context, inv *sip.Request) (*sip.Response, boo
 				}
 			case res.IsSuccess():
 				if err := c.confirm(ctx, inv, res); err != nil {
-					return nil, cancelled, err
+					return nil, cancelReason, err
 				}
 				go c.reack(tx)
-				return res, cancelled, nil
-			case (res.StatusCode == 401 || res.StatusCode == 407) && a.cfg.AuthUser != "" && !authed && !cancelled:
+				return res, cancelReason, nil
+			case (res.StatusCode == 401 || res.StatusCode == 407) && a.cfg.AuthUser != "" && !authed && cancelReason == nil:
 				authed = true
 				tx.Terminate()
 				ntx, err := a.cli.TransactionDigestAuth(ctx, inv, res, a.digest())
 				if err != nil {
-					return nil, false, fmt.Errorf("answer %d challenge: %w", res.StatusCode, err)
+					return nil, nil, fmt.Errorf("answer %d challenge: %w", res.StatusCode, err)
 				}
 				tx = ntx
+				provisional = false
 				c.mu.Lock()
 				c.d.LocalCSeq = inv.CSeq().SeqNo
 				c.d.InviteCSeq = inv.CSeq().SeqNo
@@ -343,9 +387,9 @@ func (c *call) invite(ctx context.Context, inv *sip.Request) (*sip.Response, boo
 			default:
 				tx.Terminate()
 				if cancelReason != nil && res.StatusCode == 487 {
-					return nil, true, cancelReason
+					return nil, cancelReason, cancelReason
 				}
-				return nil, cancelled, &SIPError{Status: res.StatusCode, Reason: res.Reason}
+				return nil, cancelReason, &SIPError{Status: res.StatusCode, Reason: res.Reason}
 			}
 		}
 	}

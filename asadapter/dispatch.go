@@ -153,8 +153,8 @@ func (a *Adapter) examine(ctx context.Context, player string) {
 		c.poke()
 		return
 	}
-	if _, _, ok := a.schema.ParsePlayerAddress(player); !ok {
-		return
+	if _, _, ok := a.schema.ParsePlayerAddress(player); !ok || a.draining.Load() {
+		return // a draining instance starts nothing and takes nothing over
 	}
 	snap, err := a.st.Snapshot(ctx, player)
 	if err != nil {
@@ -216,7 +216,7 @@ func (a *Adapter) rescan(ctx context.Context) {
 		return
 	}
 	for _, p := range members {
-		if a.callFor(p) == nil {
+		if a.callFor(p) == nil && !a.draining.Load() {
 			a.maybeTakeover(ctx, p)
 		}
 	}

@@ -184,7 +184,7 @@ func (a *Adapter) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	d := c.d
 	c.mu.Unlock()
 	a.met.reinvites.Inc()
-	ctx, cancel := cleanupCtx()
+	ctx, cancel := c.a.cleanupCtx()
 	_ = a.saveDialog(ctx, &d)
 	cancel()
 	a.respond2xx(tx, req, d.LocalTag, body, c.ackC, hdrs...)
@@ -221,7 +221,7 @@ func (c *call) modify(req *sip.Request) ([]sip.Header, []byte, int, string) {
 	if err != nil {
 		return nil, nil, 488, "Not Acceptable Here"
 	}
-	ctx, cancel := cleanupCtx()
+	ctx, cancel := c.a.cleanupCtx()
 	defer cancel()
 	c.mu.Lock()
 	term, local, old := c.d.Term, c.local, c.remote

@@ -23,7 +23,8 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	ctx := a.runContext()
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || a.draining.Load() {
+		// Shutting down: 503 lets a proxy try another gateway instance (RFC 3261 16.7).
 		a.reply(tx, req, 503, "Service Unavailable", "", nil)
 		return
 	}
@@ -67,6 +68,10 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c.d.CallID = callID
 	if !a.addCall(c, callID) {
 		a.release(ctx, player)
+		if a.draining.Load() {
+			a.reply(tx, req, 503, "Service Unavailable", "", nil)
+			return
+		}
 		a.reply(tx, req, 486, "Busy Here", "", nil)
 		return
 	}
@@ -180,6 +185,13 @@ func (c *call) runIn(ctx context.Context, req *sip.Request, tx sip.ServerTransac
 		case <-tx.Done():
 			c.log.Info("caller cancelled")
 			c.finish("caller_cancelled", append(a.endOps(), store.Set(a.f.sipReason, "caller cancelled"))...)
+			return
+		case <-a.drainC:
+			// 480 rather than 503: the call reached the user, who is now unavailable;
+			// a 503 this late would only make a proxy retry a call that already rang.
+			c.log.Info("gateway shutting down; rejecting the ringing call")
+			c.drained = true
+			reject(480, "Temporarily Unavailable", "drained", a.shutdownOps()...)
 			return
 		case <-ring.C:
 			c.log.Info("browser did not answer")

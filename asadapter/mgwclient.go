@@ -93,7 +93,7 @@ func (a *Adapter) HandleMediaEvent(ev mediagw.Event) {
 	if ev.Player == "" || ev.CallID == "" {
 		return
 	}
-	ctx, cancel := cleanupCtx()
+	ctx, cancel := a.cleanupCtx()
 	defer cancel()
 	reason := fmt.Sprintf("media gateway: %s", ev.Type)
 	if ev.Type == mediagw.EventMediaTimeout {

@@ -58,7 +58,7 @@ func (a *Adapter) maybeTakeover(ctx context.Context, player string) {
 	}
 	log := a.log.With("player", player, "call_id", d.CallID, "owner", d.Owner)
 	log.Info("taking over the call of a lost instance", "state", d.State)
-	cctx, cancel := cleanupCtx()
+	cctx, cancel := a.cleanupCtx()
 	defer cancel()
 	switch {
 	case d.State == dlgConfirmed:
@@ -70,7 +70,7 @@ func (a *Adapter) maybeTakeover(ctx context.Context, player string) {
 		// The BYE's answer is only logged: marking the player must not wait for a far end
 		// that may be gone too (the dialog record is deleted below, so nothing retries).
 		go func() {
-			bctx, cancel := cleanupCtx()
+			bctx, cancel := a.cleanupCtx()
 			defer cancel()
 			res, err := a.do(bctx, req)
 			if err != nil {
