@@ -76,6 +76,10 @@ type Config struct {
 	// MaxCalls bounds the calls this instance handles at once (10,000); more players
 	// are left for other instances.
 	MaxCalls int
+	// MinSessionExpires is the smallest RFC 4028 session interval accepted from a peer;
+	// a smaller Session-Expires is raised to it (90 s, the RFC's Min-SE floor; whole
+	// seconds, at least 1 s; tests lower it to see refreshes within seconds).
+	MinSessionExpires time.Duration
 	// DTMF selects how digits written by the browser are sent: DTMFRFC4733 (default)
 	// or DTMFInfo.
 	DTMF string
@@ -128,6 +132,13 @@ func (c *Config) fill() error {
 	}
 	if c.Rescan <= 0 {
 		c.Rescan = 5 * time.Second
+	}
+	if c.MinSessionExpires <= 0 {
+		c.MinSessionExpires = defaultMinSE
+	}
+	if c.MinSessionExpires < time.Second {
+		return fmt.Errorf("%w: MinSessionExpires %s below 1 s (Session-Expires counts whole seconds)",
+			ErrConfig, c.MinSessionExpires)
 	}
 	if c.Workers <= 0 {
 		c.Workers = 64

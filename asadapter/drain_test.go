@@ -21,7 +21,7 @@ func (e *env) drain(i *instance, want int) {
 }
 
 // checkDrained checks that a player shows the drain's hangup and that nothing of its call
-// is left: dialog record, listing in the calls set, claim, termination.
+// is left.
 func (e *env) checkDrained(player string) {
 	e.t.Helper()
 	fl := e.fields(player)
@@ -29,14 +29,7 @@ func (e *env) checkDrained(player string) {
 		fl["sip_reason"] != reasonShutdown || fl["mgw_url"] != "" {
 		e.t.Fatalf("player after the drain: %v", fl)
 	}
-	rdb := e.st.Redis()
-	if n, _ := rdb.Exists(e.ctx, "asadapter:dialog:"+player, "asadapter:claim:"+player).Result(); n != 0 {
-		e.t.Fatalf("dialog record or claim left after the drain (%d keys)", n)
-	}
-	if in, _ := rdb.SIsMember(e.ctx, "asadapter:calls", player).Result(); in {
-		e.t.Fatalf("player still listed in the calls set after the drain")
-	}
-	e.waitNoTerminations()
+	e.checkGone(player)
 }
 
 // sippReceived reports whether sipp's message log shows a message received whose first

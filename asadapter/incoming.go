@@ -24,7 +24,7 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	ctx := a.runContext()
 	if ctx.Err() != nil || a.draining.Load() {
-		// Shutting down: 503 lets a proxy try another gateway instance (RFC 3261 16.7).
+		// Shutting down: 503 lets the CSCF try another gateway instance (RFC 3263 section 4.3).
 		a.reply(tx, req, 503, "Service Unavailable", "", nil)
 		return
 	}

@@ -2,6 +2,7 @@ package asadapter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -15,12 +16,14 @@ import (
 // a refresher, the refresher side re-INVITEs every half interval and the other side hangs
 // up if no refresh arrived by the expiry.
 
-// minSE is the smallest interval we accept (RFC 4028 section 4: 90 s); anything less in
-// a request is treated as 90 s rather than refused, because we never send 422.
-const minSE = 90
+// defaultMinSE is the smallest session interval accepted by default (RFC 4028 section 4:
+// 90 s, the Min-SE every compliant peer assumes); anything less is treated as the minimum
+// rather than refused, because we never send 422.
+const defaultMinSE = 90 * time.Second
 
-// parseSessionExpires reads "1800;refresher=uac" (0 when absent or malformed).
-func parseSessionExpires(v string) (int, string) {
+// parseSessionExpires reads "1800;refresher=uac" (0 when absent or malformed), raising
+// the interval to minSE seconds.
+func parseSessionExpires(v string, minSE int) (int, string) {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0, ""
@@ -43,6 +46,9 @@ func parseSessionExpires(v string) (int, string) {
 	return n, refresher
 }
 
+// minSE is the configured minimum session interval in whole seconds.
+func (a *Adapter) minSE() int { return int(a.cfg.MinSessionExpires / time.Second) }
+
 func headerValue(m interface{ GetHeader(string) sip.Header }, names ...string) string {
 	for _, n := range names {
 		if h := m.GetHeader(n); h != nil {
@@ -55,7 +61,7 @@ func headerValue(m interface{ GetHeader(string) sip.Header }, names ...string) s
 // sessionTimerFromResponse applies the Session-Expires of the 2xx to our INVITE. The
 // caller holds c.mu.
 func (c *call) sessionTimerFromResponse(res *sip.Response) {
-	n, ref := parseSessionExpires(headerValue(res, "Session-Expires", "x"))
+	n, ref := parseSessionExpires(headerValue(res, "Session-Expires", "x"), c.a.minSE())
 	if n == 0 {
 		return
 	}
@@ -71,7 +77,7 @@ func (c *call) sessionTimerFromResponse(res *sip.Response) {
 // our 2xx, or "". We let the peer refresh (refresher=uac as the peer is the UAC of the
 // refresh). The caller holds c.mu.
 func (c *call) sessionTimerFromRequest(req *sip.Request) string {
-	n, _ := parseSessionExpires(headerValue(req, "Session-Expires", "x"))
+	n, _ := parseSessionExpires(headerValue(req, "Session-Expires", "x"), c.a.minSE())
 	if n == 0 {
 		return ""
 	}
@@ -116,9 +122,16 @@ func (c *call) sessionTimerFired(ctx context.Context) bool {
 	switch {
 	case refresh:
 		if err := c.refresh(ctx); err != nil {
+			// RFC 4028 section 10: a refresh that times out or is refused ends the
+			// session with BYE. The player shows the refusal's status (408 for a timeout).
 			c.log.Warn("session refresh failed; hanging up", "err", err)
+			status, reason := 408, "session refresh failed"
+			var se *SIPError
+			if errors.As(err, &se) {
+				status, reason = se.Status, fmt.Sprintf("session refresh failed: %d %s", se.Status, se.Reason)
+			}
 			c.bye()
-			c.finish("session_refresh_failed", c.a.failOps(408, "session refresh failed")...)
+			c.finish("session_refresh_failed", c.a.failOps(status, reason)...)
 			return true
 		}
 		c.mu.Lock()
