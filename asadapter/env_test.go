@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,6 +40,8 @@ type env struct {
 	mgwc  *mediagw.Client
 	log   *slog.Logger
 	seq   map[string]int64
+
+	eventTo atomic.Pointer[Adapter] // receives the media gateway's events
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -49,6 +52,13 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 func newEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvMedia(t, nil)
+}
+
+// newEnvMedia is newEnv with the media gateway's configuration adjusted by mod (shorter
+// timeouts for the tests of their paths).
+func newEnvMedia(t *testing.T, mod func(*mediagw.Config)) *env {
 	t.Helper()
 	r := testpeer.StartRedis(t, testpeer.RedisOptions{NotifyKeyspaceEvents: "Khg"})
 	rdb := r.Client(t)
@@ -62,21 +72,30 @@ func newEnv(t *testing.T) *env {
 	feed := store.NewFeed(store.FeedConfig{}, st, log)
 	go func() { _ = feed.Run(ctx) }()
 	e := &env{t: t, ctx: ctx, redis: r, st: st, feed: feed, log: log, seq: map[string]int64{}}
-	e.startMediaGateway(nil)
+	e.startMediaGateway(mod)
 	return e
 }
 
-// startMediaGateway runs the real media gateway in process behind an httptest server.
-func (e *env) startMediaGateway(onEvent func(mediagw.Event)) {
+// startMediaGateway runs the real media gateway in process behind an httptest server. Its
+// events go in process to the first adapter the test starts, as cmd/gateway wires them.
+func (e *env) startMediaGateway(mod func(*mediagw.Config)) {
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	e.t.Cleanup(srv.Close)
 	base := 20000 + 2*rand.IntN(15000)
-	gw, err := mediagw.New(mediagw.Config{
+	cfg := mediagw.Config{
 		BindAddr: "127.0.0.1", PortMin: base, PortMax: base + 399,
 		PublicWSURL: "ws" + strings.TrimPrefix(srv.URL, "http"), Secret: testSecret,
-		OnEvent: onEvent,
-	}, prometheus.NewRegistry(), e.log)
+		OnEvent: func(ev mediagw.Event) {
+			if a := e.eventTo.Load(); a != nil {
+				a.HandleMediaEvent(ev)
+			}
+		},
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	gw, err := mediagw.New(cfg, prometheus.NewRegistry(), e.log)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -123,6 +142,7 @@ func (e *env) adapter(name string, mod func(*Config)) *instance {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.eventTo.CompareAndSwap(nil, a)
 	ctx, cancel := context.WithCancel(e.ctx)
 	i := &instance{a: a, stop: cancel, done: make(chan struct{})}
 	go func() {
