@@ -49,6 +49,9 @@ type Config struct {
 	ListenUDP, ListenTCP, ListenTLS string
 	// TLSCert and TLSKey are PEM files for the TLS listener.
 	TLSCert, TLSKey string
+	// TLSRootCAs is a PEM file of the certificate authorities trusted when the adapter
+	// connects over TLS (a CSCF with a private CA). Default: the system's pool.
+	TLSRootCAs string
 	// AdvertiseHost is the host written in Via, Contact and SDP origin (a public
 	// address behind NAT). Default: the listen host, or 127.0.0.1 for 0.0.0.0.
 	AdvertiseHost string

@@ -2,9 +2,11 @@ package asadapter
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 
@@ -60,13 +62,12 @@ func (a *Adapter) startUA() error {
 		),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
 	}
-	var tlsConf *tls.Config
-	if a.cfg.ListenTLS != "" {
-		cert, err := tls.LoadX509KeyPair(a.cfg.TLSCert, a.cfg.TLSKey)
-		if err != nil {
-			return fmt.Errorf("asadapter: load TLS certificate: %w", err)
-		}
-		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	tlsConf, err := a.tlsConfig()
+	if err != nil {
+		return err
+	}
+	if tlsConf != nil {
+		// The same configuration serves our listener and verifies the servers we dial.
 		opts = append(opts, sipgo.WithUserAgenTLSConfig(tlsConf))
 	}
 	ua, err := sipgo.NewUA(opts...)
@@ -119,6 +120,35 @@ func (a *Adapter) startUA() error {
 	a.tp = t
 	a.registerHandlers()
 	return nil
+}
+
+// tlsConfig builds the TLS configuration: our certificate for the listener and the
+// trusted authorities for outgoing connections; nil when neither is configured.
+func (a *Adapter) tlsConfig() (*tls.Config, error) {
+	if a.cfg.ListenTLS == "" && a.cfg.TLSRootCAs == "" {
+		return nil, nil
+	}
+	// TLS 1.2 is the floor RFC 8996 and the 3GPP TLS profile (TS 33.310) allow.
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if a.cfg.ListenTLS != "" {
+		cert, err := tls.LoadX509KeyPair(a.cfg.TLSCert, a.cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("asadapter: load TLS certificate: %w", err)
+		}
+		conf.Certificates = []tls.Certificate{cert}
+	}
+	if a.cfg.TLSRootCAs != "" {
+		pem, err := os.ReadFile(a.cfg.TLSRootCAs)
+		if err != nil {
+			return nil, fmt.Errorf("asadapter: read TLS root CAs: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%w: TLSRootCAs %s holds no PEM certificate", ErrConfig, a.cfg.TLSRootCAs)
+		}
+		conf.RootCAs = pool
+	}
+	return conf, nil
 }
 
 // Addr returns the bound address of a listener ("udp", "tcp", "tls"), or "" when that
