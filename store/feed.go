@@ -173,68 +173,106 @@ func (f *Feed) Ready() bool {
 
 // Run reads the feed until ctx ends. It returns ctx's error; Redis errors are logged and
 // retried, never fatal.
+//
+// On a single Redis one reader takes every shard in one XREAD, so a quiet feed costs one
+// blocked call and a busy one returns the entries of all shards in one reply; on a Redis
+// Cluster, where one command may not span hash slots, each shard has its own reader.
 func (f *Feed) Run(ctx context.Context) error {
 	f.runCtx.Store(&ctx)
 	g, ctx := errgroup.WithContext(ctx)
-	for shard := 0; shard < f.st.cfg.Shards; shard++ {
-		g.Go(func() error { return f.readShard(ctx, shard) })
+	all := make([]int, f.st.cfg.Shards)
+	for i := range all {
+		all[i] = i
+	}
+	if _, cluster := f.st.rdb.(*redis.ClusterClient); cluster {
+		for _, shard := range all {
+			g.Go(func() error { return f.readShards(ctx, []int{shard}) })
+		}
+	} else {
+		g.Go(func() error { return f.readShards(ctx, all) })
 	}
 	g.Go(func() error { return f.keyspaceLoop(ctx) })
 	return g.Wait()
 }
 
-func (f *Feed) readShard(ctx context.Context, shard int) error {
-	key := feedKey(shard)
-	log := f.log.With("shard", shard)
-	last := ""
+// readShards reads the streams of shards with one XREAD per round, from the last ID seen
+// on each.
+func (f *Feed) readShards(ctx context.Context, shards []int) error {
+	log := f.log.With("shards", len(shards), "first", shards[0])
+	last := make([]string, len(shards)) // "" until the tail was read
+	index := make(map[string]int, len(shards))
+	for i, sh := range shards {
+		index[feedKey(sh)] = i
+	}
+	args := make([]string, 2*len(shards))
+	setReady := func(v bool) {
+		for _, sh := range shards {
+			f.ready[sh].Store(v)
+		}
+	}
 	for ctx.Err() == nil {
-		if last == "" {
-			id, err := f.lastID(ctx, key)
-			if err != nil {
-				f.fail(ctx, log, shard, "read feed tail", err)
+		ok := true
+		for i, sh := range shards {
+			if last[i] != "" {
 				continue
 			}
-			last = id
-			f.ready[shard].Store(true) // Redis answers; do not wait a whole block to say so
+			id, err := f.lastID(ctx, feedKey(sh))
+			if err != nil {
+				f.fail(ctx, log, shards, "read feed tail", err)
+				ok = false
+				break
+			}
+			last[i] = id
 		}
-		res, err := f.st.rdb.XRead(ctx, &redis.XReadArgs{
-			Streams: []string{key, last}, Count: f.cfg.Count, Block: f.cfg.Block,
-		}).Result()
+		if !ok {
+			continue
+		}
+		setReady(true) // Redis answers; do not wait a whole block to say so
+		for i, sh := range shards {
+			args[i], args[len(shards)+i] = feedKey(sh), last[i]
+		}
+		res, err := f.st.rdb.XRead(ctx, &redis.XReadArgs{Streams: args, Count: f.cfg.Count, Block: f.cfg.Block}).Result()
 		if errors.Is(err, redis.Nil) {
-			f.ready[shard].Store(true)
 			continue
 		}
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
-			f.fail(ctx, log, shard, "read feed", err)
-			if lost, cerr := f.trimmedPast(ctx, key, last); cerr == nil && lost {
-				log.Warn("feed trimmed past the last entry read; resyncing the shard", "last", last)
-				f.dispatch(Change{Shard: shard, Kind: ChangeLost})
-				last = ""
+			f.fail(ctx, log, shards, "read feed", err)
+			for i, sh := range shards {
+				if lost, cerr := f.trimmedPast(ctx, feedKey(sh), last[i]); cerr == nil && lost {
+					log.Warn("feed trimmed past the last entry read; resyncing the shard", "shard", sh, "last", last[i])
+					f.dispatch(Change{Shard: sh, Kind: ChangeLost})
+					last[i] = ""
+				}
 			}
 			continue
 		}
-		f.ready[shard].Store(true)
 		for _, s := range res {
+			i, known := index[s.Stream]
+			if !known {
+				continue
+			}
 			for _, m := range s.Messages {
-				last = m.ID
-				c, err := parseEntry(shard, m)
+				last[i] = m.ID
+				c, err := parseEntry(shards[i], m)
 				if err != nil {
-					log.Error("skipping malformed feed entry", "id", m.ID, "err", err)
+					log.Error("skipping malformed feed entry", "stream", s.Stream, "id", m.ID, "err", err)
 					continue
 				}
 				f.dispatch(c)
 			}
 		}
 	}
-	f.ready[shard].Store(false)
+	setReady(false)
 	return ctx.Err()
 }
 
-func (f *Feed) fail(ctx context.Context, log *slog.Logger, shard int, what string, err error) {
-	f.ready[shard].Store(false)
+func (f *Feed) fail(ctx context.Context, log *slog.Logger, shards []int, what string, err error) {
+	for _, sh := range shards {
+		f.ready[sh].Store(false)
+	}
 	log.Warn("feed reader: "+what+" failed; retrying", "err", err)
 	select {
 	case <-ctx.Done():
