@@ -199,6 +199,8 @@ type Adapter struct {
 	calls map[string]*call // player address → live call owned here
 	byID  map[string]*call // Call-ID → live call owned here
 
+	ids *identities // browser client → registered SIP user, for the From of calls
+
 	runCtx    atomic.Pointer[context.Context] // Run's context, for SIP handlers
 	closeOnce sync.Once
 
@@ -244,6 +246,7 @@ func New(cfg Config, st *store.Store, feed *store.Feed, mgw MediaGateway, reg pr
 	}
 	a.f = fieldsOf(a.schema)
 	a.wake = newWakeFilter()
+	a.ids = newIdentities()
 	met, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
@@ -282,6 +285,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 	a.tp.serve(g, a.srv)
 	unsub := a.feed.Subscribe(a.onChange)
 	defer unsub()
+	g.Go(func() error { a.loadIdentities(ctx); return nil }) // after Subscribe: no change falls between
 	for i := 0; i < a.cfg.Workers; i++ {
 		g.Go(func() error { return a.worker(ctx) })
 	}

@@ -121,13 +121,13 @@ func (c *call) runOut(ctx context.Context, target, encoding string) {
 		c.finish("mgw_error", a.failOps(0, "media gateway: "+err.Error())...)
 		return
 	}
-	from := sip.Uri{Scheme: "sip", User: a.cfg.User, Host: a.cfg.Domain}
+	display, from := a.callerIdentity(c.player)
 	c.mu.Lock()
 	c.local = local
 	c.d = dialog{
 		Player: c.player, Owner: a.cfg.Instance, Dir: dirOut, State: dlgCalling,
 		CallID: c.d.CallID, LocalTag: sip.GenerateTagN(16),
-		LocalURI: nameAddr(a.cfg.DisplayName, from), RemoteURI: "<" + target + ">",
+		LocalURI: nameAddr(display, from), RemoteURI: "<" + target + ">",
 		LocalCSeq: 1 + rand.Uint32N(30000), Target: target, InviteURI: target, Term: local.ID,
 		Origin: origin{Sess: rand.Uint64N(1 << 62), Version: 1},
 	}

@@ -168,10 +168,18 @@ func addrHeader(v, tag string) (*sip.FromHeader, error) {
 	return h, nil
 }
 
-// nameAddr renders an address without its tag for a dialog record.
+// nameAddr renders an address without its tag for a dialog record. The display name
+// becomes a SIP quoted-string (RFC 3261 section 25.1: backslash and double quote escaped);
+// control characters are dropped, since a CR or LF would end the header.
 func nameAddr(display string, u sip.Uri) string {
+	display = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, display)
 	if display != "" {
-		return fmt.Sprintf("%q <%s>", display, u.String())
+		return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(display) + `" <` + u.String() + ">"
 	}
 	return "<" + u.String() + ">"
 }

@@ -62,6 +62,9 @@ func (a *Adapter) onChange(c store.Change) {
 		a.kickAll()
 		return
 	}
+	if a.identityChange(c) {
+		return
+	}
 	if c.Obj == a.schema.Players.Index {
 		if c.Client == a.client {
 			return
@@ -123,6 +126,7 @@ func (a *Adapter) kickAll() {
 		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Rescan)
 		defer cancel()
 		a.rescan(ctx)
+		a.loadIdentities(ctx)
 	}()
 }
 

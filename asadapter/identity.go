@@ -1,0 +1,191 @@
+package asadapter
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/emiago/sipgo/sip"
+
+	"dsmgw/store"
+)
+
+// Calling identities: a call placed from the player of a browser that is logged in as a
+// SIP user (users/<user> says registered, with the browser's client key) goes out From
+// that user's address of record, so the far end sees who calls, not the gateway. Other
+// calls go out From the adapter's own identity.
+//
+// The client → user mapping follows the change feed (the registration half writes
+// users/<user>), so choosing a From costs no Redis round trip on the call path; it is
+// loaded once when Run starts and again when the feed reports lost entries.
+
+// userIdentity is what the adapter knows of one user from the DSM.
+type userIdentity struct {
+	rev          int64 // revision of users/<user> last applied
+	client       string
+	sipURI       string
+	registration string
+	display      string // from the users index
+}
+
+// identities maps browser client keys to the users they are logged in as.
+type identities struct {
+	mu       sync.RWMutex // guards users and byClient
+	users    map[string]*userIdentity
+	byClient map[string]string // client key → user
+}
+
+func newIdentities() *identities {
+	return &identities{users: make(map[string]*userIdentity), byClient: make(map[string]string)}
+}
+
+// user returns the entry of user, creating it. The caller holds mu for writing.
+func (ids *identities) user(name string) *userIdentity {
+	u := ids.users[name]
+	if u == nil {
+		u = &userIdentity{}
+		ids.users[name] = u
+	}
+	return u
+}
+
+// setClient moves user's client mapping. The caller holds mu for writing.
+func (ids *identities) setClient(name string, u *userIdentity, client string) {
+	if u.client != "" && ids.byClient[u.client] == name {
+		delete(ids.byClient, u.client)
+	}
+	u.client = client
+	if client != "" {
+		ids.byClient[client] = name
+	}
+}
+
+// apply updates users/<user> from a change (ops) or a full read (fields, replace true),
+// ignoring anything older than what it holds.
+func (ids *identities) apply(f *store.Schema, name string, rev int64, replace bool, fields map[string]string, ops []store.Op) {
+	uf := f.Users.Fields
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	u := ids.user(name)
+	if rev != 0 && rev <= u.rev {
+		return
+	}
+	u.rev = rev
+	if replace {
+		u.sipURI, u.registration = fields[uf.SipURI], fields[uf.Registration]
+		ids.setClient(name, u, fields[uf.Client])
+		return
+	}
+	for _, o := range ops {
+		v := ""
+		if o.Kind == store.OpSet && o.Value != nil {
+			v = *o.Value
+		} else if o.Kind != store.OpDel {
+			continue
+		}
+		switch o.Field {
+		case uf.SipURI:
+			u.sipURI = v
+		case uf.Registration:
+			u.registration = v
+		case uf.Client:
+			ids.setClient(name, u, v)
+		}
+	}
+}
+
+// setDisplay records a user's display name from the users index.
+func (ids *identities) setDisplay(name, display string) {
+	ids.mu.Lock()
+	ids.user(name).display = display
+	ids.mu.Unlock()
+}
+
+// of returns the registered identity of the browser with client key client.
+func (ids *identities) of(client string) (display, sipURI string, ok bool) {
+	ids.mu.RLock()
+	defer ids.mu.RUnlock()
+	name, found := ids.byClient[client]
+	if !found {
+		return "", "", false
+	}
+	u := ids.users[name]
+	if u.registration != RegRegistered || u.sipURI == "" {
+		return "", "", false
+	}
+	return u.display, u.sipURI, true
+}
+
+// userObject returns the user of a users/<user> address ("" for anything else, such as
+// a conference list users/<user>/conf/<id>).
+func (a *Adapter) userObject(obj string) string {
+	name, ok := strings.CutPrefix(obj, a.schema.Users.Prefix)
+	if !ok || name == "" || strings.Contains(name, "/") {
+		return ""
+	}
+	return name
+}
+
+// identityChange feeds the identities from the change feed; true if c was about users.
+func (a *Adapter) identityChange(c store.Change) bool {
+	if c.Obj == a.schema.Users.Index {
+		for _, o := range c.Ops {
+			if o.Kind == store.OpSet && o.Value != nil {
+				a.ids.setDisplay(o.Field, *o.Value)
+			}
+		}
+		for k, v := range c.Fields {
+			a.ids.setDisplay(k, v)
+		}
+		return true
+	}
+	name := a.userObject(c.Obj)
+	if name == "" {
+		return false
+	}
+	a.ids.apply(a.schema, name, c.Rev, c.Kind == store.ChangeResync, c.Fields, c.Ops)
+	return true
+}
+
+// loadIdentities reads the users index and every user object once (at start, and after
+// the feed lost entries).
+func (a *Adapter) loadIdentities(ctx context.Context) {
+	idx, err := a.st.Snapshot(ctx, a.schema.Users.Index)
+	if err != nil {
+		a.log.Warn("read users index failed; calls go out with the adapter's identity until users change", "err", err)
+		return
+	}
+	for name, display := range idx.Fields {
+		if ctx.Err() != nil {
+			return
+		}
+		a.ids.setDisplay(name, display)
+		r, err := a.st.Snapshot(ctx, a.schema.UserAddress(name))
+		if err != nil {
+			a.log.Warn("read user failed", "user", name, "err", err)
+			continue
+		}
+		a.ids.apply(a.schema, name, r.Rev, true, r.Fields, nil)
+	}
+}
+
+// callerIdentity returns the From of a call placed from player: the registered user's
+// address of record when the player's browser is logged in as one, else ours.
+func (a *Adapter) callerIdentity(player string) (display string, uri sip.Uri) {
+	ours := sip.Uri{Scheme: "sip", User: a.cfg.User, Host: a.cfg.Domain}
+	client, _, ok := a.schema.ParsePlayerAddress(player)
+	if !ok {
+		return a.cfg.DisplayName, ours
+	}
+	display, s, ok := a.ids.of(client)
+	if !ok {
+		return a.cfg.DisplayName, ours
+	}
+	var u sip.Uri
+	if err := sip.ParseUri(s, &u); err != nil || u.Host == "" || (u.Scheme != "sip" && u.Scheme != "sips") {
+		a.log.Warn("registered user's sip_uri unusable; calling with the adapter's identity", "player", player, "sip_uri", s)
+		return a.cfg.DisplayName, ours
+	}
+	u.UriParams, u.Headers = nil, nil // an address of record, not a contact
+	return display, u
+}
