@@ -99,8 +99,9 @@ func (a *Adapter) HandleMediaEvent(ev mediagw.Event) {
 	if ev.Type == mediagw.EventMediaTimeout {
 		reason = "media timeout"
 	}
-	err := a.commit(ctx, ev.Player, append([]store.Op{store.Expect(a.f.callID, ev.CallID)},
-		a.failOps(0, reason)...)...)
+	// The media URL goes in the same commit: it points at the termination that just ended.
+	ops := append([]store.Op{store.Expect(a.f.callID, ev.CallID)}, a.failOps(0, reason)...)
+	err := a.commit(ctx, ev.Player, append(ops, store.Del(a.f.mgwURL))...)
 	if err != nil && !errors.Is(err, store.ErrExpectFailed) {
 		a.log.Warn("mark player failed after a media event", "player", ev.Player, "call_id", ev.CallID, "err", err)
 		return
