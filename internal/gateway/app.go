@@ -139,7 +139,7 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		a.adapter, err = asadapter.New(asadapter.Config{
 			Instance: cfg.Instance, Domain: cfg.SIPDomain, User: cfg.SIPUser, DisplayName: cfg.SIPDisplayName,
 			ListenUDP: cfg.SIPListenUDP, ListenTCP: cfg.SIPListenTCP, ListenTLS: cfg.SIPListenTLS,
-			TLSCert: cfg.SIPTLSCert, TLSKey: cfg.SIPTLSKey, AdvertiseHost: cfg.SIPAdvertiseHost,
+			TLSCert: cfg.SIPTLSCert, TLSKey: cfg.SIPTLSKey, TLSRootCAs: cfg.SIPTLSRootCAs, AdvertiseHost: cfg.SIPAdvertiseHost,
 			OutboundProxy: cfg.SIPOutboundProxy, AuthUser: cfg.SIPAuthUser, AuthPassword: cfg.SIPAuthPassword,
 			InviteTimeout: cfg.SIPInviteTimeout, DTMF: cfg.SIPDTMF, NoKeyspace: cfg.DSMNoKeyspace,
 		}, a.st, a.feed, asadapter.NewMediaGatewayClient(mc, cfg.Instance, eventURL), reg, log)

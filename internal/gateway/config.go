@@ -60,6 +60,7 @@ type Config struct {
 	SIPListenTLS     string        `envconfig:"SIP_LISTEN_TLS"`
 	SIPTLSCert       string        `envconfig:"SIP_TLS_CERT"`
 	SIPTLSKey        string        `envconfig:"SIP_TLS_KEY"`
+	SIPTLSRootCAs    string        `envconfig:"SIP_TLS_ROOT_CAS"`
 	SIPAdvertiseHost string        `envconfig:"SIP_ADVERTISE_HOST"`
 	SIPDomain        string        `envconfig:"SIP_DOMAIN"`
 	SIPUser          string        `envconfig:"SIP_USER" default:"dsmgw"`
