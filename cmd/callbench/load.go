@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"dsmgw/internal/proc"
 	"dsmgw/store"
 )
 
@@ -176,17 +177,17 @@ func (s *stack) load(ctx context.Context, rate int, dur, settle time.Duration) (
 // sippDirect runs sipp's built-in UAC against a fresh built-in UAS at rate for dur and
 // reads the INVITE → 200 times (sipp's response time 1) from its rtt trace.
 func sippDirect(ctx context.Context, peers *children, rate int, dur time.Duration) (result, error) {
-	uport, _ := freePort()
-	cport, _ := freePort()
+	uport, _ := proc.FreePort()
+	cport, _ := proc.FreePort()
 	if _, _, err := peers.start("sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", strconv.Itoa(uport),
 		"-cp", strconv.Itoa(cport), "-buff_size", "4194304", "-nostdin"); err != nil {
 		return result{}, err
 	}
 	time.Sleep(300 * time.Millisecond)
 	total := int(float64(rate) * dur.Seconds())
-	cport2, _ := freePort()
+	cport2, _ := proc.FreePort()
 	start := time.Now()
-	cmd, dir, err := peers.start("sipp", "-sn", "uac", "-i", "127.0.0.1", "-p", "0",
+	uac, dir, err := peers.start("sipp", "-sn", "uac", "-i", "127.0.0.1", "-p", "0",
 		"-cp", strconv.Itoa(cport2), "-buff_size", "4194304", "-nostdin",
 		"-r", strconv.Itoa(rate), "-m", strconv.Itoa(total), "-trace_rtt", "-rtt_freq", "1",
 		"127.0.0.1:"+strconv.Itoa(uport))
@@ -194,7 +195,7 @@ func sippDirect(ctx context.Context, peers *children, rate int, dur time.Duratio
 		return result{}, err
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- cmd.Wait() }()
+	go func() { errc <- uac.Wait() }()
 	var werr error
 	select {
 	case werr = <-errc:

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,13 +11,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"dsmgw/asadapter"
+	"dsmgw/internal/proc"
 	"dsmgw/mediagw"
 	"dsmgw/store"
 )
@@ -27,13 +26,16 @@ const benchSecret = "callbench-secret-0123456789"
 
 func numCPU() int { return runtime.NumCPU() }
 
-// children are the peer processes this tool started; they are stopped by PID.
+// children are the peer processes this tool started (redis-server, sipp), each in a
+// temporary directory that holds its log; they are stopped by PID.
 type children struct {
-	procs []*exec.Cmd
+	procs []*proc.Child
 	dirs  []string
 }
 
-func (c *children) start(name string, args ...string) (*exec.Cmd, string, error) {
+// start runs the installed binary name with args in a fresh directory, its output going
+// to <name>.log there. The caller may Wait for a child that ends by itself.
+func (c *children) start(name string, args ...string) (*proc.Child, string, error) {
 	bin, err := exec.LookPath(name)
 	if err != nil {
 		return nil, "", fmt.Errorf("%s not installed: %w", name, err)
@@ -49,62 +51,23 @@ func (c *children) start(name string, args ...string) (*exec.Cmd, string, error)
 	if err != nil {
 		return nil, "", err
 	}
+	defer logf.Close() // the child holds its own descriptor
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, "", fmt.Errorf("start %s: %w", name, err)
+	p, err := proc.Start(name, cmd, proc.Options{})
+	if err != nil {
+		return nil, "", err
 	}
-	c.procs = append(c.procs, cmd)
-	return cmd, dir, nil
+	c.procs = append(c.procs, p)
+	return p, dir, nil
 }
 
+// stopAll stops every child still running, then removes their directories.
 func (c *children) stopAll() {
 	for _, p := range c.procs {
-		if p.ProcessState == nil {
-			_ = syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { _ = p.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(3 * time.Second):
-				_ = syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
-			}
-		}
+		p.Stop()
 	}
 	for _, d := range c.dirs {
 		_ = os.RemoveAll(d)
-	}
-}
-
-func freePort() (int, error) {
-	for i := 0; i < 50; i++ {
-		u, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		p := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-		u.Close()
-		if err == nil {
-			l.Close()
-			return p, nil
-		}
-	}
-	return 0, errors.New("no free port")
-}
-
-func waitTCP(addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready: %w", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -123,7 +86,7 @@ type stack struct {
 }
 
 func startStack(ctx context.Context, peers *children, o options, log *slog.Logger) (*stack, error) {
-	rport, err := freePort()
+	rport, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +95,7 @@ func startStack(ctx context.Context, peers *children, o options, log *slog.Logge
 		return nil, err
 	}
 	raddr := "127.0.0.1:" + strconv.Itoa(rport)
-	if err := waitTCP(raddr, 10*time.Second); err != nil {
+	if err := proc.WaitTCP(raddr, 10*time.Second); err != nil {
 		return nil, err
 	}
 	s := &stack{runID: strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
@@ -178,12 +141,12 @@ func startStack(ctx context.Context, peers *children, o options, log *slog.Logge
 	}
 
 	// The far end: sipp's built-in UAS (180 then 200 at once).
-	uport, err := freePort()
+	uport, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	cport, _ := freePort()
-	mport, _ := freePort()
+	cport, _ := proc.FreePort()
+	mport, _ := proc.FreePort()
 	if _, _, err := peers.start("sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", strconv.Itoa(uport),
 		"-cp", strconv.Itoa(cport), "-mi", "127.0.0.1", "-mp", strconv.Itoa(mport&^1),
 		"-buff_size", "4194304", "-nostdin"); err != nil {

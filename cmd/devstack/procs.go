@@ -4,71 +4,45 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"dsmgw/internal/proc"
 )
 
 // processes are the children devstack started; stopAll stops them by PID.
 type processes struct {
-	cmds []*exec.Cmd
+	children []*proc.Child
+	bins     []string // each child's binary, for the log
 }
 
+// start runs cmd with its output going to <name>.log in dir.
 func (p *processes) start(dir, name string, cmd *exec.Cmd) error {
 	logf, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
 		return err
 	}
+	defer logf.Close() // the child holds its own descriptor
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
+	c, err := proc.Start(name, cmd, proc.Options{})
+	if err != nil {
+		return err
 	}
-	p.cmds = append(p.cmds, cmd)
+	p.children = append(p.children, c)
+	p.bins = append(p.bins, filepath.Base(cmd.Path))
 	return nil
 }
 
+// stopAll stops the children in the reverse order of their start (the phone before
+// the proxy it registered with, the proxy before Redis).
 func (p *processes) stopAll(log *slog.Logger) {
-	for i := len(p.cmds) - 1; i >= 0; i-- {
-		c := p.cmds[i]
-		_ = syscall.Kill(-c.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = c.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(3 * time.Second):
-			_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		log.Info("stopped", "cmd", filepath.Base(c.Path), "pid", c.Process.Pid)
-	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func waitTCP(addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready: %w", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	for i := len(p.children) - 1; i >= 0; i-- {
+		c := p.children[i]
+		c.Stop()
+		log.Info("stopped", "cmd", p.bins[i], "pid", c.PID())
 	}
 }
 
@@ -77,7 +51,7 @@ func (p *processes) startRedis(dir string) (int, error) {
 	if err != nil {
 		return 0, errors.New("redis-server not installed (apt-get install redis-server)")
 	}
-	port, err := freePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		return 0, err
 	}
@@ -86,7 +60,7 @@ func (p *processes) startRedis(dir string) (int, error) {
 	if err := p.start(dir, "redis", cmd); err != nil {
 		return 0, err
 	}
-	return port, waitTCP(fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
+	return port, proc.WaitTCP(fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
 }
 
 // startKamailio runs Kamailio with deploy/kamailio.cfg on 127.0.0.1:5060 and returns its
@@ -106,7 +80,7 @@ func (p *processes) startKamailio(dir, root string) (string, error) {
 	if err := p.start(dir, "kamailio", cmd); err != nil {
 		return "", err
 	}
-	return addr, waitTCP(addr, 10*time.Second)
+	return addr, proc.WaitTCP(addr, 10*time.Second)
 }
 
 // startBaresip runs a baresip phone registered as bob at the CSCF, answering every call

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"dsmgw/internal/proc"
 	"dsmgw/otbridge"
 	"dsmgw/store"
 )
@@ -91,12 +92,12 @@ func runBaseline(ctx context.Context, o options, redisAddr string, redisPID int)
 	}
 	sleepCtx(ctx, time.Second) // warmup: connections made, scripts loaded
 	rc0, _ := procCPUIf(redisPID)
-	self0 := selfCPU()
+	self0 := proc.SelfCPU()
 	win.open(int64(time.Since(t0)))
 	sleepCtx(ctx, o.baseline)
 	win.close(int64(time.Since(t0)))
 	rc1, _ := procCPUIf(redisPID)
-	self1 := selfCPU()
+	self1 := proc.SelfCPU()
 	close(stop)
 	wg.Wait()
 	if err, _ := failed.Load().(error); err != nil {
@@ -126,7 +127,7 @@ func procCPUIf(pid int) (time.Duration, error) {
 	if pid <= 0 {
 		return 0, nil
 	}
-	return procCPU(pid)
+	return proc.CPU(pid)
 }
 
 // sleepCtx sleeps for d or until ctx ends.

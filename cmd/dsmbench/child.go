@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"dsmgw/internal/proc"
 	"dsmgw/otbridge"
 	"dsmgw/store"
 )
@@ -35,52 +36,18 @@ const (
 	secretEnv = "DSMBENCH_SECRET"
 )
 
-// child is a process started by dsmbench (redis-server or a gateway instance); it is
-// stopped by its PID.
-type child struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-// startChild starts cmd in its own process group; the kernel kills it if dsmbench dies
-// without cleaning up (Pdeathsig).
-func startChild(name string, cmd *exec.Cmd) (*child, error) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(c.done) }()
-	return c, nil
-}
-
-func (c *child) pid() int { return c.cmd.Process.Pid }
-
-// stop sends SIGTERM to the child's process group, then SIGKILL after 3 s (a gateway
-// drains its connections first; 3 s is plenty on loopback). Safe to call twice.
-func (c *child) stop() {
-	select {
-	case <-c.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-c.pid(), syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(3 * time.Second):
-		_ = syscall.Kill(-c.pid(), syscall.SIGKILL)
-		<-c.done
-	}
-}
+// childOptions start dsmbench's children (redis-server, gateway instances) so that the
+// kernel kills them if dsmbench dies without cleaning up; they get proc.DefaultGrace to
+// stop (a gateway drains its connections first, which takes far less on loopback).
+func childOptions() proc.Options { return proc.Options{Pdeathsig: syscall.SIGKILL} }
 
 // startRedis runs a private redis-server without persistence on a free loopback port.
-func startRedis(ctx context.Context, dir string) (*child, string, error) {
+func startRedis(ctx context.Context, dir string) (*proc.Child, string, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, "", fmt.Errorf("redis-server not installed (or pass -redis): %w", err)
 	}
-	port, err := freePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		return nil, "", err
 	}
@@ -98,7 +65,7 @@ func startRedis(ctx context.Context, dir string) (*child, string, error) {
 	}
 	defer logf.Close() // the child holds its own descriptor
 	cmd.Stdout, cmd.Stderr = logf, logf
-	c, err := startChild("redis-server", cmd)
+	c, err := proc.Start("redis-server", cmd, childOptions())
 	if err != nil {
 		return nil, "", err
 	}
@@ -114,25 +81,16 @@ func startRedis(ctx context.Context, dir string) (*child, string, error) {
 			return c, addr, nil
 		}
 		if ctx.Err() != nil || time.Now().After(deadline) {
-			c.stop()
+			c.Stop()
 			return nil, "", fmt.Errorf("redis-server on %s not answering: %w", addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // startGateway re-executes this binary in serve mode and returns its WebSocket URL once
 // it printed READY (its feed readers run and the bridge accepts connections).
-func startGateway(ctx context.Context, i int, dir, redisAddr, secret string, keyspace bool) (*child, string, error) {
+func startGateway(ctx context.Context, i int, dir, redisAddr, secret string, keyspace bool) (*proc.Child, string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, "", fmt.Errorf("own executable: %w", err)
@@ -152,7 +110,7 @@ func startGateway(ctx context.Context, i int, dir, redisAddr, secret string, key
 	if err != nil {
 		return nil, "", err
 	}
-	c, err := startChild("gateway "+strconv.Itoa(i), cmd)
+	c, err := proc.Start("gateway "+strconv.Itoa(i), cmd, childOptions())
 	if err != nil {
 		return nil, "", err
 	}
@@ -180,15 +138,15 @@ func startGateway(ctx context.Context, i int, dir, redisAddr, secret string, key
 	select {
 	case h := <-got:
 		if h.err != nil {
-			c.stop()
+			c.Stop()
 			return nil, "", h.err
 		}
 		return c, h.url, nil
 	case <-time.After(20 * time.Second):
-		c.stop()
+		c.Stop()
 		return nil, "", fmt.Errorf("gateway %d not ready after 20 s", i)
 	case <-ctx.Done():
-		c.stop()
+		c.Stop()
 		return nil, "", ctx.Err()
 	}
 }
@@ -209,7 +167,7 @@ func serveMain(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if _, err := raiseNoFile(); err != nil {
+	if _, err := proc.RaiseNoFile(); err != nil {
 		return err
 	}
 	secret := os.Getenv(secretEnv)

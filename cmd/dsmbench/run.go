@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"dsmgw/internal/proc"
 	"dsmgw/store"
 )
 
@@ -54,7 +55,7 @@ func run(ctx context.Context, o options) (*result, error) {
 	}
 	res := &result{o: o, loadBefore: loadAvg()}
 	var err error
-	if res.noFile, err = raiseNoFile(); err != nil {
+	if res.noFile, err = proc.RaiseNoFile(); err != nil {
 		return nil, err
 	}
 	if need := uint64(o.c) + 256; res.noFile < need {
@@ -66,10 +67,10 @@ func run(ctx context.Context, o options) (*result, error) {
 	}
 	defer os.RemoveAll(dir)
 
-	var children []*child
+	var children []*proc.Child
 	defer func() {
 		for i := len(children) - 1; i >= 0; i-- {
-			children[i].stop()
+			children[i].Stop()
 		}
 	}()
 	redisAddr, redisPID := o.redis, o.redisPID
@@ -79,7 +80,7 @@ func run(ctx context.Context, o options) (*result, error) {
 			return nil, err
 		}
 		children = append(children, c)
-		redisAddr, redisPID = addr, c.pid()
+		redisAddr, redisPID = addr, c.PID()
 	}
 	res.redisPID = redisPID
 
@@ -102,13 +103,13 @@ func run(ctx context.Context, o options) (*result, error) {
 		}
 		children = append(children, c)
 		urls = append(urls, url)
-		res.gwPIDs = append(res.gwPIDs, c.pid())
+		res.gwPIDs = append(res.gwPIDs, c.PID())
 	}
 	if err := preload(ctx, o, redisAddr); err != nil {
 		return nil, err
 	}
 	sleepCtx(ctx, 500*time.Millisecond) // let the fresh gateways settle before the first RSS reading
-	if res.rssBefore, err = sumRSS(res.gwPIDs); err != nil {
+	if res.rssBefore, err = proc.SumRSS(res.gwPIDs); err != nil {
 		return nil, err
 	}
 
@@ -120,14 +121,14 @@ func run(ctx context.Context, o options) (*result, error) {
 	}
 	o.progress("connected in %s; idle for %s", res.conn.took.Round(time.Millisecond), o.settle)
 	sleepCtx(ctx, o.settle)
-	if res.rssIdle, err = sumRSS(res.gwPIDs); err != nil {
+	if res.rssIdle, err = proc.SumRSS(res.gwPIDs); err != nil {
 		return nil, err
 	}
 	for _, p := range res.gwPIDs {
 		_ = syscall.Kill(p, syscall.SIGUSR1) // debug.FreeOSMemory in the gateway
 	}
 	sleepCtx(ctx, time.Second)
-	if res.rssIdleGC, err = sumRSS(res.gwPIDs); err != nil {
+	if res.rssIdleGC, err = proc.SumRSS(res.gwPIDs); err != nil {
 		return nil, err
 	}
 
@@ -146,21 +147,21 @@ func run(ctx context.Context, o options) (*result, error) {
 		}()
 	}
 	sleepCtx(ctx, o.warmup)
-	gw0, err := sumCPU(res.gwPIDs)
+	gw0, err := proc.SumCPU(res.gwPIDs)
 	if err != nil {
 		close(stop)
 		wg.Wait()
 		return nil, err
 	}
 	rc0, _ := procCPUIf(redisPID)
-	self0 := selfCPU()
+	self0 := proc.SelfCPU()
 	b.st.win.open(b.now())
 	sleepCtx(ctx, o.duration)
 	b.st.win.close(b.now())
-	gw1, _ := sumCPU(res.gwPIDs)
+	gw1, _ := proc.SumCPU(res.gwPIDs)
 	rc1, _ := procCPUIf(redisPID)
-	self1 := selfCPU()
-	res.rssLoad, _ = sumRSS(res.gwPIDs)
+	self1 := proc.SelfCPU()
+	res.rssLoad, _ = proc.SumRSS(res.gwPIDs)
 	close(stop)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
@@ -247,4 +248,14 @@ func preload(ctx context.Context, o options, redisAddr string) error {
 	default:
 		return nil
 	}
+}
+
+// loadAvg returns the machine's 1, 5 and 15 minute load averages for the report, or ""
+// if /proc/loadavg cannot be read (the report then shows nothing there).
+func loadAvg() string {
+	la, err := proc.LoadAvg()
+	if err != nil {
+		return ""
+	}
+	return strings.Join(la[:], " ")
 }

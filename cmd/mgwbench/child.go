@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,12 +13,11 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime/pprof"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"dsmgw/internal/proc"
 	"dsmgw/mediagw"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,14 +26,15 @@ import (
 // The gateway and the baseline forwarder run as child processes of the tool, so their
 // CPU time is measured from /proc alone, separate from the load generator's.
 
-// child is a running middle box.
-type child struct {
-	cmd   *exec.Cmd
-	lines *bufio.Scanner
-}
+// childGrace is how long a middle box gets to stop after SIGTERM before SIGKILL: a
+// gateway child closes all its terminations first.
+const childGrace = 5 * time.Second
 
-// startChild re-executes this binary in role and returns once it printed READY.
-func startChild(role string, args ...string) (*child, []string, error) {
+// startChild re-executes this binary in role and returns once it printed READY, with the
+// lines it printed before. The child is in its own process group, so a terminal's ^C
+// reaches this tool only: the kernel then sends the child SIGTERM (Pdeathsig), which it
+// handles as it handled the ^C it used to get.
+func startChild(role string, args ...string) (*proc.Child, []string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, nil, err
@@ -47,60 +46,23 @@ func startChild(role string, args ...string) (*child, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	c, err := proc.Start(role, cmd, proc.Options{Pdeathsig: syscall.SIGTERM, Grace: childGrace})
+	if err != nil {
 		return nil, nil, err
 	}
-	c := &child{cmd: cmd, lines: bufio.NewScanner(out)}
-	c.lines.Buffer(make([]byte, 1<<20), 1<<20)
+	lines := bufio.NewScanner(out)
+	lines.Buffer(make([]byte, 1<<20), 1<<20)
 	var head []string
-	for c.lines.Scan() {
-		l := c.lines.Text()
+	for lines.Scan() {
+		l := lines.Text()
 		if l == "READY" {
 			go func() { _, _ = io.Copy(io.Discard, out) }()
 			return c, head, nil
 		}
 		head = append(head, l)
 	}
-	c.stop()
+	c.Stop()
 	return nil, nil, fmt.Errorf("%s child ended before READY", role)
-}
-
-func (c *child) pid() int { return c.cmd.Process.Pid }
-
-func (c *child) stop() {
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = c.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-done
-	}
-}
-
-// clockTicks is USER_HZ, 100 on every Linux architecture Go supports for /proc times.
-const clockTicks = 100
-
-// procCPU returns the user+system CPU time of pid from /proc/<pid>/stat.
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name (which may hold spaces) start after the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, errors.New("bad /proc stat")
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, errors.New("short /proc stat")
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / clockTicks, nil
 }
 
 // runGatewayChild serves a mediagw.Gateway on loopback until SIGTERM.
@@ -192,31 +154,22 @@ func runForwarderChild(n int) error {
 	return nil
 }
 
-// machineCPU returns the busy and total jiffies of all CPUs from /proc/stat, to show how
-// much of the machine other processes took during a window (the machine is shared).
+// machineCPU returns the busy and total clock ticks of all CPUs, to show how much of the
+// machine other processes took during a window (the machine is shared); zeros if
+// /proc/stat cannot be read, which the report shows as no machine figure.
 func machineCPU() (busy, total uint64) {
-	b, err := os.ReadFile("/proc/stat")
+	busy, total, err := proc.MachineCPU()
 	if err != nil {
 		return 0, 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	for i, v := range f[1:] {
-		n, _ := strconv.ParseUint(v, 10, 64)
-		total += n
-		if i != 3 && i != 4 { // idle, iowait
-			busy += n
-		}
 	}
 	return busy, total
 }
 
-// loadavg is the first field of /proc/loadavg.
+// loadavg is the 1 minute load average ("?" if /proc/loadavg cannot be read).
 func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
+	la, err := proc.LoadAvg()
 	if err != nil {
 		return "?"
 	}
-	f := strings.Fields(string(b))
-	return f[0]
+	return la[0]
 }

@@ -23,9 +23,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"dsmgw/internal/proc"
 	"dsmgw/mediagw"
 
 	"github.com/gorilla/websocket"
@@ -130,8 +130,8 @@ func runGateway(o options) (result, error) {
 		if err != nil {
 			return result{}, err
 		}
-		defer c.stop()
-		api, secret, pid = head[0], benchSecret, c.pid()
+		defer c.Stop()
+		api, secret, pid = head[0], benchSecret, c.PID()
 	}
 	cl, err := mediagw.NewClient(mediagw.ClientConfig{BaseURL: api, Secret: secret})
 	if err != nil {
@@ -211,7 +211,7 @@ func runBaseline(o options) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	defer c.stop()
+	defer c.Stop()
 	calls := make([]*benchCall, o.n)
 	for i, l := range head {
 		f := strings.Fields(l)
@@ -240,7 +240,7 @@ func runBaseline(o options) (result, error) {
 		_ = c.b.send(buf)
 	}
 	time.Sleep(100 * time.Millisecond)
-	return measure(o, "baseline (udp->udp forwarder)", calls, c.pid())
+	return measure(o, "baseline (udp->udp forwarder)", calls, c.PID())
 }
 
 // measure drives traffic: warmup, the window (packets flagged, CPU read at both ends),
@@ -263,7 +263,7 @@ func measure(o options, name string, calls []*benchCall, pid int) (result, error
 	if err != nil {
 		return result{}, err
 	}
-	self0 := selfCPU()
+	self0 := proc.SelfCPU()
 	mb0, mt0 := machineCPU()
 	t0 := time.Now()
 	inWindow.Store(true)
@@ -271,7 +271,7 @@ func measure(o options, name string, calls []*benchCall, pid int) (result, error
 	inWindow.Store(false)
 	win := time.Since(t0)
 	cpu1, _ := cpuOf(pid)
-	self1 := selfCPU()
+	self1 := proc.SelfCPU()
 	mb1, mt1 := machineCPU()
 	time.Sleep(o.drain)
 	close(stop)
@@ -311,13 +311,7 @@ func cpuOf(pid int) (time.Duration, error) {
 	if pid <= 0 {
 		return 0, nil
 	}
-	return procCPU(pid)
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return proc.CPU(pid)
 }
 
 func report(res []result) {

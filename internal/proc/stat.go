@@ -23,15 +23,7 @@ const maxTicks = math.MaxInt64 / int64(tick)
 
 // CPU returns the user plus system CPU time pid has used, from /proc/<pid>/stat.
 func CPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, fmt.Errorf("cpu of pid %d: %w", pid, err)
-	}
-	d, err := ParseStat(b)
-	if err != nil {
-		return 0, fmt.Errorf("cpu of pid %d: %w", pid, err)
-	}
-	return d, nil
+	return readPID(pid, "stat", "cpu", ParseStat)
 }
 
 // ParseStat returns utime+stime from the contents of a /proc/<pid>/stat file. The
@@ -64,15 +56,20 @@ func ParseStat(b []byte) (time.Duration, error) {
 
 // RSS returns the resident set size of pid in bytes (VmRSS in /proc/<pid>/status).
 func RSS(pid int) (int64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, fmt.Errorf("rss of pid %d: %w", pid, err)
+	return readPID(pid, "status", "rss", ParseStatusRSS)
+}
+
+// readPID reads /proc/<pid>/<entry> and parses it; errors name what was read and pid.
+func readPID[T any](pid int, entry, what string, parse func([]byte) (T, error)) (T, error) {
+	var v T
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/" + entry)
+	if err == nil {
+		v, err = parse(b)
 	}
-	n, err := ParseStatusRSS(b)
 	if err != nil {
-		return 0, fmt.Errorf("rss of pid %d: %w", pid, err)
+		return v, fmt.Errorf("%s of pid %d: %w", what, pid, err)
 	}
-	return n, nil
+	return v, nil
 }
 
 // ParseStatusRSS returns VmRSS in bytes from the contents of a /proc/<pid>/status file
@@ -99,28 +96,20 @@ func ParseStatusRSS(b []byte) (int64, error) {
 
 // SumCPU adds the CPU times of several processes (say, the gateway instances of a run).
 // A process that cannot be read is an error, never a zero that would flatter a figure.
-func SumCPU(pids []int) (time.Duration, error) {
-	var t time.Duration
-	for _, p := range pids {
-		d, err := CPU(p)
-		if err != nil {
-			return 0, err
-		}
-		t += d
-	}
-	return t, nil
-}
+func SumCPU(pids []int) (time.Duration, error) { return sum(pids, CPU) }
 
 // SumRSS adds the resident set sizes of several processes; as SumCPU, a process that
 // cannot be read is an error.
-func SumRSS(pids []int) (int64, error) {
-	var t int64
+func SumRSS(pids []int) (int64, error) { return sum(pids, RSS) }
+
+func sum[T time.Duration | int64](pids []int, read func(int) (T, error)) (T, error) {
+	var t T
 	for _, p := range pids {
-		r, err := RSS(p)
+		v, err := read(p)
 		if err != nil {
 			return 0, err
 		}
-		t += r
+		t += v
 	}
 	return t, nil
 }

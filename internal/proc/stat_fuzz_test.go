@@ -8,6 +8,16 @@ import (
 // The parsers read what the kernel writes, but they must never panic nor return a
 // negative figure whatever the bytes; a refusal wraps ErrMalformed.
 
+// refused reports whether the parser refused its input, failing the test if the
+// refusal does not wrap ErrMalformed.
+func refused(t *testing.T, err error) bool {
+	t.Helper()
+	if err != nil && !errors.Is(err, ErrMalformed) {
+		t.Fatalf("error %v does not wrap ErrMalformed", err)
+	}
+	return err != nil
+}
+
 func FuzzParseStat(f *testing.F) {
 	f.Add([]byte(statLine))
 	f.Add([]byte("1 (x) S 0 0 0 0 0 0 0 0 0 0 0 0"))
@@ -16,14 +26,7 @@ func FuzzParseStat(f *testing.F) {
 	f.Add([]byte(")"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		d, err := ParseStat(b)
-		if err != nil {
-			if !errors.Is(err, ErrMalformed) {
-				t.Fatalf("error %v does not wrap ErrMalformed", err)
-			}
-			return
-		}
-		if d < 0 {
+		if d, err := ParseStat(b); !refused(t, err) && d < 0 {
 			t.Fatalf("negative CPU time %v from %q", d, b)
 		}
 	})
@@ -34,14 +37,7 @@ func FuzzParseStatusRSS(f *testing.F) {
 	f.Add([]byte("VmRSS:\n"))
 	f.Add([]byte("VmRSS: -1 kB"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		n, err := ParseStatusRSS(b)
-		if err != nil {
-			if !errors.Is(err, ErrMalformed) {
-				t.Fatalf("error %v does not wrap ErrMalformed", err)
-			}
-			return
-		}
-		if n < 0 {
+		if n, err := ParseStatusRSS(b); !refused(t, err) && n < 0 {
 			t.Fatalf("negative RSS %d from %q", n, b)
 		}
 	})
@@ -51,9 +47,8 @@ func FuzzParseLoadAvg(f *testing.F) {
 	f.Add([]byte("0.52 1.10 2.00 3/812 12345\n"))
 	f.Add([]byte("0.52"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if _, err := ParseLoadAvg(b); err != nil && !errors.Is(err, ErrMalformed) {
-			t.Fatalf("error %v does not wrap ErrMalformed", err)
-		}
+		_, err := ParseLoadAvg(b)
+		refused(t, err)
 	})
 }
 
@@ -62,14 +57,7 @@ func FuzzParseMachineStat(f *testing.F) {
 	f.Add([]byte("cpu 18446744073709551615 1 0 0"))
 	f.Add([]byte("cpu"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		busy, total, err := ParseMachineStat(b)
-		if err != nil {
-			if !errors.Is(err, ErrMalformed) {
-				t.Fatalf("error %v does not wrap ErrMalformed", err)
-			}
-			return
-		}
-		if busy > total {
+		if busy, total, err := ParseMachineStat(b); !refused(t, err) && busy > total {
 			t.Fatalf("busy %d above total %d from %q", busy, total, b)
 		}
 	})

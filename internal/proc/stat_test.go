@@ -10,13 +10,35 @@ import (
 // A real line (from a process named "a) b", which is why fields count from the last ')').
 const statLine = "4242 (a) b) S 1 4242 4242 0 -1 4194560 1000 0 0 0 150 25 0 0 20 0 1 0 100 1000000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
 
+// parseCase is one input of a parser test: the value wanted, or bad for a refusal.
+type parseCase[T comparable] struct {
+	in   string
+	want T
+	bad  bool
+}
+
+// testParse runs a parser over its cases; a refusal must wrap ErrMalformed.
+func testParse[T comparable](t *testing.T, parse func([]byte) (T, error), cases map[string]parseCase[T]) {
+	t.Helper()
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := parse([]byte(tc.in))
+			if tc.bad {
+				if !errors.Is(err, ErrMalformed) {
+					t.Fatalf("parse(%q) = %v, %v; want ErrMalformed", tc.in, got, err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("parse(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+			}
+		})
+	}
+}
+
 func TestParseStat(t *testing.T) {
 	t.Parallel()
-	for name, tc := range map[string]struct {
-		in   string
-		want time.Duration
-		bad  bool
-	}{
+	testParse(t, ParseStat, map[string]parseCase[time.Duration]{
 		"name with space and paren": {in: statLine, want: 1750 * time.Millisecond},
 		"zero times":                {in: "1 (x) S 0 0 0 0 0 0 0 0 0 0 0 0", want: 0},
 		"no command name":           {in: "4242 a S 1 2 3 4 5 6 7 8 9 10 11 12 13", bad: true},
@@ -25,48 +47,18 @@ func TestParseStat(t *testing.T) {
 		"utime not a number":        {in: "1 (x) S 0 0 0 0 0 0 0 0 0 0 x 0", bad: true},
 		"stime negative":            {in: "1 (x) S 0 0 0 0 0 0 0 0 0 0 0 -5", bad: true},
 		"times overflow":            {in: "1 (x) S 0 0 0 0 0 0 0 0 0 0 9223372036854775807 1", bad: true},
-	} {
-		t.Run(name, func(t *testing.T) {
-			got, err := ParseStat([]byte(tc.in))
-			if tc.bad {
-				if !errors.Is(err, ErrMalformed) {
-					t.Fatalf("ParseStat(%q) = %v, %v; want ErrMalformed", tc.in, got, err)
-				}
-				return
-			}
-			if err != nil || got != tc.want {
-				t.Fatalf("ParseStat(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
-			}
-		})
-	}
+	})
 }
 
 func TestParseStatusRSS(t *testing.T) {
 	t.Parallel()
-	for name, tc := range map[string]struct {
-		in   string
-		want int64
-		bad  bool
-	}{
+	testParse(t, ParseStatusRSS, map[string]parseCase[int64]{
 		"present":    {in: "Name:\tx\nVmPeak:\t  9000 kB\nVmRSS:\t    1234 kB\nThreads:\t1\n", want: 1234 << 10},
 		"missing":    {in: "Name:\tkthreadd\nThreads:\t1\n", bad: true},
 		"empty":      {in: "VmRSS:\n", bad: true},
 		"not number": {in: "VmRSS:\tlots kB\n", bad: true},
 		"too large":  {in: "VmRSS:\t9223372036854775807 kB\n", bad: true},
-	} {
-		t.Run(name, func(t *testing.T) {
-			got, err := ParseStatusRSS([]byte(tc.in))
-			if tc.bad {
-				if !errors.Is(err, ErrMalformed) {
-					t.Fatalf("ParseStatusRSS(%q) = %v, %v; want ErrMalformed", tc.in, got, err)
-				}
-				return
-			}
-			if err != nil || got != tc.want {
-				t.Fatalf("ParseStatusRSS(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
-			}
-		})
-	}
+	})
 }
 
 func TestParseLoadAvg(t *testing.T) {
