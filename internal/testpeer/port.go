@@ -63,7 +63,8 @@ func Need(t testing.TB, bin string) string {
 
 // StartProcess starts cmd in its own process group, logs its output to a file in a test
 // temporary directory, and registers a cleanup that stops it (SIGTERM, then SIGKILL after
-// 3 s) by PID.
+// 3 s) by PID. The kernel kills the peer if the test binary dies first (a -timeout panic
+// runs no cleanups), so no peer outlives its test.
 func StartProcess(t testing.TB, name string, cmd *exec.Cmd) *os.File {
 	t.Helper()
 	logf, err := os.CreateTemp(t.TempDir(), name+"-*.log")
@@ -76,7 +77,7 @@ func StartProcess(t testing.TB, name string, cmd *exec.Cmd) *os.File {
 	if cmd.Stderr == nil {
 		cmd.Stderr = logf
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testpeer: start %s: %v", name, err)
 	}

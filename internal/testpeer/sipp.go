@@ -100,7 +100,7 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 		t.Fatalf("testpeer: sipp log: %v", err)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testpeer: start sipp: %v", err)
 	}
