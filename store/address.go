@@ -74,14 +74,21 @@ func keysFor(addr string, shards int) keys {
 	}
 }
 
-// addrFromFieldsKey returns the object address of a fields key ("dsm:{N}:f:<addr>").
-func addrFromFieldsKey(key string) (string, bool) {
+// addrFromEventKey returns the object address of a fields key ("dsm:{N}:f:<addr>") or a
+// meta key ("dsm:{N}:m:<addr>"), and which of the two it is.
+func addrFromEventKey(key string) (addr string, meta, ok bool) {
 	if !strings.HasPrefix(key, "dsm:{") {
-		return "", false
+		return "", false, false
 	}
-	i := strings.Index(key, "}:f:")
-	if i < 0 {
-		return "", false
+	i := strings.Index(key, "}:")
+	if i < 0 || len(key) < i+5 || key[i+3] != ':' {
+		return "", false, false
 	}
-	return key[i+4:], true
+	switch key[i+2] {
+	case 'f':
+		return key[i+4:], false, true
+	case 'm':
+		return key[i+4:], true, true
+	}
+	return "", false, false
 }

@@ -43,9 +43,6 @@ type Change struct {
 	Seq    int64
 	Ops    []Op
 	Fields map[string]string
-	// Events is how many keyspace events (hset, hdel) the commit caused on the object's
-	// field hash; the feed uses it to tell its own commits from outside writes.
-	Events int
 }
 
 // FeedConfig tunes a Feed. Zero values take defaults.
@@ -334,9 +331,6 @@ func compareIDs(a, b string) int {
 }
 
 func (f *Feed) dispatch(c Change) {
-	if c.Events > 0 {
-		f.credit(c.Obj, c.Events)
-	}
 	for _, h := range *f.handlers.Load() {
 		h.fn(c)
 	}
@@ -350,9 +344,6 @@ func parseEntry(shard int, m redis.XMessage) (Change, error) {
 		return c, fmt.Errorf("rev: %w", err)
 	}
 	c.Seq, _ = strconv.ParseInt(str("q"), 10, 64)
-	if ev, err := strconv.Atoi(str("ev")); err == nil {
-		c.Events = ev
-	}
 	switch str("kind") {
 	case "op":
 		c.Kind = ChangeOp

@@ -9,8 +9,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// keyspacePattern matches the keyspace events of every object's field hash.
-const keyspacePattern = "__keyspace@*__:dsm:{*}:f:*"
+// keyspacePattern matches the keyspace events of every object's field and meta hashes.
+const keyspacePattern = "__keyspace@*__:dsm:{*}:[fm]:*"
 
 // keyspaceLoop listens to keyspace events on every master (in a Redis Cluster they are
 // node-local) and schedules a reconcile for watched objects. On any error it closes all
@@ -74,8 +74,8 @@ func (f *Feed) listenKeyspace(ctx context.Context) error {
 				if !found {
 					continue
 				}
-				if obj, ok := addrFromFieldsKey(key); ok {
-					f.event(obj, msg.Payload)
+				if obj, meta, ok := addrFromEventKey(key); ok {
+					f.event(obj, meta, msg.Payload)
 				}
 			}
 		}()
@@ -90,63 +90,40 @@ func (f *Feed) listenKeyspace(ctx context.Context) error {
 	}
 }
 
-// watch is the reconcile state of one watched object. Every commit announces on the feed
-// how many hset/hdel events it caused; an event with no commit to account for it is an
-// outside write. The feed entry and the keyspace event travel on different connections,
-// so either may come first: an event that finds credit consumes it; one that does not
-// becomes debt, which a late feed entry pays off before the reconcile timer fires.
+// watch is the reconcile state of one watched object. The commit script follows every
+// write to the field hash with a write to the meta hash, and the events of one script reach
+// us in order and uninterrupted; so a field event still "open" (not followed by a meta
+// event) when the next field event or the timer comes was made outside the commit path.
 type watch struct {
-	n        int // Watch calls not undone
-	credit   int // events announced by commits, not yet seen
-	creditAt time.Time
-	debt     int // events seen, not (yet) announced
-	pending  bool
+	n       int    // Watch calls not undone
+	open    bool   // a field event not yet followed by a meta event
+	last    string // the open event's name
+	suspect bool   // an outside write was seen; reconcile when the timer fires
+	pending bool
 }
 
-// creditTTL bounds how long announced events wait to be seen. Both messages leave Redis
-// within the same script run; a credit older than this was miscounted (an event lost
-// with a dropped subscription), and keeping it would hide a later outside write.
-const creditTTL = time.Second
-
-// credit records events announced by a commit of obj.
-func (f *Feed) credit(obj string, n int) {
+// event accounts for one keyspace event on obj's field hash (meta false) or meta hash.
+func (f *Feed) event(obj string, meta bool, name string) {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
 	w := f.watched[obj]
 	if w == nil {
 		return
 	}
-	pay := min(n, w.debt)
-	w.debt -= pay
-	if n -= pay; n > 0 {
-		if time.Since(w.creditAt) > creditTTL {
-			w.credit = 0
-		}
-		w.credit += n
-		w.creditAt = time.Now()
-	}
-}
-
-// event accounts for one keyspace event on obj's field hash and schedules a reconcile when
-// no commit explains it. Events other than hset and hdel (del, expired, rename ...) are
-// never caused by a commit.
-func (f *Feed) event(obj, name string) {
-	f.wmu.Lock()
-	defer f.wmu.Unlock()
-	w := f.watched[obj]
-	if w == nil {
+	if meta {
+		w.open = false
 		return
 	}
-	if (name == "hset" || name == "hdel") && w.credit > 0 && time.Since(w.creditAt) <= creditTTL {
-		w.credit--
-		return
+	if w.open && !(name == "del" && w.last == "hdel") { // HDEL emptying the hash adds "del"
+		w.suspect = true // the previous field event had no meta event after it
 	}
-	w.debt++
+	w.open, w.last = true, name
 	f.scheduleLocked(obj, w)
 }
 
-// scheduleLocked runs the reconcile script for obj after ReconcileDelay if there is still
-// debt then, unless a run is already pending. f.wmu must be held.
+// scheduleLocked runs the reconcile script for obj after ReconcileDelay when an outside
+// write was seen by then (or a field event is still open: no meta event followed it),
+// unless a run is already pending. f.wmu must be held.
 func (f *Feed) scheduleLocked(obj string, w *watch) {
 	if w.pending {
 		return
@@ -155,8 +132,8 @@ func (f *Feed) scheduleLocked(obj string, w *watch) {
 	time.AfterFunc(f.cfg.ReconcileDelay, func() {
 		f.wmu.Lock()
 		w.pending = false
-		run := w.debt > 0
-		w.debt = 0
+		run := w.suspect || w.open
+		w.suspect, w.open = false, false
 		f.wmu.Unlock()
 		if run {
 			f.reconcile(obj)
@@ -169,7 +146,7 @@ func (f *Feed) scheduleLocked(obj string, w *watch) {
 func (f *Feed) reconcileAll() {
 	f.wmu.Lock()
 	for obj, w := range f.watched {
-		w.credit, w.debt = 0, 1
+		w.suspect = true
 		f.scheduleLocked(obj, w)
 	}
 	f.wmu.Unlock()

@@ -82,26 +82,29 @@ if maxfields > 0 and added > removed then
   local count = redis.call('HLEN', kf) + added - removed
   if count > maxfields then return {'fields', rev, count} end
 end
-if #sets > 0 then redis.call('HSET', kf, unpack(sets)) end
-if #dels > 0 then redis.call('HDEL', kf, unpack(dels)) end
-
 local wjson = ARGV[5]
-
 rev = rev + 1
+local meta = {'rev', rev, 'sig1', sig1, 'sig2', sig2}
 if client ~= '' and seq > 0 then
-  redis.call('HSET', km, 'rev', rev, 'sig1', sig1, 'sig2', sig2, qf, seq .. ' ' .. rev)
-else
-  redis.call('HSET', km, 'rev', rev, 'sig1', sig1, 'sig2', sig2)
+  meta[7], meta[8] = qf, seq .. ' ' .. rev
 end
+-- Every write to the field hash is followed at once by a write to the meta hash. Keyspace
+-- events of one script reach a subscriber in order and uninterrupted, so a field event that
+-- is not followed by a meta event on the same object was made outside the commit path
+-- (docs/dsm-protocol.md, "Writes outside the commit path").
+if #sets > 0 then
+  redis.call('HSET', kf, unpack(sets))
+  redis.call('HSET', km, unpack(meta))
+end
+if #dels > 0 then
+  redis.call('HDEL', kf, unpack(dels))
+  redis.call('HSET', km, unpack(meta))
+end
+if #sets == 0 and #dels == 0 then redis.call('HSET', km, unpack(meta)) end
 redis.call('LPUSH', kl, '{"rev":' .. rev .. ',"c":' .. cjson.encode(client) .. ',"q":' .. seq .. ',"ops":' .. wjson .. '}')
 -- Trim every 16th commit: the log may briefly hold 15 entries more than asked, and most
 -- commits save a call.
 if rev % 16 == 0 then redis.call('LTRIM', kl, 0, loglen - 1) end
--- ev: the keyspace events this commit caused on the field hash (one hset, one hdel), so
--- readers can tell their own commits from outside writes without reading the hash.
-local ev = 0
-if #sets > 0 then ev = ev + 1 end
-if #dels > 0 then ev = ev + 1 end
 local id = redis.call('XADD', kfeed, 'MAXLEN', '~', feedlen, '*',
-  'kind', 'op', 'obj', obj, 'rev', rev, 'c', client, 'q', seq, 'ops', wjson, 'ev', ev)
+  'kind', 'op', 'obj', obj, 'rev', rev, 'c', client, 'q', seq, 'ops', wjson)
 return {'ok', rev, id}
