@@ -198,6 +198,40 @@ func (r *usersRig) waitFields(t *testing.T, obj string, what string, ok func(map
 	}
 }
 
+// waitHistory waits until field of obj has taken every value of want, in that order, as
+// read from the object's op log. Unlike polling the current fields it cannot miss a state
+// that lasted only a moment.
+func (r *usersRig) waitHistory(t *testing.T, obj, field string, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var seen []string
+		rd, err := r.st.Since(context.Background(), obj, 0)
+		if err == nil {
+			for _, e := range rd.Log {
+				for _, o := range e.Ops {
+					if o.Field == field && o.Kind == store.OpSet {
+						seen = append(seen, *o.Value)
+					}
+				}
+			}
+		}
+		i := 0
+		for _, v := range seen {
+			if i < len(want) && v == want[i] {
+				i++
+			}
+		}
+		if i == len(want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s never went through %v; history %v (err %v)", obj, field, want, seen, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // metricValue reads a counter or gauge.
 func metricValue(m prometheus.Metric) float64 {
 	var d dto.Metric
