@@ -40,19 +40,23 @@ func (k *Kamailio) URI(transport string) string {
 func StartKamailio(t testing.TB) *Kamailio {
 	t.Helper()
 	bin := Need(t, "kamailio")
-	port := FreeUDPPort(t)
 	dir := t.TempDir()
-	cfg := strings.NewReplacer("%PORT%", strconv.Itoa(port), "%PASSWORD%", KamailioPassword,
-		"%MPATH%", kamailioModules).Replace(kamailioCfg)
-	path := filepath.Join(dir, "kamailio.cfg")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatalf("testpeer: kamailio config: %v", err)
-	}
-	cmd := exec.Command(bin, "-DD", "-E", "-f", path, "-Y", dir, "-m", "32", "-M", "8",
-		"-P", filepath.Join(dir, "kamailio.pid"))
-	cmd.Dir = dir
-	StartProcess(t, "kamailio-"+strconv.Itoa(port), cmd)
+	port, cmd := startListening(t, "kamailio", FreeUDPPort, func(port int) *exec.Cmd {
+		cfg := strings.NewReplacer("%PORT%", strconv.Itoa(port), "%PASSWORD%", KamailioPassword,
+			"%MPATH%", kamailioModules).Replace(kamailioCfg)
+		path := filepath.Join(dir, "kamailio-"+strconv.Itoa(port)+".cfg")
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatalf("testpeer: kamailio config: %v", err)
+		}
+		run := filepath.Join(dir, strconv.Itoa(port))
+		if err := os.MkdirAll(run, 0o700); err != nil {
+			t.Fatalf("testpeer: kamailio runtime dir: %v", err)
+		}
+		cmd := exec.Command(bin, "-DD", "-E", "-f", path, "-Y", run, "-m", "32", "-M", "8",
+			"-P", filepath.Join(run, "kamailio.pid"))
+		cmd.Dir = run
+		return cmd
+	}, 15*time.Second)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	WaitTCP(t, addr, 15*time.Second)
 	return &Kamailio{Addr: addr, Port: port, PID: cmd.Process.Pid}
 }

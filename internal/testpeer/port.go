@@ -67,6 +67,13 @@ func Need(t testing.TB, bin string) string {
 // runs no cleanups), so no peer outlives its test.
 func StartProcess(t testing.TB, name string, cmd *exec.Cmd) *os.File {
 	t.Helper()
+	logf, _ := startProcess(t, name, cmd)
+	return logf
+}
+
+// startProcess is StartProcess that also returns a channel closed when the process exits.
+func startProcess(t testing.TB, name string, cmd *exec.Cmd) (*os.File, <-chan struct{}) {
+	t.Helper()
 	logf, err := os.CreateTemp(t.TempDir(), name+"-*.log")
 	if err != nil {
 		t.Fatalf("testpeer: log file for %s: %v", name, err)
@@ -102,7 +109,43 @@ func StartProcess(t testing.TB, name string, cmd *exec.Cmd) *os.File {
 		}
 		logf.Close()
 	})
-	return logf
+	return logf, done
+}
+
+// startListening starts a peer on a port from pick and waits until addr(port) accepts TCP
+// connections. A free port cannot be reserved: another test may take it before the peer
+// binds, and the peer then exits; so a peer that exits before it is ready is started
+// again on a new port, up to five times.
+func startListening(t testing.TB, name string, pick func(testing.TB) int, build func(port int) *exec.Cmd,
+	timeout time.Duration) (int, *exec.Cmd) {
+	t.Helper()
+	var lastErr error
+	for try := 0; try < 5; try++ {
+		port := pick(t)
+		cmd := build(port)
+		_, done := startProcess(t, name+"-"+strconv.Itoa(port), cmd)
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		deadline := time.Now().Add(timeout)
+		for {
+			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+				return port, cmd
+			}
+			lastErr = err
+			select {
+			case <-done:
+			case <-time.After(20 * time.Millisecond):
+				if time.Now().Before(deadline) {
+					continue
+				}
+				t.Fatalf("testpeer: %s on %s not ready after %s: %v", name, addr, timeout, err)
+			}
+			break // exited before it was ready: try another port
+		}
+	}
+	t.Fatalf("testpeer: %s exited before it was ready, five times: %v", name, lastErr)
+	return 0, nil
 }
 
 // WaitTCP waits until addr accepts TCP connections.

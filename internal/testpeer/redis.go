@@ -34,23 +34,23 @@ type Redis struct {
 func StartRedis(t testing.TB, opts RedisOptions) *Redis {
 	t.Helper()
 	bin := Need(t, "redis-server")
-	port := FreePort(t)
 	dir := t.TempDir()
-	args := []string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--protected-mode", "no",
-		"--notify-keyspace-events", opts.NotifyKeyspaceEvents,
-		"--daemonize", "no", "--loglevel", "warning",
-	}
-	if opts.DenyConfig {
-		args = append(args, "--rename-command", "CONFIG", "")
-	}
-	if opts.Cluster {
-		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", dir+"/nodes.conf",
-			"--cluster-node-timeout", "2000")
-	}
-	cmd := exec.Command(bin, args...)
-	StartProcess(t, "redis-"+strconv.Itoa(port), cmd)
+	port, cmd := startListening(t, "redis", FreePort, func(port int) *exec.Cmd {
+		args := []string{
+			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+			"--save", "", "--appendonly", "no", "--protected-mode", "no",
+			"--notify-keyspace-events", opts.NotifyKeyspaceEvents,
+			"--daemonize", "no", "--loglevel", "warning",
+		}
+		if opts.DenyConfig {
+			args = append(args, "--rename-command", "CONFIG", "")
+		}
+		if opts.Cluster {
+			args = append(args, "--cluster-enabled", "yes", "--cluster-config-file",
+				dir+"/nodes-"+strconv.Itoa(port)+".conf", "--cluster-node-timeout", "2000")
+		}
+		return exec.Command(bin, args...)
+	}, 10*time.Second)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	if err := waitPing(addr, 10*time.Second); err != nil {
 		t.Fatalf("testpeer: redis-server on %s: %v", addr, err)
