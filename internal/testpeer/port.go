@@ -112,6 +112,10 @@ func startProcess(t testing.TB, name string, cmd *exec.Cmd) (*os.File, <-chan st
 	return logf, done
 }
 
+// bindGrace is how long a peer must keep running after its port answers: one that could
+// not bind exits within milliseconds (Redis at once, Kamailio after its module start).
+const bindGrace = 300 * time.Millisecond
+
 // startListening starts a peer on a port from pick and waits until addr(port) accepts TCP
 // connections. A free port cannot be reserved: another test may take it before the peer
 // binds, and the peer then exits; so a peer that exits before it is ready is started
@@ -130,7 +134,14 @@ func startListening(t testing.TB, name string, pick func(testing.TB) int, build 
 			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 			if err == nil {
 				c.Close()
-				return port, cmd
+				// Something answers, but it may be whoever took the port, while our peer
+				// is failing to bind: a peer that is still running a moment later owns it.
+				select {
+				case <-done:
+				case <-time.After(bindGrace):
+					return port, cmd
+				}
+				break
 			}
 			lastErr = err
 			select {
