@@ -3,6 +3,7 @@ package asadapter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -218,11 +219,18 @@ func (c *call) wantsEnd(fl map[string]string, ok bool) bool {
 // one digest challenge with the configured credentials.
 func (a *Adapter) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
 	res, err := a.cli.Do(ctx, req, prebuilt)
+	if err == nil && res == nil {
+		// sipgo ends a transaction without a response when the user agent is closing.
+		err = fmt.Errorf("asadapter: %s: %w", req.Method, ErrNoResponse)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if (res.StatusCode == 401 || res.StatusCode == 407) && a.cfg.AuthUser != "" {
 		res, err = a.cli.DoDigestAuth(ctx, req, res, a.digest())
+		if err == nil && res == nil {
+			err = fmt.Errorf("asadapter: %s after a challenge: %w", req.Method, ErrNoResponse)
+		}
 	}
 	return res, err
 }

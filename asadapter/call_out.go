@@ -479,7 +479,7 @@ func (c *call) cancel(ctx context.Context, inv *sip.Request) {
 	req := cancelFor(inv)
 	go func() {
 		res, err := c.a.cli.Do(ctx, req, prebuilt)
-		if err != nil {
+		if err != nil || res == nil { // nil, nil: the user agent is closing
 			c.log.Debug("CANCEL got no answer", "err", err)
 			return
 		}

@@ -35,11 +35,17 @@ func (u *Users) send(ctx context.Context, req *sip.Request, cred credentials) (*
 	u.sip.PrepareRequest(req)
 	_, cl := u.sip.SIP()
 	res, err := cl.Do(ctx, req)
+	if err == nil && res == nil {
+		err = ErrNoResponse // sipgo ends a transaction without a response when closing
+	}
 	if err != nil {
 		return nil, fmt.Errorf("asadapter: %s %s: %w", req.Method, req.Recipient.String(), err)
 	}
 	if (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) && cred.user != "" {
 		res, err = cl.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: cred.user, Password: cred.password})
+		if err == nil && res == nil {
+			err = ErrNoResponse
+		}
 		if err != nil {
 			return nil, fmt.Errorf("asadapter: %s %s with credentials: %w", req.Method, req.Recipient.String(), err)
 		}
