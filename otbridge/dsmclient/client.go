@@ -98,8 +98,10 @@ func (c *Config) fill() {
 }
 
 // outQueue bounds the messages waiting to be written; a client that cannot write that
-// many is cut off and resumes on a new connection.
-const outQueue = 4096
+// many is cut off and resumes on a new connection. 256 is far more than one client has
+// outstanding (one op in flight per object plus subscriptions) and keeps a load generator
+// with 10,000 clients from holding a 96 KiB channel for each.
+const outQueue = 256
 
 // Client is one DSM connection with automatic reconnect. It is safe for concurrent use.
 type Client struct {
