@@ -142,38 +142,39 @@ func (a *Adapter) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 		a.reject(tx, req, 400, "Bad Request")
 		return
 	}
-	c := a.dialogCall(req)
-	if c == nil {
-		a.reject(tx, req, 481, "Call/Transaction Does Not Exist")
-		return
-	}
-	if !c.inSequence(req) {
-		a.reject(tx, req, 500, "Out of order")
-		return
-	}
-	hdrs, body, code, reason := c.modify(req)
-	if code != 200 {
-		a.reject(tx, req, code, reason)
+	_, hdrs, body, ok := a.inDialogOffer(req, tx)
+	if !ok {
 		return
 	}
 	a.reply(tx, req, 200, "OK", "", body, hdrs...)
 }
 
-// onReInvite answers a re-INVITE (hold, resume, new media address, session refresh)
-// per RFC 3264 and waits for its ACK.
-func (a *Adapter) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
+// inDialogOffer finds the call of an in-dialog UPDATE or re-INVITE, checks its CSeq order
+// and answers its offer (RFC 3264). On any refusal it has already answered the request and
+// reports false.
+func (a *Adapter) inDialogOffer(req *sip.Request, tx sip.ServerTransaction) (*call, []sip.Header, []byte, bool) {
 	c := a.dialogCall(req)
 	if c == nil {
 		a.reject(tx, req, 481, "Call/Transaction Does Not Exist")
-		return
+		return nil, nil, nil, false
 	}
 	if !c.inSequence(req) {
 		a.reject(tx, req, 500, "Out of order")
-		return
+		return nil, nil, nil, false
 	}
 	hdrs, body, code, reason := c.modify(req)
 	if code != 200 {
 		a.reject(tx, req, code, reason)
+		return nil, nil, nil, false
+	}
+	return c, hdrs, body, true
+}
+
+// onReInvite answers a re-INVITE (hold, resume, new media address, session refresh)
+// per RFC 3264 and waits for its ACK.
+func (a *Adapter) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
+	c, hdrs, body, ok := a.inDialogOffer(req, tx)
+	if !ok {
 		return
 	}
 	c.mu.Lock()
