@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"dsmgw/store"
 )
 
@@ -226,11 +224,9 @@ func (a *Adapter) rescan(ctx context.Context) {
 	}
 }
 
-// keyspacePattern matches keyspace events of player objects' field hashes.
-const keyspacePattern = "__keyspace@*__:dsm:{*}:f:players*"
-
-// keyspaceLoop listens to keyspace events of player objects on every master and turns
-// those the feed did not cover into wake-ups. Errors restart it after a pause.
+// keyspaceLoop turns keyspace events of player objects (through the feed's keyspace
+// listener, which covers every master of a cluster) that the feed did not cover into
+// wake-ups.
 func (a *Adapter) keyspaceLoop(ctx context.Context) error {
 	type event struct {
 		obj string
@@ -238,103 +234,32 @@ func (a *Adapter) keyspaceLoop(ctx context.Context) error {
 	}
 	// Bounded: under a flood of events the feed covers them anyway.
 	events := make(chan event, 4096)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev := <-events:
-				if d := time.Until(ev.at.Add(keyspaceGrace)); d > 0 {
-					select {
-					case <-ctx.Done():
-						return
-					case <-time.After(d):
-					}
-				}
-				if !a.wake.fedSince(ev.obj, ev.at.Add(-keyspaceGrace)) {
-					a.kick(ev.obj)
-				}
-			}
+	prefix := a.schema.Players.Prefix
+	cancel := a.feed.OnKeyspace(func(obj string, meta bool, _ string) {
+		if meta || !strings.HasPrefix(obj, prefix) {
+			return
 		}
-	}()
-	for ctx.Err() == nil {
-		err := a.listenKeyspace(ctx, func(obj string) {
-			select {
-			case events <- event{obj: obj, at: time.Now()}:
-			default:
-			}
-		})
-		if ctx.Err() != nil {
-			break
+		select {
+		case events <- event{obj: obj, at: time.Now()}:
+		default:
 		}
-		a.log.Warn("keyspace listener stopped; restarting", "err", err)
+	})
+	defer cancel()
+	for {
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-	}
-	return nil
-}
-
-func (a *Adapter) listenKeyspace(ctx context.Context, fn func(obj string)) error {
-	var clients []*redis.Client
-	var mu sync.Mutex
-	collect := func(_ context.Context, c *redis.Client) error {
-		mu.Lock()
-		clients = append(clients, c)
-		mu.Unlock()
-		return nil
-	}
-	switch c := a.st.Redis().(type) {
-	case *redis.ClusterClient:
-		if err := c.ForEachMaster(ctx, collect); err != nil {
-			return err
-		}
-	case *redis.Client:
-		clients = append(clients, c)
-	default:
-		<-ctx.Done()
-		return nil
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, len(clients))
-	var wg sync.WaitGroup
-	for _, c := range clients {
-		ps := c.PSubscribe(ctx, keyspacePattern)
-		// ReceiveMessage does not watch ctx; closing the PubSub is what unblocks it.
-		context.AfterFunc(ctx, func() { ps.Close() })
-		if _, err := ps.Receive(ctx); err != nil {
-			ps.Close()
-			return err
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer ps.Close()
-			for {
-				msg, err := ps.ReceiveMessage(ctx)
-				if err != nil {
-					errc <- err
-					return
-				}
-				_, key, ok := strings.Cut(msg.Channel, "__:")
-				if !ok {
-					continue
-				}
-				if i := strings.Index(key, "}:f:"); i >= 0 {
-					fn(key[i+4:])
+			return nil
+		case ev := <-events:
+			if d := time.Until(ev.at.Add(keyspaceGrace)); d > 0 {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(d):
 				}
 			}
-		}()
+			if !a.wake.fedSince(ev.obj, ev.at.Add(-keyspaceGrace)) {
+				a.kick(ev.obj)
+			}
+		}
 	}
-	var err error
-	select {
-	case err = <-errc:
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
-	cancel()
-	wg.Wait()
-	return err
 }

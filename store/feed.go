@@ -84,8 +84,9 @@ type Feed struct {
 	log   *slog.Logger
 	ready []atomic.Bool // per shard: last read succeeded
 
-	handlers atomic.Pointer[[]*handler]
-	hmu      sync.Mutex // serialises changes to handlers
+	handlers   atomic.Pointer[[]*handler]
+	ksHandlers atomic.Pointer[[]*keyspaceHandler]
+	hmu        sync.Mutex // serialises changes to handlers and ksHandlers
 
 	wmu     sync.Mutex        // guards watched
 	watched map[string]*watch // object → watch state
@@ -108,6 +109,7 @@ func NewFeed(cfg FeedConfig, st *Store, log *slog.Logger) *Feed {
 		watched: make(map[string]*watch),
 	}
 	f.handlers.Store(&[]*handler{})
+	f.ksHandlers.Store(&[]*keyspaceHandler{})
 	return f
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,6 +189,12 @@ func testOutsideWrite(t *testing.T, rdb redis.UniversalClient, st *store.Store, 
 	col := newCollector(f)
 	obj := "players/k9/audio"
 	f.Watch(obj)
+	var outsideEvents atomic.Int64 // field events seen through OnKeyspace
+	defer f.OnKeyspace(func(o string, meta bool, ev string) {
+		if o == obj && !meta && ev == "hset" {
+			outsideEvents.Add(1)
+		}
+	})()
 	commit(t, st, store.Commit{Obj: obj, Client: "k9", Seq: 1, Base: 0, Ops: []store.Op{store.Set("player_state", "connecting")}})
 	col.waitFor(t, "the commit", func(g map[string][]store.Change) bool { return len(g[obj]) == 1 })
 	// Writes outside the commit path, as an operator with redis-cli would make them.
@@ -200,6 +207,9 @@ func testOutsideWrite(t *testing.T, rdb redis.UniversalClient, st *store.Store, 
 		last := cs[len(cs)-1]
 		return last.Kind == store.ChangeResync && last.Fields["player_state"] == "disconnected" && last.Fields["note"] == "ops"
 	})
+	if outsideEvents.Load() < 2 { // the commit's and the outside write's
+		t.Fatalf("OnKeyspace saw %d hset events on %s", outsideEvents.Load(), obj)
+	}
 	snap, _ := st.Snapshot(context.Background(), obj)
 	if snap.Rev != 2 {
 		t.Fatalf("adopted write should be rev 2, is %d", snap.Rev)
