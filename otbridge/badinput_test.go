@@ -20,7 +20,7 @@ func TestBadInput(t *testing.T) {
 	t.Parallel()
 	r := testpeer.StartRedis(t, testpeer.RedisOptions{})
 	rdb := newRedisClient(t, r.Addr)
-	in := startInstance(t, rdb, otbridge.Config{OpsPerSecond: 5, MaxSubs: 3, MaxFrameBytes: 8192}, store.Config{}, nil)
+	in := startInstance(t, rdb, otbridge.Config{OpsPerSecond: 5, MaxSubs: 3, MaxFrameBytes: 8192}, store.Config{MaxFields: 4}, nil)
 	sess := in.session(t, "bob")
 	own := "players/" + sess.Client + "/audio"
 	other := "players/aaaaaaaaaaaaaaaaaaaaaaaaaa/audio"
@@ -55,6 +55,7 @@ func TestBadInput(t *testing.T) {
 		"write users":          {hello: true, send: []string{op("users/bob", `[{"o":"set","f":"name","v":"x"}]`)}, want: otbridge.CodeForbidden, nack: true},
 		"value too long":       {hello: true, send: []string{op(own, `[{"o":"set","f":"a","v":"`+strings.Repeat("x", 4097)+`"}]`)}, want: otbridge.CodeValueTooLong, nack: true},
 		"too many ops":         {hello: true, send: []string{op(own, "["+strings.Repeat(`{"o":"del","f":"a"},`, 32)+`{"o":"del","f":"a"}]`)}, want: otbridge.CodeTooManyOps, nack: true},
+		"too many fields":      {hello: true, send: []string{op(own, `[{"o":"set","f":"a","v":"1"},{"o":"set","f":"b","v":"1"},{"o":"set","f":"c","v":"1"},{"o":"set","f":"d","v":"1"},{"o":"set","f":"e","v":"1"}]`)}, want: otbridge.CodeTooManyFields, nack: true},
 		"base ahead":           {hello: true, send: []string{`{"t":"op","obj":"` + own + `","base":7,"seq":1,"ops":[{"o":"set","f":"a","v":"b"}]}`}, want: otbridge.CodeBaseAhead, nack: true},
 		"expect failed":        {hello: true, send: []string{op(own, `[{"o":"expect","f":"a","v":"x"},{"o":"set","f":"a","v":"b"}]`)}, want: otbridge.CodeExpectFailed, nack: true},
 		"too many subs":        {hello: true, send: []string{`{"t":"sub","obj":"users"}`, `{"t":"sub","obj":"users/a"}`, `{"t":"sub","obj":"users/b"}`, `{"t":"sub","obj":"users/c"}`}, want: otbridge.CodeTooManySubs},
