@@ -178,6 +178,8 @@ func (f *Feed) Ready() bool {
 // Cluster, where one command may not span hash slots, each shard has its own reader.
 func (f *Feed) Run(ctx context.Context) error {
 	f.runCtx.Store(&ctx)
+	rd, closeRd := f.readerClient()
+	defer closeRd()
 	g, ctx := errgroup.WithContext(ctx)
 	all := make([]int, f.st.cfg.Shards)
 	for i := range all {
@@ -185,18 +187,38 @@ func (f *Feed) Run(ctx context.Context) error {
 	}
 	if _, cluster := f.st.rdb.(*redis.ClusterClient); cluster {
 		for _, shard := range all {
-			g.Go(func() error { return f.readShards(ctx, []int{shard}) })
+			g.Go(func() error { return f.readShards(ctx, rd, []int{shard}) })
 		}
 	} else {
-		g.Go(func() error { return f.readShards(ctx, all) })
+		g.Go(func() error { return f.readShards(ctx, rd, all) })
 	}
 	g.Go(func() error { return f.keyspaceLoop(ctx) })
 	return g.Wait()
 }
 
+// readerClient returns a client of the feed's own, on the same servers as the store's:
+// blocking reads hold their connections, so they must not take them from the pool that
+// serves commits; and on a single Redis it does not retry a failed read by itself, so the
+// reader sees every disconnect and checks whether the stream was trimmed past it meanwhile.
+func (f *Feed) readerClient() (redis.UniversalClient, func()) {
+	switch c := f.st.rdb.(type) {
+	case *redis.ClusterClient:
+		o := *c.Options()
+		o.PoolSize = f.st.cfg.Shards + 2
+		rd := redis.NewClusterClient(&o)
+		return rd, func() { rd.Close() }
+	case *redis.Client:
+		o := *c.Options()
+		o.PoolSize, o.MaxRetries = 2, -1
+		rd := redis.NewClient(&o)
+		return rd, func() { rd.Close() }
+	}
+	return f.st.rdb, func() {} // an unknown client: share it, and leave it open
+}
+
 // readShards reads the streams of shards with one XREAD per round, from the last ID seen
 // on each.
-func (f *Feed) readShards(ctx context.Context, shards []int) error {
+func (f *Feed) readShards(ctx context.Context, rd redis.UniversalClient, shards []int) error {
 	log := f.log.With("shards", len(shards), "first", shards[0])
 	last := make([]string, len(shards)) // "" until the tail was read
 	index := make(map[string]int, len(shards))
@@ -215,7 +237,7 @@ func (f *Feed) readShards(ctx context.Context, shards []int) error {
 			if last[i] != "" {
 				continue
 			}
-			id, err := f.lastID(ctx, feedKey(sh))
+			id, err := lastID(ctx, rd, feedKey(sh))
 			if err != nil {
 				f.fail(ctx, log, shards, "read feed tail", err)
 				ok = false
@@ -230,7 +252,7 @@ func (f *Feed) readShards(ctx context.Context, shards []int) error {
 		for i, sh := range shards {
 			args[i], args[len(shards)+i] = feedKey(sh), last[i]
 		}
-		res, err := f.st.rdb.XRead(ctx, &redis.XReadArgs{Streams: args, Count: f.cfg.Count, Block: f.cfg.Block}).Result()
+		res, err := rd.XRead(ctx, &redis.XReadArgs{Streams: args, Count: f.cfg.Count, Block: f.cfg.Block}).Result()
 		if errors.Is(err, redis.Nil) {
 			continue
 		}
@@ -240,7 +262,7 @@ func (f *Feed) readShards(ctx context.Context, shards []int) error {
 			}
 			f.fail(ctx, log, shards, "read feed", err)
 			for i, sh := range shards {
-				if lost, cerr := f.trimmedPast(ctx, feedKey(sh), last[i]); cerr == nil && lost {
+				if lost, cerr := trimmedPast(ctx, rd, feedKey(sh), last[i]); cerr == nil && lost {
 					log.Warn("feed trimmed past the last entry read; resyncing the shard", "shard", sh, "last", last[i])
 					f.dispatch(Change{Shard: sh, Kind: ChangeLost})
 					last[i] = ""
@@ -281,8 +303,8 @@ func (f *Feed) fail(ctx context.Context, log *slog.Logger, shards []int, what st
 
 // lastID returns the ID of the newest entry of the stream ("0-0" when empty), so the
 // reader starts exactly after it and misses nothing written later.
-func (f *Feed) lastID(ctx context.Context, key string) (string, error) {
-	msgs, err := f.st.rdb.XRevRangeN(ctx, key, "+", "-", 1).Result()
+func lastID(ctx context.Context, rd redis.UniversalClient, key string) (string, error) {
+	msgs, err := rd.XRevRangeN(ctx, key, "+", "-", 1).Result()
 	if err != nil {
 		return "", err
 	}
@@ -294,19 +316,19 @@ func (f *Feed) lastID(ctx context.Context, key string) (string, error) {
 
 // trimmedPast reports whether the oldest entry still in the stream is newer than last,
 // which means entries after last may have been trimmed away unread.
-func (f *Feed) trimmedPast(ctx context.Context, key, last string) (bool, error) {
+func trimmedPast(ctx context.Context, rd redis.UniversalClient, key, last string) (bool, error) {
 	if last == "" || last == "0-0" {
 		return false, nil
 	}
-	msgs, err := f.st.rdb.XRangeN(ctx, key, "-", "+", 1).Result()
+	msgs, err := rd.XRangeN(ctx, key, "-", "+", 1).Result()
 	if err != nil || len(msgs) == 0 {
 		return false, err
 	}
-	return compareIDs(msgs[0].ID, last) > 0 && !f.exists(ctx, key, last), nil
+	return compareIDs(msgs[0].ID, last) > 0 && !exists(ctx, rd, key, last), nil
 }
 
-func (f *Feed) exists(ctx context.Context, key, id string) bool {
-	msgs, err := f.st.rdb.XRangeN(ctx, key, id, id, 1).Result()
+func exists(ctx context.Context, rd redis.UniversalClient, key, id string) bool {
+	msgs, err := rd.XRangeN(ctx, key, id, id, 1).Result()
 	return err == nil && len(msgs) == 1
 }
 

@@ -319,3 +319,49 @@ func TestConfigRefusedWarnsAndWorks(t *testing.T) {
 	commit(t, st, store.Commit{Obj: "users/cy", Base: -1, Ops: []store.Op{store.Set("name", "Cy")}})
 	col.waitFor(t, "the commit", func(g map[string][]store.Change) bool { return len(g["users/cy"]) == 1 })
 }
+
+// A reader that was away while its stream was trimmed past the last entry it read reports
+// ChangeLost for the shard, so subscribers re-read everything of that shard.
+func TestFeedReportsTrimmedStream(t *testing.T) {
+	t.Parallel()
+	r := testpeer.StartRedis(t, testpeer.RedisOptions{})
+	rdb := r.Client(t)
+	st := newStore(t, rdb, store.Config{Shards: 1})
+	f := store.NewFeed(store.FeedConfig{Block: 200 * time.Millisecond, Retry: time.Second}, st, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for !f.Ready() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var lost atomic.Int64
+	col := newCollector(f)
+	f.Subscribe(func(c store.Change) {
+		if c.Kind == store.ChangeLost && c.Shard == 0 {
+			lost.Add(1)
+		}
+	})
+	commit(t, st, store.Commit{Obj: "users/tim", Base: -1, Ops: []store.Op{store.Set("n", "1")}})
+	col.waitFor(t, "the first change", func(g map[string][]store.Change) bool { return len(g["users/tim"]) == 1 })
+
+	// Cut the reader off, and while it waits to retry, trim the stream past what it read.
+	admin := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer admin.Close()
+	if err := admin.Do(context.Background(), "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i <= 4; i++ {
+		commit(t, st, store.Commit{Obj: "users/tim", Base: -1, Ops: []store.Op{store.Set("n", fmt.Sprint(i))}})
+	}
+	if err := admin.XTrimMaxLen(context.Background(), "dsm:{0}:feed", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for lost.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no ChangeLost after the stream was trimmed past the reader")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -56,8 +56,8 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 
 	a.rdb = redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs: cfg.RedisAddrs, Password: cfg.RedisPassword, IsClusterMode: cfg.RedisCluster,
-		// Every feed shard holds one connection in a blocking XREAD; the rest serve commits.
-		PoolSize: cfg.RedisPool + cfg.DSMShards,
+		// Commits, reads and claims; the feed's blocking reads have a client of their own.
+		PoolSize: cfg.RedisPool,
 	})
 	var err error
 	a.st, err = store.New(store.Config{
