@@ -197,8 +197,8 @@ func serveMain(args []string) error {
 	const shards = 16 // the gateway's default DSM_SHARDS
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs: []string{*redisAddr},
-		// As internal/gateway: REDIS_POOL (128) for commits plus one per feed shard.
-		PoolSize: 128 + shards,
+		// As internal/gateway: REDIS_POOL (128); the feed reads on a client of its own.
+		PoolSize: 128,
 	})
 	defer rdb.Close()
 	st, err := store.New(store.Config{Shards: shards}, rdb, log)
