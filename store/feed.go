@@ -84,16 +84,13 @@ type Feed struct {
 	log   *slog.Logger
 	ready []atomic.Bool // per shard: last read succeeded
 
-	handlers   atomic.Pointer[[]*handler]
-	ksHandlers atomic.Pointer[[]*keyspaceHandler]
-	hmu        sync.Mutex // serialises changes to handlers and ksHandlers
+	changes  hooks[func(Change)]
+	keyspace hooks[func(obj string, meta bool, event string)]
 
 	wmu     sync.Mutex        // guards watched
 	watched map[string]*watch // object → watch state
 	runCtx  atomic.Pointer[context.Context]
 }
-
-type handler struct{ fn func(Change) }
 
 // NewFeed returns a feed over the store's shards.
 func NewFeed(cfg FeedConfig, st *Store, log *slog.Logger) *Feed {
@@ -108,33 +105,12 @@ func NewFeed(cfg FeedConfig, st *Store, log *slog.Logger) *Feed {
 		ready:   make([]atomic.Bool, st.cfg.Shards),
 		watched: make(map[string]*watch),
 	}
-	f.handlers.Store(&[]*handler{})
-	f.ksHandlers.Store(&[]*keyspaceHandler{})
 	return f
 }
 
 // Subscribe registers fn for every change; fn runs on the reader goroutine of the change's
 // shard and must not block. The returned func removes it.
-func (f *Feed) Subscribe(fn func(Change)) (cancel func()) {
-	h := &handler{fn: fn}
-	f.hmu.Lock()
-	old := *f.handlers.Load()
-	next := append(append([]*handler(nil), old...), h)
-	f.handlers.Store(&next)
-	f.hmu.Unlock()
-	return func() {
-		f.hmu.Lock()
-		defer f.hmu.Unlock()
-		cur := *f.handlers.Load()
-		next := make([]*handler, 0, len(cur))
-		for _, x := range cur {
-			if x != h {
-				next = append(next, x)
-			}
-		}
-		f.handlers.Store(&next)
-	}
-}
+func (f *Feed) Subscribe(fn func(Change)) (cancel func()) { return f.changes.add(fn) }
 
 // Watch asks the feed to reconcile obj when a keyspace event shows a write to it (so a write
 // made outside the commit path reaches subscribers as a resync). Calls nest; the returned
@@ -355,7 +331,7 @@ func compareIDs(a, b string) int {
 }
 
 func (f *Feed) dispatch(c Change) {
-	for _, h := range *f.handlers.Load() {
+	for _, h := range f.changes.load() {
 		h.fn(c)
 	}
 }

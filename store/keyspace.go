@@ -76,7 +76,7 @@ func (f *Feed) listenKeyspace(ctx context.Context) error {
 				}
 				if obj, meta, ok := addrFromEventKey(key); ok {
 					f.event(obj, meta, msg.Payload)
-					for _, h := range *f.ksHandlers.Load() {
+					for _, h := range f.keyspace.load() {
 						h.fn(obj, meta, msg.Payload)
 					}
 				}
@@ -167,33 +167,11 @@ func (f *Feed) reconcile(obj string) {
 	}
 }
 
-// keyspaceHandler is one OnKeyspace registration.
-type keyspaceHandler struct {
-	fn func(obj string, meta bool, event string)
-}
-
 // OnKeyspace registers fn for every keyspace event on any object's field hash (meta
 // false) or meta hash (meta true), with the event name ("hset", "hdel", "del" ...). It
 // runs on the listener goroutine and must not block. Components that want a second wake-up
 // path besides the change feed use it rather than a subscription of their own. The
 // returned func removes it.
 func (f *Feed) OnKeyspace(fn func(obj string, meta bool, event string)) (cancel func()) {
-	h := &keyspaceHandler{fn: fn}
-	f.hmu.Lock()
-	old := *f.ksHandlers.Load()
-	next := append(append([]*keyspaceHandler(nil), old...), h)
-	f.ksHandlers.Store(&next)
-	f.hmu.Unlock()
-	return func() {
-		f.hmu.Lock()
-		defer f.hmu.Unlock()
-		cur := *f.ksHandlers.Load()
-		next := make([]*keyspaceHandler, 0, len(cur))
-		for _, x := range cur {
-			if x != h {
-				next = append(next, x)
-			}
-		}
-		f.ksHandlers.Store(&next)
-	}
+	return f.keyspace.add(fn)
 }
