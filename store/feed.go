@@ -177,16 +177,22 @@ func (f *Feed) Run(ctx context.Context) error {
 // serves commits; and on a single Redis it does not retry a failed read by itself, so the
 // reader sees every disconnect and checks whether the stream was trimmed past it meanwhile.
 func (f *Feed) readerClient() (redis.UniversalClient, func()) {
+	// Fresh options with the connection settings only: go-redis keeps mutable state behind
+	// pointers in Options (maintenance notifications), which a copy would share.
 	switch c := f.st.rdb.(type) {
 	case *redis.ClusterClient:
-		o := *c.Options()
-		o.PoolSize = f.st.cfg.Shards + 2
-		rd := redis.NewClusterClient(&o)
+		o := c.Options()
+		rd := redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs: o.Addrs, Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig,
+			Dialer: o.Dialer, PoolSize: f.st.cfg.Shards + 2,
+		})
 		return rd, func() { rd.Close() }
 	case *redis.Client:
-		o := *c.Options()
-		o.PoolSize, o.MaxRetries = 2, -1
-		rd := redis.NewClient(&o)
+		o := c.Options()
+		rd := redis.NewClient(&redis.Options{
+			Network: o.Network, Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB,
+			TLSConfig: o.TLSConfig, Dialer: o.Dialer, PoolSize: 2, MaxRetries: -1,
+		})
 		return rd, func() { rd.Close() }
 	}
 	return f.st.rdb, func() {} // an unknown client: share it, and leave it open
