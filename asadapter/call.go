@@ -46,11 +46,12 @@ type call struct {
 	// found by the keyspace wake-up and the rescan anyway.)
 	unwatch func()
 
-	mu      sync.Mutex // guards d, local, remote, answer
+	mu      sync.Mutex // guards d, local, remote, answer, hold
 	d       dialog
 	local   Local
 	remote  Remote
 	answer  []byte       // our last SDP (offer or answer), for refreshes
+	hold    *store.Op    // hold state to publish once our answer to a re-offer went out
 	lastAck *sip.Request // the ACK of our 2xx, resent on 2xx retransmissions
 	seDue   time.Time    // when the session expires without a refresh (zero: no timer)
 	seNext  time.Time    // when we refresh (we are the refresher; zero: not us)

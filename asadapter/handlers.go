@@ -142,11 +142,12 @@ func (a *Adapter) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 		a.reject(tx, req, 400, "Bad Request")
 		return
 	}
-	_, hdrs, body, ok := a.inDialogOffer(req, tx)
+	c, hdrs, body, ok := a.inDialogOffer(req, tx)
 	if !ok {
 		return
 	}
 	a.reply(tx, req, 200, "OK", "", body, hdrs...)
+	c.publishHold()
 }
 
 // inDialogOffer finds the call of an in-dialog UPDATE or re-INVITE, checks its CSeq order
@@ -189,6 +190,25 @@ func (a *Adapter) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	_ = a.saveDialog(ctx, &d)
 	cancel()
 	a.respond2xx(tx, req, d.LocalTag, body, c.ackC, hdrs...)
+	c.publishHold()
+}
+
+// publishHold writes the hold state of the last re-offer to the player, after our answer
+// went out (and, for a re-INVITE, its ACK came back): the browser may react by sending DTMF
+// or other in-dialog requests, which must not overtake the answer.
+func (c *call) publishHold() {
+	c.mu.Lock()
+	hold := c.hold
+	c.hold = nil
+	c.mu.Unlock()
+	if hold == nil {
+		return
+	}
+	ctx, cancel := c.a.cleanupCtx()
+	defer cancel()
+	if err := c.a.commit(ctx, c.player, store.Expect(c.a.f.callID, c.callID()), *hold); err != nil {
+		c.log.Debug("write hold failed", "err", err)
+	}
 }
 
 // modify applies the offer of a re-INVITE or UPDATE (if any) and the session timer; it
@@ -247,9 +267,9 @@ func (c *call) modify(req *sip.Request) ([]sip.Header, []byte, int, string) {
 	} else {
 		hold = store.Del(a.f.hold)
 	}
-	if err := a.commit(ctx, c.player, store.Expect(a.f.callID, c.callID()), hold); err != nil {
-		c.log.Debug("write hold failed", "err", err)
-	}
+	c.mu.Lock()
+	c.hold = &hold // published by publishHold once the far end has our answer
+	c.mu.Unlock()
 	c.log.Info("media modified by the far end", "held", held, "rtp", fmt.Sprintf("%s:%d", remote.Addr, remote.Port))
 	return append(hdrs, sip.NewHeader("Content-Type", "application/sdp")), body, 200, ""
 }
