@@ -8,16 +8,17 @@ import (
 )
 
 // maxLag is how far a Scheduler may fall behind its clock before it gives up on the ticks
-// it missed: up to 100 ms (five ticks) it catches up by ticking back to back, so jitter
-// buffers drain at the senders' rate; beyond, the missed ticks are skipped and counted
-// (a stopped process or an overloaded core; catching up would only burst packets out).
-const maxLag = 100 * time.Millisecond
+// it missed: up to 200 ms (ten ticks, the default jitter buffer depth, so a listener's
+// buffer can take the burst) it catches up by ticking back to back, and jitter buffers
+// drain at the senders' rate; beyond, the missed ticks are skipped and counted (a stopped
+// process or an overloaded core; catching up would only burst packets out).
+const maxLag = 200 * time.Millisecond
 
 // SchedulerStats describe how well a Scheduler kept time.
 type SchedulerStats struct {
 	Mixers  int           // mixers it drives
 	Ticks   uint64        // ticks run
-	Skipped uint64        // ticks given up after falling more than 100 ms behind
+	Skipped uint64        // ticks given up after falling more than 200 ms behind
 	Last    time.Duration // duration of the last tick of all its mixers
 	Max     time.Duration // longest such tick
 }
