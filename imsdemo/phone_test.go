@@ -73,13 +73,16 @@ func newPhone(t testing.TB, name string, codec mixer.Codec, freq float64, proxy 
 		byeC: make(chan *sip.Request, 4), notes: make(chan *sip.Request, 64)}
 	p.dua = &sipgo.DialogUA{Client: cli, ContactHDR: sip.ContactHeader{
 		Address: sip.Uri{Scheme: "sip", User: name, Host: "127.0.0.1", Port: port}}}
+	// Queue a request before answering it: the server sends the next NOTIFY only after
+	// our 200, and each request runs on its own goroutine, so answering first could let
+	// the next one overtake it in the queue.
 	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
-		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 		p.byeC <- req
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
 	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
-		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 		p.notes <- req
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
 	go func() { _ = srv.ServeUDP(conn) }()
 	go func() { _ = srv.ServeTCP(tcp) }() // large NOTIFYs come over TCP

@@ -56,6 +56,10 @@ func startServer(t testing.TB, cfg Config) (*Server, context.CancelFunc) {
 }
 
 // hears checks the tones in what a phone heard: each of want loud, each of not silent.
+// The tones are sent at 6000 (Go phones) and about 13000 (baresip); on a loaded machine
+// a sender's gaps lower its level, so loud is anything above 1000, while a tone that
+// should not be there stays below 300 (a participant's own tone leaks at about 30, its
+// G.711 quantisation noise).
 func hears(t *testing.T, who string, s []int16, want, not []float64) {
 	t.Helper()
 	var levels []string
@@ -64,8 +68,8 @@ func hears(t *testing.T, who string, s []int16, want, not []float64) {
 	}
 	t.Logf("%s hears: %s", who, strings.Join(levels, ", "))
 	for _, f := range want {
-		if l := testpeer.ToneLevel(s, mixer.SampleRate, f); l < 3000 {
-			t.Errorf("%s hears %v Hz at %.0f, want about 6000", who, f, l)
+		if l := testpeer.ToneLevel(s, mixer.SampleRate, f); l < 1000 {
+			t.Errorf("%s hears %v Hz at %.0f, want it loud", who, f, l)
 		}
 	}
 	for _, f := range not {

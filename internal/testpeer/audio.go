@@ -65,8 +65,10 @@ func ReadWAV(path string) ([]int16, int, error) {
 	for off := 12; off+8 <= len(b); {
 		id, size := string(b[off:off+4]), int(binary.LittleEndian.Uint32(b[off+4:]))
 		body := b[off+8:]
-		if size > len(body) {
-			size = len(body) // a recording still being written: take what is there
+		if size > len(body) || (id == "data" && size == 0) {
+			// A recording still being written (baresip's sndfile fills in the sizes
+			// when it closes the file): take what is there.
+			size = len(body)
 		}
 		switch id {
 		case "fmt ":
