@@ -102,13 +102,31 @@ func (c Codec) encode(dst []byte, src *[FrameSamples]int32) {
 	dst = dst[:FrameBytes]
 	if c == PCMA {
 		for i, s := range src {
-			dst[i] = g711.EncodeAlawFrame(clip16(s))
+			dst[i] = alawEnc[uint16(clip16(s))>>4]
 		}
 	} else {
 		for i, s := range src {
-			dst[i] = g711.EncodeUlawFrame(clip16(s))
+			dst[i] = ulawEnc[uint16(clip16(s))>>2]
 		}
 	}
+}
+
+// Encoding tables, read-only once built. G.711 µ-law looks at the top 14 bits of a
+// sample and A-law at the top 12 (the encoders shift the rest away first, and an
+// arithmetic shift commutes with the one's complement they take of negative samples), so
+// a table indexed by those bits gives exactly g711's code in one load instead of a
+// dozen operations: encoding is most of a mixer's work. 16 KiB and 4 KiB stay in cache.
+var (
+	ulawEnc = encTable(2, g711.EncodeUlawFrame)
+	alawEnc = encTable(4, g711.EncodeAlawFrame)
+)
+
+func encTable(shift uint, enc func(int16) uint8) []uint8 {
+	t := make([]uint8, 1<<(16-shift))
+	for i := range t {
+		t[i] = enc(int16(uint16(i) << shift))
+	}
+	return t
 }
 
 // clip16 saturates a sum of samples to the 16-bit range: louder than full scale is

@@ -3,6 +3,8 @@ package mixer
 import (
 	"testing"
 	"time"
+
+	"github.com/zaf/g711"
 )
 
 // Three participants with three tones and two codecs: each hears the two others and not
@@ -282,5 +284,30 @@ func TestMixerDoesNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per tick", allocs)
+	}
+}
+
+// The encoding tables give g711's code for every 16-bit sample.
+func TestEncodeTablesMatchG711(t *testing.T) {
+	for i := -32768; i <= 32767; i++ {
+		var in [FrameSamples]int32
+		in[0] = int32(i)
+		var out [FrameBytes]byte
+		PCMU.encode(out[:], &in)
+		if want := g711.EncodeUlawFrame(int16(i)); out[0] != want {
+			t.Fatalf("µ-law %d: %#x, want %#x", i, out[0], want)
+		}
+		PCMA.encode(out[:], &in)
+		if want := g711.EncodeAlawFrame(int16(i)); out[0] != want {
+			t.Fatalf("A-law %d: %#x, want %#x", i, out[0], want)
+		}
+	}
+	var sil [FrameSamples]int32
+	var out [FrameBytes]byte
+	for _, c := range []Codec{PCMU, PCMA} {
+		c.encode(out[:], &sil)
+		if out[0] != c.silence() {
+			t.Fatalf("%v silence %#x, want %#x", c, out[0], c.silence())
+		}
 	}
 }
