@@ -73,7 +73,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	l := &leg{s: s, log: log, media: media, ackC: make(chan struct{}, 1), done: make(chan struct{}),
-		sessID: rand.Uint64N(1 << 62), since: time.Now()}
+		sessID: rand.Uint64N(1 << 62), since: time.Now(), floor: kind != KindTalkGroup}
 	l.dlg = newDialog(req, sip.GenerateTagN(16), name)
 	r, err := s.reserve(name, kind, l)
 	if err != nil {

@@ -37,6 +37,10 @@ type leg struct {
 	// since is when media was last expected to start (the session, or a resume): the
 	// media timeout counts from here when nothing came after it.
 	since time.Time
+	// floor is whether the participant may talk apart from hold: always in a
+	// conference; in a talk group (to come) only while its floor control server grants
+	// it the floor.
+	floor bool
 
 	ep *endpoint // the leg's entry in the conference state; guarded by room.mu
 }
@@ -64,13 +68,9 @@ func (l *leg) fillEndpoint(e *endpoint) {
 func (l *leg) applyLocked(n negotiated) error {
 	old := l.neg
 	if l.part == nil || n.codec != l.part.Codec() {
-		var ssrc uint32
-		if l.part != nil {
-			ssrc = l.part.SSRC()
-		} else {
-			ssrc = rand.Uint32()
-		}
-		p, err := l.room.mix.Add(mixer.ParticipantConfig{Codec: n.codec, SSRC: ssrc, IgnorePT: n.eventPT, Sink: l.media})
+		// A new codec is a new stream with an SSRC of its own (RFC 3550 section 8.2:
+		// its sequence and timestamp start afresh too).
+		p, err := l.room.mix.Add(mixer.ParticipantConfig{Codec: n.codec, SSRC: rand.Uint32(), IgnorePT: n.eventPT, Sink: l.media})
 		if err != nil {
 			return err
 		}
@@ -84,12 +84,28 @@ func (l *leg) applyLocked(n negotiated) error {
 	if n.remote.IsValid() {
 		l.media.setRemote(n.remote)
 	}
-	l.part.SetSpeak(n.dir == SendRecv)
-	l.part.SetListen(n.dir.receives() && n.remote.IsValid())
+	l.gatesLocked()
 	if n.dir.sends() && !old.dir.sends() {
 		l.since = time.Now()
 	}
 	return nil
+}
+
+// gatesLocked opens the participant's way into the mix when it sends and receives and
+// holds the floor, and the mix toward it when it receives somewhere (l.mu held).
+func (l *leg) gatesLocked() {
+	l.part.SetSpeak(l.neg.dir == SendRecv && l.floor)
+	l.part.SetListen(l.neg.dir.receives() && l.neg.remote.IsValid())
+}
+
+// setFloor gives or takes the right to talk: the hook of a floor control server.
+func (l *leg) setFloor(on bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.floor = on
+	if l.part != nil {
+		l.gatesLocked()
+	}
 }
 
 // answerLocked renders our answer to the last negotiation (l.mu held).

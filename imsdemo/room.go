@@ -13,19 +13,25 @@ import (
 // Kind is what a room does with its participants' audio.
 type Kind int
 
-// Room kinds. A talk group (one talker at a time under a floor control server, 3GPP TS
-// 24.380) is meant to be a third kind: the same room and roster, with a floor server
-// opening and closing each participant's speak gate (mixer.Participant.SetSpeak).
+// Room kinds.
 const (
 	// KindConference mixes everyone for everyone but themselves.
 	KindConference Kind = iota
 	// KindEcho is a private room of one that hears itself: the echo service.
 	KindEcho
+	// KindTalkGroup is reserved for push-to-talk: the same room, roster and mixer, with
+	// one talker at a time. Nobody holds the floor when joining (leg.floor is false);
+	// a floor control server (3GPP TS 24.380, to come) grants it with leg.setFloor, which
+	// opens that participant's speak gate. No request creates one yet.
+	KindTalkGroup
 )
 
 func (k Kind) String() string {
-	if k == KindEcho {
+	switch k {
+	case KindEcho:
 		return "echo"
+	case KindTalkGroup:
+		return "talk-group"
 	}
 	return "conference"
 }

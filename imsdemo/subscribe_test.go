@@ -59,6 +59,21 @@ func TestSubscriptionLifecycle(t *testing.T) {
 		t.Fatalf("refresh after the end: %d", res.StatusCode)
 	}
 
+	// A subscription not refreshed in time ends with reason timeout.
+	short := newSubscriber(t, "short", "")
+	if code := short.subscribe(room, 30); code != 200 {
+		t.Fatalf("short: %d", code)
+	}
+	short.next()
+	s.mu.Lock()
+	ss := s.subs[short.callID]
+	s.mu.Unlock()
+	ss.mu.Lock()
+	ss.expires = time.Now() // as if 30 s had passed
+	ss.mu.Unlock()
+	for short.next(); short.states[len(short.states)-1] != "terminated;reason=timeout"; short.next() {
+	}
+
 	// A fetch: one NOTIFY with the state, terminated.
 	fetch := newSubscriber(t, "fetch", "")
 	if code := fetch.subscribe(room, 0); code != 200 {
