@@ -14,8 +14,4 @@ var (
 	ErrNoPorts = errors.New("no free RTP port")
 	// ErrTooManyRooms means the server hosts its maximum of rooms.
 	ErrTooManyRooms = errors.New("too many rooms")
-	// ErrRoomName is a request URI user part that cannot name a room.
-	ErrRoomName = errors.New("not a room name")
-	// ErrDraining means the server is shutting down and takes no new sessions.
-	ErrDraining = errors.New("shutting down")
 )

@@ -34,6 +34,8 @@ type leg struct {
 	awaitAnswer bool
 	// answering: a 2xx of ours waits for its ACK; a re-INVITE meanwhile gets 491.
 	answering bool
+	// ending: end has begun (its BYE may take a while); the janitor leaves it be.
+	ending bool
 	// since is when media was last expected to start (the session, or a resume): the
 	// media timeout counts from here when nothing came after it.
 	since time.Time
@@ -119,7 +121,7 @@ func (l *leg) answerLocked(offer *sessionDesc) []byte {
 func (l *leg) timedOut(now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.neg.dir.sends() || l.part == nil {
+	if l.ending || !l.neg.dir.sends() || l.part == nil {
 		return false
 	}
 	last := l.part.LastReceived()
@@ -136,6 +138,7 @@ func (l *leg) end(ctx context.Context, method, reason string, bye bool) {
 	l.once.Do(func() {
 		l.mu.Lock()
 		part := l.part
+		l.ending = true
 		l.mu.Unlock()
 		if part != nil {
 			l.room.mix.Remove(part)

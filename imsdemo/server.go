@@ -34,7 +34,7 @@ type Server struct {
 
 	draining atomic.Bool
 	runCtx   atomic.Pointer[context.Context]
-	wg       sync.WaitGroup // subscription senders
+	wg       sync.WaitGroup // subscription senders and the janitor's session endings
 
 	mu    sync.Mutex               // guards the maps below; taken before any room's mutex
 	rooms map[string]*room         // conference rooms by name
@@ -195,7 +195,9 @@ func (s *Server) janitor(ctx context.Context) {
 				legs, subs := r.snapshot()
 				for _, l := range legs {
 					if l.timedOut(now) {
-						go l.end(ctx, discFailed, "media timeout", true)
+						// On its own goroutine: the BYE may wait for its answer.
+						s.wg.Add(1)
+						go func() { defer s.wg.Done(); l.end(ctx, discFailed, "media timeout", true) }()
 					}
 				}
 				for _, sub := range subs {

@@ -2,6 +2,7 @@ package testpeer
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -58,8 +59,17 @@ func ReadWAV(path string) ([]int16, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	s, rate, err := ParseWAV(b)
+	if err != nil {
+		return nil, 0, fmt.Errorf("testpeer: %s: %w", path, err)
+	}
+	return s, rate, nil
+}
+
+// ParseWAV parses a 16-bit PCM WAV file's bytes (see ReadWAV).
+func ParseWAV(b []byte) ([]int16, int, error) {
 	if len(b) < 12 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
-		return nil, 0, fmt.Errorf("testpeer: %s: not a WAV file", path)
+		return nil, 0, errors.New("not a WAV file")
 	}
 	var channels, bits, rate int
 	for off := 12; off+8 <= len(b); {
@@ -73,17 +83,17 @@ func ReadWAV(path string) ([]int16, int, error) {
 		switch id {
 		case "fmt ":
 			if size < 16 {
-				return nil, 0, fmt.Errorf("testpeer: %s: short fmt chunk", path)
+				return nil, 0, errors.New("short fmt chunk")
 			}
 			if f := binary.LittleEndian.Uint16(body); f != 1 && f != 0xFFFE {
-				return nil, 0, fmt.Errorf("testpeer: %s: WAV format %d is not PCM", path, f)
+				return nil, 0, fmt.Errorf("WAV format %d is not PCM", f)
 			}
 			channels = int(binary.LittleEndian.Uint16(body[2:]))
 			rate = int(binary.LittleEndian.Uint32(body[4:]))
 			bits = int(binary.LittleEndian.Uint16(body[14:]))
 		case "data":
 			if bits != 16 || channels < 1 {
-				return nil, 0, fmt.Errorf("testpeer: %s: %d-bit %d-channel audio, want 16-bit", path, bits, channels)
+				return nil, 0, fmt.Errorf("%d-bit %d-channel audio, want 16-bit", bits, channels)
 			}
 			frame := 2 * channels
 			out := make([]int16, size/frame)
@@ -94,5 +104,5 @@ func ReadWAV(path string) ([]int16, int, error) {
 		}
 		off += 8 + size + size&1 // chunks are padded to even sizes
 	}
-	return nil, 0, fmt.Errorf("testpeer: %s: no data chunk", path)
+	return nil, 0, errors.New("no data chunk")
 }
