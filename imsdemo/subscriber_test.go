@@ -109,6 +109,9 @@ func (s *testSubscriber) next() *asadapter.ConferenceInfo {
 			t.Fatalf("NOTIFY without Subscription-State or Event: conference:\n%s", req)
 		}
 		s.states = append(s.states, st.Value())
+		if testing.Verbose() {
+			t.Logf("NOTIFY (%s):\n%s", st.Value(), req.Body())
+		}
 		if len(req.Body()) == 0 {
 			return nil
 		}
