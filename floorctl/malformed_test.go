@@ -1,0 +1,78 @@
+package floorctl
+
+import (
+	"errors"
+	"testing"
+)
+
+// malformed is the table of refused input: each entry is a datagram a broken or hostile
+// peer could send and the sentinel Unmarshal must answer with.
+func malformed() []struct {
+	name string
+	wire []string
+	want error
+} {
+	return []struct {
+		name string
+		wire []string
+		want error
+	}{
+		{"empty", nil, ErrTruncated},
+		{"eleven bytes", []string{"80cc0002", "11223344", "4d4350"}, ErrTruncated},
+		{"RTCP version 1", []string{"40cc0002", "11223344", mcpt}, ErrBadVersion},
+		{"RTCP version 0", []string{"00cc0002", "11223344", mcpt}, ErrBadVersion},
+		{"receiver report", []string{"80c90002", "11223344", mcpt}, ErrNotApp},
+		{"APP named PoC1 (OMA TBCP)", []string{"80cc0002", "11223344", "506f4331"}, ErrNotMCPT},
+		{"APP named MCPC", []string{"80cc0002", "11223344", "4d435043"}, ErrNotMCPT},
+		{"length says 20 bytes, 16 present", []string{"80cc0004", "11223344", mcpt, "00020500"}, ErrTruncated},
+		{"length 65535", []string{"80ccffff", "11223344", mcpt}, ErrTruncated},
+		{"four bytes after the message", []string{"80cc0002", "11223344", mcpt, "00020500"}, ErrLength},
+		{"length field shorter than the header", []string{"80cc0001", "11223344", mcpt}, ErrLength},
+		{"padding bit, padding count 0", []string{"a0cc0003", "11223344", mcpt, "00000000"}, ErrBadPadding},
+		{"padding bit, count beyond the body", []string{"a0cc0003", "11223344", mcpt, "00000009"}, ErrBadPadding},
+		{"padding bit, empty body", []string{"a0cc0002", "11223344", mcpt}, ErrBadPadding},
+		{"subtype 00111", []string{"87cc0002", "11223344", mcpt}, ErrUnknownSubtype},
+		{"subtype 01111 (multi-talker release)", []string{"8fcc0002", "11223344", mcpt}, ErrUnknownSubtype},
+		{"subtype 01011", []string{"8bcc0002", "11223344", mcpt}, ErrUnknownSubtype},
+		{"ack bit on a floor request", []string{"90cc0002", "11223344", mcpt}, ErrUnknownSubtype},
+		{"ack bit on a floor revoke", []string{"96cc0003", "aabbccdd", mcpt, "02020002"}, ErrUnknownSubtype},
+		{"ack bit on a floor ack", []string{"9acc0004", "11223344", mcpt, "0a020000", "0c020100"}, ErrUnknownSubtype},
+		{"floor deny without reject cause", []string{"83cc0002", "aabbccdd", mcpt}, ErrMissingField},
+		{"floor revoke without reject cause", []string{"86cc0003", "aabbccdd", mcpt, "0d028000"}, ErrMissingField},
+		{"floor idle without sequence number", []string{"85cc0003", "aabbccdd", mcpt, "0d028000"}, ErrMissingField},
+		{"floor taken without sequence number", []string{"82cc0003", "aabbccdd", mcpt, "05020001"}, ErrMissingField},
+		{"floor granted without duration", []string{"81cc0003", "aabbccdd", mcpt, "00020500"}, ErrMissingField},
+		{"queue position info without queue info", []string{"89cc0002", "aabbccdd", mcpt}, ErrMissingField},
+		{"floor ack without message type", []string{"8acc0003", "11223344", mcpt, "0a020000"}, ErrMissingField},
+		{"field length past the end", []string{"80cc0003", "11223344", mcpt, "00080500"}, ErrFieldTruncated},
+		{"text length past the end", []string{"84cc0003", "11223344", mcpt, "06046162"}, ErrFieldTruncated},
+		{"two-octet length past the end", []string{"80cc0003", "11223344", mcpt, "c8001000"}, ErrFieldTruncated},
+		{"padding of the last field missing", []string{"a0cc0004", "11223344", mcpt, "06016100", "00000002"}, ErrFieldTruncated},
+		{"floor priority of length 1", []string{"80cc0003", "11223344", mcpt, "00010500"}, ErrFieldLength},
+		{"duration of length 4", []string{"81cc0004", "aabbccdd", mcpt, "01040000", "001e0000"}, ErrFieldLength},
+		{"SSRC of length 4", []string{"82cc0004", "aabbccdd", mcpt, "0e041122", "33440000"}, ErrFieldLength},
+		{"reject cause of length 1", []string{"83cc0003", "aabbccdd", mcpt, "02010100"}, ErrFieldLength},
+		{"reject cause of length 0", []string{"83cc0003", "aabbccdd", mcpt, "02000000"}, ErrFieldLength},
+		{"queue info of length 0", []string{"89cc0003", "aabbccdd", mcpt, "03000000"}, ErrFieldLength},
+		{"permission to request 2", []string{"82cc0004", "aabbccdd", mcpt, "05020002", "08020001"}, ErrFieldValue},
+		{"message type 00111", []string{"8acc0004", "11223344", mcpt, "0a020000", "0c020700"}, ErrFieldValue},
+		{"message type 64", []string{"8acc0004", "11223344", mcpt, "0a020000", "0c024000"}, ErrFieldValue},
+		{"user ID not UTF-8", []string{"84cc0003", "11223344", mcpt, "0602fffe"}, ErrFieldValue},
+		{"granted party with a NUL inside", []string{"82cc0005", "aabbccdd", mcpt, "04036100", "62000000", "08020001"}, ErrFieldValue},
+		{"reject phrase not UTF-8", []string{"83cc0004", "aabbccdd", mcpt, "02040001", "c3280000"}, ErrFieldValue},
+	}
+}
+
+func TestUnmarshalRefusesMalformed(t *testing.T) {
+	for _, tt := range malformed() {
+		t.Run(tt.name, func(t *testing.T) {
+			// A message decoded before must survive a refused one untouched only in the
+			// caller's hands: Unmarshal overwrites m, so the caller decodes into scratch.
+			var m Message
+			err := m.Unmarshal(h(t, tt.wire...))
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Unmarshal error %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
