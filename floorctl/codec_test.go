@@ -3,7 +3,6 @@ package floorctl
 import (
 	"bytes"
 	"encoding/hex"
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -344,71 +343,5 @@ func TestUnmarshalTolerates(t *testing.T) {
 				t.Fatalf("decoded message does not marshal: %v", err)
 			}
 		})
-	}
-}
-
-func TestMarshalRefuses(t *testing.T) {
-	long := bytes.Repeat([]byte("a"), 256)
-	tests := []struct {
-		name string
-		msg  func() Message
-		want error
-	}{
-		{"unknown subtype", func() Message { return Message{Subtype: 7} }, ErrUnknownSubtype},
-		{"subtype out of range", func() Message { return Message{Subtype: 40} }, ErrUnknownSubtype},
-		{"ack bit on a request", func() Message { return Message{Subtype: FloorRequest, AckRequired: true} }, ErrUnknownSubtype},
-		{"ack bit on a revoke", func() Message {
-			m := Message{Subtype: FloorRevoke, AckRequired: true}
-			m.SetRejectCause(1, nil)
-			return m
-		}, ErrUnknownSubtype},
-		{"duration on a request", func() Message {
-			m := Message{Subtype: FloorRequest}
-			m.SetDuration(3)
-			return m
-		}, ErrFieldNotAllowed},
-		{"deny without cause", func() Message { return Message{Subtype: FloorDeny} }, ErrMissingField},
-		{"granted without duration", func() Message { return Message{Subtype: FloorGranted} }, ErrMissingField},
-		{"ack without message type", func() Message {
-			m := Message{Subtype: FloorAck}
-			m.SetSource(SourceParticipant)
-			return m
-		}, ErrMissingField},
-		{"user ID of 256 bytes", func() Message {
-			m := Message{Subtype: FloorRelease}
-			m.SetUserID(long)
-			return m
-		}, ErrFieldTooLong},
-		{"reject phrase of 254 bytes", func() Message {
-			m := Message{Subtype: FloorDeny}
-			m.SetRejectCause(1, long[:254])
-			return m
-		}, ErrFieldTooLong},
-		{"ack of an unknown message type", func() Message {
-			m := Message{Subtype: FloorAck}
-			m.SetSource(SourceParticipant)
-			m.SetMessageType(7)
-			return m
-		}, ErrFieldValue},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			m := tt.msg()
-			if _, err := m.Marshal(); !errors.Is(err, tt.want) {
-				t.Fatalf("Marshal error %v, want %v", err, tt.want)
-			}
-			if _, err := m.MarshalTo(make([]byte, 2048)); !errors.Is(err, tt.want) {
-				t.Fatalf("MarshalTo error %v, want %v", err, tt.want)
-			}
-		})
-	}
-	m := Message{Subtype: FloorRequest}
-	m.SetFloorPriority(1)
-	if _, err := m.MarshalTo(make([]byte, 15)); !errors.Is(err, ErrShortBuffer) {
-		t.Fatalf("MarshalTo into 15 bytes: %v", err)
-	}
-	m.SetUserID(long[:255])
-	if _, err := m.Marshal(); err != nil {
-		t.Fatalf("255-byte user ID: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package floorctl
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -76,4 +77,50 @@ func (s *Scanner) Next(m *Message) error {
 func IsFloorControl(b []byte) bool {
 	return len(b) >= headerLen && b[0]>>6 == rtcpVersion && b[1] == ptApp &&
 		bytes.Equal(b[8:12], nameMCPT[:])
+}
+
+// scan calls handle for every floor control message of a datagram. Packets that fail to
+// decode reach no handler, so they change no state; their errors come back joined.
+func scan(datagram []byte, handle func(*Message)) error {
+	var (
+		m    Message
+		errs []error
+	)
+	for sc := NewScanner(datagram); ; {
+		err := sc.Next(&m)
+		if err == io.EOF {
+			return errors.Join(errs...)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		handle(&m)
+	}
+}
+
+// ReceiveDatagram handles every floor control message of a datagram from the server and
+// returns what to send back. A malformed message is skipped, changes nothing and is
+// reported in the error; the others are still handled.
+func (p *Participant) ReceiveDatagram(datagram []byte) ([]Message, error) {
+	var out []Message
+	err := scan(datagram, func(m *Message) { out = append(out, p.Receive(m)...) })
+	return out, err
+}
+
+// ReceiveDatagram handles every floor control message of a datagram from participant
+// from. A malformed message is skipped, changes nothing and is reported in the error.
+func (s *Server) ReceiveDatagram(from string, datagram []byte) ([]Outbound, error) {
+	var (
+		out  []Outbound
+		errs []error
+	)
+	err := scan(datagram, func(m *Message) {
+		o, err := s.Receive(from, m)
+		out = append(out, o...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	})
+	return out, errors.Join(append(errs, err)...)
 }

@@ -1,6 +1,7 @@
 package floorctl
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 )
@@ -74,5 +75,128 @@ func TestUnmarshalRefusesMalformed(t *testing.T) {
 				t.Fatalf("Unmarshal error %v, want %v", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestMarshalRefuses(t *testing.T) {
+	long := bytes.Repeat([]byte("a"), 256)
+	tests := []struct {
+		name string
+		msg  func() Message
+		want error
+	}{
+		{"unknown subtype", func() Message { return Message{Subtype: 7} }, ErrUnknownSubtype},
+		{"subtype out of range", func() Message { return Message{Subtype: 40} }, ErrUnknownSubtype},
+		{"ack bit on a request", func() Message { return Message{Subtype: FloorRequest, AckRequired: true} }, ErrUnknownSubtype},
+		{"ack bit on a revoke", func() Message {
+			m := Message{Subtype: FloorRevoke, AckRequired: true}
+			m.SetRejectCause(1, nil)
+			return m
+		}, ErrUnknownSubtype},
+		{"duration on a request", func() Message {
+			m := Message{Subtype: FloorRequest}
+			m.SetDuration(3)
+			return m
+		}, ErrFieldNotAllowed},
+		{"deny without cause", func() Message { return Message{Subtype: FloorDeny} }, ErrMissingField},
+		{"granted without duration", func() Message { return Message{Subtype: FloorGranted} }, ErrMissingField},
+		{"ack without message type", func() Message {
+			m := Message{Subtype: FloorAck}
+			m.SetSource(SourceParticipant)
+			return m
+		}, ErrMissingField},
+		{"user ID of 256 bytes", func() Message {
+			m := Message{Subtype: FloorRelease}
+			m.SetUserID(long)
+			return m
+		}, ErrFieldTooLong},
+		{"reject phrase of 254 bytes", func() Message {
+			m := Message{Subtype: FloorDeny}
+			m.SetRejectCause(1, long[:254])
+			return m
+		}, ErrFieldTooLong},
+		{"ack of an unknown message type", func() Message {
+			m := Message{Subtype: FloorAck}
+			m.SetSource(SourceParticipant)
+			m.SetMessageType(7)
+			return m
+		}, ErrFieldValue},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := tt.msg()
+			if _, err := m.Marshal(); !errors.Is(err, tt.want) {
+				t.Fatalf("Marshal error %v, want %v", err, tt.want)
+			}
+			if _, err := m.MarshalTo(make([]byte, 2048)); !errors.Is(err, tt.want) {
+				t.Fatalf("MarshalTo error %v, want %v", err, tt.want)
+			}
+		})
+	}
+	m := Message{Subtype: FloorRequest}
+	m.SetFloorPriority(1)
+	if _, err := m.MarshalTo(make([]byte, 15)); !errors.Is(err, ErrShortBuffer) {
+		t.Fatalf("MarshalTo into 15 bytes: %v", err)
+	}
+	m.SetUserID(long[:255])
+	if _, err := m.Marshal(); err != nil {
+		t.Fatalf("255-byte user ID: %v", err)
+	}
+}
+
+// TestMalformedChangesNothing feeds every malformed message of the table to a participant
+// and a server in the middle of a talk burst: each is refused and neither state moves.
+func TestMalformedChangesNothing(t *testing.T) {
+	clk := newFakeClock()
+	srv, _ := NewServer(Config{}, serverSSRC, clk.now)
+	for _, id := range []string{"a", "b"} {
+		if _, err := srv.Join(Member{ID: id, UserID: id, Queueing: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := srv.Receive("a", &Message{Subtype: FloorRequest}); err != nil {
+		t.Fatal(err)
+	}
+	part, _ := NewParticipant(Config{}, participantSSRC, 0, clk.now)
+	part.Request()
+	granted := Message{Subtype: FloorGranted, SSRC: serverSSRC}
+	granted.SetDuration(30)
+	part.Receive(&granted)
+
+	srvBefore, partBefore, stateBefore := srv.Status(), part.View(), part.State()
+	for _, tt := range malformed() {
+		// In a datagram, bytes after a message are the next packet: that entry holds a
+		// valid Floor Request, which the server rightly takes.
+		if len(tt.wire) == 0 || errors.Is(tt.want, ErrLength) && tt.name == "four bytes after the message" {
+			continue
+		}
+		// Other RTCP and other applications' APP packets are skipped without an error.
+		silent := errors.Is(tt.want, ErrNotApp) || errors.Is(tt.want, ErrNotMCPT)
+		wire := h(t, tt.wire...)
+		out, err := part.ReceiveDatagram(wire)
+		if (err == nil) != silent || len(out) != 0 {
+			t.Errorf("%s: participant: %v %v", tt.name, out, err)
+		}
+		sout, err := srv.ReceiveDatagram("b", wire)
+		if (err == nil) != silent || len(sout) != 0 {
+			t.Errorf("%s: server: %v %v", tt.name, sout, err)
+		}
+	}
+	if st := srv.Status(); st.Holder != srvBefore.Holder || len(st.Queue) != 0 || st.Revoke {
+		t.Fatalf("server moved: %+v → %+v", srvBefore, st)
+	}
+	if part.View() != partBefore || part.State() != stateBefore {
+		t.Fatalf("participant moved: %+v → %+v", partBefore, part.View())
+	}
+
+	// A datagram with a broken message between two good ones: the good ones count.
+	idle := h(t, "85cc0003", "aabbccdd", mcpt, "08020009")
+	broken := h(t, "83cc0002", "aabbccdd", mcpt)
+	out, err := part.ReceiveDatagram(bytes.Join([][]byte{broken, idle}, nil))
+	if !errors.Is(err, ErrMissingField) || len(out) != 0 || part.View().Floor != FloorIsIdle {
+		t.Fatalf("mixed datagram: %v %v %+v", out, err, part.View())
+	}
+	if _, err := srv.ReceiveDatagram("z", h(t, "84cc0002", "11223344", mcpt)); !errors.Is(err, ErrUnknownParticipant) {
+		t.Fatalf("unknown sender: %v", err)
 	}
 }
