@@ -68,19 +68,18 @@ func (m *Message) validate() error {
 	if missing := l.mandatory &^ m.Fields; missing != 0 {
 		return fmt.Errorf("%w: %v without fields %032b", ErrMissingField, m.Subtype, uint32(missing))
 	}
-	texts := [...]struct {
-		f     Field
-		value []byte
-		max   int
+	for _, t := range [...]struct {
+		f   Field
+		n   int
+		max int
 	}{
-		{FieldRejectCause, m.RejectPhrase, maxText - 2},
-		{FieldGrantedPartyID, m.GrantedPartyID, maxText},
-		{FieldUserID, m.UserID, maxText},
-		{FieldQueuedUserID, m.QueuedUserID, maxText},
-	}
-	for _, t := range texts {
-		if m.Has(t.f) && len(t.value) > t.max {
-			return fmt.Errorf("%w: field %d is %d bytes, at most %d", ErrFieldTooLong, t.f, len(t.value), t.max)
+		{FieldRejectCause, len(m.RejectPhrase), maxText - 2},
+		{FieldGrantedPartyID, len(m.GrantedPartyID), maxText},
+		{FieldUserID, len(m.UserID), maxText},
+		{FieldQueuedUserID, len(m.QueuedUserID), maxText},
+	} {
+		if t.n > t.max && m.Has(t.f) {
+			return fmt.Errorf("%w: field %d is %d bytes, at most %d", ErrFieldTooLong, t.f, t.n, t.max)
 		}
 	}
 	if m.Has(FieldMessageType) && !m.MessageType.known() {
