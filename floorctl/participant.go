@@ -144,8 +144,8 @@ func (p *Participant) Request() []Message {
 }
 
 // Release is the page's "floor=release" (PTT let go): a Floor Release, T100 started,
-// whether the floor was granted, queued or still asked for (§6.2.4.3.3, §6.2.4.4.3,
-// §6.2.4.7.4). It does nothing without a request.
+// whether the floor was granted, queued or still asked for (§6.2.4). It does nothing
+// without a request.
 func (p *Participant) Release() []Message {
 	switch p.state {
 	case StatePendingRequest, StateHasPermission, StateQueued:
@@ -227,7 +227,7 @@ func (p *Participant) Tick() []Message {
 	return nil
 }
 
-// AskPosition sends a Floor Queue Position Request while queued (§6.2.4.7.2); the
+// AskPosition sends a Floor Queue Position Request while queued (§6.2.4); the
 // server answers with Floor Queue Position Info.
 func (p *Participant) AskPosition() []Message {
 	if p.state != StateQueued {
@@ -236,7 +236,7 @@ func (p *Participant) AskPosition() []Message {
 	return []Message{p.message(FloorQueuePositionRequest)}
 }
 
-// granted handles Floor Granted (§6.2.4.3.2, §6.2.4.7.3).
+// granted handles Floor Granted ('U: pending Request', 'U: queued', §6.2.4).
 func (p *Participant) granted(out []Message, m *Message) []Message {
 	switch p.state {
 	case StatePendingRequest, StateQueued, StateHasPermission:
@@ -269,7 +269,8 @@ func (p *Participant) floorNews(out []Message) []Message {
 	return out
 }
 
-// queueInfo handles Floor Queue Position Info (§6.2.4.4.5, §6.2.4.7.4).
+// queueInfo handles Floor Queue Position Info ('U: pending Request', 'U: queued',
+// §6.2.4).
 func (p *Participant) queueInfo(out []Message, m *Message) []Message {
 	if p.state != StatePendingRequest && p.state != StateQueued {
 		return out

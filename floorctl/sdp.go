@@ -9,7 +9,7 @@ import (
 )
 
 // The media line of the floor control channel: "m=application <port> udp MCPTT"
-// (TS 24.380 §14, TS 24.379 §6.2.1): floor control messages over plain UDP, format MCPTT.
+// (TS 24.380 §14, TS 24.379): floor control messages over plain UDP, format MCPTT.
 const (
 	sdpMedia  = "application"
 	sdpProto  = "udp"
@@ -26,15 +26,16 @@ const (
 
 // Params are the parameters of the "a=fmtp:MCPTT" attribute (TS 24.380 §12.1.2).
 type Params struct {
-	// Queueing is "mc_queueing": queued floor requests are supported (§14.2.2).
+	// Queueing is "mc_queueing": queued floor requests are supported (§12.1.2.2).
 	Queueing bool
 	// Priority is "mc_priority=<1..255>": in an offer the highest Floor Priority the
-	// offerer asks for, in an answer the highest granted (§14.2.3, §14.3.3); 0 when absent.
+	// offerer asks for, in an answer the highest granted (§12.1.2.2); 0 when absent.
 	Priority uint8
 	// Granted is "mc_granted": in an offer, support for the floor being granted in the
-	// answer; in an answer, the floor granted to the offerer (§14.2.4).
+	// answer; in an answer, the floor granted to the offerer (§12.1.2.2).
 	Granted bool
-	// ImplicitRequest is "mc_implicit_request": the offer is also a Floor Request (§14.2.5).
+	// ImplicitRequest is "mc_implicit_request": the offer is also a Floor Request
+	// (§12.1.2.2).
 	ImplicitRequest bool
 }
 
@@ -93,7 +94,7 @@ func ParseParams(s string) (Params, error) {
 	return p, nil
 }
 
-// AnswerParams returns the parameters an answerer puts in its answer (§14.3): queueing
+// AnswerParams returns the parameters an answerer puts in its answer (§14): queueing
 // when both sides support it, the offered priority capped by the local maximum, no
 // implicit grant (the floor is granted by message, after the session is up).
 func AnswerParams(offer, local Params) Params {

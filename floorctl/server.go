@@ -17,9 +17,9 @@ type Member struct {
 	// UserID is the participant's MCPTT ID (its SIP URI), sent to the others as the
 	// Granted Party's Identity while it talks.
 	UserID string
-	// Queueing is true when the participant's SDP offered "mc_queueing" (§14.2.2).
+	// Queueing is true when the participant's SDP offered "mc_queueing" (§12.1.2.2).
 	Queueing bool
-	// MaxPriority is the "mc_priority" the answer granted (§14.3.3), 0 without one. A
+	// MaxPriority is the "mc_priority" the answer granted (§12.1.2.2), 0 without one. A
 	// request's Floor Priority is capped to it.
 	MaxPriority uint8
 }
@@ -109,7 +109,7 @@ func (s *Server) Deadline() (time.Time, bool) {
 }
 
 // Join adds a participant and tells it the floor's state: Floor Taken or Floor Idle, as
-// the server does for a participant joining an ongoing call (§6.3.5.2).
+// the server does for a participant joining an ongoing call (§6.3.5).
 func (s *Server) Join(m Member) ([]Outbound, error) {
 	if s.find(m.ID) != nil {
 		return nil, fmt.Errorf("%w: %q", ErrDuplicateParticipant, m.ID)
@@ -192,7 +192,7 @@ func (s *Server) Tick() []Outbound {
 	return out
 }
 
-// request handles a Floor Request (§6.3.4.3.3, §6.3.4.4.3).
+// request handles a Floor Request ('G: Floor Idle', 'G: Floor Taken', §6.3.4).
 func (s *Server) request(out []Outbound, p *member, prio uint8) []Outbound {
 	switch {
 	case s.holder == p:
@@ -270,7 +270,7 @@ func (s *Server) grant(out []Outbound, p *member) []Outbound {
 	return out
 }
 
-// grantedTo sends Floor Granted with the talk time left (§6.3.5.4.3).
+// grantedTo sends Floor Granted with the talk time left (§6.3.5).
 func (s *Server) grantedTo(out []Outbound, p *member) []Outbound {
 	msg := s.message(FloorGranted)
 	msg.SetDuration(durationSeconds(s.deadline.Sub(s.now())))
@@ -279,7 +279,7 @@ func (s *Server) grantedTo(out []Outbound, p *member) []Outbound {
 	return append(out, Outbound{To: p.ID, Msg: msg})
 }
 
-// deny sends Floor Deny with a cause (§6.3.5.4.4).
+// deny sends Floor Deny with a cause (§6.3.5).
 func (s *Server) deny(out []Outbound, p *member, cause uint16) []Outbound {
 	msg := s.message(FloorDeny)
 	msg.SetRejectCause(cause, nil)
@@ -287,7 +287,7 @@ func (s *Server) deny(out []Outbound, p *member, cause uint16) []Outbound {
 	return append(out, Outbound{To: p.ID, Msg: msg})
 }
 
-// ack sends Floor Ack for a message that asked for one (§6.3.5.6, source: the controlling
+// ack sends Floor Ack for a message that asked for one (§6.3.5, source: the controlling
 // MCPTT function, which this server plays).
 func (s *Server) ack(out []Outbound, p *member, of Subtype) []Outbound {
 	msg := s.message(FloorAck)
