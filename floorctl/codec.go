@@ -15,8 +15,8 @@ const (
 	maxText     = 255 // an 8-bit field length
 )
 
-// nameMCPT is the APP name of floor control messages (TS 24.380 section 8.2.2).
-var nameMCPT = [4]byte{'M', 'C', 'P', 'T'}
+// appName is the APP name of floor control messages (TS 24.380 section 8.2.2).
+const appName = "MCPT"
 
 // pad4 rounds n up to a multiple of 4: every field ends on a 32-bit boundary (§8.2.3.1).
 func pad4(n int) int { return (n + 3) &^ 3 }
@@ -116,7 +116,7 @@ func (m *Message) MarshalTo(buf []byte) (int, error) {
 	buf[1] = ptApp
 	binary.BigEndian.PutUint16(buf[2:], uint16(size/4-1))
 	binary.BigEndian.PutUint32(buf[4:], m.SSRC)
-	copy(buf[8:12], nameMCPT[:])
+	copy(buf[8:12], appName)
 	off := headerLen
 	for _, f := range layouts[m.Subtype].order {
 		if m.Has(f) {
@@ -198,7 +198,7 @@ func (m *Message) Unmarshal(buf []byte) error {
 	case size < len(buf):
 		return fmt.Errorf("%w: %d bytes after a %d-byte message", ErrLength, len(buf)-size, size)
 	}
-	if !bytes.Equal(buf[8:12], nameMCPT[:]) {
+	if string(buf[8:12]) != appName {
 		return fmt.Errorf("%w: %q", ErrNotMCPT, buf[8:12])
 	}
 	body := buf[headerLen:size]

@@ -1,7 +1,6 @@
 package floorctl
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -64,7 +63,7 @@ func (s *Scanner) Next(m *Message) error {
 		if size < headerLen {
 			return fmt.Errorf("%w: APP packet of %d bytes", ErrLength, size)
 		}
-		if !bytes.Equal(pkt[8:12], nameMCPT[:]) {
+		if string(pkt[8:12]) != appName {
 			continue // another application's APP packet
 		}
 		return m.Unmarshal(pkt)
@@ -76,7 +75,7 @@ func (s *Scanner) Next(m *Message) error {
 // test to demultiplex floor control from RTP or other RTCP on a shared port.
 func IsFloorControl(b []byte) bool {
 	return len(b) >= headerLen && b[0]>>6 == rtcpVersion && b[1] == ptApp &&
-		bytes.Equal(b[8:12], nameMCPT[:])
+		string(b[8:12]) == appName
 }
 
 // scan calls handle for every floor control message of a datagram. Packets that fail to
