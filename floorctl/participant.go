@@ -79,16 +79,16 @@ type Participant struct {
 	priority uint8
 	now      func() time.Time
 
-	state    State
-	timer    time.Time // T101 in StatePendingRequest, T100 in StatePendingRelease
-	tries    int       // messages sent in the current retransmission series (C101, C100)
-	taken    bool      // the last floor news was Floor Taken (else idle)
-	talker   string
-	talkerSS uint32
-	denied   bool // the last request ended without the floor (deny, timeout, revoke)
-	reason   string
-	position int
-	until    time.Time
+	state      State
+	timer      time.Time // T101 in StatePendingRequest, T100 in StatePendingRelease
+	tries      int       // messages sent in the current retransmission series (C101, C100)
+	taken      bool      // the last floor news was Floor Taken (else idle)
+	talker     string
+	talkerSSRC uint32
+	denied     bool // the last request ended without the floor (deny, timeout, revoke)
+	reason     string
+	position   int
+	until      time.Time
 }
 
 // NewParticipant returns a participant in 'U: has no permission' with the floor idle.
@@ -115,7 +115,7 @@ func (p *Participant) Deadline() (time.Time, bool) { return p.timer, !p.timer.Is
 func (p *Participant) View() View {
 	v := View{Reason: p.reason, Pending: p.state == StatePendingRequest || p.state == StatePendingRelease}
 	if p.taken {
-		v.Talker, v.TalkerSSRC = p.talker, p.talkerSS
+		v.Talker, v.TalkerSSRC = p.talker, p.talkerSSRC
 	}
 	switch {
 	case p.state == StateHasPermission:
@@ -178,13 +178,13 @@ func (p *Participant) Receive(m *Message) []Message {
 			p.enter(StateNoPermission, 0)
 		}
 	case FloorTaken:
-		p.taken, p.talker, p.talkerSS = true, string(m.GrantedPartyID), 0
+		p.taken, p.talker, p.talkerSSRC = true, string(m.GrantedPartyID), 0
 		if m.Has(FieldSSRC) {
-			p.talkerSS = m.GrantedSSRC
+			p.talkerSSRC = m.GrantedSSRC
 		}
 		out = p.floorNews(out)
 	case FloorIdle:
-		p.taken, p.talker, p.talkerSS = false, "", 0
+		p.taken, p.talker, p.talkerSSRC = false, "", 0
 		out = p.floorNews(out)
 	case FloorRevoke:
 		switch p.state {
