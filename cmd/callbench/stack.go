@@ -18,6 +18,7 @@ import (
 
 	"dsmgw/asadapter"
 	"dsmgw/internal/proc"
+	"dsmgw/internal/redisrun"
 	"dsmgw/mediagw"
 	"dsmgw/store"
 )
@@ -26,10 +27,10 @@ const benchSecret = "callbench-secret-0123456789"
 
 func numCPU() int { return runtime.NumCPU() }
 
-// children are the peer processes this tool started (redis-server, sipp), each in a
-// temporary directory that holds its log; they are stopped by PID.
+// children are the sipp processes this tool started, each in a temporary directory that
+// holds its log; they are stopped by PID, Redis (redisrun) separately.
 type children struct {
-	procs []*proc.Child
+	group proc.Group
 	dirs  []string
 }
 
@@ -47,25 +48,16 @@ func (c *children) start(name string, args ...string) (*proc.Child, string, erro
 	c.dirs = append(c.dirs, dir)
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
-	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	p, err := c.group.Start(name, cmd, proc.Options{LogFile: filepath.Join(dir, name+".log")})
 	if err != nil {
 		return nil, "", err
 	}
-	defer logf.Close() // the child holds its own descriptor
-	cmd.Stdout, cmd.Stderr = logf, logf
-	p, err := proc.Start(name, cmd, proc.Options{})
-	if err != nil {
-		return nil, "", err
-	}
-	c.procs = append(c.procs, p)
 	return p, dir, nil
 }
 
 // stopAll stops every child still running, then removes their directories.
 func (c *children) stopAll() {
-	for _, p := range c.procs {
-		p.Stop()
-	}
+	c.group.Stop(nil)
 	for _, d := range c.dirs {
 		_ = os.RemoveAll(d)
 	}
@@ -82,23 +74,22 @@ type stack struct {
 	rdbs    []*redis.Client
 	cancel  context.CancelFunc
 	httpSrv *http.Server
+	redis   *redisrun.Server
 	runID   string
 }
 
-func startStack(ctx context.Context, peers *children, o options, log *slog.Logger) (*stack, error) {
-	rport, err := proc.FreePort()
+func startStack(ctx context.Context, peers *children, o options, log *slog.Logger) (_ *stack, err error) {
+	rs, err := redisrun.Start(ctx, redisrun.Options{NotifyKeyspaceEvents: "Khg"})
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := peers.start("redis-server", "--port", strconv.Itoa(rport), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--notify-keyspace-events", "Khg"); err != nil {
-		return nil, err
-	}
-	raddr := "127.0.0.1:" + strconv.Itoa(rport)
-	if err := proc.WaitTCP(raddr, 10*time.Second); err != nil {
-		return nil, err
-	}
-	s := &stack{runID: strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
+	defer func() {
+		if err != nil {
+			rs.Stop()
+		}
+	}()
+	raddr := rs.Addr
+	s := &stack{redis: rs, runID: strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
 	ctx, s.cancel = context.WithCancel(ctx)
 	newClient := func() *redis.Client {
 		c := redis.NewClient(&redis.Options{Addr: raddr, PoolSize: 256})
@@ -171,4 +162,5 @@ func (s *stack) close() {
 	for _, c := range s.rdbs {
 		_ = c.Close()
 	}
+	s.redis.Stop()
 }

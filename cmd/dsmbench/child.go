@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"dsmgw/internal/proc"
+	"dsmgw/internal/redisrun"
 	"dsmgw/otbridge"
 	"dsmgw/store"
 )
@@ -41,51 +42,15 @@ const (
 // stop (a gateway drains its connections first, which takes far less on loopback).
 func childOptions() proc.Options { return proc.Options{Pdeathsig: syscall.SIGKILL} }
 
-// startRedis runs a private redis-server without persistence on a free loopback port.
-func startRedis(ctx context.Context, dir string) (*proc.Child, string, error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return nil, "", fmt.Errorf("redis-server not installed (or pass -redis): %w", err)
-	}
-	port, err := proc.FreePort()
-	if err != nil {
-		return nil, "", err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no",
-		"--loglevel", "warning",
+// startRedis runs a private redis-server without persistence on a free loopback port,
+// its files and log (whose start-up banner would drown the report) in the run's directory.
+func startRedis(ctx context.Context, dir string) (*redisrun.Server, error) {
+	return redisrun.Start(ctx, redisrun.Options{
 		// 10,000 clients do not talk to Redis, but leave room for many gateway pools.
-		"--maxclients", "10000")
-	// Its start-up banner would drown the report; the log stays in the run's directory
-	// while the run lasts.
-	logf, err := os.Create(filepath.Join(dir, "redis.log"))
-	if err != nil {
-		return nil, "", err
-	}
-	defer logf.Close() // the child holds its own descriptor
-	cmd.Stdout, cmd.Stderr = logf, logf
-	c, err := proc.Start("redis-server", cmd, childOptions())
-	if err != nil {
-		return nil, "", err
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer rdb.Close()
-	// A fresh redis-server answers within milliseconds; 10 s covers a loaded machine.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		err := rdb.Ping(pctx).Err()
-		cancel()
-		if err == nil {
-			return c, addr, nil
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			c.Stop()
-			return nil, "", fmt.Errorf("redis-server on %s not answering: %w", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		MaxClients: 10000,
+		Dir:        dir,
+		Proc:       childOptions(),
+	})
 }
 
 // startGateway re-executes this binary in serve mode and returns its WebSocket URL once

@@ -67,21 +67,18 @@ func run(ctx context.Context, o options) (*result, error) {
 	}
 	defer os.RemoveAll(dir)
 
-	var children []*proc.Child
-	defer func() {
-		for i := len(children) - 1; i >= 0; i-- {
-			children[i].Stop()
-		}
-	}()
 	redisAddr, redisPID := o.redis, o.redisPID
 	if redisAddr == "" {
-		c, addr, err := startRedis(ctx, dir)
+		rs, err := startRedis(ctx, dir)
 		if err != nil {
 			return nil, err
 		}
-		children = append(children, c)
-		redisAddr, redisPID = addr, c.PID()
+		defer rs.Stop()
+		redisAddr, redisPID = rs.Addr, rs.PID()
 	}
+	// Deferred after Redis: the gateways stop first.
+	var gateways proc.Group
+	defer gateways.Stop(nil)
 	res.redisPID = redisPID
 
 	if o.baseline > 0 {
@@ -101,7 +98,7 @@ func run(ctx context.Context, o options) (*result, error) {
 		if err != nil {
 			return nil, err
 		}
-		children = append(children, c)
+		gateways.Add(c)
 		urls = append(urls, url)
 		res.gwPIDs = append(res.gwPIDs, c.PID())
 	}
