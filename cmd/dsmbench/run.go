@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"dsmgw/internal/gateway"
 	"dsmgw/internal/proc"
 	"dsmgw/store"
 )
@@ -201,7 +202,7 @@ func hexBytes(b []byte) []byte {
 func preload(ctx context.Context, o options, redisAddr string) error {
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, PoolSize: 32})
 	defer rdb.Close()
-	st, err := store.New(store.Config{Shards: 16}, rdb, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	st, err := store.New(store.Config{Shards: gateway.DefaultConfig().DSMShards}, rdb, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return err
 	}
