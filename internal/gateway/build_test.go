@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"io"
 	"net"
 	"os"
 	"reflect"
@@ -11,33 +12,47 @@ import (
 	"dsmgw/internal/testpeer"
 )
 
-// A Build that fails late (the SIP port is taken, after the HTTP listener, the Redis
-// client and the media gateway were set up) leaves nothing open: the HTTP port and the
-// SIP TCP port can be bound again at once.
+// A Build that fails late (a SIP port is taken, after the HTTP listener, the Redis
+// client and the media gateway were set up) leaves nothing open: the HTTP port and both
+// SIP ports can be bound again at once.
 func TestBuildErrorClosesWhatItOpened(t *testing.T) {
 	r := testpeer.StartRedis(t, testpeer.RedisOptions{})
-	cfg := testConfig(t, r.Addr)
-	cfg.HTTPAddr = "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
-	sipPort := testpeer.FreeUDPPort(t)
-	taken, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(sipPort))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	cfg.SIPListenUDP = taken.LocalAddr().String()
-	cfg.SIPListenTCP = cfg.SIPListenUDP
+	for _, network := range []string{"udp", "tcp"} {
+		t.Run(network+" port taken", func(t *testing.T) {
+			cfg := testConfig(t, r.Addr)
+			cfg.HTTPAddr = "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
+			sip := "127.0.0.1:" + strconv.Itoa(testpeer.FreeUDPPort(t))
+			var taken io.Closer
+			var err error
+			if network == "udp" {
+				taken, err = net.ListenPacket("udp", sip)
+			} else {
+				taken, err = net.Listen("tcp", sip)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.SIPListenUDP, cfg.SIPListenTCP = sip, sip
 
-	app, buildErr := Build(context.Background(), cfg, nil)
-	if buildErr == nil {
-		app.Close()
-		t.Fatal("Build succeeded with its SIP port taken")
-	}
-	for _, addr := range []string{cfg.HTTPAddr, cfg.SIPListenTCP} {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			t.Fatalf("after Build failed (%v), %s is still taken: %v", buildErr, addr, err)
-		}
-		l.Close()
+			app, buildErr := Build(context.Background(), cfg, nil)
+			if buildErr == nil {
+				app.Close()
+				t.Fatal("Build succeeded with its SIP port taken")
+			}
+			taken.Close()
+			for _, a := range []struct{ network, addr string }{{"tcp", cfg.HTTPAddr}, {"tcp", sip}, {"udp", sip}} {
+				var c io.Closer
+				if a.network == "udp" {
+					c, err = net.ListenPacket("udp", a.addr)
+				} else {
+					c, err = net.Listen("tcp", a.addr)
+				}
+				if err != nil {
+					t.Fatalf("after Build failed (%v), %s %s is still taken: %v", buildErr, a.network, a.addr, err)
+				}
+				c.Close()
+			}
+		})
 	}
 }
 
