@@ -25,7 +25,8 @@ func main() {
 }
 
 func run() error {
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	base := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := base.With("component", "devstack") // the gateway's components add their own
 	hard, stopHard := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stopHard()
 	soft, stopSoft := signal.NotifyContext(hard, syscall.SIGTERM)
@@ -78,7 +79,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	app, err := gateway.Build(hard, cfg, log)
+	app, err := gateway.Build(hard, cfg, base)
 	if err != nil {
 		return err
 	}
