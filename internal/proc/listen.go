@@ -19,10 +19,6 @@ const startAttempts = 5
 // once, Kamailio after its module start), while whoever took the port answers as well.
 const bindGrace = 300 * time.Millisecond
 
-// ErrExited is wrapped by StartListening when every child it started exited before it
-// was ready.
-var ErrExited = errors.New("exited before it was ready")
-
 // StartListening starts a child that listens on a port picked for it, and returns once
 // the port accepts TCP connections and the child is still running bindGrace later. A free
 // port cannot be reserved for a child: another process may take it before the child
