@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -84,11 +83,7 @@ func (w *wsConn) close(code int, reason string) {
 // serveMedia is GET /media/{id}?token=...: token check, upgrade, then this goroutine
 // becomes the reader of the attached WebSocket.
 func (g *Gateway) serveMedia(w http.ResponseWriter, r *http.Request) {
-	id, ok := strings.CutPrefix(r.URL.Path, "/media/")
-	if !ok || id == "" || strings.Contains(id, "/") {
-		writeError(w, http.StatusNotFound, CodeNotFound, "mediagw: no such media path")
-		return
-	}
+	id := r.PathValue("id")
 	token := r.URL.Query().Get("token")
 	if token == "" {
 		g.m.attaches.WithLabelValues("unauthorized").Inc()
