@@ -183,63 +183,33 @@ func (t *termination) readWS(w *wsConn) {
 
 // fromWS checks one packet from the browser and sends it to the far end.
 func (t *termination) fromWS(pkt []byte, hdr *rtp.Header) {
-	p := t.peer.Load()
-	if p == nil {
-		t.drop(dropNoRemote)
+	a, ok := t.admit(pkt, false, hdr)
+	if !ok {
 		return
 	}
-	if len(pkt) > t.g.cfg.MaxPacket {
-		t.drop(dropOversized)
-		return
-	}
-	if len(pkt) < 2 {
-		t.drop(dropTruncated)
-		return
-	}
-	f, m := &t.c.wsToUDP, &t.g.m.wsToUDP
-	if isRTCP(pkt) {
-		if why := checkRTCP(pkt); why != dropNone {
-			t.drop(why)
-			return
-		}
-		t.lastPacket.Store(time.Now().UnixNano())
-		if why := t.sendUDP(pkt, p, true); why != dropNone {
-			t.drop(why)
-			return
-		}
-		f.rtcpPackets.Add(1)
-		f.rtcpBytes.Add(uint64(len(pkt)))
-		m.rtcpPackets.Inc()
-		m.rtcpBytes.Add(float64(len(pkt)))
-		return
-	}
-	info, why := checkRTP(pkt, &p.pts, hdr)
-	if why != dropNone {
-		t.drop(why)
-		return
-	}
+	p := a.peer
 	now := time.Now().UnixNano()
 	t.lastPacket.Store(now)
-	t.c.fromWS.update(info, p.pts.clock[info.pt], now)
-	if p.hold {
-		t.drop(dropHeld)
-		return
+	if !a.rtcp {
+		clock := p.pts.clock[a.info.pt]
+		t.c.fromWS.update(a.info, clock, now)
+		if p.hold {
+			t.drop(dropHeld)
+			return
+		}
+		seq, ok := t.seq.outgoing(a.info, clock, now)
+		if !ok {
+			t.drop(dropDTMF)
+			return
+		}
+		if seq != a.info.seq {
+			// Shifted past the DTMF packets the gateway inserted; pkt is our own buffer.
+			pkt[2], pkt[3] = byte(seq>>8), byte(seq)
+		}
 	}
-	seq, ok := t.seq.outgoing(info, p.pts.clock[info.pt], now)
-	if !ok {
-		t.drop(dropDTMF)
-		return
-	}
-	if seq != info.seq {
-		// Shifted past the DTMF packets the gateway inserted; pkt is our own buffer.
-		pkt[2], pkt[3] = byte(seq>>8), byte(seq)
-	}
-	if why := t.sendUDP(pkt, p, false); why != dropNone {
+	if why := t.sendUDP(pkt, p, a.rtcp); why != dropNone {
 		t.drop(why)
 		return
 	}
-	f.rtpPackets.Add(1)
-	f.rtpBytes.Add(uint64(len(pkt)))
-	m.rtpPackets.Inc()
-	m.rtpBytes.Add(float64(len(pkt)))
+	t.relayed(&t.c.wsToUDP, &t.g.m.wsToUDP, a.rtcp, len(pkt))
 }
