@@ -121,7 +121,7 @@ func (g *Gateway) handleDelete(w http.ResponseWriter, _ *http.Request, t *termin
 	}
 	t.close()
 	g.m.ended.WithLabelValues("deleted").Inc()
-	t.log.Info("mediagw: termination deleted")
+	t.log.Info("termination deleted")
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -138,7 +138,7 @@ func (g *Gateway) handleRemote(w http.ResponseWriter, r *http.Request, t *termin
 		writeErr(w, err)
 		return
 	}
-	t.log.Info("mediagw: remote termination added", "remote", req.Address, "rtp_port", req.RTPPort)
+	t.log.Info("remote termination added", "remote", req.Address, "rtp_port", req.RTPPort)
 	writeJSON(w, http.StatusOK, t.mediaURL(time.Now()))
 }
 

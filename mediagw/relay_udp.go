@@ -81,7 +81,7 @@ func (t *termination) sourceOK(latch *atomic.Pointer[netip.AddrPort], want netip
 	// A fresh variable here, so only the latching datagram allocates.
 	latched := src
 	if latch.CompareAndSwap(nil, &latched) {
-		t.log.Info("mediagw: latched far end", "source", src.String(), "negotiated", want.String())
+		t.log.Info("latched far end", "source", src.String(), "negotiated", want.String())
 		return true
 	}
 	return *latch.Load() == src

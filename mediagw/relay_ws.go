@@ -61,7 +61,7 @@ func (w *wsConn) writeLoop(t *termination) {
 			err := w.conn.WriteMessage(websocket.BinaryMessage, *bp)
 			w.pool.Put(bp)
 			if err != nil {
-				t.log.Info("mediagw: websocket write failed, detaching", "err", err)
+				t.log.Info("websocket write failed, detaching", "err", err)
 				w.close(websocket.CloseGoingAway, "write failed")
 				return
 			}
@@ -129,10 +129,10 @@ func (t *termination) attach(conn *websocket.Conn) {
 	if old != nil {
 		old.close(wsCloseReplaced, "replaced by a new attach")
 		t.g.m.attaches.WithLabelValues("replaced").Inc()
-		t.log.Info("mediagw: websocket replaced by a new attach")
+		t.log.Info("websocket replaced by a new attach")
 	} else {
 		t.g.m.attaches.WithLabelValues("ok").Inc()
-		t.log.Info("mediagw: websocket attached", "remote", conn.RemoteAddr().String())
+		t.log.Info("websocket attached", "remote", conn.RemoteAddr().String())
 	}
 	go w.writeLoop(t)
 	t.readWS(w)
@@ -152,7 +152,7 @@ func (t *termination) readWS(w *wsConn) {
 				select {
 				case <-w.done:
 				default:
-					t.log.Info("mediagw: websocket read ended", "err", err)
+					t.log.Info("websocket read ended", "err", err)
 				}
 			}
 			return
