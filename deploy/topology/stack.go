@@ -18,6 +18,11 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
+// EnvKeep names the environment variable that, set to a folder, keeps each run's service
+// roots and output there (in a folder named after the run's id) instead of a temporary
+// folder deleted with the test.
+const EnvKeep = "DSMGW_TOPOLOGY_KEEP"
+
 // Options tune Up.
 type Options struct {
 	// ComposeFile is the compose file to run (default: docker-compose.yml at the root of
@@ -87,6 +92,14 @@ func Up(t testing.TB, o Options) *Stack {
 	}
 	t0 := time.Now()
 	dir := t.TempDir()
+	if keep := os.Getenv(EnvKeep); keep != "" {
+		// A folder that outlives the test, for a person to read every output in full.
+		dir = filepath.Join(keep, n.ID)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatalf("topology: %v", err)
+		}
+		t.Logf("topology: services' roots and output kept in %s", dir)
+	}
 	gb := &goBuilder{repo: filepath.Dir(o.ComposeFile), dir: filepath.Join(dir, "bin"), built: map[string]string{}}
 	hosts := hostsFile(plans)
 	for _, name := range s.order {
