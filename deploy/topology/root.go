@@ -195,7 +195,11 @@ func (g *goBuilder) build(name string) (string, error) {
 		return "", fmt.Errorf("the image runs /usr/local/bin/%s, but there is no %s to build it from", name, pkg)
 	}
 	bin := filepath.Join(g.dir, name)
-	cmd := exec.Command(goTool(), "build", "-o", bin, pkg)
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command(goTool(), append(args, pkg)...)
 	cmd.Dir = g.repo
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)

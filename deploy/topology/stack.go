@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,8 +54,10 @@ type Stack struct {
 
 	services map[string]*Service
 	order    []string // dependencies before dependents
-	ports    map[string][]Port
-	fwd      []*forwarder
+
+	mu    sync.Mutex // guards ports and fwd: services start concurrently
+	ports map[string][]Port
+	fwd   []*forwarder
 }
 
 // Up runs the compose file: a namespace per service, each started once the conditions of
@@ -194,7 +197,9 @@ func (s *Stack) publish(sv *Service) error {
 			return fmt.Errorf("service %s: published port %q: %w", sv.Name, p.Published, err)
 		}
 		proto := cmpOr(p.Protocol, "tcp")
+		s.mu.Lock()
 		s.ports[sv.Name] = append(s.ports[sv.Name], Port{Protocol: proto, Published: pub, Target: int(p.Target)})
+		s.mu.Unlock()
 		if proto != "tcp" {
 			continue // reached directly at the service's address (mapping.go)
 		}
@@ -203,7 +208,9 @@ func (s *Stack) publish(sv *Service) error {
 		if err != nil {
 			return fmt.Errorf("service %s: publish %s: %w", sv.Name, p.Published, err)
 		}
+		s.mu.Lock()
 		s.fwd = append(s.fwd, f)
+		s.mu.Unlock()
 	}
 	return nil
 }
@@ -211,7 +218,10 @@ func (s *Stack) publish(sv *Service) error {
 // down stops the published ports, then the services, dependents first (as `docker
 // compose down`), and shows the services' output when the test failed.
 func (s *Stack) down(t testing.TB) {
-	for _, f := range s.fwd {
+	s.mu.Lock()
+	fwd := s.fwd
+	s.mu.Unlock()
+	for _, f := range fwd {
 		if err := f.close(); err != nil {
 			t.Errorf("topology: %v", err)
 		}
@@ -238,6 +248,12 @@ func (s *Stack) down(t testing.TB) {
 		})
 	}
 	wg.Wait()
+	for _, name := range s.order {
+		// Programs built with -race report a race on their output and keep running.
+		if out := s.services[name].Output(); strings.Contains(out, "WARNING: DATA RACE") {
+			t.Errorf("topology: %s had a data race:\n%s", name, out[strings.Index(out, "WARNING: DATA RACE"):])
+		}
+	}
 	if t.Failed() {
 		for _, name := range s.order {
 			t.Logf("--- %s (%s) output ---\n%s", name, s.services[name].Addr, s.services[name].tail(6000))
@@ -256,12 +272,16 @@ func (s *Stack) Service(t testing.TB, name string) *Service {
 }
 
 // Ports returns the ports a service publishes.
-func (s *Stack) Ports(name string) []Port { return s.ports[name] }
+func (s *Stack) Ports(name string) []Port {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.ports[name])
+}
 
 // Published returns host:port where a service's TCP port target is published.
 func (s *Stack) Published(t testing.TB, name string, target int) string {
 	t.Helper()
-	for _, p := range s.ports[name] {
+	for _, p := range s.Ports(name) {
 		if p.Protocol == "tcp" && p.Target == target {
 			return net.JoinHostPort(s.PublicHost, strconv.Itoa(p.Published))
 		}
