@@ -3,7 +3,6 @@ package topology
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -209,10 +208,22 @@ func (s *Service) waitHealthy(ctx context.Context) error {
 // milliseconds, a gateway after a drain of its calls).
 const stopGrace = 3 * time.Second
 
-// stopSignals are the stop_signal values the compose file may name.
-var stopSignals = map[string]syscall.Signal{
-	"SIGTERM": syscall.SIGTERM, "SIGINT": syscall.SIGINT, "SIGQUIT": syscall.SIGQUIT,
-	"SIGHUP": syscall.SIGHUP, "SIGUSR1": syscall.SIGUSR1, "SIGUSR2": syscall.SIGUSR2,
+// stopSignal returns the signal a compose stop_signal names (SIGTERM when empty or not
+// one a server would take as a stop request).
+func stopSignal(name string) syscall.Signal {
+	switch strings.TrimPrefix(strings.ToUpper(name), "SIG") {
+	case "INT":
+		return syscall.SIGINT
+	case "QUIT":
+		return syscall.SIGQUIT
+	case "HUP":
+		return syscall.SIGHUP
+	case "USR1":
+		return syscall.SIGUSR1
+	case "USR2":
+		return syscall.SIGUSR2
+	}
+	return syscall.SIGTERM
 }
 
 // stop stops the service as `docker stop` does: the stop signal to its main process
@@ -221,10 +232,7 @@ var stopSignals = map[string]syscall.Signal{
 // execs baresip, which unregisters from the Kamailio beside it before it exits; a signal
 // to the whole group would stop Kamailio first and leave baresip waiting for an answer.
 func (s *Service) stop() {
-	sig := syscall.SIGTERM
-	if v, ok := stopSignals[strings.ToUpper(s.plan.svc.StopSignal)]; ok {
-		sig = v
-	}
+	sig := stopSignal(s.plan.svc.StopSignal)
 	grace := stopGrace
 	if g := s.plan.svc.StopGracePeriod; g != nil {
 		grace = time.Duration(*g)
@@ -273,5 +281,3 @@ func (s *Service) tail(n int) string {
 	}
 	return b
 }
-
-var errNoHealthcheck = errors.New("depends on it being healthy, but it has no healthcheck")
