@@ -12,6 +12,11 @@
 // leftovers of a killed run never collide. The test's cleanup stops every process by
 // PID and deletes the namespaces, links and /etc/netns folders the run created.
 //
+// A run killed before its cleanup (a go test -timeout panic) leaves its bridge
+// dsmgw<id>, its namespaces dsmgw<id>-<service> and their /etc/netns folders behind; the
+// servers die with the test binary (Pdeathsig), except what a service's shell started in
+// the background (the sip service's Kamailio): `ip netns pids <ns>` lists it.
+//
 // It needs root, iproute2 and the Debian packages of the images' programs (mapping.go;
 // .ci/run installs them).
 package topology
