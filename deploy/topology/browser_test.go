@@ -3,7 +3,6 @@ package topology
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -179,5 +178,3 @@ func waitPage(t *testing.T, tab context.Context, what, predicate string) {
 	t.Helper()
 	within(t, tab, 20*time.Second, what, chromedp.Poll[bool](predicate))
 }
-
-func jsString(s string) string { return fmt.Sprintf("%q", s) }
