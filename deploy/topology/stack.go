@@ -271,6 +271,25 @@ func (s *Stack) Service(t testing.TB, name string) *Service {
 	return sv
 }
 
+// Restart stops a service as `docker compose restart` does (its stop signal, SIGKILL
+// after the grace period) and starts it again in the same namespace with the same root
+// (volumes keep their content) and published ports, and waits until it is healthy.
+func (s *Stack) Restart(t testing.TB, name string) {
+	t.Helper()
+	sv := s.Service(t, name)
+	sv.stop()
+	if err := sv.start(); err != nil {
+		t.Fatalf("topology: restart: %v", err)
+	}
+	if sv.plan.health() != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := sv.waitHealthy(ctx); err != nil {
+			t.Fatalf("topology: restart: %v", err)
+		}
+	}
+}
+
 // Ports returns the ports a service publishes.
 func (s *Stack) Ports(name string) []Port {
 	s.mu.Lock()
