@@ -148,10 +148,11 @@ func leftover(id string) bool {
 // is named ifname (Docker names it eth0) with addr on the subnet, a default route through
 // the bridge, loopback up, /etc/netns/<ns>/hosts with the given content and
 // /etc/netns/<ns>/resolv.conf. Everything
-// is deleted when the test ends. It returns the namespace's name.
-func (n *Network) Namespace(t testing.TB, service, ifname string, addr netip.Addr, hosts []byte) string {
+// is deleted when the test ends. It returns the namespace's name and the veth end on the
+// bridge (setting it down cuts the service off, as pulling its cable would).
+func (n *Network) Namespace(t testing.TB, service, ifname string, addr netip.Addr, hosts []byte) (ns, link string) {
 	t.Helper()
-	ns := namePrefix + n.ID + "-" + service
+	ns = namePrefix + n.ID + "-" + service
 	if err := ip("netns", "add", ns); err != nil {
 		t.Fatalf("topology: %v", err)
 	}
@@ -191,7 +192,7 @@ func (n *Network) Namespace(t testing.TB, service, ifname string, addr netip.Add
 			t.Fatalf("topology: namespace %s: %v", ns, err)
 		}
 	}
-	return ns
+	return ns, host
 }
 
 // ip runs ip(8) with args.

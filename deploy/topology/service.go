@@ -30,8 +30,11 @@ const healthTimeout = 5 * time.Second
 type Service struct {
 	// Name is the service's name in the compose file.
 	Name string
-	// NS is its network namespace.
+	// NS is its network namespace (`ip -n <NS> route add blackhole <addr>` cuts it off
+	// from one peer).
 	NS string
+	// Link is its veth end on the bridge (`ip link set <Link> down` cuts it off from all).
+	Link string
 	// Addr is its address on the compose network.
 	Addr netip.Addr
 	// Log is the file its output goes to.

@@ -111,8 +111,9 @@ func Up(t testing.TB, o Options) *Stack {
 		if err != nil {
 			t.Fatalf("topology: service %s: %v", name, err)
 		}
-		s.services[name] = &Service{Name: name, Addr: pl.addr, plan: pl, root: r,
-			NS: n.Namespace(t, name, pl.ifname, pl.addr, hosts), Log: filepath.Join(dir, name+".log")}
+		ns, link := n.Namespace(t, name, pl.ifname, pl.addr, hosts)
+		s.services[name] = &Service{Name: name, Addr: pl.addr, NS: ns, Link: link, plan: pl, root: r,
+			Log: filepath.Join(dir, name+".log")}
 	}
 	t.Logf("topology: %s: images and namespaces ready in %s", n.Subnet, time.Since(t0).Round(time.Millisecond))
 	t.Cleanup(func() { s.down(t) })
