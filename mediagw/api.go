@@ -18,119 +18,152 @@ const maxRequestBody = 64 << 10
 
 // APIHandler serves the JSON API. It routes on the full path: mount it at
 // /v1/terminations and /v1/terminations/ (or at /v1/ in a process of its own).
+//
+//	POST   /v1/terminations              add a local termination: 201
+//	GET    /v1/terminations[?owner=]     list: 200
+//	GET    /v1/terminations/{id}         get one: 200
+//	PATCH  /v1/terminations/{id}         modify (hold, remote, payload types): 200
+//	DELETE /v1/terminations/{id}         delete: 204
+//	PUT    /v1/terminations/{id}/remote  add the remote: 200 with the media URL
+//	POST   /v1/terminations/{id}/token   a fresh media URL: 200
+//	POST   /v1/terminations/{id}/dtmf    queue RFC 4733 digits: 202
+//
+// Every error, 404 and 405 included, is a JSON APIError (the Go client maps it back to
+// a sentinel), so the mux's plain-text answers are replaced by catch-all patterns.
 func (g *Gateway) APIHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/terminations", g.handleAdd)
+	mux.HandleFunc("GET /v1/terminations", g.handleList)
+	mux.HandleFunc("/v1/terminations", allowOnly("GET, POST"))
+	mux.HandleFunc("GET /v1/terminations/{id}", g.withTerm(g.handleGet))
+	mux.HandleFunc("PATCH /v1/terminations/{id}", g.withTerm(g.handleModify))
+	mux.HandleFunc("DELETE /v1/terminations/{id}", g.withTerm(g.handleDelete))
+	mux.HandleFunc("/v1/terminations/{id}", g.withTerm(termAllowOnly("GET, PATCH, DELETE")))
+	mux.HandleFunc("PUT /v1/terminations/{id}/remote", g.withTerm(g.handleRemote))
+	mux.HandleFunc("/v1/terminations/{id}/remote", g.withTerm(termAllowOnly("PUT")))
+	mux.HandleFunc("POST /v1/terminations/{id}/token", g.withTerm(g.handleToken))
+	mux.HandleFunc("/v1/terminations/{id}/token", g.withTerm(termAllowOnly("POST")))
+	mux.HandleFunc("POST /v1/terminations/{id}/dtmf", g.withTerm(g.handleDTMF))
+	mux.HandleFunc("/v1/terminations/{id}/dtmf", g.withTerm(termAllowOnly("POST")))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, CodeNotFound, "mediagw: no such API path "+r.URL.Path)
+	})
+	return g.authorize(mux)
+}
+
+// MediaHandler serves the browser's WebSocket attach at /media/{id}. Mount it at /media/.
+func (g *Gateway) MediaHandler() http.Handler {
+	mux := http.NewServeMux()
+	// Any method reaches serveMedia: the token is checked first, then the upgrader
+	// answers a non-GET itself.
+	mux.HandleFunc("/media/{id}", g.serveMedia)
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, CodeNotFound, "mediagw: no such media path")
+	})
+	return mux
+}
+
+// authorize answers 401 to a request without the bearer secret, before any routing, so
+// without the secret nobody learns which paths or termination ids exist.
+func (g *Gateway) authorize(next http.Handler) http.Handler {
+	want := []byte("Bearer " + g.cfg.Secret)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !g.authorized(r) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "mediagw: missing or wrong bearer secret")
 			return
 		}
-		g.route(w, r)
+		next.ServeHTTP(w, r)
 	})
 }
 
-// MediaHandler serves the browser's WebSocket attach. Mount it at /media/.
-func (g *Gateway) MediaHandler() http.Handler { return http.HandlerFunc(g.serveMedia) }
+// termHandler handles a request about one live termination.
+type termHandler func(w http.ResponseWriter, r *http.Request, t *termination)
 
-func (g *Gateway) authorized(r *http.Request) bool {
-	got := r.Header.Get("Authorization")
-	want := "Bearer " + g.cfg.Secret
-	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
-}
-
-func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
-	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/terminations")
-	if !ok {
-		writeError(w, http.StatusNotFound, CodeNotFound, "mediagw: no such API path "+r.URL.Path)
-		return
-	}
-	rest = strings.Trim(rest, "/")
-	if rest == "" {
-		switch r.Method {
-		case http.MethodPost:
-			g.handleAdd(w, r)
-		case http.MethodGet:
-			g.handleList(w, r)
-		default:
-			methodNotAllowed(w, "GET, POST")
-		}
-		return
-	}
-	id, sub, _ := strings.Cut(rest, "/")
-	t := g.lookup(id)
-	if t == nil {
-		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("mediagw: termination %s: not found", id))
-		return
-	}
-	switch {
-	case sub == "" && r.Method == http.MethodGet:
-		writeJSON(w, http.StatusOK, t.view())
-	case sub == "" && r.Method == http.MethodPatch:
-		var req ModifyRequest
-		if !decode(w, r, &req) {
-			return
-		}
-		if err := t.modify(req); err != nil {
-			writeErr(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, t.view())
-	case sub == "" && r.Method == http.MethodDelete:
-		g.mu.Lock()
-		mine := g.terms[id] == t
-		delete(g.terms, id)
-		g.mu.Unlock()
-		if !mine {
+// withTerm looks the {id} of the path up and answers 404 when no such termination lives;
+// a wrong method on an unknown id is a 404 too (the lookup comes first).
+func (g *Gateway) withTerm(h termHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		t := g.lookup(id)
+		if t == nil {
 			writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("mediagw: termination %s: not found", id))
 			return
 		}
-		t.close()
-		g.m.ended.WithLabelValues("deleted").Inc()
-		t.log.Info("mediagw: termination deleted")
-		w.WriteHeader(http.StatusNoContent)
-	case sub == "":
-		methodNotAllowed(w, "GET, PATCH, DELETE")
-	case sub == "remote" && r.Method == http.MethodPut:
-		var req Remote
-		if !decode(w, r, &req) {
-			return
-		}
-		hold := false
-		if p := t.peer.Load(); p != nil {
-			hold = p.hold
-		}
-		if err := t.setPeer(req, hold); err != nil {
-			writeErr(w, err)
-			return
-		}
-		t.log.Info("mediagw: remote termination added", "remote", req.Address, "rtp_port", req.RTPPort)
-		writeJSON(w, http.StatusOK, t.mediaURL(time.Now()))
-	case sub == "token" && r.Method == http.MethodPost:
-		if t.peer.Load() == nil {
-			writeErr(w, fmt.Errorf("%w: termination %s has no remote yet", ErrConflict, id))
-			return
-		}
-		writeJSON(w, http.StatusOK, t.mediaURL(time.Now()))
-	case sub == "dtmf" && r.Method == http.MethodPost:
-		var req DTMFRequest
-		if !decode(w, r, &req) {
-			return
-		}
-		digits, err := parseDTMF(req)
-		if err == nil {
-			err = t.queueDTMF(digits)
-		}
-		if err != nil {
-			writeErr(w, err)
-			return
-		}
-		w.WriteHeader(http.StatusAccepted)
-	case sub == "remote":
-		methodNotAllowed(w, "PUT")
-	case sub == "token" || sub == "dtmf":
-		methodNotAllowed(w, "POST")
-	default:
-		writeError(w, http.StatusNotFound, CodeNotFound, "mediagw: no such API path "+r.URL.Path)
+		h(w, r, t)
 	}
+}
+
+func (g *Gateway) handleGet(w http.ResponseWriter, _ *http.Request, t *termination) {
+	writeJSON(w, http.StatusOK, t.view())
+}
+
+func (g *Gateway) handleModify(w http.ResponseWriter, r *http.Request, t *termination) {
+	var req ModifyRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if err := t.modify(req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t.view())
+}
+
+func (g *Gateway) handleDelete(w http.ResponseWriter, _ *http.Request, t *termination) {
+	g.mu.Lock()
+	mine := g.terms[t.id] == t
+	delete(g.terms, t.id)
+	g.mu.Unlock()
+	if !mine {
+		// Ended or deleted between the lookup and here.
+		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("mediagw: termination %s: not found", t.id))
+		return
+	}
+	t.close()
+	g.m.ended.WithLabelValues("deleted").Inc()
+	t.log.Info("termination deleted")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (g *Gateway) handleRemote(w http.ResponseWriter, r *http.Request, t *termination) {
+	var req Remote
+	if !decode(w, r, &req) {
+		return
+	}
+	hold := false
+	if p := t.peer.Load(); p != nil {
+		hold = p.hold
+	}
+	if err := t.setPeer(req, hold); err != nil {
+		writeErr(w, err)
+		return
+	}
+	t.log.Info("remote termination added", "remote", req.Address, "rtp_port", req.RTPPort)
+	writeJSON(w, http.StatusOK, t.mediaURL(time.Now()))
+}
+
+func (g *Gateway) handleToken(w http.ResponseWriter, _ *http.Request, t *termination) {
+	if t.peer.Load() == nil {
+		writeErr(w, fmt.Errorf("%w: termination %s has no remote yet", ErrConflict, t.id))
+		return
+	}
+	writeJSON(w, http.StatusOK, t.mediaURL(time.Now()))
+}
+
+func (g *Gateway) handleDTMF(w http.ResponseWriter, r *http.Request, t *termination) {
+	var req DTMFRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	digits, err := parseDTMF(req)
+	if err == nil {
+		err = t.queueDTMF(digits)
+	}
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
 }
 
 func (g *Gateway) handleAdd(w http.ResponseWriter, r *http.Request) {
@@ -208,6 +241,16 @@ func decodeJSON(body []byte, v any) error {
 func methodNotAllowed(w http.ResponseWriter, allow string) {
 	w.Header().Set("Allow", allow)
 	writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "mediagw: method not allowed, use "+allow)
+}
+
+// allowOnly answers 405 naming the allowed methods: the mux's own 405 is plain text.
+func allowOnly(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) { methodNotAllowed(w, allow) }
+}
+
+// termAllowOnly is allowOnly behind withTerm.
+func termAllowOnly(allow string) termHandler {
+	return func(w http.ResponseWriter, _ *http.Request, _ *termination) { methodNotAllowed(w, allow) }
 }
 
 // writeErr maps an error to its status and code by its sentinel.

@@ -13,8 +13,8 @@ import (
 // bearer secret out of brute-force reach.
 const minSecretLen = 16
 
-// Config configures a Gateway. Zero fields get the defaults documented on each field
-// (filled in one place, withDefaults).
+// Config configures a Gateway. Zero fields get their value from DefaultConfig (filled in
+// one place, withDefaults); the defaults are documented on each field.
 type Config struct {
 	// BindAddr is the IP the UDP ports are bound on. Default 127.0.0.1.
 	BindAddr string
@@ -52,12 +52,12 @@ type Config struct {
 	// MaxPacket is the largest accepted packet in bytes. Default 1500, an Ethernet MTU: no
 	// SIP peer sends larger RTP over UDP.
 	MaxPacket int
-	// MaxTerminations bounds live terminations. Default: the number of port pairs.
+	// MaxTerminations bounds live terminations. Default (0): the number of port pairs.
 	MaxTerminations int
 	// EventQueue bounds events waiting for HTTP delivery. Default 1024.
 	EventQueue int
-	// EventHTTPClient posts events. Default: an http.Client without its own timeout (each
-	// attempt has a 5 s context).
+	// EventHTTPClient posts events. Default: an http.Client of its own without a timeout
+	// (each attempt has a 5 s context).
 	EventHTTPClient *http.Client
 	// OnEvent, when set, receives every event in process, each call on its own goroutine;
 	// Close (and the end of Run) waits for running calls, so it must return.
@@ -70,9 +70,31 @@ type Config struct {
 	SweepInterval time.Duration
 }
 
+// DefaultConfig returns every knob at its default. PublicWSURL and Secret have none (they
+// are required); PublicAddr and MaxTerminations are left zero because their defaults
+// follow other fields (BindAddr, the port range).
+func DefaultConfig() Config {
+	return Config{
+		BindAddr:        "127.0.0.1",
+		PortMin:         20000,
+		PortMax:         29999,
+		TokenTTL:        30 * time.Second,
+		MediaTimeout:    30 * time.Second,
+		SetupTimeout:    5 * time.Minute,
+		WSQueue:         64,
+		MaxPacket:       1500,
+		EventQueue:      1024,
+		EventHTTPClient: &http.Client{},
+		SweepInterval:   time.Second,
+	}
+}
+
+// withDefaults fills the zero fields of c from DefaultConfig (the only place that does)
+// and checks the result.
 func (c Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
 	if c.BindAddr == "" {
-		c.BindAddr = "127.0.0.1"
+		c.BindAddr = d.BindAddr
 	}
 	bind := net.ParseIP(c.BindAddr)
 	if bind == nil {
@@ -85,7 +107,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.PublicAddr = c.BindAddr
 	}
 	if c.PortMin == 0 && c.PortMax == 0 {
-		c.PortMin, c.PortMax = 20000, 29999
+		c.PortMin, c.PortMax = d.PortMin, d.PortMax
 	}
 	if c.PortMin%2 == 1 {
 		c.PortMin++
@@ -102,19 +124,19 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("mediagw: config: secret shorter than %d bytes", minSecretLen)
 	}
 	if c.TokenTTL <= 0 {
-		c.TokenTTL = 30 * time.Second
+		c.TokenTTL = d.TokenTTL
 	}
 	if c.MediaTimeout <= 0 {
-		c.MediaTimeout = 30 * time.Second
+		c.MediaTimeout = d.MediaTimeout
 	}
 	if c.SetupTimeout <= 0 {
-		c.SetupTimeout = 5 * time.Minute
+		c.SetupTimeout = d.SetupTimeout
 	}
 	if c.WSQueue <= 0 {
-		c.WSQueue = 64
+		c.WSQueue = d.WSQueue
 	}
 	if c.MaxPacket <= 0 {
-		c.MaxPacket = 1500
+		c.MaxPacket = d.MaxPacket
 	}
 	if c.MaxPacket < minRTPHeader || c.MaxPacket > 65535 {
 		return c, fmt.Errorf("mediagw: config: max packet %d out of range", c.MaxPacket)
@@ -124,13 +146,13 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxTerminations = pairs
 	}
 	if c.EventQueue <= 0 {
-		c.EventQueue = 1024
+		c.EventQueue = d.EventQueue
 	}
 	if c.EventHTTPClient == nil {
-		c.EventHTTPClient = &http.Client{}
+		c.EventHTTPClient = d.EventHTTPClient
 	}
 	if c.SweepInterval <= 0 {
-		c.SweepInterval = time.Second
+		c.SweepInterval = d.SweepInterval
 	}
 	return c, nil
 }

@@ -155,7 +155,7 @@ func (g *Gateway) deliverEvents(ctx context.Context) {
 		}
 		g.m.events.WithLabelValues(string(p.ev.Type), result).Inc()
 		if err != nil {
-			g.log.Warn("mediagw: event not delivered", "termination", p.ev.TerminationID,
+			g.log.Warn("event not delivered", "termination", p.ev.TerminationID,
 				"call_id", p.ev.CallID, "player", p.ev.Player, "type", p.ev.Type, "err", err)
 		}
 	}
@@ -199,7 +199,7 @@ func (g *Gateway) notify(url string, ev Event) {
 	case g.events <- pendingEvent{url: url, ev: ev}:
 	default:
 		g.m.events.WithLabelValues(string(ev.Type), "dropped").Inc()
-		g.log.Warn("mediagw: event queue full, event dropped", "termination", ev.TerminationID,
+		g.log.Warn("event queue full, event dropped", "termination", ev.TerminationID,
 			"call_id", ev.CallID, "player", ev.Player, "type", ev.Type)
 	}
 }

@@ -41,7 +41,8 @@ type Gateway struct {
 	wg sync.WaitGroup
 }
 
-// New checks cfg, fills its defaults and registers the metrics on reg. The gateway
+// New checks cfg, fills its defaults and registers the metrics on reg (nil: a private
+// registry, so the metrics are kept but not exported). A nil log discards. The gateway
 // serves the API at once; timeouts and event delivery need Run.
 func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Gateway, error) {
 	cfg, err := cfg.withDefaults()
@@ -49,14 +50,14 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Gateway, err
 		return nil, err
 	}
 	if reg == nil {
-		return nil, fmt.Errorf("mediagw: nil prometheus registerer")
+		reg = prometheus.NewRegistry()
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	g := &Gateway{
 		cfg:    cfg,
-		log:    log,
+		log:    log.With("component", "mediagw"),
 		ports:  newPortPool(net.ParseIP(cfg.BindAddr), cfg.PortMin, cfg.PortMax),
 		events: make(chan pendingEvent, cfg.EventQueue),
 		terms:  map[string]*termination{},
@@ -151,7 +152,7 @@ func (g *Gateway) Close() error {
 		wg.Wait()
 		g.wg.Wait()
 		if len(terms) > 0 {
-			g.log.Info("mediagw: stopped", "terminations_ended", len(terms))
+			g.log.Info("media gateway stopped", "terminations_ended", len(terms))
 		}
 	})
 	return nil
@@ -187,7 +188,7 @@ func (g *Gateway) end(t *termination, typ EventType, reason string) {
 	g.mu.Unlock()
 	t.close()
 	g.m.ended.WithLabelValues(string(typ)).Inc()
-	t.log.Info("mediagw: termination ended", "reason", typ, "detail", reason)
+	t.log.Info("termination ended", "reason", typ, "detail", reason)
 	g.notify(t.eventURL, t.event(typ, reason))
 }
 

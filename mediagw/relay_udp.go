@@ -35,31 +35,11 @@ func (t *termination) readUDP(conn *net.UDPConn, rtcpSock bool) {
 
 // fromUDP checks one datagram from the far end and queues it toward the browser.
 func (t *termination) fromUDP(pkt []byte, src netip.AddrPort, rtcpSock bool, hdr *rtp.Header) {
-	p := t.peer.Load()
-	if p == nil {
-		t.drop(dropNoRemote)
+	a, ok := t.admit(pkt, rtcpSock, hdr)
+	if !ok {
 		return
 	}
-	if len(pkt) > t.g.cfg.MaxPacket {
-		t.drop(dropOversized)
-		return
-	}
-	if len(pkt) < 2 {
-		t.drop(dropTruncated)
-		return
-	}
-	rtcp := rtcpSock || isRTCP(pkt)
-	var info rtpInfo
-	var why dropReason
-	if rtcp {
-		why = checkRTCP(pkt)
-	} else {
-		info, why = checkRTP(pkt, &p.pts, hdr)
-	}
-	if why != dropNone {
-		t.drop(why)
-		return
-	}
+	p := a.peer
 	latch, want := &t.latchRTP, p.rtp
 	if rtcpSock {
 		latch, want = &t.latchRTCP, p.rtcp
@@ -70,10 +50,10 @@ func (t *termination) fromUDP(pkt []byte, src netip.AddrPort, rtcpSock bool, hdr
 	}
 	now := time.Now().UnixNano()
 	t.lastPacket.Store(now)
-	if rtcp {
+	if a.rtcp {
 		t.noteReport(pkt, p)
 	} else {
-		t.c.fromUDP.update(info, p.pts.clock[info.pt], now)
+		t.c.fromUDP.update(a.info, p.pts.clock[a.info.pt], now)
 	}
 	w := t.ws.Load()
 	if w == nil {
@@ -84,18 +64,7 @@ func (t *termination) fromUDP(pkt []byte, src netip.AddrPort, rtcpSock bool, hdr
 		t.drop(dropQueueFull)
 		return
 	}
-	f, m := &t.c.udpToWS, &t.g.m.udpToWS
-	if rtcp {
-		f.rtcpPackets.Add(1)
-		f.rtcpBytes.Add(uint64(len(pkt)))
-		m.rtcpPackets.Inc()
-		m.rtcpBytes.Add(float64(len(pkt)))
-	} else {
-		f.rtpPackets.Add(1)
-		f.rtpBytes.Add(uint64(len(pkt)))
-		m.rtpPackets.Inc()
-		m.rtpBytes.Add(float64(len(pkt)))
-	}
+	t.relayed(&t.c.udpToWS, &t.g.m.udpToWS, a.rtcp, len(pkt))
 }
 
 // sourceOK accepts a datagram from the negotiated remote or the latched source. With
@@ -112,7 +81,7 @@ func (t *termination) sourceOK(latch *atomic.Pointer[netip.AddrPort], want netip
 	// A fresh variable here, so only the latching datagram allocates.
 	latched := src
 	if latch.CompareAndSwap(nil, &latched) {
-		t.log.Info("mediagw: latched far end", "source", src.String(), "negotiated", want.String())
+		t.log.Info("latched far end", "source", src.String(), "negotiated", want.String())
 		return true
 	}
 	return *latch.Load() == src
@@ -154,9 +123,4 @@ func (t *termination) sendUDP(pkt []byte, p *peerState, rtcp bool) dropReason {
 		return dropSendError
 	}
 	return dropNone
-}
-
-func (t *termination) drop(r dropReason) {
-	t.c.drops[r].Add(1)
-	t.g.m.dropByReason[r].Inc()
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -62,7 +61,7 @@ func (w *wsConn) writeLoop(t *termination) {
 			err := w.conn.WriteMessage(websocket.BinaryMessage, *bp)
 			w.pool.Put(bp)
 			if err != nil {
-				t.log.Info("mediagw: websocket write failed, detaching", "err", err)
+				t.log.Info("websocket write failed, detaching", "err", err)
 				w.close(websocket.CloseGoingAway, "write failed")
 				return
 			}
@@ -84,11 +83,7 @@ func (w *wsConn) close(code int, reason string) {
 // serveMedia is GET /media/{id}?token=...: token check, upgrade, then this goroutine
 // becomes the reader of the attached WebSocket.
 func (g *Gateway) serveMedia(w http.ResponseWriter, r *http.Request) {
-	id, ok := strings.CutPrefix(r.URL.Path, "/media/")
-	if !ok || id == "" || strings.Contains(id, "/") {
-		writeError(w, http.StatusNotFound, CodeNotFound, "mediagw: no such media path")
-		return
-	}
+	id := r.PathValue("id")
 	token := r.URL.Query().Get("token")
 	if token == "" {
 		g.m.attaches.WithLabelValues("unauthorized").Inc()
@@ -134,10 +129,10 @@ func (t *termination) attach(conn *websocket.Conn) {
 	if old != nil {
 		old.close(wsCloseReplaced, "replaced by a new attach")
 		t.g.m.attaches.WithLabelValues("replaced").Inc()
-		t.log.Info("mediagw: websocket replaced by a new attach")
+		t.log.Info("websocket replaced by a new attach")
 	} else {
 		t.g.m.attaches.WithLabelValues("ok").Inc()
-		t.log.Info("mediagw: websocket attached", "remote", conn.RemoteAddr().String())
+		t.log.Info("websocket attached", "remote", conn.RemoteAddr().String())
 	}
 	go w.writeLoop(t)
 	t.readWS(w)
@@ -157,7 +152,7 @@ func (t *termination) readWS(w *wsConn) {
 				select {
 				case <-w.done:
 				default:
-					t.log.Info("mediagw: websocket read ended", "err", err)
+					t.log.Info("websocket read ended", "err", err)
 				}
 			}
 			return
@@ -188,63 +183,33 @@ func (t *termination) readWS(w *wsConn) {
 
 // fromWS checks one packet from the browser and sends it to the far end.
 func (t *termination) fromWS(pkt []byte, hdr *rtp.Header) {
-	p := t.peer.Load()
-	if p == nil {
-		t.drop(dropNoRemote)
+	a, ok := t.admit(pkt, false, hdr)
+	if !ok {
 		return
 	}
-	if len(pkt) > t.g.cfg.MaxPacket {
-		t.drop(dropOversized)
-		return
-	}
-	if len(pkt) < 2 {
-		t.drop(dropTruncated)
-		return
-	}
-	f, m := &t.c.wsToUDP, &t.g.m.wsToUDP
-	if isRTCP(pkt) {
-		if why := checkRTCP(pkt); why != dropNone {
-			t.drop(why)
-			return
-		}
-		t.lastPacket.Store(time.Now().UnixNano())
-		if why := t.sendUDP(pkt, p, true); why != dropNone {
-			t.drop(why)
-			return
-		}
-		f.rtcpPackets.Add(1)
-		f.rtcpBytes.Add(uint64(len(pkt)))
-		m.rtcpPackets.Inc()
-		m.rtcpBytes.Add(float64(len(pkt)))
-		return
-	}
-	info, why := checkRTP(pkt, &p.pts, hdr)
-	if why != dropNone {
-		t.drop(why)
-		return
-	}
+	p := a.peer
 	now := time.Now().UnixNano()
 	t.lastPacket.Store(now)
-	t.c.fromWS.update(info, p.pts.clock[info.pt], now)
-	if p.hold {
-		t.drop(dropHeld)
-		return
+	if !a.rtcp {
+		clock := p.pts.clock[a.info.pt]
+		t.c.fromWS.update(a.info, clock, now)
+		if p.hold {
+			t.drop(dropHeld)
+			return
+		}
+		seq, ok := t.seq.outgoing(a.info, clock, now)
+		if !ok {
+			t.drop(dropDTMF)
+			return
+		}
+		if seq != a.info.seq {
+			// Shifted past the DTMF packets the gateway inserted; pkt is our own buffer.
+			pkt[2], pkt[3] = byte(seq>>8), byte(seq)
+		}
 	}
-	seq, ok := t.seq.outgoing(info, p.pts.clock[info.pt], now)
-	if !ok {
-		t.drop(dropDTMF)
-		return
-	}
-	if seq != info.seq {
-		// Shifted past the DTMF packets the gateway inserted; pkt is our own buffer.
-		pkt[2], pkt[3] = byte(seq>>8), byte(seq)
-	}
-	if why := t.sendUDP(pkt, p, false); why != dropNone {
+	if why := t.sendUDP(pkt, p, a.rtcp); why != dropNone {
 		t.drop(why)
 		return
 	}
-	f.rtpPackets.Add(1)
-	f.rtpBytes.Add(uint64(len(pkt)))
-	m.rtpPackets.Inc()
-	m.rtpBytes.Add(float64(len(pkt)))
+	t.relayed(&t.c.wsToUDP, &t.g.m.wsToUDP, a.rtcp, len(pkt))
 }

@@ -85,7 +85,7 @@ func (g *Gateway) addLocal(req AddLocalRequest) (*termination, error) {
 	t.wg.Add(2)
 	go t.readUDP(rtpConn, false)
 	go t.readUDP(rtcpConn, true)
-	t.log.Info("mediagw: local termination added", "rtp_port", port)
+	t.log.Info("local termination added", "rtp_port", port)
 	return t, nil
 }
 
@@ -187,7 +187,7 @@ func (t *termination) modify(req ModifyRequest) error {
 	if err := t.setPeer(r, hold); err != nil {
 		return err
 	}
-	t.log.Info("mediagw: termination modified", "hold", hold, "remote", r.Address, "rtp_port", r.RTPPort)
+	t.log.Info("termination modified", "hold", hold, "remote", r.Address, "rtp_port", r.RTPPort)
 	return nil
 }
 

@@ -51,13 +51,18 @@ type Bridge struct {
 }
 
 // New returns a Bridge committing through st and fanning out feed. reg receives the
-// bridge's metrics (nil: not registered); log defaults to slog.Default().
+// bridge's metrics (nil: a private registry, so they are not exported); a nil log
+// discards.
 func New(cfg Config, st *store.Store, feed *store.Feed, reg prometheus.Registerer, log *slog.Logger) (*Bridge, error) {
-	if err := cfg.fill(); err != nil {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	if log == nil {
-		log = slog.Default()
+		log = slog.New(slog.DiscardHandler)
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
 	}
 	m, err := newMetrics(reg)
 	if err != nil {

@@ -3,12 +3,11 @@ package otbridge
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"time"
 )
 
-// Config tunes a Bridge. Zero values take the defaults listed in docs/dsm-protocol.md; they
-// are filled in one place, fill.
+// Config tunes a Bridge. Zero fields take their value from DefaultConfig (the defaults
+// listed in docs/dsm-protocol.md).
 type Config struct {
 	// Secret signs client tokens (HMAC-SHA256). Every instance behind one load balancer must
 	// share it, so it is required (at least 16 bytes).
@@ -31,7 +30,8 @@ type Config struct {
 	// seconds of a busy object). A connection whose queue is full is a slow consumer and is
 	// closed with 4008; it never holds up anyone else.
 	SendQueue int
-	// Instance names this gateway instance in welcome messages and logs (default host-pid).
+	// Instance names this gateway instance in welcome messages and logs. Required: the
+	// gateway's configuration gives every component the same name.
 	Instance string
 	// WriteTimeout bounds one frame write (10 s: a healthy browser on a bad mobile link
 	// drains a frame far faster; longer means the peer is gone).
@@ -55,61 +55,61 @@ type Config struct {
 	CheckOrigin func(r *http.Request) bool
 }
 
-// Defaults of Config, in one place.
-const (
-	defaultTokenTTL       = 12 * time.Hour
-	defaultMaxFrameBytes  = 32 << 10
-	defaultMaxSubs        = 64
-	defaultOpsPerSecond   = 200
-	defaultSendQueue      = 256
-	defaultWriteTimeout   = 10 * time.Second
-	defaultPingInterval   = 30 * time.Second
-	defaultHelloTimeout   = 10 * time.Second
-	defaultCommitTimeout  = 5 * time.Second
-	defaultRefreshWorkers = 8
-	minSecretBytes        = 16
-)
+// minSecretBytes is the shortest token secret accepted: 128 bits, as HMAC-SHA256 keys
+// should have at least.
+const minSecretBytes = 16
 
-func (c *Config) fill() error {
+// DefaultConfig returns every knob of Config at its default. Secret and Instance have
+// none: New refuses a Config without them.
+func DefaultConfig() Config {
+	return Config{
+		TokenTTL:       12 * time.Hour,
+		MaxFrameBytes:  32 << 10,
+		MaxSubs:        64,
+		OpsPerSecond:   200,
+		SendQueue:      256,
+		WriteTimeout:   10 * time.Second,
+		PingInterval:   30 * time.Second,
+		HelloTimeout:   10 * time.Second,
+		CommitTimeout:  5 * time.Second,
+		RefreshWorkers: 8,
+		Policy:         DefaultPolicy{},
+	}
+}
+
+// withDefaults returns c with every zero (or negative) field taken from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	fill(&c.TokenTTL, d.TokenTTL)
+	fill(&c.MaxFrameBytes, d.MaxFrameBytes)
+	fill(&c.MaxSubs, d.MaxSubs)
+	fill(&c.OpsPerSecond, d.OpsPerSecond)
+	fill(&c.SendQueue, d.SendQueue)
+	fill(&c.WriteTimeout, d.WriteTimeout)
+	fill(&c.PingInterval, d.PingInterval)
+	fill(&c.HelloTimeout, d.HelloTimeout)
+	fill(&c.CommitTimeout, d.CommitTimeout)
+	fill(&c.RefreshWorkers, d.RefreshWorkers)
+	if c.Policy == nil {
+		c.Policy = d.Policy
+	}
+	return c
+}
+
+// fill sets *v to d when *v is not positive.
+func fill[T int | int64 | float64 | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
+// validate checks what has no default.
+func (c Config) validate() error {
 	if len(c.Secret) < minSecretBytes {
 		return fmt.Errorf("%w: %d bytes < %d", ErrSecret, len(c.Secret), minSecretBytes)
 	}
-	if c.TokenTTL <= 0 {
-		c.TokenTTL = defaultTokenTTL
-	}
-	if c.MaxFrameBytes <= 0 {
-		c.MaxFrameBytes = defaultMaxFrameBytes
-	}
-	if c.MaxSubs <= 0 {
-		c.MaxSubs = defaultMaxSubs
-	}
-	if c.OpsPerSecond <= 0 {
-		c.OpsPerSecond = defaultOpsPerSecond
-	}
-	if c.SendQueue <= 0 {
-		c.SendQueue = defaultSendQueue
-	}
 	if c.Instance == "" {
-		h, _ := os.Hostname()
-		c.Instance = fmt.Sprintf("%s-%d", h, os.Getpid())
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = defaultWriteTimeout
-	}
-	if c.PingInterval <= 0 {
-		c.PingInterval = defaultPingInterval
-	}
-	if c.HelloTimeout <= 0 {
-		c.HelloTimeout = defaultHelloTimeout
-	}
-	if c.CommitTimeout <= 0 {
-		c.CommitTimeout = defaultCommitTimeout
-	}
-	if c.RefreshWorkers <= 0 {
-		c.RefreshWorkers = defaultRefreshWorkers
-	}
-	if c.Policy == nil {
-		c.Policy = DefaultPolicy{}
+		return ErrNoInstance
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 // Sentinel errors of the bridge.
 var (
 	ErrSecret      = errors.New("otbridge: token secret too short")
+	ErrNoInstance  = errors.New("otbridge: Config.Instance is required")
 	ErrBadToken    = errors.New("malformed token")
 	ErrForgedToken = errors.New("token signature does not match")
 	ErrExpired     = errors.New("token expired")

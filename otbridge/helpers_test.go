@@ -3,6 +3,7 @@ package otbridge_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"hash/crc32"
 	"log/slog"
@@ -80,6 +81,10 @@ func startInstance(t testing.TB, rdb redis.UniversalClient, cfg otbridge.Config,
 	}
 	if cfg.Secret == nil {
 		cfg.Secret = secret
+	}
+	if cfg.Instance == "" {
+		// Unique per instance, as the gateway's hostname-pid is per process.
+		cfg.Instance = "otbridge-test-" + rand.Text()[:8]
 	}
 	st, err := store.New(scfg, rdb, log)
 	if err != nil {

@@ -39,9 +39,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "dsm_slow_consumer_cutoffs_total", Help: "Connections closed with 4008 because their send queue was full.",
 		}),
 	}
-	if reg == nil {
-		return m, nil
-	}
 	for _, c := range []prometheus.Collector{m.committed, m.commitTime, m.connections, m.resyncs, m.rejects, m.slow} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("otbridge: register metrics: %w", err)

@@ -45,7 +45,7 @@ type Change struct {
 	Fields map[string]string
 }
 
-// FeedConfig tunes a Feed. Zero values take defaults.
+// FeedConfig tunes a Feed. Zero fields take their value from DefaultFeedConfig.
 type FeedConfig struct {
 	// Block is how long one XREAD waits for entries (2 s: short enough to notice a dead
 	// connection quickly, long enough to cost nothing when idle).
@@ -60,19 +60,20 @@ type FeedConfig struct {
 	Retry time.Duration
 }
 
-func (c *FeedConfig) fill() {
-	if c.Block <= 0 {
-		c.Block = 2 * time.Second
-	}
-	if c.Count <= 0 {
-		c.Count = 512
-	}
-	if c.ReconcileDelay <= 0 {
-		c.ReconcileDelay = 50 * time.Millisecond
-	}
-	if c.Retry <= 0 {
-		c.Retry = 500 * time.Millisecond
-	}
+// DefaultFeedConfig returns every knob of FeedConfig at its default.
+func DefaultFeedConfig() FeedConfig {
+	return FeedConfig{Block: 2 * time.Second, Count: 512, ReconcileDelay: 50 * time.Millisecond, Retry: 500 * time.Millisecond}
+}
+
+// withDefaults returns c with every zero (or negative) field taken from
+// DefaultFeedConfig.
+func (c FeedConfig) withDefaults() FeedConfig {
+	d := DefaultFeedConfig()
+	fill(&c.Block, d.Block)
+	fill(&c.Count, d.Count)
+	fill(&c.ReconcileDelay, d.ReconcileDelay)
+	fill(&c.Retry, d.Retry)
+	return c
 }
 
 // Feed reads every shard's change stream from the last ID it saw and hands each entry to
@@ -92,11 +93,11 @@ type Feed struct {
 	runCtx  atomic.Pointer[context.Context]
 }
 
-// NewFeed returns a feed over the store's shards.
+// NewFeed returns a feed over the store's shards. A nil log discards.
 func NewFeed(cfg FeedConfig, st *Store, log *slog.Logger) *Feed {
-	cfg.fill()
+	cfg = cfg.withDefaults()
 	if log == nil {
-		log = slog.Default()
+		log = slog.New(slog.DiscardHandler)
 	}
 	f := &Feed{
 		cfg:     cfg,

@@ -82,8 +82,8 @@ type Limits struct {
 	MaxValueBytes int // bytes per value
 }
 
-// DefaultLimits returns the limits documented in docs/dsm-protocol.md.
-func DefaultLimits() Limits { return Limits{MaxOps: 32, MaxFieldBytes: 128, MaxValueBytes: 4096} }
+// DefaultLimits returns the limits documented in docs/dsm-protocol.md (DefaultConfig's).
+func DefaultLimits() Limits { return DefaultConfig().Limits }
 
 // Validate checks an op against the limits: it must have at least one element, known
 // kinds, non-empty field names, and stay within the sizes.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -20,8 +21,8 @@ var reconcileLua string
 //go:embed lua/read.lua
 var readLua string
 
-// Config tunes the store. Zero values take the defaults of docs/dsm-protocol.md; every
-// instance sharing a Redis must use the same Shards.
+// Config tunes the store. Zero fields take their value from DefaultConfig (the defaults
+// of docs/dsm-protocol.md); every instance sharing a Redis must use the same Shards.
 type Config struct {
 	// Shards is the number of change-feed streams (and hash tags). 16 spreads the feed over
 	// the masters of a small cluster while keeping one blocking reader per shard cheap.
@@ -32,9 +33,10 @@ type Config struct {
 	// FeedLen caps each feed stream (approximately): 100,000 entries is minutes of traffic
 	// at full load, far longer than a reader reconnect takes.
 	FeedLen int
-	// MaxFields caps the fields of an object (index objects excepted).
+	// MaxFields caps the fields of an object (index objects excepted): 256 is far more
+	// than a player or a user object has, and bounds what one object costs a subscriber.
 	MaxFields int
-	// Limits bound the size of one op.
+	// Limits bound the size of one op; each zero field takes its default.
 	Limits Limits
 	// Pipeline is how many commits one Redis pipeline carries at most (64), and
 	// Pipelines how many pipelines may be in flight at once (4: enough to keep Redis
@@ -43,27 +45,40 @@ type Config struct {
 	Pipeline, Pipelines int
 }
 
-func (c *Config) fill() {
-	if c.Shards <= 0 {
-		c.Shards = 16
+// DefaultConfig returns every knob of Config at its default.
+func DefaultConfig() Config {
+	return Config{
+		Shards:    16,
+		OplogLen:  256,
+		FeedLen:   100000,
+		MaxFields: 256,
+		// 32 elements cover the largest op a page makes (a player's whole set-up) with
+		// room; field names are short identifiers; 4 KiB holds an SDP-sized value.
+		Limits:    Limits{MaxOps: 32, MaxFieldBytes: 128, MaxValueBytes: 4096},
+		Pipeline:  64,
+		Pipelines: 4,
 	}
-	if c.OplogLen <= 0 {
-		c.OplogLen = 256
-	}
-	if c.FeedLen <= 0 {
-		c.FeedLen = 100000
-	}
-	if c.MaxFields <= 0 {
-		c.MaxFields = 256
-	}
-	if c.Limits == (Limits{}) {
-		c.Limits = DefaultLimits()
-	}
-	if c.Pipeline <= 0 {
-		c.Pipeline = 64
-	}
-	if c.Pipelines <= 0 {
-		c.Pipelines = 4
+}
+
+// withDefaults returns c with every zero (or negative) field taken from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	fill(&c.Shards, d.Shards)
+	fill(&c.OplogLen, d.OplogLen)
+	fill(&c.FeedLen, d.FeedLen)
+	fill(&c.MaxFields, d.MaxFields)
+	fill(&c.Limits.MaxOps, d.Limits.MaxOps)
+	fill(&c.Limits.MaxFieldBytes, d.Limits.MaxFieldBytes)
+	fill(&c.Limits.MaxValueBytes, d.Limits.MaxValueBytes)
+	fill(&c.Pipeline, d.Pipeline)
+	fill(&c.Pipelines, d.Pipelines)
+	return c
+}
+
+// fill sets *v to d when *v is not positive.
+func fill[T int | int64 | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
 	}
 }
 
@@ -79,11 +94,12 @@ type Store struct {
 	batch     *batcher
 }
 
-// New returns a Store on rdb (a *redis.Client or *redis.ClusterClient).
+// New returns a Store on rdb (a *redis.Client or *redis.ClusterClient). A nil log
+// discards.
 func New(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Store, error) {
-	cfg.fill()
+	cfg = cfg.withDefaults()
 	if log == nil {
-		log = slog.Default()
+		log = slog.New(slog.DiscardHandler)
 	}
 	sc, err := LoadSchema()
 	if err != nil {

@@ -7,7 +7,7 @@
 //   p.onField('player_state', (e) => console.log(e.old, '→', e.new, e.cause));
 //   await p.ready;                           // first snapshot
 //   await p.set({ player_state: 'connecting' });
-//   await dsm.write('players', [{ o: 'set', f: p.addr, v: 'audio' }]); // blind write
+//   await dsm.write('players', [set(p.addr, 'audio')]); // blind write (set from transform.js)
 //
 // Per object, dsm.js keeps the server state, one op in flight and a buffer (object.js);
 // the view is server · inflight · buffer. After a reconnect it says hello again,
@@ -245,7 +245,7 @@ export class DSM {
   }
 
   fail(err) {
-    for (const fn of this.errorFns) safeCall(this, fn, err);
+    for (const fn of this.errorFns) this.safeCall(fn, err);
     for (const w of this.readyWaiters.splice(0)) w.reject(err);
     this.close();
   }
@@ -308,7 +308,7 @@ export class DSM {
     clearInterval(this.pingTimer);
     this.pingTimer = setInterval(() => this.ping(), this.opts.pingInterval);
     for (const o of this.objects.values()) o.resume();
-    for (const fn of this.welcomeFns) safeCall(this, fn, m);
+    for (const fn of this.welcomeFns) this.safeCall(fn, m);
     for (const w of this.readyWaiters.splice(0)) w.resolve(this);
   }
 
@@ -325,7 +325,7 @@ export class DSM {
       if (o) return o.onSubError(m.code, m.msg);
     }
     if (m.code === 'bad_token' || m.code === 'not_authenticated') this.log('warn', `dsm: ${err.message}`);
-    for (const fn of this.errorFns) safeCall(this, fn, err);
+    for (const fn of this.errorFns) this.safeCall(fn, err);
   }
 
   ping() {
@@ -346,7 +346,20 @@ export class DSM {
   setState(s) {
     if (s === this.state) return;
     this.state = s;
-    for (const fn of this.connectionFns) safeCall(this, fn, s);
+    for (const fn of this.connectionFns) this.safeCall(fn, s);
+  }
+
+  /**
+   * safeCall calls the listener fn(arg) for this client and the adapters built on it
+   * (who names the caller in the log). A listener that throws is logged and does not keep
+   * the next listeners from running, nor break the client.
+   */
+  safeCall(fn, arg, who = 'dsm') {
+    try {
+      fn(arg);
+    } catch (err) {
+      this.log('error', `${who}: listener failed: ${err && err.stack ? err.stack : err}`);
+    }
   }
 
   log(level, msg) {
@@ -360,12 +373,4 @@ export class DSM {
 
 function detach(ws) {
   ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
-}
-
-function safeCall(dsm, fn, arg) {
-  try {
-    fn(arg);
-  } catch (err) {
-    dsm.log('error', `dsm: listener failed: ${err && err.stack ? err.stack : err}`);
-  }
 }

@@ -189,7 +189,14 @@ func errString(err error) string {
 func TestNodeClient(t *testing.T) {
 	t.Parallel()
 	node := testpeer.Need(t, "node")
-	g := startGateway(t, gatewayOptions{Instances: 2, TokenTTL: 4 * time.Second})
+	// The two instances racing in the convergence test keep the default token lifetime:
+	// with a short one, a renewal made late on a loaded machine finds the token expired
+	// and the client ends with bad_token mid-test. Only the renewal test talks to the
+	// instance of short-lived tokens, and 10 s lets it renew 2 s before expiry, a margin
+	// far above a late timer or a slow request under -race.
+	const shortTTL = 10 * time.Second
+	g := startGateway(t, gatewayOptions{Instances: 2})
+	short := startGateway(t, gatewayOptions{Instances: 1, TokenTTL: shortTTL})
 	seed := strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
 	if s := os.Getenv("DSM_SEED"); s != "" {
 		seed = s
@@ -204,7 +211,7 @@ func TestNodeClient(t *testing.T) {
 	args := append([]string{"--test", "--test-reporter=spec", "--test-concurrency=1"}, files...)
 	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Env = append(os.Environ(), "DSM_GATEWAY_URL="+g.URLs[0], "DSM_GATEWAY_URL2="+g.URLs[1], "DSM_SEED="+seed,
-		"DSM_TOKEN_TTL=4")
+		"DSM_SHORT_TTL_URL="+short.URLs[0], "DSM_TOKEN_TTL="+strconv.Itoa(int(shortTTL/time.Second)))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

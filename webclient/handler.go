@@ -29,7 +29,7 @@ var assets embed.FS
 // (it lies under the bridge's /dsm prefix).
 const SchemaPath = "/dsm/schema.json"
 
-// Config tunes the Handler. Zero values take defaults.
+// Config tunes the Handler. Zero fields take their value from DefaultConfig.
 type Config struct {
 	// MaxAge is the Cache-Control max-age of the assets. The default 0 means "no-cache":
 	// the module file names carry no content hash (there is no build step), so a browser
@@ -41,17 +41,29 @@ type Config struct {
 	CSP string
 }
 
-const defaultCSP = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; " +
-	"img-src 'self' data:; media-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+// DefaultConfig returns every knob at its default.
+func DefaultConfig() Config {
+	return Config{
+		MaxAge: 0,
+		CSP: "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; " +
+			"img-src 'self' data:; media-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+	}
+}
+
+// withDefaults fills the zero fields of c from DefaultConfig (the only place that does).
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.MaxAge <= 0 {
+		c.MaxAge = d.MaxAge
+	}
+	if c.CSP == "" {
+		c.CSP = d.CSP
+	}
+	return c
+}
 
 // minGzipBytes: smaller files gain nothing from compression but still cost the header.
 const minGzipBytes = 1024
-
-func (c *Config) fill() {
-	if c.CSP == "" {
-		c.CSP = defaultCSP
-	}
-}
 
 // asset is one file, prepared once at start.
 type asset struct {
@@ -70,11 +82,12 @@ type Handler struct {
 	cache string
 }
 
-// New prepares the embedded files (content types, ETags, gzip) and the schema.
+// New prepares the embedded files (content types, ETags, gzip) and the schema. A nil log
+// discards.
 func New(cfg Config, log *slog.Logger) (*Handler, error) {
-	cfg.fill()
+	cfg = cfg.withDefaults()
 	if log == nil {
-		log = slog.Default()
+		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Handler{
 		cfg:   cfg,

@@ -140,3 +140,17 @@ func FuzzRequestHeaders(f *testing.F) {
 		}
 	})
 }
+
+// TestHandlerDefaultsFromDefaultConfig: a zero Config serves with DefaultConfig's knobs,
+// and a given CSP replaces the default one.
+func TestHandlerDefaultsFromDefaultConfig(t *testing.T) {
+	t.Parallel()
+	res := get(t, newHandler(t, Config{}), "GET", "/", nil)
+	if got, want := res.Header.Get("Content-Security-Policy"), DefaultConfig().CSP; got != want {
+		t.Errorf("CSP %q, want the default %q", got, want)
+	}
+	res = get(t, newHandler(t, Config{CSP: "default-src 'none'"}), "GET", "/", nil)
+	if got := res.Header.Get("Content-Security-Policy"); got != "default-src 'none'" {
+		t.Errorf("CSP %q, want the configured one", got)
+	}
+}

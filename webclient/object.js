@@ -3,7 +3,7 @@
 // of later local ops. The view is server · inflight · buffer. dsm.js owns the connection
 // and routes messages here.
 
-import { apply, check, compose, hasExpect, transformServer, validate, writes } from './transform.js';
+import { apply, check, compose, del, expect, hasExpect, set, transformServer, validate, writes } from './transform.js';
 
 /** The three client states of the Jupiter algorithm. */
 export const SYNCHRONIZED = 'synchronized';
@@ -100,17 +100,20 @@ export class DSMObject {
     return () => this.errorFns.delete(fn);
   }
 
-  /** set writes fields from a plain object {field: value}. */
+  /**
+   * set writes fields from a plain object {field: value} (null deletes the field), after
+   * the expects {field: value} (null: the field is absent).
+   */
   set(values, expects) {
     const ops = [];
-    for (const [f, v] of Object.entries(expects || {})) ops.push(v === null ? { o: 'expect', f } : { o: 'expect', f, v: String(v) });
-    for (const [f, v] of Object.entries(values)) ops.push(v === null ? { o: 'del', f } : { o: 'set', f, v: String(v) });
+    for (const [f, v] of Object.entries(expects || {})) ops.push(expect(f, v));
+    for (const [f, v] of Object.entries(values)) ops.push(v === null ? del(f) : set(f, v));
     return this.write(ops);
   }
 
   /** del deletes fields. */
   del(...fields) {
-    return this.write(fields.map((f) => ({ o: 'del', f })));
+    return this.write(fields.map((f) => del(f)));
   }
 
   /**
@@ -284,7 +287,7 @@ export class DSMObject {
   onSubError(code, msg) {
     const err = new DSMError(code, msg, this.addr);
     this.readyReject(err);
-    for (const fn of this.errorFns) safe(this.dsm, fn, err);
+    for (const fn of this.errorFns) this.dsm.safeCall(fn, err);
   }
 
   // ---- internals ----
@@ -356,12 +359,12 @@ export class DSMObject {
   emit(cause, changes) {
     if (!changes.length && cause !== 'snapshot') return;
     const ev = { obj: this.addr, cause, rev: this.rev, changes };
-    for (const fn of this.changeFns) safe(this.dsm, fn, ev);
+    for (const fn of this.changeFns) this.dsm.safeCall(fn, ev);
     for (const c of changes) {
       const fns = this.fieldFns.get(c.field);
       if (!fns) continue;
       const fe = { obj: this.addr, field: c.field, old: c.old, new: c.new, cause, rev: this.rev };
-      for (const fn of fns) safe(this.dsm, fn, fe);
+      for (const fn of fns) this.dsm.safeCall(fn, fe);
     }
   }
 
@@ -369,15 +372,7 @@ export class DSMObject {
     const s = this.state;
     if (s === this.lastState) return;
     this.lastState = s;
-    for (const fn of this.stateFns) safe(this.dsm, fn, s);
-  }
-}
-
-function safe(dsm, fn, arg) {
-  try {
-    fn(arg);
-  } catch (err) {
-    dsm.log('error', `dsm: listener failed: ${err && err.stack ? err.stack : err}`);
+    for (const fn of this.stateFns) this.dsm.safeCall(fn, s);
   }
 }
 

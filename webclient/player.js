@@ -17,6 +17,7 @@
 import { CODECS, codecByPT, decode, encode } from './g711.js';
 import { RTPSender, isRTCP, parseRTP } from './rtp.js';
 import { MediaSession } from './media.js';
+import { del, expect, set } from './transform.js';
 
 const LIVE = new Set(['ringing', 'connecting', 'connected']);
 
@@ -55,7 +56,7 @@ export class Player {
 
   /** addToIndex writes the own entry of the players index (a blind write). */
   addToIndex() {
-    return this.dsm.write(this.schema.players.index, [{ o: 'set', f: this.addr, v: this.opts.media }]);
+    return this.dsm.write(this.schema.players.index, [set(this.addr, this.opts.media)]);
   }
 
   /** onChange registers fn(status), called on every change of the object or the media. */
@@ -107,18 +108,24 @@ export class Player {
     const F = this.F;
     const encoding = opts.encoding ?? this.opts.encoding;
     if (!CODECS[encoding]) throw new Error(`player: unknown encoding ${encoding}`);
+    const service = opts.service ?? this.opts.service;
+    // set() would turn anything into a string; a missing target or service is a caller's
+    // mistake to report, not a value to write.
+    for (const [f, v] of Object.entries({ ...target, [F.service]: service })) {
+      if (typeof v !== 'string') throw new Error(`player: ${f}: want a string, have ${typeof v}`);
+    }
     const cur = this.obj.get(F.playerState);
     if (LIVE.has(cur)) throw new Error(`player: a call is already ${cur}`);
     await this.addToIndex();
-    const ops = [cur === undefined ? { o: 'expect', f: F.playerState } : { o: 'expect', f: F.playerState, v: cur }];
+    const ops = [expect(F.playerState, cur)];
     // Clear what the previous call left, so nothing stale is shown or acted on.
     for (const f of [F.mgwState, F.mgwURL, F.progress, F.sipStatus, F.sipReason, F.caller, F.callID, F.dtmf, F.hold, ...clear]) {
-      ops.push({ o: 'del', f });
+      ops.push(del(f));
     }
-    ops.push({ o: 'set', f: F.service, v: opts.service ?? this.opts.service });
-    ops.push({ o: 'set', f: F.encoding, v: encoding });
-    for (const [f, v] of Object.entries(target)) ops.push({ o: 'set', f, v });
-    ops.push({ o: 'set', f: F.playerState, v: 'connecting' });
+    ops.push(set(F.service, service));
+    ops.push(set(F.encoding, encoding));
+    for (const [f, v] of Object.entries(target)) ops.push(set(f, v));
+    ops.push(set(F.playerState, 'connecting'));
     this.mediaError = '';
     return this.obj.write(ops);
   }
@@ -127,17 +134,13 @@ export class Player {
   answer(opts = {}) {
     const F = this.F;
     const encoding = opts.encoding ?? this.obj.get(F.encoding) ?? this.opts.encoding;
-    return this.obj.write([
-      { o: 'expect', f: F.playerState, v: 'ringing' },
-      { o: 'set', f: F.encoding, v: encoding },
-      { o: 'set', f: F.playerState, v: 'connecting' },
-    ]);
+    return this.obj.write([expect(F.playerState, 'ringing'), set(F.encoding, encoding), set(F.playerState, 'connecting')]);
   }
 
   /** reject declines a ringing incoming call. */
   reject() {
     const F = this.F;
-    return this.obj.write([{ o: 'expect', f: F.playerState, v: 'ringing' }, { o: 'set', f: F.playerState, v: 'disconnected' }]);
+    return this.obj.write([expect(F.playerState, 'ringing'), set(F.playerState, 'disconnected')]);
   }
 
   /** hangup ends the call in any live state (CANCEL or BYE is the AS adapter's part). */
@@ -148,7 +151,7 @@ export class Player {
       const cur = this.obj.get(F.playerState);
       if (!LIVE.has(cur)) return;
       try {
-        return await this.obj.write([{ o: 'expect', f: F.playerState, v: cur }, { o: 'set', f: F.playerState, v: 'disconnected' }]);
+        return await this.obj.write([expect(F.playerState, cur), set(F.playerState, 'disconnected')]);
       } catch (err) {
         // The state moved on under us (e.g. connecting → connected): try again on the new one.
         if (err.code !== 'expect_failed') throw err;
@@ -167,9 +170,8 @@ export class Player {
     if (!/^[0-9*#A-Da-d]{1,64}$/.test(digits)) throw new Error(`player: bad DTMF digits ${JSON.stringify(digits)}`);
     for (let i = 0; i < 5; i++) {
       const pending = this.obj.get(F.dtmf);
-      const ops = pending === undefined
-        ? [{ o: 'expect', f: F.dtmf }, { o: 'set', f: F.dtmf, v: digits.toUpperCase() }]
-        : [{ o: 'expect', f: F.dtmf, v: pending }, { o: 'set', f: F.dtmf, v: (pending + digits.toUpperCase()).slice(-64) }];
+      // Expect what is pending (absent or not yet consumed) and append to it.
+      const ops = [expect(F.dtmf, pending), set(F.dtmf, ((pending ?? '') + digits.toUpperCase()).slice(-64))];
       try {
         return await this.obj.write(ops);
       } catch (err) {
@@ -209,7 +211,7 @@ export class Player {
         this.setMedia('connected');
         if (this.obj.get(this.F.playerState) === 'connecting') {
           this.obj
-            .write([{ o: 'expect', f: this.F.playerState, v: 'connecting' }, { o: 'set', f: this.F.playerState, v: 'connected' }])
+            .write([expect(this.F.playerState, 'connecting'), set(this.F.playerState, 'connected')])
             .catch(() => {}); // hung up meanwhile: nothing to do
         }
       },
@@ -262,12 +264,6 @@ export class Player {
 
   emit() {
     const s = this.status;
-    for (const fn of this.fns) {
-      try {
-        fn(s);
-      } catch (err) {
-        this.dsm.log('error', `player: listener failed: ${err}`);
-      }
-    }
+    for (const fn of this.fns) this.dsm.safeCall(fn, s, 'player');
   }
 }

@@ -120,12 +120,6 @@ export class Users {
 
   emit() {
     const s = this.snapshot();
-    for (const fn of this.fns) {
-      try {
-        fn(s);
-      } catch (err) {
-        this.dsm.log('error', `users: listener failed: ${err}`);
-      }
-    }
+    for (const fn of this.fns) this.dsm.safeCall(fn, s, 'users');
   }
 }

@@ -7,7 +7,8 @@
 // → 200 time, so the delay dsmgw adds is printed as a difference.
 //
 // Everything runs on loopback: a private redis-server and two sipp processes are started
-// as children; the media gateway and the AS adapter run in this process. Each rate runs
+// as children; the media gateway and the AS adapter run in this process, built by
+// internal/gateway as cmd/gateway builds them (-workers overrides the adapter's). Each rate runs
 // for at most -duration; the ladder stops at the first rate with failures or a shortfall.
 package main
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,12 +12,12 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"dsmgw/asadapter"
+	"dsmgw/internal/gateway"
 	"dsmgw/internal/proc"
-	"dsmgw/mediagw"
+	"dsmgw/internal/redisrun"
 	"dsmgw/store"
 )
 
@@ -26,10 +25,10 @@ const benchSecret = "callbench-secret-0123456789"
 
 func numCPU() int { return runtime.NumCPU() }
 
-// children are the peer processes this tool started (redis-server, sipp), each in a
-// temporary directory that holds its log; they are stopped by PID.
+// children are the sipp processes this tool started, each in a temporary directory that
+// holds its log; they are stopped by PID, Redis (redisrun) separately.
 type children struct {
-	procs []*proc.Child
+	group proc.Group
 	dirs  []string
 }
 
@@ -47,96 +46,49 @@ func (c *children) start(name string, args ...string) (*proc.Child, string, erro
 	c.dirs = append(c.dirs, dir)
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
-	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	p, err := c.group.Start(name, cmd, proc.Options{LogFile: filepath.Join(dir, name+".log")})
 	if err != nil {
 		return nil, "", err
 	}
-	defer logf.Close() // the child holds its own descriptor
-	cmd.Stdout, cmd.Stderr = logf, logf
-	p, err := proc.Start(name, cmd, proc.Options{})
-	if err != nil {
-		return nil, "", err
-	}
-	c.procs = append(c.procs, p)
 	return p, dir, nil
 }
 
 // stopAll stops every child still running, then removes their directories.
 func (c *children) stopAll() {
-	for _, p := range c.procs {
-		p.Stop()
-	}
+	c.group.Stop(nil)
 	for _, d := range c.dirs {
 		_ = os.RemoveAll(d)
 	}
 }
 
-// stack is Redis, the DSM store, the media gateway and one AS adapter, with a sipp UAS
-// as the far end and a second feed as the browsers' view.
+// stack is Redis and one gateway process with the asadapter and mediagw roles, built by
+// internal/gateway as cmd/gateway builds it, with a sipp UAS as the far end and a second
+// feed as the browsers' view.
 type stack struct {
-	st      *store.Store
-	feed    *store.Feed // the adapter's
-	watch   *store.Feed // the subscriber's (a browser's view of the DSM)
-	ad      *asadapter.Adapter
+	app     *gateway.App
+	runDone chan error    // Run's result; nil until Run started
+	st      *store.Store  // the gateway's: players are committed through its Redis pool
+	watch   *store.Feed   // the subscriber's (a browser's view of the DSM)
+	watched chan struct{} // closed when the subscriber's feed has stopped; nil until it runs
 	uas     string
-	rdbs    []*redis.Client
-	cancel  context.CancelFunc
-	httpSrv *http.Server
+	rdb     *redis.Client      // the subscriber's
+	drain   context.CancelFunc // ends Run's soft context: calls still up are hung up
+	cancel  context.CancelFunc // ends everything
+	redis   *redisrun.Server
 	runID   string
 }
 
-func startStack(ctx context.Context, peers *children, o options, log *slog.Logger) (*stack, error) {
-	rport, err := proc.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	if _, _, err := peers.start("redis-server", "--port", strconv.Itoa(rport), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--notify-keyspace-events", "Khg"); err != nil {
-		return nil, err
-	}
-	raddr := "127.0.0.1:" + strconv.Itoa(rport)
-	if err := proc.WaitTCP(raddr, 10*time.Second); err != nil {
-		return nil, err
-	}
+func startStack(ctx context.Context, peers *children, o options, log *slog.Logger) (_ *stack, err error) {
 	s := &stack{runID: strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
 	ctx, s.cancel = context.WithCancel(ctx)
-	newClient := func() *redis.Client {
-		c := redis.NewClient(&redis.Options{Addr: raddr, PoolSize: 256})
-		s.rdbs = append(s.rdbs, c)
-		return c
-	}
-	if s.st, err = store.New(store.Config{}, newClient(), log); err != nil {
-		return nil, err
-	}
-	s.feed = store.NewFeed(store.FeedConfig{}, s.st, log)
-	watchStore, err := store.New(store.Config{}, newClient(), log)
-	if err != nil {
-		return nil, err
-	}
-	s.watch = store.NewFeed(store.FeedConfig{}, watchStore, log)
-	go func() { _ = s.feed.Run(ctx) }()
-	go func() { _ = s.watch.Run(ctx) }()
-
-	// Media gateway in process, API over loopback HTTP as in production.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	base := "http://" + l.Addr().String()
-	gw, err := mediagw.New(mediagw.Config{BindAddr: "127.0.0.1", PortMin: 20000, PortMax: 39999,
-		PublicWSURL: "ws://" + l.Addr().String(), Secret: benchSecret}, prometheus.NewRegistry(), log)
-	if err != nil {
-		return nil, err
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/v1/", gw.APIHandler())
-	mux.Handle("/media/", gw.MediaHandler())
-	s.httpSrv = &http.Server{Handler: mux}
-	go func() { _ = s.httpSrv.Serve(l) }()
-	go func() { _ = gw.Run(ctx) }()
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
-	mc, err := mediagw.NewClient(mediagw.ClientConfig{BaseURL: base, Secret: benchSecret, HTTPClient: hc})
-	if err != nil {
+	var soft context.Context
+	soft, s.drain = context.WithCancel(ctx)
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if s.redis, err = redisrun.Start(ctx, redisrun.Options{NotifyKeyspaceEvents: "Khg"}); err != nil {
 		return nil, err
 	}
 
@@ -154,21 +106,78 @@ func startStack(ctx context.Context, peers *children, o options, log *slog.Logge
 	}
 	s.uas = "127.0.0.1:" + strconv.Itoa(uport)
 
-	s.ad, err = asadapter.New(asadapter.Config{Instance: "bench", ListenUDP: "127.0.0.1:0",
-		InviteTimeout: 10 * time.Second, Workers: o.workers},
-		s.st, s.feed, asadapter.NewMediaGatewayClient(mc, "bench", ""), prometheus.NewRegistry(), log)
+	// The media URL given to browsers names the HTTP listener, so it is opened first.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	go func() { _ = s.ad.Run(ctx) }()
-	time.Sleep(500 * time.Millisecond) // feeds and listeners up; the first XREADs are issued
+	cfg := gateway.DefaultConfig()
+	cfg.Roles = []string{gateway.RoleASAdapter, gateway.RoleMediaGW}
+	cfg.Instance = "bench"
+	cfg.RedisAddrs = []string{s.redis.Addr}
+	// The load's writers commit through the gateway's store as well.
+	cfg.RedisPool = 256
+	cfg.MGWSecret, cfg.UsersSecret = benchSecret, benchSecret
+	cfg.MGWBindAddr, cfg.MGWPortMin, cfg.MGWPortMax = "127.0.0.1", 20000, 39999
+	cfg.MGWPublicWSURL = "ws://" + l.Addr().String()
+	cfg.SIPListenUDP, cfg.SIPListenTCP = "127.0.0.1:0", ""
+	// A loopback UAS answers at once; a call not answered in 10 s has failed.
+	cfg.SIPInviteTimeout = 10 * time.Second
+	// The load hangs its calls up itself; the drain at the end only ends stragglers.
+	cfg.Drain = 5 * time.Second
+	if s.app, err = gateway.Build(ctx, cfg, log, gateway.WithListener(l),
+		gateway.WithAdapterConfig(func(c *asadapter.Config) { c.Workers = o.workers })); err != nil {
+		return nil, err
+	}
+	s.st = s.app.Store()
+	s.runDone = make(chan error, 1)
+	go func() { s.runDone <- s.app.Run(soft, ctx) }()
+
+	s.rdb = redis.NewClient(&redis.Options{Addr: s.redis.Addr, PoolSize: 256})
+	watchStore, err := store.New(store.Config{}, s.rdb, log)
+	if err != nil {
+		return nil, err
+	}
+	s.watch = store.NewFeed(store.FeedConfig{}, watchStore, log)
+	s.watched = make(chan struct{})
+	go func() { defer close(s.watched); _ = s.watch.Run(ctx) }()
+
+	// Both feeds have read every shard once; a fresh machine takes milliseconds, 10 s
+	// covers a loaded one.
+	deadline := time.Now().Add(10 * time.Second)
+	for s.app.Ready(ctx) != nil || !s.watch.Ready() {
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("gateway not ready after 10 s: %v", s.app.Ready(ctx))
+		}
+		select {
+		case err := <-s.runDone:
+			s.runDone = nil
+			return nil, fmt.Errorf("gateway ended: %w", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // the adapter's workers and listeners up
 	return s, nil
 }
 
+// close drains and stops the gateway (waiting for Run to return), then stops the
+// subscriber and Redis.
 func (s *stack) close() {
+	s.drain()
+	switch {
+	case s.runDone != nil:
+		<-s.runDone
+	case s.app != nil:
+		s.app.Close()
+	}
 	s.cancel()
-	_ = s.httpSrv.Close()
-	for _, c := range s.rdbs {
-		_ = c.Close()
+	if s.watched != nil {
+		<-s.watched
+	}
+	if s.rdb != nil {
+		_ = s.rdb.Close()
+	}
+	if s.redis != nil {
+		s.redis.Stop()
 	}
 }

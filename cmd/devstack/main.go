@@ -25,7 +25,8 @@ func main() {
 }
 
 func run() error {
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	base := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := base.With("component", "devstack") // the gateway's components add their own
 	hard, stopHard := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stopHard()
 	soft, stopSoft := signal.NotifyContext(hard, syscall.SIGTERM)
@@ -36,14 +37,19 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	var procs processes
-	defer procs.stopAll(log)
-
-	redisPort, err := procs.startRedis(dir)
+	rs, err := startRedis(hard, dir)
 	if err != nil {
 		return err
 	}
-	setDefault("REDIS_ADDRS", fmt.Sprintf("127.0.0.1:%d", redisPort))
+	defer func() {
+		rs.Stop()
+		log.Info("stopped", "cmd", "redis-server", "pid", rs.PID())
+	}()
+	// Deferred after Redis: stopped before it, the phone first.
+	procs := &processes{dir: dir}
+	defer procs.stop(log)
+
+	setDefault("REDIS_ADDRS", rs.Addr)
 	setDefault("HTTP_ADDR", "127.0.0.1:8080")
 	setDefault("DSM_SECRET", "devstack-dsm-secret-0123456789")
 	setDefault("MGW_SECRET", "devstack-mgw-secret-0123456789")
@@ -57,12 +63,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if sip, err := procs.startKamailio(dir, root); err != nil {
+	if sip, err := procs.startKamailio(root); err != nil {
 		log.Warn("no CSCF: calls go directly to the request URI", "err", err)
 	} else {
 		setDefault("SIP_OUTBOUND_PROXY", "sip:"+sip)
 		setDefault("USERS_REGISTRAR", "sip:"+sipDomain)
-		if err := procs.startBaresip(dir, root, sip); err != nil {
+		if err := procs.startBaresip(root, sip); err != nil {
 			log.Warn("no phone to call", "err", err)
 		} else {
 			log.Info("phone bob registered at the CSCF; call sip:bob@" + sipDomain)
@@ -73,7 +79,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	app, err := gateway.Build(hard, cfg, log)
+	app, err := gateway.Build(hard, cfg, base)
 	if err != nil {
 		return err
 	}

@@ -1,8 +1,8 @@
 package main
 
 import (
+	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -11,73 +11,47 @@ import (
 	"time"
 
 	"dsmgw/internal/proc"
+	"dsmgw/internal/redisrun"
 )
 
-// processes are the children devstack started; stopAll stops them by PID.
+// processes are the children devstack started besides Redis; stop stops them by PID,
+// the last started first (the phone before the proxy it registered with).
 type processes struct {
-	children []*proc.Child
-	bins     []string // each child's binary, for the log
+	group proc.Group
+	dir   string // holds each child's <name>.log
 }
 
-// start runs cmd with its output going to <name>.log in dir.
-func (p *processes) start(dir, name string, cmd *exec.Cmd) error {
-	logf, err := os.Create(filepath.Join(dir, name+".log"))
-	if err != nil {
-		return err
-	}
-	defer logf.Close() // the child holds its own descriptor
-	cmd.Stdout, cmd.Stderr = logf, logf
-	c, err := proc.Start(name, cmd, proc.Options{})
-	if err != nil {
-		return err
-	}
-	p.children = append(p.children, c)
-	p.bins = append(p.bins, filepath.Base(cmd.Path))
-	return nil
+// start runs cmd with its output going to <name>.log in the run's directory.
+func (p *processes) start(name string, cmd *exec.Cmd) error {
+	_, err := p.group.Start(name, cmd, proc.Options{LogFile: filepath.Join(p.dir, name+".log")})
+	return err
 }
 
-// stopAll stops the children in the reverse order of their start (the phone before
-// the proxy it registered with, the proxy before Redis).
-func (p *processes) stopAll(log *slog.Logger) {
-	for i := len(p.children) - 1; i >= 0; i-- {
-		c := p.children[i]
-		c.Stop()
-		log.Info("stopped", "cmd", p.bins[i], "pid", c.PID())
-	}
+func (p *processes) stop(log *slog.Logger) {
+	p.group.Stop(func(c *proc.Child) { log.Info("stopped", "cmd", c.Name(), "pid", c.PID()) })
 }
 
-func (p *processes) startRedis(dir string) (int, error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return 0, errors.New("redis-server not installed (apt-get install redis-server)")
-	}
-	port, err := proc.FreePort()
-	if err != nil {
-		return 0, err
-	}
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--notify-keyspace-events", "Khg")
-	if err := p.start(dir, "redis", cmd); err != nil {
-		return 0, err
-	}
-	return port, proc.WaitTCP(fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
+// startRedis runs a private redis-server with keyspace notifications for hashes and
+// generic commands (the gateway's default needs), its files in the run's directory.
+func startRedis(ctx context.Context, dir string) (*redisrun.Server, error) {
+	return redisrun.Start(ctx, redisrun.Options{NotifyKeyspaceEvents: "Khg", Dir: dir})
 }
 
 // startKamailio runs Kamailio with deploy/kamailio.cfg on 127.0.0.1:5060 and returns its
 // address.
-func (p *processes) startKamailio(dir, root string) (string, error) {
+func (p *processes) startKamailio(root string) (string, error) {
 	bin, err := exec.LookPath("kamailio")
 	if err != nil {
 		return "", errors.New("kamailio not installed (apt-get install kamailio)")
 	}
 	addr := "127.0.0.1:5060"
-	run := filepath.Join(dir, "kamailio")
+	run := filepath.Join(p.dir, "kamailio")
 	if err := os.MkdirAll(run, 0o755); err != nil {
 		return "", err
 	}
 	cmd := exec.Command(bin, "-DD", "-E", "-f", filepath.Join(root, "deploy", "kamailio.cfg"),
 		"-Y", run, "-m", "64", "-M", "8", "-l", "udp:"+addr, "-l", "tcp:"+addr)
-	if err := p.start(dir, "kamailio", cmd); err != nil {
+	if err := p.start("kamailio", cmd); err != nil {
 		return "", err
 	}
 	return addr, proc.WaitTCP(addr, 10*time.Second)
@@ -85,12 +59,12 @@ func (p *processes) startKamailio(dir, root string) (string, error) {
 
 // startBaresip runs a baresip phone registered as bob at the CSCF, answering every call
 // automatically with a 440 Hz tone.
-func (p *processes) startBaresip(dir, root, cscf string) error {
+func (p *processes) startBaresip(root, cscf string) error {
 	bin, err := exec.LookPath("baresip")
 	if err != nil {
 		return errors.New("baresip not installed (apt-get install baresip)")
 	}
-	conf := filepath.Join(dir, "baresip")
+	conf := filepath.Join(p.dir, "baresip")
 	if err := os.MkdirAll(conf, 0o755); err != nil {
 		return err
 	}
@@ -104,5 +78,5 @@ func (p *processes) startBaresip(dir, root, cscf string) error {
 			return err
 		}
 	}
-	return p.start(dir, "baresip", exec.Command(bin, "-f", conf))
+	return p.start("baresip", exec.Command(bin, "-f", conf))
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"dsmgw/internal/gateway"
 	"dsmgw/internal/proc"
 	"dsmgw/otbridge"
 	"dsmgw/store"
@@ -40,7 +41,7 @@ func runBaseline(ctx context.Context, o options, redisAddr string, redisPID int)
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, PoolSize: o.baselineC})
 	defer rdb.Close()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, err := store.New(store.Config{Shards: 16}, rdb, log)
+	st, err := store.New(store.Config{Shards: gateway.DefaultConfig().DSMShards}, rdb, log)
 	if err != nil {
 		return r, err
 	}

@@ -3,13 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -21,12 +18,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
-
+	"dsmgw/internal/gateway"
 	"dsmgw/internal/proc"
+	"dsmgw/internal/redisrun"
 	"dsmgw/otbridge"
-	"dsmgw/store"
 )
 
 // serveFlag, as the first argument, makes this binary a gateway instance (the hidden serve
@@ -41,51 +36,15 @@ const (
 // stop (a gateway drains its connections first, which takes far less on loopback).
 func childOptions() proc.Options { return proc.Options{Pdeathsig: syscall.SIGKILL} }
 
-// startRedis runs a private redis-server without persistence on a free loopback port.
-func startRedis(ctx context.Context, dir string) (*proc.Child, string, error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return nil, "", fmt.Errorf("redis-server not installed (or pass -redis): %w", err)
-	}
-	port, err := proc.FreePort()
-	if err != nil {
-		return nil, "", err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no",
-		"--loglevel", "warning",
+// startRedis runs a private redis-server without persistence on a free loopback port,
+// its files and log (whose start-up banner would drown the report) in the run's directory.
+func startRedis(ctx context.Context, dir string) (*redisrun.Server, error) {
+	return redisrun.Start(ctx, redisrun.Options{
 		// 10,000 clients do not talk to Redis, but leave room for many gateway pools.
-		"--maxclients", "10000")
-	// Its start-up banner would drown the report; the log stays in the run's directory
-	// while the run lasts.
-	logf, err := os.Create(filepath.Join(dir, "redis.log"))
-	if err != nil {
-		return nil, "", err
-	}
-	defer logf.Close() // the child holds its own descriptor
-	cmd.Stdout, cmd.Stderr = logf, logf
-	c, err := proc.Start("redis-server", cmd, childOptions())
-	if err != nil {
-		return nil, "", err
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer rdb.Close()
-	// A fresh redis-server answers within milliseconds; 10 s covers a loaded machine.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		err := rdb.Ping(pctx).Err()
-		cancel()
-		if err == nil {
-			return c, addr, nil
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			c.Stop()
-			return nil, "", fmt.Errorf("redis-server on %s not answering: %w", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		MaxClients: 10000,
+		Dir:        dir,
+		Proc:       childOptions(),
+	})
 }
 
 // startGateway re-executes this binary in serve mode and returns its WebSocket URL once
@@ -151,8 +110,8 @@ func startGateway(ctx context.Context, i int, dir, redisAddr, secret string, key
 	}
 }
 
-// serveMain is the hidden serve mode: one gateway instance wired as internal/gateway wires
-// the bridge role (Redis client, store, feed, otbridge), except that the policy is
+// serveMain is the hidden serve mode: one gateway instance with the bridge role, built by
+// internal/gateway from its defaults as cmd/gateway builds it, except that the policy is
 // otbridge.AllowAll (load clients share objects under bench/) and the per-connection op
 // rate is raised. It prints its WebSocket URL and READY, then serves until SIGTERM. On
 // SIGUSR1 it returns freed memory to the OS (the parent's "after GC" RSS reading).
@@ -170,7 +129,6 @@ func serveMain(args []string) error {
 	if _, err := proc.RaiseNoFile(); err != nil {
 		return err
 	}
-	secret := os.Getenv(secretEnv)
 	// DSMBENCH_CPUPROFILE=<file> profiles the gateway instance for its whole life, to see
 	// where a gateway's CPU per op goes.
 	if path := os.Getenv("DSMBENCH_CPUPROFILE"); path != "" {
@@ -184,7 +142,7 @@ func serveMain(args []string) error {
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	soft, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
@@ -194,71 +152,48 @@ func serveMain(args []string) error {
 		}
 	}()
 
-	const shards = 16 // the gateway's default DSM_SHARDS
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs: []string{*redisAddr},
-		// As internal/gateway: REDIS_POOL (128); the feed reads on a client of its own.
-		PoolSize: 128,
-	})
-	defer rdb.Close()
-	st, err := store.New(store.Config{Shards: shards}, rdb, log)
+	cfg := gateway.DefaultConfig()
+	cfg.Roles = []string{gateway.RoleBridge}
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.RedisAddrs = []string{*redisAddr}
+	cfg.DSMSecret = os.Getenv(secretEnv)
+	cfg.DSMOpsPerSecond = *opsPerSec
+	cfg.DSMNoKeyspace = !*keyspace
+	// The parent stops its gateways after the run: 2 s closes loopback connections.
+	cfg.Drain = 2 * time.Second
+	if *instance != "" {
+		cfg.Instance = *instance
+	}
+	// SIGTERM and SIGINT both drain (soft, within cfg.Drain): the parent stops its
+	// gateways so after a run, and has nothing to hurry.
+	hard := context.Background()
+	app, err := gateway.Build(hard, cfg, log,
+		gateway.WithBridgeConfig(func(c *otbridge.Config) { c.Policy = otbridge.AllowAll{} }))
 	if err != nil {
 		return err
 	}
-	feed := store.NewFeed(store.FeedConfig{}, st, log)
-	reg := prometheus.NewRegistry()
-	br, err := otbridge.New(otbridge.Config{
-		Secret: []byte(secret), OpsPerSecond: *opsPerSec, Instance: *instance,
-		Policy: otbridge.AllowAll{},
-	}, st, feed, reg, log)
-	if err != nil {
-		return err
-	}
-	if *keyspace {
-		if err := st.EnableNotifications(ctx); err != nil {
-			return err
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/dsm", br.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-
-	errc := make(chan error, 3)
-	go func() { errc <- feed.Run(ctx) }()
-	go func() { errc <- br.Run(ctx) }()
-	go func() {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("http: %w", err)
-		}
-	}()
+	errc := make(chan error, 1)
+	go func() { errc <- app.Run(soft, hard) }()
 	// Ready once every feed shard has completed a read: connections made after this see
 	// every later commit.
-	for !br.Ready() {
+	for {
+		rctx, cancel := context.WithTimeout(soft, time.Second)
+		err := app.Ready(rctx)
+		cancel()
+		if err == nil {
+			break
+		}
 		select {
-		case <-ctx.Done():
-			return nil
+		case <-soft.Done():
+			return <-errc
 		case err := <-errc:
-			return err
+			return fmt.Errorf("gateway ended before it was ready: %w", err)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	fmt.Println("ws://" + ln.Addr().String() + "/dsm")
+	fmt.Println("ws://" + app.Addr().String() + "/dsm")
 	fmt.Println("READY")
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return err
-		}
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(sctx)
-	return nil
+	return <-errc
 }
 
 // runServe is called from main and TestMain when the first argument is serveFlag.

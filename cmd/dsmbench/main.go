@@ -13,8 +13,8 @@
 // figures for information.
 //
 // Processes: a private redis-server (unless -redis), one or more gateway instances (this
-// binary re-executed in a hidden serve mode that wires store, feed and otbridge as the
-// gateway does, with the test-only AllowAll policy and a raised op rate), and the clients
+// binary re-executed in a hidden serve mode that builds the bridge role through
+// internal/gateway, with the test-only AllowAll policy and a raised op rate), and the clients
 // in this process, so /proc gives each its own CPU and memory. Everything is on loopback;
 // children are stopped by PID on exit or signal.
 package main
@@ -30,6 +30,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"dsmgw/internal/gateway"
 )
 
 // options are the command line of one run.
@@ -97,7 +99,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.redis, "redis", "", "use this Redis (host:port) instead of a private redis-server")
 	fs.IntVar(&o.redisPID, "redis-pid", 0, "with -redis: its PID, for Redis CPU per op")
 	fs.DurationVar(&o.baseline, "baseline", 5*time.Second, "raw store.Commit baseline window (0: skip)")
-	fs.IntVar(&o.baselineC, "baseline-c", 0, "baseline goroutines (default min(C, 128), 128 being the gateway's Redis pool)")
+	fs.IntVar(&o.baselineC, "baseline-c", 0, fmt.Sprintf("baseline goroutines (default min(C, %d), the gateway's Redis pool)",
+		gateway.DefaultConfig().RedisPool))
 	fs.BoolVar(&o.keyspace, "keyspace", true, "gateways enable keyspace notifications, as the real gateway does by default")
 	fs.Float64Var(&o.dialRate, "dial-rate", 500, "connects per second")
 	fs.IntVar(&o.dialConc, "dial-conc", 64, "connects in progress at most")
@@ -142,7 +145,7 @@ func (o *options) fill() error {
 		o.d = o.c
 	}
 	if o.baselineC <= 0 {
-		o.baselineC = min(o.c, 128)
+		o.baselineC = min(o.c, gateway.DefaultConfig().RedisPool)
 	}
 	if o.seed == 0 {
 		o.seed = time.Now().UnixNano()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"dsmgw/internal/gateway"
 	"dsmgw/internal/proc"
 	"dsmgw/store"
 )
@@ -67,21 +68,18 @@ func run(ctx context.Context, o options) (*result, error) {
 	}
 	defer os.RemoveAll(dir)
 
-	var children []*proc.Child
-	defer func() {
-		for i := len(children) - 1; i >= 0; i-- {
-			children[i].Stop()
-		}
-	}()
 	redisAddr, redisPID := o.redis, o.redisPID
 	if redisAddr == "" {
-		c, addr, err := startRedis(ctx, dir)
+		rs, err := startRedis(ctx, dir)
 		if err != nil {
 			return nil, err
 		}
-		children = append(children, c)
-		redisAddr, redisPID = addr, c.PID()
+		defer rs.Stop()
+		redisAddr, redisPID = rs.Addr, rs.PID()
 	}
+	// Deferred after Redis: the gateways stop first.
+	var gateways proc.Group
+	defer gateways.Stop(nil)
 	res.redisPID = redisPID
 
 	if o.baseline > 0 {
@@ -101,7 +99,7 @@ func run(ctx context.Context, o options) (*result, error) {
 		if err != nil {
 			return nil, err
 		}
-		children = append(children, c)
+		gateways.Add(c)
 		urls = append(urls, url)
 		res.gwPIDs = append(res.gwPIDs, c.PID())
 	}
@@ -204,7 +202,7 @@ func hexBytes(b []byte) []byte {
 func preload(ctx context.Context, o options, redisAddr string) error {
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, PoolSize: 32})
 	defer rdb.Close()
-	st, err := store.New(store.Config{Shards: 16}, rdb, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	st, err := store.New(store.Config{Shards: gateway.DefaultConfig().DSMShards}, rdb, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ package gateway
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -11,13 +13,18 @@ import (
 )
 
 // Config is the whole gateway's configuration, read from the environment. Every variable
-// and its default is listed in the README's configuration table; keep the two in step.
+// and its default is listed in the README's configuration table; the envconfig default
+// tags are the one source of the defaults a user sees, and defaults_test.go checks that
+// the README, these tags and each package's DefaultConfig agree. A knob without a tag
+// default is left zero here and takes the package's default (or means "off").
 type Config struct {
 	// Roles this process runs: any of web, bridge, asadapter, mediagw.
 	Roles    []string `envconfig:"GATEWAY_ROLES" default:"web,bridge,asadapter,mediagw"`
 	HTTPAddr string   `envconfig:"HTTP_ADDR" default:":8080"`
-	Instance string   `envconfig:"INSTANCE"`
-	LogLevel string   `envconfig:"LOG_LEVEL" default:"info"`
+	// Instance names this process in logs, claims and welcome messages; LoadConfig and
+	// DefaultConfig make it hostname-pid when unset, the one place it is defaulted.
+	Instance string `envconfig:"INSTANCE"`
+	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
 	// Drain is how long SIGTERM waits for calls and connections to end before stopping.
 	Drain time.Duration `envconfig:"SHUTDOWN_DRAIN" default:"20s"`
 
@@ -87,7 +94,8 @@ const (
 	RoleMediaGW   = "mediagw"
 )
 
-// LoadConfig reads the configuration from the environment and checks it.
+// LoadConfig reads the configuration from the environment, names the instance
+// hostname-pid unless INSTANCE is set, and checks it.
 func LoadConfig() (Config, error) {
 	var c Config
 	if err := envconfig.Process("", &c); err != nil {
@@ -95,25 +103,62 @@ func LoadConfig() (Config, error) {
 	}
 	for i, r := range c.Roles {
 		c.Roles[i] = strings.TrimSpace(r)
-		switch c.Roles[i] {
+	}
+	if c.Instance == "" {
+		c.Instance = defaultInstance()
+	}
+	return c, c.Validate()
+}
+
+// DefaultConfig returns the configuration of an empty environment: every knob at its
+// envconfig default tag, the instance named hostname-pid. Secrets have no default, so it
+// does not pass Validate as it is; the load generators fill in what they need and hand it
+// to Build.
+func DefaultConfig() Config {
+	var c Config
+	// The tags are checked by TestDefaultConfigIsAnEmptyEnvironment; a bad one is a
+	// programming error caught there, so the error is not returned to every caller.
+	_ = applyDefaultTags(&c)
+	c.Instance = defaultInstance()
+	return c
+}
+
+// defaultInstance is the instance name when none is configured: the host name tells an
+// operator where the process runs, the PID tells two processes on one host apart.
+func defaultInstance() string {
+	h, _ := os.Hostname()
+	if h == "" {
+		h = "gateway"
+	}
+	return h + "-" + strconv.Itoa(os.Getpid())
+}
+
+// Validate checks what the roles need: known roles, an instance name, the secrets, and a
+// media gateway for an AS adapter.
+func (c Config) Validate() error {
+	for _, r := range c.Roles {
+		switch r {
 		case RoleWeb, RoleBridge, RoleASAdapter, RoleMediaGW:
 		default:
-			return c, fmt.Errorf("config: GATEWAY_ROLES: unknown role %q", r)
+			return fmt.Errorf("config: GATEWAY_ROLES: unknown role %q", r)
 		}
 	}
+	if c.Instance == "" {
+		return fmt.Errorf("config: INSTANCE is empty (LoadConfig and DefaultConfig name it hostname-pid)")
+	}
 	if (c.Has(RoleBridge) || c.Has(RoleWeb)) && len(c.DSMSecret) < 16 {
-		return c, fmt.Errorf("config: DSM_SECRET (at least 16 bytes) is required by the web and bridge roles")
+		return fmt.Errorf("config: DSM_SECRET (at least 16 bytes) is required by the web and bridge roles")
 	}
 	if (c.Has(RoleMediaGW) || c.Has(RoleASAdapter)) && len(c.MGWSecret) < 16 {
-		return c, fmt.Errorf("config: MGW_SECRET (at least 16 bytes) is required by the mediagw and asadapter roles")
+		return fmt.Errorf("config: MGW_SECRET (at least 16 bytes) is required by the mediagw and asadapter roles")
 	}
 	if c.Has(RoleASAdapter) && !c.Has(RoleMediaGW) && c.MGWURL == "" {
-		return c, fmt.Errorf("config: MGW_URL is required when the asadapter role runs without the mediagw role")
+		return fmt.Errorf("config: MGW_URL is required when the asadapter role runs without the mediagw role")
 	}
 	if c.Has(RoleASAdapter) && len(c.UsersSecret) < 16 {
-		return c, fmt.Errorf("config: USERS_SECRET (at least 16 bytes) is required by the asadapter role")
+		return fmt.Errorf("config: USERS_SECRET (at least 16 bytes) is required by the asadapter role")
 	}
-	return c, nil
+	return nil
 }
 
 // Has reports whether the process runs role.

@@ -2,6 +2,7 @@ package proc
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"syscall"
 	"time"
@@ -24,6 +25,11 @@ type Options struct {
 	Pdeathsig syscall.Signal
 	// Grace is how long Stop waits after SIGTERM before SIGKILL; DefaultGrace if zero.
 	Grace time.Duration
+	// LogFile, if not empty, is created (truncated if it exists) and receives the
+	// child's standard output and error, unless the caller set cmd.Stdout or cmd.Stderr
+	// itself: a child's start-up banner and warnings stay out of a tool's report, and a
+	// test can show the tail when it fails.
+	LogFile string
 }
 
 // Child is a process started by Start. It runs in its own process group, so Stop reaches
@@ -49,6 +55,19 @@ func Start(name string, cmd *exec.Cmd, o Options) (*Child, error) {
 	cmd.SysProcAttr.Pdeathsig = o.Pdeathsig
 	if o.Grace <= 0 {
 		o.Grace = DefaultGrace
+	}
+	if o.LogFile != "" {
+		logf, err := os.Create(o.LogFile)
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", name, err)
+		}
+		defer logf.Close() // the child holds its own descriptor once started
+		if cmd.Stdout == nil {
+			cmd.Stdout = logf
+		}
+		if cmd.Stderr == nil {
+			cmd.Stderr = logf
+		}
 	}
 	// The tools print this error as it is; the name says which child failed.
 	if err := cmd.Start(); err != nil {

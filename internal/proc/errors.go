@@ -9,3 +9,7 @@ var ErrMalformed = errors.New("malformed /proc entry")
 // ErrNoFreePort is returned by FreePort when no loopback port was free for both TCP and
 // UDP after all its attempts.
 var ErrNoFreePort = errors.New("no free port")
+
+// ErrExited is wrapped by StartListening when every child it started exited before it
+// was ready (each time, most likely, because another process took its port first).
+var ErrExited = errors.New("exited before it was ready")

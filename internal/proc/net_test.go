@@ -3,6 +3,7 @@ package proc
 import (
 	"net"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -50,14 +51,32 @@ func TestWaitTCP(t *testing.T) {
 	}
 }
 
-func TestWaitTCPNotListening(t *testing.T) {
-	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// refusedAddr returns a loopback address that refuses TCP connections until the test
+// ends. Closing a listener is not enough: the port is then free for anyone, and on a
+// machine running other tests a new listener takes it within the wait often enough to
+// fail this test (about once in six runs under load). A socket bound to the port but not
+// listening answers every SYN with a reset and, lacking SO_REUSEADDR, keeps any other
+// socket from binding the port.
+func refusedAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "127.0.0.1:" + strconv.Itoa(sa.(*syscall.SockaddrInet4).Port)
+}
+
+func TestWaitTCPNotListening(t *testing.T) {
+	t.Parallel()
+	addr := refusedAddr(t)
 	if err := WaitTCP(addr, 100*time.Millisecond); err == nil {
 		t.Fatalf("WaitTCP(%s) succeeded with nothing listening", addr)
 	}

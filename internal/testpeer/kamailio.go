@@ -41,7 +41,7 @@ func StartKamailio(t testing.TB) *Kamailio {
 	t.Helper()
 	bin := Need(t, "kamailio")
 	dir := t.TempDir()
-	port, cmd := startListening(t, "kamailio", FreeUDPPort, func(port int) *exec.Cmd {
+	port, child := startListening(t, "kamailio", FreeUDPPort, func(port int) *exec.Cmd {
 		cfg := strings.NewReplacer("%PORT%", strconv.Itoa(port), "%PASSWORD%", KamailioPassword,
 			"%MPATH%", kamailioModules).Replace(kamailioCfg)
 		path := filepath.Join(dir, "kamailio-"+strconv.Itoa(port)+".cfg")
@@ -58,5 +58,5 @@ func StartKamailio(t testing.TB) *Kamailio {
 		return cmd
 	}, 15*time.Second)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	return &Kamailio{Addr: addr, Port: port, PID: cmd.Process.Pid}
+	return &Kamailio{Addr: addr, Port: port, PID: child.PID()}
 }

@@ -1,53 +1,41 @@
-// Package testpeer starts real peers for tests (redis-server, a Redis Cluster, and later
-// sipp, Kamailio, baresip and Chromium) on free loopback ports, waits until they are ready
-// and stops them by PID when the test ends. Every helper takes a testing.TB, so each test
-// gets private peers and tests can run in parallel.
+// Package testpeer starts real peers for tests (redis-server, a Redis Cluster, sipp,
+// Kamailio, baresip) on free loopback ports, waits until they are ready and stops them by
+// PID when the test ends. Every helper takes a testing.TB, so each test gets private
+// peers and tests can run in parallel. The processes themselves are run by internal/proc
+// and Redis by internal/redisrun, which the command-line tools share.
 package testpeer
 
 import (
-	"fmt"
-	"net"
+	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
+
+	"dsmgw/internal/proc"
 )
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. It binds port 0 and
-// closes the listener, so a peer that starts right after can take it; the tiny race with
-// another process is accepted in tests.
+// FreePort returns a port on 127.0.0.1 that was free a moment ago (proc.FreePort). The
+// port is released before it returns, so a peer that starts right after can take it;
+// the tiny race with another process is handled where it matters (startListening).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := proc.FreePort()
 	if err != nil {
-		t.Fatalf("testpeer: free port: %v", err)
+		t.Fatalf("testpeer: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // FreeUDPPort returns a port free for both UDP and TCP on 127.0.0.1 (SIP peers listen on
-// both).
+// both). It is FreePort, whose ports are free on both transports; the name says why the
+// caller needs that.
 func FreeUDPPort(t testing.TB) int {
 	t.Helper()
-	for i := 0; i < 50; i++ {
-		u, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("testpeer: free udp port: %v", err)
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		u.Close()
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return port
-	}
-	t.Fatalf("testpeer: no port free for both udp and tcp")
-	return 0
+	return FreePort(t)
 }
 
 // Need fails the test when a peer binary is missing. CI installs every peer, so a missing
@@ -61,123 +49,77 @@ func Need(t testing.TB, bin string) string {
 	return p
 }
 
-// StartProcess starts cmd in its own process group, logs its output to a file in a test
-// temporary directory, and registers a cleanup that stops it (SIGTERM, then SIGKILL after
-// 3 s) by PID. The kernel kills the peer if the test binary dies first (a -timeout panic
-// runs no cleanups), so no peer outlives its test.
-func StartProcess(t testing.TB, name string, cmd *exec.Cmd) *os.File {
-	t.Helper()
-	logf, _ := startProcess(t, name, cmd)
-	return logf
+// peerOptions are the process options of every peer: the kernel kills the peer if the
+// test binary dies first (a -timeout panic runs no cleanups), so no peer outlives its
+// test; proc.DefaultGrace (3 s) between SIGTERM and SIGKILL.
+func peerOptions(logFile string) proc.Options {
+	return proc.Options{Pdeathsig: syscall.SIGKILL, LogFile: logFile}
 }
 
-// startProcess is StartProcess that also returns a channel closed when the process exits.
-func startProcess(t testing.TB, name string, cmd *exec.Cmd) (*os.File, <-chan struct{}) {
+// StartProcess starts cmd through internal/proc (its own process group), logs its output
+// to a file in a test temporary directory unless cmd's output is already set, and
+// registers a cleanup that stops it by PID and shows the log's tail if the test failed.
+func StartProcess(t testing.TB, name string, cmd *exec.Cmd) *proc.Child {
 	t.Helper()
-	logf, err := os.CreateTemp(t.TempDir(), name+"-*.log")
+	logf := filepath.Join(t.TempDir(), name+".log")
+	c, err := proc.Start(name, cmd, peerOptions(logf))
 	if err != nil {
-		t.Fatalf("testpeer: log file for %s: %v", name, err)
+		t.Fatalf("testpeer: %v", err)
 	}
-	if cmd.Stdout == nil {
-		cmd.Stdout = logf
-	}
-	if cmd.Stderr == nil {
-		cmd.Stderr = logf
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("testpeer: start %s: %v", name, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	pid := cmd.Process.Pid
-	t.Cleanup(func() {
-		_ = syscall.Kill(-pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(3 * time.Second):
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
-			<-done
-		}
-		if t.Failed() {
-			if b, err := os.ReadFile(logf.Name()); err == nil && len(b) > 0 {
-				if len(b) > 8000 {
-					b = b[len(b)-8000:]
-				}
-				t.Logf("--- %s (pid %d) log tail ---\n%s", name, pid, b)
-			}
-		}
-		logf.Close()
-	})
-	return logf, done
+	stopOnCleanup(t, c, logf)
+	return c
 }
 
-// bindGrace is how long a peer must keep running after its port answers: one that could
-// not bind exits within milliseconds (Redis at once, Kamailio after its module start).
-const bindGrace = 300 * time.Millisecond
-
-// startListening starts a peer on a port from pick and waits until addr(port) accepts TCP
-// connections. A free port cannot be reserved: another test may take it before the peer
-// binds, and the peer then exits; so a peer that exits before it is ready is started
-// again on a new port, up to five times.
-func startListening(t testing.TB, name string, pick func(testing.TB) int, build func(port int) *exec.Cmd,
-	timeout time.Duration) (int, *exec.Cmd) {
-	t.Helper()
-	var lastErr error
-	for try := 0; try < 5; try++ {
-		port := pick(t)
-		cmd := build(port)
-		_, done := startProcess(t, name+"-"+strconv.Itoa(port), cmd)
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		deadline := time.Now().Add(timeout)
-		for {
-			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-			if err == nil {
-				c.Close()
-				// Something answers, but it may be whoever took the port, while our peer
-				// is failing to bind: a peer that is still running a moment later owns it.
-				select {
-				case <-done:
-				case <-time.After(bindGrace):
-					return port, cmd
-				}
-				break
+// stopOnCleanup stops c when the test ends and, if the test failed, logs the tail of each
+// of logs.
+func stopOnCleanup(t testing.TB, c *proc.Child, logs ...string) {
+	t.Cleanup(func() {
+		c.Stop()
+		if t.Failed() {
+			for _, l := range logs {
+				logTail(t, c.Name()+" (pid "+strconv.Itoa(c.PID())+") "+filepath.Base(l), l)
 			}
-			lastErr = err
-			select {
-			case <-done:
-			case <-time.After(20 * time.Millisecond):
-				if time.Now().Before(deadline) {
-					continue
-				}
-				t.Fatalf("testpeer: %s on %s not ready after %s: %v", name, addr, timeout, err)
-			}
-			break // exited before it was ready: try another port
 		}
+	})
+}
+
+// logTail logs the last 8,000 bytes of a peer's log file: enough for the error that
+// failed the test, short enough to read.
+func logTail(t testing.TB, what, path string) {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) == 0 {
+		return
 	}
-	t.Fatalf("testpeer: %s exited before it was ready, five times: %v", name, lastErr)
-	return 0, nil
+	if len(b) > 8000 {
+		b = b[len(b)-8000:]
+	}
+	t.Logf("--- %s tail ---\n%s", what, b)
+}
+
+// startListening starts a peer on a port from pick and waits until it accepts TCP
+// connections on 127.0.0.1 (proc.StartListening: a peer whose port another test took
+// first is started again on a new port). The peer is stopped when the test ends.
+func startListening(t testing.TB, name string, pick func(testing.TB) int, build func(port int) *exec.Cmd,
+	timeout time.Duration) (int, *proc.Child) {
+	t.Helper()
+	dir := t.TempDir()
+	var logf string
+	port, c, err := proc.StartListening(context.Background(), name, func() (int, error) { return pick(t), nil },
+		func(port int) (*exec.Cmd, proc.Options, error) {
+			logf = filepath.Join(dir, name+"-"+strconv.Itoa(port)+".log")
+			return build(port), peerOptions(logf), nil
+		}, timeout)
+	if err != nil {
+		t.Fatalf("testpeer: %v", err)
+	}
+	stopOnCleanup(t, c, logf)
+	return port, c
 }
 
 // WaitTCP waits until addr accepts TCP connections.
 func WaitTCP(t testing.TB, addr string, timeout time.Duration) {
 	t.Helper()
-	if err := waitTCP(addr, timeout); err != nil {
+	if err := proc.WaitTCP(addr, timeout); err != nil {
 		t.Fatalf("testpeer: %v", err)
-	}
-}
-
-func waitTCP(addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after %s: %w", addr, timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

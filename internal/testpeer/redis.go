@@ -1,27 +1,18 @@
 package testpeer
 
 import (
-	"context"
-	"fmt"
-	"os/exec"
 	"strconv"
-	"strings"
+
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"dsmgw/internal/redisrun"
 )
 
-// RedisOptions tunes a test redis-server.
-type RedisOptions struct {
-	// NotifyKeyspaceEvents is passed as notify-keyspace-events ("" leaves it off, as a
-	// managed Redis might).
-	NotifyKeyspaceEvents string
-	// DenyConfig renames CONFIG away, as managed Redis services do.
-	DenyConfig bool
-	// Cluster starts the server with cluster mode enabled (used by StartCluster).
-	Cluster bool
-}
+// RedisOptions tunes a test redis-server (redisrun.Options). Dir defaults to a test
+// temporary directory and the server dies with the test binary.
+type RedisOptions = redisrun.Options
 
 // Redis is a private redis-server started for one test.
 type Redis struct {
@@ -33,29 +24,32 @@ type Redis struct {
 // answers PING. It is stopped when the test ends.
 func StartRedis(t testing.TB, opts RedisOptions) *Redis {
 	t.Helper()
-	bin := Need(t, "redis-server")
-	dir := t.TempDir()
-	port, cmd := startListening(t, "redis", FreePort, func(port int) *exec.Cmd {
-		args := []string{
-			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-			"--save", "", "--appendonly", "no", "--protected-mode", "no",
-			"--notify-keyspace-events", opts.NotifyKeyspaceEvents,
-			"--daemonize", "no", "--loglevel", "warning",
-		}
-		if opts.DenyConfig {
-			args = append(args, "--rename-command", "CONFIG", "")
-		}
-		if opts.Cluster {
-			args = append(args, "--cluster-enabled", "yes", "--cluster-config-file",
-				dir+"/nodes-"+strconv.Itoa(port)+".conf", "--cluster-node-timeout", "2000")
-		}
-		return exec.Command(bin, args...)
-	}, 10*time.Second)
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	if err := waitPing(addr, 10*time.Second); err != nil {
-		t.Fatalf("testpeer: redis-server on %s: %v", addr, err)
+	Need(t, "redis-server")
+	s, err := redisrun.Start(t.Context(), testRedisOptions(t, opts))
+	if err != nil {
+		t.Fatalf("testpeer: %v", err)
 	}
-	return &Redis{Addr: addr, PID: cmd.Process.Pid}
+	stopRedisOnCleanup(t, s)
+	return &Redis{Addr: s.Addr, PID: s.PID()}
+}
+
+// testRedisOptions fills what a test's servers share: files in the test's temporary
+// directory, and death with the test binary.
+func testRedisOptions(t testing.TB, opts RedisOptions) RedisOptions {
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	opts.Proc.Pdeathsig = peerOptions("").Pdeathsig
+	return opts
+}
+
+func stopRedisOnCleanup(t testing.TB, s *redisrun.Server) {
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			logTail(t, "redis-server "+s.Addr+" (pid "+strconv.Itoa(s.PID())+")", s.LogPath())
+		}
+	})
 }
 
 // Client returns a go-redis client for the server, closed when the test ends.
@@ -65,65 +59,26 @@ func (r *Redis) Client(t testing.TB) *redis.Client {
 	return c
 }
 
-func waitPing(addr string, timeout time.Duration) error {
-	if err := waitTCP(addr, timeout); err != nil {
-		return err
-	}
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(timeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no PONG: %w", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // Cluster is a private 3-master Redis Cluster.
 type Cluster struct {
 	Addrs []string
 }
 
 // StartCluster starts three cluster-enabled redis-servers, joins them with
-// `redis-cli --cluster create` (no replicas) and waits until the cluster state is ok.
+// `redis-cli --cluster create` (no replicas) and waits until the cluster state is ok
+// (redisrun.StartCluster). The servers are stopped when the test ends.
 func StartCluster(t testing.TB, opts RedisOptions) *Cluster {
 	t.Helper()
-	cli := Need(t, "redis-cli")
-	opts.Cluster = true
-	var addrs []string
-	for i := 0; i < 3; i++ {
-		addrs = append(addrs, StartRedis(t, opts).Addr)
-	}
-	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	out, err := exec.Command(cli, args...).CombinedOutput()
+	Need(t, "redis-server")
+	Need(t, "redis-cli")
+	c, err := redisrun.StartCluster(t.Context(), testRedisOptions(t, opts))
 	if err != nil {
-		t.Fatalf("testpeer: redis-cli --cluster create: %v\n%s", err, out)
+		t.Fatalf("testpeer: %v", err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for _, a := range addrs {
-		c := redis.NewClient(&redis.Options{Addr: a})
-		for {
-			info, err := c.ClusterInfo(context.Background()).Result()
-			if err == nil && strings.Contains(info, "cluster_state:ok") {
-				break
-			}
-			if time.Now().After(deadline) {
-				c.Close()
-				t.Fatalf("testpeer: cluster not ok on %s: %v %s", a, err, info)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		c.Close()
+	for _, s := range c.Servers {
+		stopRedisOnCleanup(t, s)
 	}
-	return &Cluster{Addrs: addrs}
+	return &Cluster{Addrs: c.Addrs}
 }
 
 // Client returns a go-redis cluster client, closed when the test ends.

@@ -2,6 +2,7 @@ package testpeer
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -9,9 +10,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"dsmgw/internal/proc"
 )
 
 // SippOptions configures one sipp process.
@@ -49,8 +51,7 @@ type Sipp struct {
 	PID       int
 	Dir       string
 
-	done     chan struct{}
-	exitCode int
+	child *proc.Child
 }
 
 // StartSipp starts sipp on 127.0.0.1 with a private control port (-cp; by default sipp
@@ -95,49 +96,21 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
-	logf, err := os.Create(filepath.Join(dir, "sipp.log"))
+	child, err := proc.Start("sipp", cmd, peerOptions(filepath.Join(dir, "sipp.log")))
 	if err != nil {
-		t.Fatalf("testpeer: sipp log: %v", err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("testpeer: start sipp: %v", err)
+		t.Fatalf("testpeer: %v", err)
 	}
 	s := &Sipp{Addr: "127.0.0.1:" + strconv.Itoa(opts.Port), Port: opts.Port, MediaPort: opts.MediaPort,
-		PID: cmd.Process.Pid, Dir: dir, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		s.exitCode = cmd.ProcessState.ExitCode()
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-s.PID, syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(3 * time.Second):
-			_ = syscall.Kill(-s.PID, syscall.SIGKILL)
-			<-s.done
-		}
-		if t.Failed() {
-			for _, f := range []string{"sipp.log", "errors.log", "messages.log"} {
-				if b, err := os.ReadFile(filepath.Join(dir, f)); err == nil && len(b) > 0 {
-					if len(b) > 6000 {
-						b = b[len(b)-6000:]
-					}
-					t.Logf("--- sipp (pid %d) %s tail ---\n%s", s.PID, f, b)
-				}
-			}
-		}
-		logf.Close()
-	})
+		PID: child.PID(), Dir: dir, child: child}
+	stopOnCleanup(t, child, filepath.Join(dir, "sipp.log"), filepath.Join(dir, "errors.log"),
+		filepath.Join(dir, "messages.log"))
 	if !opts.NoWait {
 		ports := []int{opts.Port}
 		if opts.RTPEcho {
 			ports = append(ports, opts.MediaPort)
 		}
 		for _, p := range ports {
-			if err := waitUDPBound(p, 10*time.Second, s.done); err != nil {
+			if err := waitUDPBound(p, 10*time.Second, child.Done()); err != nil {
 				t.Fatalf("testpeer: sipp (pid %d): %v", s.PID, err)
 			}
 		}
@@ -146,18 +119,25 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 }
 
 // Wait waits up to timeout for sipp to exit and returns its exit code (0: every call
-// succeeded, 1: some failed, 99: ended without calls; see sipp(1)).
+// succeeded, 1: some failed, 99: ended without calls; see sipp(1)), or -1 if a signal
+// ended it.
 func (s *Sipp) Wait(timeout time.Duration) (int, error) {
 	select {
-	case <-s.done:
-		return s.exitCode, nil
+	case <-s.child.Done():
+		var exit *exec.ExitError
+		if err := s.child.Wait(); errors.As(err, &exit) {
+			return exit.ExitCode(), nil
+		} else if err != nil {
+			return 0, fmt.Errorf("testpeer: sipp (pid %d): %w", s.PID, err)
+		}
+		return 0, nil
 	case <-time.After(timeout):
 		return 0, fmt.Errorf("testpeer: sipp (pid %d) still running after %s", s.PID, timeout)
 	}
 }
 
 // Done is closed when sipp has exited.
-func (s *Sipp) Done() <-chan struct{} { return s.done }
+func (s *Sipp) Done() <-chan struct{} { return s.child.Done() }
 
 // freeMediaPort returns an even UDP port p with p and p+2 free (sipp's audio and video
 // echo ports).

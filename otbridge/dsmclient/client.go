@@ -51,7 +51,7 @@ type Remote struct {
 	At  time.Time
 }
 
-// Config configures a Client.
+// Config configures a Client. Zero fields take their value from DefaultConfig.
 type Config struct {
 	// URL of the DSM endpoint, e.g. ws://host:port/dsm.
 	URL string
@@ -64,9 +64,11 @@ type Config struct {
 	// ReconnectMin and ReconnectMax bound the backoff between reconnect attempts
 	// (50 ms doubling to 2 s: fast after a blip, gentle on a gateway that is down).
 	ReconnectMin, ReconnectMax time.Duration
-	// WriteTimeout bounds one frame write (10 s).
+	// WriteTimeout bounds one frame write (10 s: a loopback or LAN write takes
+	// microseconds; longer means the gateway is gone).
 	WriteTimeout time.Duration
-	Log          *slog.Logger
+	// Log receives the client's warnings (nil: discarded).
+	Log *slog.Logger
 	// Hooks run on the reader goroutine with the client's lock held: they must be quick
 	// and must not call the client. They cost no allocation beyond the message itself.
 	OnAck    func(Ack)
@@ -75,26 +77,40 @@ type Config struct {
 	OnError  func(code, msg, obj string)
 }
 
-func (c *Config) fill() {
+// DefaultConfig returns every knob of Config at its default. URL and the token have none.
+func DefaultConfig() Config {
+	return Config{
+		Dialer:       websocket.DefaultDialer,
+		ReconnectMin: 50 * time.Millisecond,
+		ReconnectMax: 2 * time.Second,
+		WriteTimeout: 10 * time.Second,
+	}
+}
+
+// withDefaults returns c with every zero field taken from DefaultConfig, a discarding
+// logger for a nil Log, and a TokenFunc that returns Token when none is set.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
 	if c.Dialer == nil {
-		c.Dialer = websocket.DefaultDialer
+		c.Dialer = d.Dialer
 	}
 	if c.ReconnectMin <= 0 {
-		c.ReconnectMin = 50 * time.Millisecond
+		c.ReconnectMin = d.ReconnectMin
 	}
 	if c.ReconnectMax <= 0 {
-		c.ReconnectMax = 2 * time.Second
+		c.ReconnectMax = d.ReconnectMax
 	}
 	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 10 * time.Second
+		c.WriteTimeout = d.WriteTimeout
 	}
 	if c.Log == nil {
-		c.Log = slog.Default()
+		c.Log = slog.New(slog.DiscardHandler)
 	}
 	if c.TokenFunc == nil {
 		tok := c.Token
 		c.TokenFunc = func(context.Context) (string, error) { return tok, nil }
 	}
+	return c
 }
 
 // outQueue bounds the messages waiting to be written; a client that cannot write that
@@ -129,8 +145,8 @@ func (l *link) close() { l.once.Do(func() { close(l.stop); l.ws.Close() }) }
 // Dial connects, sends hello and waits for welcome; then the client keeps reconnecting by
 // itself until Close.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
-	cfg.fill()
-	c := &Client{cfg: cfg, log: cfg.Log, objects: make(map[string]*Object), done: make(chan struct{})}
+	cfg = cfg.withDefaults()
+	c := &Client{cfg: cfg, log: cfg.Log.With("component", "dsmclient"), objects: make(map[string]*Object), done: make(chan struct{})}
 	l, err := c.connect(ctx)
 	if err != nil {
 		return nil, err

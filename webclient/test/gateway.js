@@ -1,6 +1,7 @@
 // Helpers for the node tests that run against a live gateway. TestNodeClient (Go) starts
 // Redis and two gateway instances in process and passes their URLs in DSM_GATEWAY_URL and
-// DSM_GATEWAY_URL2; it also serves /test/* endpoints that act as a Go service (a commit
+// DSM_GATEWAY_URL2, and one more instance whose tokens live DSM_TOKEN_TTL seconds in
+// DSM_SHORT_TTL_URL; it also serves /test/* endpoints that act as a Go service (a commit
 // through store.Commit) and read Redis back.
 
 import assert from 'node:assert/strict';
@@ -10,6 +11,8 @@ import { WebSocket } from './wsclient.js';
 /** GW is the first gateway instance; GW2 the second (sharing the same Redis). */
 export const GW = process.env.DSM_GATEWAY_URL;
 export const GW2 = process.env.DSM_GATEWAY_URL2 || GW;
+/** GW_SHORT_TTL is an instance of its own whose tokens live DSM_TOKEN_TTL seconds. */
+export const GW_SHORT_TTL = process.env.DSM_SHORT_TTL_URL;
 
 /** needGateway fails (never skips) when the suite runs without a gateway. */
 export function needGateway() {

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadSchema } from '../schema.js';
 import { rng } from './rng.js';
-import { GW, GW2, client, goCommit, goRead, needGateway, outsideWrite, settled, sleep, until } from './gateway.js';
+import { GW, GW2, GW_SHORT_TTL, client, goCommit, goRead, needGateway, outsideWrite, settled, sleep, until } from './gateway.js';
 
 const SEED = Number(process.env.DSM_SEED || Date.now() % 1e9);
 
@@ -154,8 +154,8 @@ test('reconnect resume: an op cut off by a dropped connection is applied exactly
 
 test('session: the token is renewed before it expires and reconnects use the new one', async () => {
   const ttl = Number(process.env.DSM_TOKEN_TTL || 0);
-  assert.ok(ttl > 0 && ttl <= 10, 'TestNodeClient sets a short DSM_TOKEN_TTL');
-  const dsm = await client();
+  assert.ok(ttl > 0 && ttl <= 10 && GW_SHORT_TTL, 'TestNodeClient sets a short DSM_TOKEN_TTL and its instance');
+  const dsm = await client({ base: GW_SHORT_TTL });
   const first = dsm.session.current;
   await until(() => dsm.session.current.token !== first.token, 'a renewed token', (ttl + 5) * 1000);
   assert.equal(dsm.session.current.client, first.client);

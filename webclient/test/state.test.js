@@ -290,3 +290,22 @@ test('session: a token refused (4001) and not renewable ends the client with bad
   assert.equal(calls[1], '?user=al&refresh=T1');
   assert.equal(ScriptedSocket.all.length, 1, 'no reconnect with a lost session');
 });
+
+test('a listener that throws is logged and the others still run; set() sends protocol elements', async () => {
+  const { dsm, ws, o } = await subscribed('o', { a: '0', b: '0' }, 1);
+  const logs = [];
+  dsm.logFn = (level, msg) => logs.push([level, msg]);
+  const seen = [];
+  o.on(() => {
+    throw new Error('boom');
+  });
+  o.on((e) => seen.push(e.cause));
+  o.set({ a: 1, b: null }, { a: '0', c: null });
+  assert.deepEqual(seen, ['local']);
+  assert.equal(logs.length, 1);
+  assert.equal(logs[0][0], 'error');
+  assert.match(logs[0][1], /^dsm: listener failed: Error: boom/);
+  const [m] = ws.take();
+  assert.deepEqual(m.ops, [{ o: 'expect', f: 'a', v: '0' }, { o: 'expect', f: 'c' }, { o: 'set', f: 'a', v: '1' }, { o: 'del', f: 'b' }]);
+  dsm.close();
+});

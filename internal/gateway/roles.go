@@ -1,0 +1,182 @@
+package gateway
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"dsmgw/asadapter"
+	"dsmgw/mediagw"
+	"dsmgw/otbridge"
+	"dsmgw/store"
+	"dsmgw/webclient"
+)
+
+// buildCommon wires what every role shares: the metrics registry, the HTTP listener and
+// its health endpoints, the Redis client, the store and the change feed.
+func (a *App) buildCommon(o options) error {
+	cfg := a.cfg
+	a.reg = prometheus.NewRegistry()
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.mux = http.NewServeMux()
+	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	a.mux.HandleFunc("GET /readyz", a.readyz)
+	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+
+	a.listener = o.listener
+	if a.listener == nil {
+		l, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+		}
+		a.listener = l
+	}
+
+	a.rdb = redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs: cfg.RedisAddrs, Password: cfg.RedisPassword, IsClusterMode: cfg.RedisCluster,
+		// Commits, reads and claims; the feed's blocking reads have a client of their own.
+		PoolSize: cfg.RedisPool,
+	})
+	scfg := store.Config{
+		Shards: cfg.DSMShards, OplogLen: cfg.DSMOplogLen, FeedLen: cfg.DSMFeedLen, MaxFields: cfg.DSMMaxFields,
+		Limits: store.Limits{MaxOps: cfg.DSMMaxOps, MaxValueBytes: cfg.DSMMaxValue},
+	}
+	apply(o.store, &scfg)
+	var err error
+	if a.st, err = store.New(scfg, a.rdb, a.ilog); err != nil {
+		return err
+	}
+	a.feed = store.NewFeed(store.FeedConfig{}, a.st, a.ilog)
+	return nil
+}
+
+// buildBridge wires the DSM WebSocket bridge: /dsm and /session.
+func (a *App) buildBridge(o options) error {
+	cfg := a.cfg
+	bcfg := otbridge.Config{
+		Secret: []byte(cfg.DSMSecret), TokenTTL: cfg.DSMTokenTTL, MaxFrameBytes: cfg.DSMMaxFrame,
+		MaxSubs: cfg.DSMMaxSubs, OpsPerSecond: cfg.DSMOpsPerSecond, SendQueue: cfg.DSMSendQueue,
+		Instance: cfg.Instance,
+	}
+	apply(o.bridge, &bcfg)
+	var err error
+	if a.bridge, err = otbridge.New(bcfg, a.st, a.feed, a.reg, a.clog); err != nil {
+		return err
+	}
+	a.mux.Handle("/dsm", a.bridge.Handler())
+	a.mux.Handle("GET /session", a.bridge.SessionHandler())
+	return nil
+}
+
+// buildWeb wires the browser files and the schema.
+func (a *App) buildWeb() error {
+	web, err := webclient.New(webclient.Config{}, a.ilog)
+	if err != nil {
+		return err
+	}
+	a.mux.Handle("/", web)
+	a.mux.Handle("GET "+webclient.SchemaPath, web)
+	return nil
+}
+
+// eventRelay hands media gateway events to the AS adapter, which is built after the
+// media gateway that emits them (and may not run in this process at all).
+type eventRelay struct {
+	adapter atomic.Pointer[asadapter.Adapter]
+}
+
+func (r *eventRelay) deliver(ev mediagw.Event) {
+	if ad := r.adapter.Load(); ad != nil {
+		ad.HandleMediaEvent(ev)
+	}
+}
+
+// buildMediaGW wires the media gateway: its API and the browsers' media WebSockets.
+func (a *App) buildMediaGW(ev *eventRelay) error {
+	cfg := a.cfg
+	var err error
+	a.mgw, err = mediagw.New(mediagw.Config{
+		BindAddr: cfg.MGWBindAddr, PublicAddr: cfg.MGWPublicAddr, PortMin: cfg.MGWPortMin, PortMax: cfg.MGWPortMax,
+		PublicWSURL: cfg.MGWPublicWSURL, Secret: cfg.MGWSecret, TokenTTL: cfg.MGWTokenTTL,
+		MediaTimeout: cfg.MGWMediaTimeout, SetupTimeout: cfg.MGWSetupTimeout, DisableLatching: cfg.MGWNoLatching,
+		AllowedOrigins: cfg.MGWOrigins, OnEvent: ev.deliver,
+	}, a.reg, a.ilog)
+	if err != nil {
+		return err
+	}
+	a.mux.Handle("/v1/terminations", a.mgw.APIHandler())
+	a.mux.Handle("/v1/terminations/", a.mgw.APIHandler())
+	a.mux.Handle("/media/", a.mgw.MediaHandler())
+	return nil
+}
+
+// mediaClientIdle is how many idle connections the AS adapter keeps to the media gateway
+// API: every call set-up and change is a request to that one host, from up to the
+// adapter's 64 workers at once plus in-dialog requests; http.DefaultTransport keeps 2, so
+// under load most requests would open a new TCP connection and leave one in TIME_WAIT.
+const mediaClientIdle = 256
+
+// mediaClientTimeout bounds one media gateway API request: each is a quick local
+// operation, and a hung media gateway must not hang call set-up.
+const mediaClientTimeout = 10 * time.Second
+
+// buildASAdapter wires the AS adapter and its users half (registration API, REGISTER,
+// conference subscriptions), which share the SIP listeners.
+func (a *App) buildASAdapter(o options, ev *eventRelay) error {
+	cfg := a.cfg
+	mgwURL, eventURL := cfg.MGWURL, cfg.MGWEventURL
+	if mgwURL == "" { // the media gateway runs in this process: talk to it on loopback
+		mgwURL = "http://" + loopback(a.listener.Addr())
+	}
+	if cfg.Has(RoleMediaGW) {
+		eventURL = "" // delivered in process through OnEvent
+	} else {
+		a.mux.Handle("POST /v1/mgw-events", mediagw.EventHandler(cfg.MGWSecret, ev.deliver))
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = mediaClientIdle
+	mc, err := mediagw.NewClient(mediagw.ClientConfig{BaseURL: mgwURL, Secret: cfg.MGWSecret,
+		HTTPClient: &http.Client{Timeout: mediaClientTimeout, Transport: tr}})
+	if err != nil {
+		return err
+	}
+	acfg := asadapter.Config{
+		Instance: cfg.Instance, Domain: cfg.SIPDomain, User: cfg.SIPUser, DisplayName: cfg.SIPDisplayName,
+		ListenUDP: cfg.SIPListenUDP, ListenTCP: cfg.SIPListenTCP, ListenTLS: cfg.SIPListenTLS,
+		TLSCert: cfg.SIPTLSCert, TLSKey: cfg.SIPTLSKey, TLSRootCAs: cfg.SIPTLSRootCAs, AdvertiseHost: cfg.SIPAdvertiseHost,
+		OutboundProxy: cfg.SIPOutboundProxy, AuthUser: cfg.SIPAuthUser, AuthPassword: cfg.SIPAuthPassword,
+		InviteTimeout: cfg.SIPInviteTimeout, DTMF: cfg.SIPDTMF, NoKeyspace: cfg.DSMNoKeyspace,
+	}
+	apply(o.adapter, &acfg)
+	a.adapter, err = asadapter.New(acfg, a.st, a.feed, asadapter.NewMediaGatewayClient(mc, cfg.Instance, eventURL), a.reg, a.clog)
+	if err != nil {
+		return err
+	}
+	ev.adapter.Store(a.adapter)
+	a.users, err = asadapter.NewUsers(asadapter.UsersConfig{
+		Instance: cfg.Instance, Secret: cfg.UsersSecret, Registrar: cfg.UsersRegistrar,
+		ConferenceDomain: cfg.UsersConfDom, Expires: cfg.UsersExpires, SubscribeExpires: cfg.UsersSubExp,
+		SessionTTL: cfg.UsersSession,
+	}, a.adapter, a.st, a.feed, a.reg, a.clog)
+	if err != nil {
+		return err
+	}
+	// NOTIFYs of conference subscriptions arrive on the adapter's listeners.
+	a.adapter.OnRequest(sip.NOTIFY, a.users.HandleNotify)
+	a.mux.Handle("/v1/users/", a.users.HTTPHandler())
+	return nil
+}
+
+// loopback turns a listen address such as [::]:8080 into 127.0.0.1:8080.
+func loopback(addr net.Addr) string {
+	_, port, _ := net.SplitHostPort(addr.String())
+	return net.JoinHostPort("127.0.0.1", port)
+}
