@@ -32,14 +32,17 @@ func StartDeployKamailio(t testing.TB, opts DeployKamailioOptions) *Kamailio {
 		t.Fatalf("testpeer: %v", err)
 	}
 	dir := t.TempDir()
-	port, cmd := startListening(t, "kamailio-deploy", FreeUDPPort, func(port int) *exec.Cmd {
+	port, child := startListening(t, "kamailio-deploy", FreeUDPPort, func(port int) *exec.Cmd {
 		run := filepath.Join(dir, strconv.Itoa(port))
 		if err := os.MkdirAll(run, 0o700); err != nil {
 			t.Fatalf("testpeer: kamailio runtime dir: %v", err)
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		args := []string{"-DD", "-E", "-f", cfg, "-Y", run, "-m", "32", "-M", "8",
-			"-P", filepath.Join(run, "kamailio.pid"), "-l", "udp:" + addr, "-l", "tcp:" + addr}
+			"-P", filepath.Join(run, "kamailio.pid"), "-l", "udp:" + addr, "-l", "tcp:" + addr,
+			// Its control socket in the runtime dir: the config's default TCP port would
+			// be shared by every Kamailio a parallel test starts.
+			"-A", `CTL_ADDR="unix:` + filepath.Join(run, "ctl.sock") + `"`}
 		if opts.ConfServer != "" {
 			args = append(args, "-A", `CONF_SERVER="`+opts.ConfServer+`"`)
 		}
@@ -50,7 +53,7 @@ func StartDeployKamailio(t testing.TB, opts DeployKamailioOptions) *Kamailio {
 		cmd.Dir = run
 		return cmd
 	}, 15*time.Second)
-	return &Kamailio{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port, PID: cmd.Process.Pid}
+	return &Kamailio{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port, PID: child.PID()}
 }
 
 // deployFile finds a file of the checkout by walking up from the working directory (a
