@@ -12,6 +12,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/sdp"
 	"dsmgw/store"
 )
 
@@ -49,7 +50,7 @@ type call struct {
 	mu      sync.Mutex // guards d, local, remote, answer, hold
 	d       dialog
 	local   Local
-	remote  Remote
+	remote  sdp.Remote
 	answer  []byte       // our last SDP (offer or answer), for refreshes
 	hold    *store.Op    // hold state to publish once our answer to a re-offer went out
 	lastAck *sip.Request // the ACK of our 2xx, resent on 2xx retransmissions

@@ -11,6 +11,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/sdp"
 	"dsmgw/store"
 )
 
@@ -129,9 +130,9 @@ func (c *call) runOut(ctx context.Context, target, encoding string) {
 		CallID: c.d.CallID, LocalTag: sip.GenerateTagN(16),
 		LocalURI: nameAddr(display, from), RemoteURI: "<" + target + ">",
 		LocalCSeq: 1 + rand.Uint32N(30000), Target: target, InviteURI: target, Term: local.ID,
-		Origin: origin{Sess: rand.Uint64N(1 << 62), Version: 1},
+		Origin: sdp.Origin{Sess: rand.Uint64N(1 << 62), Version: 1},
 	}
-	offer := offerSDP(c.d.Origin, a.cfg.User, local, encoding, SendRecv)
+	offer := sdp.Offer(c.d.Origin, a.cfg.User, local.Addr, local.Port, encoding, sdp.SendRecv)
 	c.answer = offer
 	inv, err := a.inviteRequest(&c.d, offer)
 	d := c.d
@@ -189,10 +190,10 @@ func (c *call) runOut(ctx context.Context, target, encoding string) {
 		}
 		return
 	}
-	ans, err := ParseSDP(res.Body())
-	var remote Remote
+	ans, err := sdp.Parse(res.Body())
+	var remote sdp.Remote
 	if err == nil {
-		remote, err = negotiateAnswer(ans)
+		remote, err = sdp.NegotiateAnswer(ans)
 	}
 	if err != nil {
 		c.log.Warn("unusable SDP answer; hanging up", "err", err)

@@ -10,6 +10,8 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/redis/go-redis/v9"
+
+	"dsmgw/asadapter/sdp"
 )
 
 // Dialog states kept in the dialog record.
@@ -43,10 +45,10 @@ type dialog struct {
 	Target     string   `json:"target"` // remote target (Contact) or request URI before a dialog
 	Term       string   `json:"term,omitempty"`
 	// InviteVia and InviteCSeq let another instance CANCEL our INVITE before an answer.
-	InviteVia  string `json:"invite_via,omitempty"`
-	InviteCSeq uint32 `json:"invite_cseq,omitempty"`
-	InviteURI  string `json:"invite_uri,omitempty"`
-	Origin     origin `json:"origin"`
+	InviteVia  string     `json:"invite_via,omitempty"`
+	InviteCSeq uint32     `json:"invite_cseq,omitempty"`
+	InviteURI  string     `json:"invite_uri,omitempty"`
+	Origin     sdp.Origin `json:"origin"`
 	// Session timer (RFC 4028): interval in seconds and who refreshes ("uac"/"uas").
 	SessionExpires int    `json:"se,omitempty"`
 	Refresher      string `json:"refresher,omitempty"`

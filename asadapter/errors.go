@@ -9,10 +9,6 @@ import (
 var (
 	// ErrConfig reports an unusable configuration.
 	ErrConfig = errors.New("asadapter: bad configuration")
-	// ErrBadSDP reports an SDP body that cannot be parsed or has no usable audio stream.
-	ErrBadSDP = errors.New("asadapter: bad SDP")
-	// ErrNoCodec reports an SDP offer or answer without any codec the adapter supports.
-	ErrNoCodec = errors.New("asadapter: no common codec")
 	// ErrClaimLost reports that another instance holds the claim of a player.
 	ErrClaimLost = errors.New("asadapter: claim lost")
 	// ErrNoDialog reports that no dialog state is stored for a player.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/sdp"
 	"dsmgw/store"
 )
 
@@ -234,11 +235,11 @@ func (c *call) modify(req *sip.Request) ([]sip.Header, []byte, int, string) {
 		c.mu.Unlock()
 		return append(hdrs, sip.NewHeader("Content-Type", "application/sdp")), body, 200, ""
 	}
-	offer, err := ParseSDP(req.Body())
+	offer, err := sdp.Parse(req.Body())
 	if err != nil {
 		return nil, nil, 400, "Bad SDP"
 	}
-	chosen, remote, err := negotiateOffer(offer)
+	chosen, remote, err := sdp.NegotiateOffer(offer)
 	if err != nil {
 		return nil, nil, 488, "Not Acceptable Here"
 	}
@@ -254,13 +255,13 @@ func (c *call) modify(req *sip.Request) ([]sip.Header, []byte, int, string) {
 	}
 	c.mu.Lock()
 	c.remote = remote
-	if !sameMedia(old, remote) {
+	if !old.Same(remote) {
 		c.d.Origin.Version++
 	}
-	body := answerSDP(c.d.Origin, a.cfg.User, local, offer, chosen, remote)
+	body := sdp.Answer(c.d.Origin, a.cfg.User, local.Addr, local.Port, offer, chosen, remote)
 	c.answer = body
 	c.mu.Unlock()
-	held := remote.Direction != SendRecv || remote.Port == 0
+	held := remote.Held()
 	var hold store.Op
 	if held {
 		hold = store.Set(a.f.hold, holdRemote)
@@ -272,18 +273,6 @@ func (c *call) modify(req *sip.Request) ([]sip.Header, []byte, int, string) {
 	c.mu.Unlock()
 	c.log.Info("media modified by the far end", "held", held, "rtp", fmt.Sprintf("%s:%d", remote.Addr, remote.Port))
 	return append(hdrs, sip.NewHeader("Content-Type", "application/sdp")), body, 200, ""
-}
-
-func sameMedia(a, b Remote) bool {
-	if a.Addr != b.Addr || a.Port != b.Port || a.Direction != b.Direction || len(a.Payloads) != len(b.Payloads) {
-		return false
-	}
-	for i := range a.Payloads {
-		if a.Payloads[i] != b.Payloads[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // respond2xx sends a 2xx to an INVITE and retransmits it over unreliable transports

@@ -8,6 +8,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/sdp"
 	"dsmgw/store"
 )
 
@@ -48,12 +49,12 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		a.reject(tx, req, 488, "Not Acceptable Here (offer required)")
 		return
 	}
-	offer, err := ParseSDP(req.Body())
+	offer, err := sdp.Parse(req.Body())
 	if err != nil {
 		a.reject(tx, req, 400, "Bad SDP")
 		return
 	}
-	chosen, remote, err := negotiateOffer(offer)
+	chosen, remote, err := sdp.NegotiateOffer(offer)
 	if err != nil {
 		a.reject(tx, req, 488, "Not Acceptable Here")
 		return
@@ -105,7 +106,7 @@ func (a *Adapter) playerOfUser(ctx context.Context, user string) (string, error)
 // runIn rings the browser and completes or rejects the INVITE as the browser decides. It
 // runs on the INVITE's handler goroutine until the INVITE transaction is done; an
 // answered call then continues on its own goroutine.
-func (c *call) runIn(ctx context.Context, req *sip.Request, tx sip.ServerTransaction, offer *SessionDesc, chosen int, remote Remote) {
+func (c *call) runIn(ctx context.Context, req *sip.Request, tx sip.ServerTransaction, offer *sdp.Session, chosen int, remote sdp.Remote) {
 	a := c.a
 	handedOff := false
 	defer func() {
@@ -138,7 +139,7 @@ func (c *call) runIn(ctx context.Context, req *sip.Request, tx sip.ServerTransac
 		LocalURI: nameAddr(req.To().DisplayName, req.To().Address), RemoteURI: caller,
 		LocalCSeq: 1 + rand.Uint32N(30000), RemoteCSeq: req.CSeq().SeqNo,
 		RouteSet: routeSet(req, false), Target: contactTarget(req), Term: local.ID,
-		Origin: origin{Sess: rand.Uint64N(1 << 62), Version: 1},
+		Origin: sdp.Origin{Sess: rand.Uint64N(1 << 62), Version: 1},
 	}
 	if c.d.Target == "" {
 		c.d.Target = req.From().Address.String()
@@ -230,7 +231,7 @@ func (c *call) runIn(ctx context.Context, req *sip.Request, tx sip.ServerTransac
 // answerIn answers the ringing call with 200 OK once the browser wrote connecting:
 // remote termination, media URL and states in one commit, then the ACK. false if the
 // call ended instead.
-func (c *call) answerIn(ctx context.Context, req *sip.Request, tx sip.ServerTransaction, offer *SessionDesc, chosen int, seHeader string) bool {
+func (c *call) answerIn(ctx context.Context, req *sip.Request, tx sip.ServerTransaction, offer *sdp.Session, chosen int, seHeader string) bool {
 	a := c.a
 	c.mu.Lock()
 	local, remote, tag := c.local, c.remote, c.d.LocalTag
@@ -244,7 +245,7 @@ func (c *call) answerIn(ctx context.Context, req *sip.Request, tx sip.ServerTran
 		return false
 	}
 	c.mu.Lock()
-	body := answerSDP(c.d.Origin, a.cfg.User, local, offer, chosen, remote)
+	body := sdp.Answer(c.d.Origin, a.cfg.User, local.Addr, local.Port, offer, chosen, remote)
 	c.answer = body
 	c.d.State = dlgConfirmed
 	d := c.d

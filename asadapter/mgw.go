@@ -1,6 +1,10 @@
 package asadapter
 
-import "context"
+import (
+	"context"
+
+	"dsmgw/asadapter/sdp"
+)
 
 // MediaGateway is what the adapter needs from the media gateway (package mediagw, over its
 // HTTP API or in process): terminations that carry RTP between the browser's WebSocket and
@@ -10,9 +14,9 @@ type MediaGateway interface {
 	AddLocal(ctx context.Context, req LocalRequest) (Local, error)
 	// AddRemote sets where the far end's RTP goes and which payload types were
 	// negotiated; it returns the URL the browser's media player attaches to.
-	AddRemote(ctx context.Context, id string, r Remote) (url string, err error)
+	AddRemote(ctx context.Context, id string, r sdp.Remote) (url string, err error)
 	// Modify changes the remote side after a re-INVITE (new address, hold, resume).
-	Modify(ctx context.Context, id string, r Remote) error
+	Modify(ctx context.Context, id string, r sdp.Remote) error
 	// Delete removes a termination; deleting an unknown one is not an error.
 	Delete(ctx context.Context, id string) error
 	// DTMF sends RFC 4733 telephone-events for digits toward the SIP side.
@@ -30,19 +34,4 @@ type Local struct {
 	ID   string // termination id
 	Addr string // IP address to advertise in SDP (c=)
 	Port int    // RTP port to advertise in SDP (m=); RTCP is Port+1
-}
-
-// Remote is the negotiated far end of a termination.
-type Remote struct {
-	Addr      string        // RTP address of the far end
-	Port      int           // RTP port of the far end (0: no media, as after a hold with port 0)
-	Payloads  []PayloadType // negotiated payload types, preferred first
-	Direction Direction     // media direction seen from the gateway (hold: sendonly/inactive)
-}
-
-// PayloadType is one negotiated RTP payload type.
-type PayloadType struct {
-	PT        uint8
-	Name      string // "PCMU", "PCMA", "telephone-event"
-	ClockRate int
 }

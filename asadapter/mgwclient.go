@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"dsmgw/asadapter/sdp"
 	"dsmgw/mediagw"
 	"dsmgw/store"
 )
@@ -34,7 +35,7 @@ func (m *MediaGatewayClient) AddLocal(ctx context.Context, req LocalRequest) (Lo
 	return Local{ID: t.ID, Addr: t.Address, Port: t.RTPPort}, nil
 }
 
-func toPTs(r Remote) []mediagw.PayloadType {
+func toPTs(r sdp.Remote) []mediagw.PayloadType {
 	out := make([]mediagw.PayloadType, 0, len(r.Payloads))
 	for _, p := range r.Payloads {
 		out = append(out, mediagw.PayloadType{PT: p.PT, Name: p.Name, ClockRate: uint32(p.ClockRate)})
@@ -43,12 +44,12 @@ func toPTs(r Remote) []mediagw.PayloadType {
 }
 
 // AddRemote implements MediaGateway.
-func (m *MediaGatewayClient) AddRemote(ctx context.Context, id string, r Remote) (string, error) {
+func (m *MediaGatewayClient) AddRemote(ctx context.Context, id string, r sdp.Remote) (string, error) {
 	u, err := m.c.AddRemote(ctx, id, mediagw.Remote{Address: r.Addr, RTPPort: r.Port, PayloadTypes: toPTs(r)})
 	if err != nil {
 		return "", err
 	}
-	if held(r) {
+	if r.Held() {
 		if err := m.Modify(ctx, id, r); err != nil {
 			return "", err
 		}
@@ -56,12 +57,10 @@ func (m *MediaGatewayClient) AddRemote(ctx context.Context, id string, r Remote)
 	return u.URL, nil
 }
 
-func held(r Remote) bool { return r.Direction != SendRecv || r.Port == 0 }
-
 // Modify implements MediaGateway: hold when the stream is not sendrecv (or has no
 // address), and the new address and payload types otherwise.
-func (m *MediaGatewayClient) Modify(ctx context.Context, id string, r Remote) error {
-	h := held(r)
+func (m *MediaGatewayClient) Modify(ctx context.Context, id string, r sdp.Remote) error {
+	h := r.Held()
 	req := mediagw.ModifyRequest{Hold: &h, PayloadTypes: toPTs(r)}
 	if r.Port != 0 {
 		addr, port := r.Addr, r.Port
