@@ -13,6 +13,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"dsmgw/asadapter/sdp"
+	"dsmgw/asadapter/sipport"
 	"dsmgw/store"
 )
 
@@ -223,7 +224,7 @@ func (a *Adapter) do(ctx context.Context, req *sip.Request) (*sip.Response, erro
 	res, err := a.cli.Do(ctx, req, prebuilt)
 	if err == nil && res == nil {
 		// sipgo ends a transaction without a response when the user agent is closing.
-		err = fmt.Errorf("asadapter: %s: %w", req.Method, ErrNoResponse)
+		err = fmt.Errorf("asadapter: %s: %w", req.Method, sipport.ErrNoResponse)
 	}
 	if err != nil {
 		return nil, err
@@ -231,7 +232,7 @@ func (a *Adapter) do(ctx context.Context, req *sip.Request) (*sip.Response, erro
 	if (res.StatusCode == 401 || res.StatusCode == 407) && a.cfg.AuthUser != "" {
 		res, err = a.cli.DoDigestAuth(ctx, req, res, a.digest())
 		if err == nil && res == nil {
-			err = fmt.Errorf("asadapter: %s after a challenge: %w", req.Method, ErrNoResponse)
+			err = fmt.Errorf("asadapter: %s after a challenge: %w", req.Method, sipport.ErrNoResponse)
 		}
 	}
 	return res, err

@@ -15,9 +15,6 @@ var (
 	ErrNoDialog = errors.New("asadapter: no dialog")
 	// ErrClosed reports use after Close.
 	ErrClosed = errors.New("asadapter: closed")
-	// ErrNoResponse reports a client transaction that ended without a response (the user
-	// agent is closing).
-	ErrNoResponse = errors.New("asadapter: transaction ended without a response")
 )
 
 // SIPError is a SIP final response that ended a request: its status code and reason are

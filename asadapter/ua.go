@@ -13,7 +13,12 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"golang.org/x/sync/errgroup"
+
+	"dsmgw/asadapter/sipport"
 )
+
+// The users side sends and receives through the adapter's listeners.
+var _ sipport.Port = (*Adapter)(nil)
 
 // transports holds the listeners bound by New and what we advertise for each transport.
 type transports struct {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"dsmgw/asadapter"
+	"dsmgw/asadapter/users"
 	"dsmgw/mediagw"
 	"dsmgw/otbridge"
 	"dsmgw/store"
@@ -36,7 +37,7 @@ type App struct {
 	bridge   *otbridge.Bridge
 	mgw      *mediagw.Gateway
 	adapter  *asadapter.Adapter
-	users    *asadapter.Users
+	users    *users.Users
 	listener net.Listener
 	srv      *http.Server
 }
@@ -147,7 +148,7 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 			return nil, err
 		}
 		adapterRef.Store(a.adapter)
-		a.users, err = asadapter.NewUsers(asadapter.UsersConfig{
+		a.users, err = users.New(users.Config{
 			Instance: a.adapter.Instance(), Secret: cfg.UsersSecret, Registrar: cfg.UsersRegistrar,
 			ConferenceDomain: cfg.UsersConfDom, Expires: cfg.UsersExpires, SubscribeExpires: cfg.UsersSubExp,
 			SessionTTL: cfg.UsersSession,

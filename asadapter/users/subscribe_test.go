@@ -1,4 +1,4 @@
-package asadapter
+package users
 
 import (
 	"context"
@@ -9,9 +9,18 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/confinfo"
+	"dsmgw/asadapter/internal/siptest"
+	"dsmgw/asadapter/sipport"
 	"dsmgw/internal/testpeer"
 	"dsmgw/store"
 )
+
+// participant is a participant's value in a DSM list (the schema's participantFields).
+type participant struct {
+	Display string `json:"display"`
+	Status  string `json:"status"`
+}
 
 // TestConferenceSubscription: a user registered through one sipp (the registrar) with
 // conferences "conf1" subscribes to a second sipp (the conference server), which answers
@@ -25,7 +34,7 @@ func TestConferenceSubscription(t *testing.T) {
 	confScen, _ := filepath.Abs("testdata/confinfo/notifier.xml")
 	registrar := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: regScen, Args: []string{"-m", "1"}})
 	confSrv := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: confScen, Args: []string{"-m", "1"}})
-	r := startUsers(t, newTestSIP(t, ""), UsersConfig{
+	r := startUsers(t, siptest.New(t, ""), Config{
 		Registrar:        "sip:" + registrar.Addr,
 		ConferenceDomain: confSrv.Addr,
 	}, "")
@@ -81,7 +90,7 @@ func TestConferenceSubscription(t *testing.T) {
 		t.Fatalf("DELETE: %d %s", code, body)
 	}
 	r.waitFields(t, confObj, "list cleared", func(m map[string]string) bool { return len(m) == 0 })
-	r.waitFields(t, userObj, "unregistered", func(m map[string]string) bool { return m[f.Registration] == RegUnregistered })
+	r.waitFields(t, userObj, "unregistered", func(m map[string]string) bool { return m[f.Registration] == sipport.RegUnregistered })
 	for name, s := range map[string]*testpeer.Sipp{"registrar": registrar, "conference server": confSrv} {
 		if rc, err := s.Wait(30 * time.Second); err != nil || rc != 0 {
 			t.Fatalf("sipp %s: exit %d, %v", name, rc, err)
@@ -96,25 +105,25 @@ func TestConferenceSubscription(t *testing.T) {
 // one with a body we cannot parse 400; neither writes anything.
 func TestNotifyRouting(t *testing.T) {
 	t.Parallel()
-	ts := newTestSIP(t, "")
-	r := startUsers(t, ts, UsersConfig{}, "")
-	peer := newTestSIP(t, "")
-	s := &subscription{u: r.u, log: r.u.log, kick: make(chan struct{}, 1), roster: NewRoster(),
+	ts := siptest.New(t, "")
+	r := startUsers(t, ts, Config{}, "")
+	peer := siptest.New(t, "")
+	s := &subscription{u: r.u, log: r.u.log, kick: make(chan struct{}, 1), roster: confinfo.NewRoster(),
 		obj: r.u.schema.ConferenceAddress("erin", "c1"), written: map[string]string{}, ctx: context.Background(), toTag: "T"}
 	r.u.bindSub("known-call-id", s)
 	cases := map[string]struct {
 		callID, event, ctype, body string
 		want                       int
 	}{
-		"unknown dialog": {"other", "conference", ConferenceInfoType, "", 481},
-		"bad event":      {"known-call-id", "presence", ConferenceInfoType, "", 489},
+		"unknown dialog": {"other", "conference", confinfo.ContentType, "", 481},
+		"bad event":      {"known-call-id", "presence", confinfo.ContentType, "", 489},
 		"bad type":       {"known-call-id", "conference", "text/plain", "x", 415},
-		"malformed":      {"known-call-id", "conference", ConferenceInfoType, "<conference-info", 400},
+		"malformed":      {"known-call-id", "conference", confinfo.ContentType, "<conference-info", 400},
 		"no body":        {"known-call-id", "conference", "", "", 200},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			got := sendNotify(t, peer, ts.port, tc.callID, tc.event, tc.ctype, tc.body)
+			got := sendNotify(t, peer, ts.LocalPort(), tc.callID, tc.event, tc.ctype, tc.body)
 			if got != tc.want {
 				t.Fatalf("status %d, want %d", got, tc.want)
 			}
@@ -129,7 +138,7 @@ func TestNotifyRouting(t *testing.T) {
 }
 
 // sendNotify sends a NOTIFY from peer to the UA on port and returns the status code.
-func sendNotify(t *testing.T, peer *testSIP, port int, callID, event, ctype, body string) int {
+func sendNotify(t *testing.T, peer *siptest.Port, port int, callID, event, ctype, body string) int {
 	t.Helper()
 	target := sip.Uri{Scheme: "sip", User: "erin", Host: "127.0.0.1", Port: port}
 	req := sip.NewRequest(sip.NOTIFY, target)
@@ -149,7 +158,7 @@ func sendNotify(t *testing.T, peer *testSIP, port int, callID, event, ctype, bod
 	peer.PrepareRequest(req)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := peer.cli.Do(ctx, req)
+	res, err := peer.Client().Do(ctx, req)
 	if err != nil {
 		t.Fatalf("NOTIFY: %v", err)
 	}
@@ -158,14 +167,14 @@ func sendNotify(t *testing.T, peer *testSIP, port int, callID, event, ctype, bod
 
 // startConfRig starts a plain registrar, a conference server running scenario (with sipp
 // args) and Users for user with conferences "conf1", and registers the user.
-func startConfRig(t *testing.T, user, scenario string, args []string, cfg UsersConfig) (*usersRig, *testpeer.Sipp, *testpeer.Sipp) {
+func startConfRig(t *testing.T, user, scenario string, args []string, cfg Config) (*usersRig, *testpeer.Sipp, *testpeer.Sipp) {
 	t.Helper()
 	regScen, _ := filepath.Abs("testdata/register/registrar_plain.xml")
 	confScen, _ := filepath.Abs(filepath.Join("testdata/confinfo", scenario))
 	registrar := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: regScen, Args: []string{"-m", "1"}})
 	confSrv := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: confScen, Args: args})
 	cfg.Registrar, cfg.ConferenceDomain = "sip:"+registrar.Addr, confSrv.Addr
-	r := startUsers(t, newTestSIP(t, ""), cfg, "")
+	r := startUsers(t, siptest.New(t, ""), cfg, "")
 	f := r.u.schema.Users.Fields
 	if _, err := r.st.Commit(context.Background(), store.Commit{Obj: r.u.schema.UserAddress(user), Base: -1,
 		Ops: []store.Op{store.Set(f.Conferences, "conf1")}}); err != nil {
@@ -183,7 +192,7 @@ func startConfRig(t *testing.T, user, scenario string, args []string, cfg UsersC
 // replaces the list.
 func TestConferenceVersionGap(t *testing.T) {
 	t.Parallel()
-	r, registrar, confSrv := startConfRig(t, "gina", "notifier_gap.xml", []string{"-m", "1"}, UsersConfig{})
+	r, registrar, confSrv := startConfRig(t, "gina", "notifier_gap.xml", []string{"-m", "1"}, Config{})
 	confObj := r.u.schema.ConferenceAddress("gina", "conf1")
 	m := r.waitFields(t, confObj, "full state after the gap", func(m map[string]string) bool { return len(m) == 1 && m["sip:dave@example.com"] != "" })
 	var p participant
@@ -216,7 +225,7 @@ func TestConferenceVersionGap(t *testing.T) {
 func TestConferenceTerminated(t *testing.T) {
 	t.Parallel()
 	r, _, confSrv := startConfRig(t, "hank", "notifier_terminated.xml", []string{"-m", "2"},
-		UsersConfig{RetryMin: 100 * time.Millisecond})
+		Config{RetryMin: 100 * time.Millisecond})
 	waitSipp(t, confSrv)
 	m := r.waitFields(t, r.u.schema.ConferenceAddress("hank", "conf1"), "list", func(m map[string]string) bool { return len(m) == 2 })
 	if m["sip:alice@example.com"] == "" || m["sip:bob@example.com"] == "" {
@@ -229,7 +238,7 @@ func TestConferenceTerminated(t *testing.T) {
 func TestConferenceRefresh481(t *testing.T) {
 	t.Parallel()
 	r, _, confSrv := startConfRig(t, "ivan", "notifier_481.xml", []string{"-m", "2"},
-		UsersConfig{RetryMin: 100 * time.Millisecond})
+		Config{RetryMin: 100 * time.Millisecond})
 	waitSipp(t, confSrv)
 	r.waitFields(t, r.u.schema.ConferenceAddress("ivan", "conf1"), "list", func(m map[string]string) bool { return len(m) == 2 })
 }
@@ -239,7 +248,7 @@ func TestConferenceRefresh481(t *testing.T) {
 // the user stays registered.
 func TestConferenceRemoved(t *testing.T) {
 	t.Parallel()
-	r, _, confSrv := startConfRig(t, "judy", "notifier.xml", []string{"-m", "1"}, UsersConfig{})
+	r, _, confSrv := startConfRig(t, "judy", "notifier.xml", []string{"-m", "1"}, Config{})
 	confObj := r.u.schema.ConferenceAddress("judy", "conf1")
 	r.waitFields(t, confObj, "partial state", func(m map[string]string) bool { return m["sip:carol@example.com"] != "" })
 	f := r.u.schema.Users.Fields
@@ -249,7 +258,7 @@ func TestConferenceRemoved(t *testing.T) {
 	}
 	waitSipp(t, confSrv)
 	r.waitFields(t, confObj, "list cleared", func(m map[string]string) bool { return len(m) == 0 })
-	if m := r.waitFields(t, r.u.schema.UserAddress("judy"), "", func(map[string]string) bool { return true }); m[f.Registration] != RegRegistered {
+	if m := r.waitFields(t, r.u.schema.UserAddress("judy"), "", func(map[string]string) bool { return true }); m[f.Registration] != sipport.RegRegistered {
 		t.Fatalf("user %v", m)
 	}
 }

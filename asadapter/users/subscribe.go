@@ -1,4 +1,4 @@
-package asadapter
+package users
 
 import (
 	"context"
@@ -12,8 +12,15 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/confinfo"
+	"dsmgw/asadapter/sipport"
 	"dsmgw/store"
 )
+
+// unsubscribeTimeout bounds the end of a subscription (SUBSCRIBE Expires: 0 and clearing
+// the DSM list): 5 s, as a NOTIFY's commit; a notifier that does not answer by then lets
+// the subscription expire on its own.
+const unsubscribeTimeout = 5 * time.Second
 
 // subscription is one user's RFC 4575 subscription to one conference (Event: conference).
 // Its run goroutine sends SUBSCRIBE and refreshes; NOTIFYs arrive on sipgo's goroutines
@@ -42,7 +49,7 @@ type subscription struct {
 	since       time.Time // when the dialog was established
 	notBefore   time.Time // no new SUBSCRIBE before this (after the notifier ended one)
 	refreshAt   time.Time
-	roster      *Roster
+	roster      *confinfo.Roster
 	written     map[string]string // the DSM list as we last wrote it
 }
 
@@ -59,7 +66,7 @@ func (w *userWorker) syncSubs(ctx context.Context) {
 	if !ok {
 		return
 	}
-	aor, err := parseAOR(w.rec.SIPURI)
+	aor, err := sipport.ParseAOR(w.rec.SIPURI)
 	if err != nil {
 		return
 	}
@@ -89,7 +96,7 @@ func (w *userWorker) syncSubs(ctx context.Context) {
 		s := &subscription{
 			u: w.u, log: w.log.With("conference", id), cred: credentials{w.rec.AuthUser, w.rec.Password},
 			aor: aor, confID: id, uri: uri, obj: w.u.schema.ConferenceAddress(w.user, id),
-			kick: make(chan struct{}, 1), roster: NewRoster(),
+			kick: make(chan struct{}, 1), roster: confinfo.NewRoster(),
 			contact: w.u.contactFor(w.user, uri),
 		}
 		sctx, cancel := context.WithCancel(ctx)
@@ -211,7 +218,7 @@ func (s *subscription) subscribe(ctx context.Context, initial bool) error {
 		s.cseq = c.SeqNo
 	}
 	if err == nil && !res.IsSuccess() {
-		err = fmt.Errorf("asadapter: SUBSCRIBE %s: %d %s", s.uri.String(), res.StatusCode, res.Reason)
+		err = fmt.Errorf("users: SUBSCRIBE %s: %d %s", s.uri.String(), res.StatusCode, res.Reason)
 	}
 	if err != nil {
 		s.dropDialog()
@@ -240,7 +247,7 @@ func (s *subscription) subscribe(ctx context.Context, initial bool) error {
 	}
 	if granted <= 0 {
 		s.dropDialog()
-		return fmt.Errorf("asadapter: SUBSCRIBE %s: granted no lifetime", s.uri.String())
+		return fmt.Errorf("users: SUBSCRIBE %s: granted no lifetime", s.uri.String())
 	}
 	if !s.established {
 		s.since = time.Now()
@@ -283,7 +290,7 @@ func (s *subscription) build(initial bool, expires time.Duration) *sip.Request {
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: s.cseq, MethodName: sip.SUBSCRIBE})
 	req.AppendHeader(&sip.ContactHeader{Address: s.contact})
 	req.AppendHeader(sip.NewHeader("Event", "conference"))
-	req.AppendHeader(sip.NewHeader("Accept", ConferenceInfoType))
+	req.AppendHeader(sip.NewHeader("Accept", confinfo.ContentType))
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
 	req.SetBody(nil)
 	return req
@@ -324,7 +331,9 @@ func (s *subscription) dropDialog() {
 
 // end runs when the subscription stops: unsubscribe and clear the DSM list if asked.
 func (s *subscription) end() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Detached from the subscription's context, which has ended: the unsubscribe and the
+	// clearing of the list still complete, within unsubscribeTimeout.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), unsubscribeTimeout)
 	defer cancel()
 	s.mu.Lock()
 	est := s.established
@@ -337,7 +346,7 @@ func (s *subscription) end() {
 			}
 		}
 		s.mu.Lock()
-		s.roster = NewRoster()
+		s.roster = confinfo.NewRoster()
 		if err := s.commitFields(ctx, map[string]string{}); err != nil {
 			s.log.Warn("users: clear participant list", "err", err)
 		}

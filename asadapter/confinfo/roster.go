@@ -1,4 +1,4 @@
-package asadapter
+package confinfo
 
 import (
 	"encoding/json"
@@ -46,7 +46,7 @@ func (r *Roster) Version() uint32 { return r.version }
 // full state returns ErrNeedFullState; one that skips versions returns ErrVersionGap; in
 // both cases nothing changes and the caller should refresh the subscription, which makes
 // the notifier send full state.
-func (r *Roster) Apply(ci *ConferenceInfo) (bool, error) {
+func (r *Roster) Apply(ci *Info) (bool, error) {
 	switch {
 	case ci.State == StateFull || ci.State == StateDeleted:
 		if !r.needsFull && ci.Version <= r.version {
@@ -86,7 +86,7 @@ func (r *Roster) Apply(ci *ConferenceInfo) (bool, error) {
 	return true, nil
 }
 
-func (r *Roster) applyUser(u ConfUser) {
+func (r *Roster) applyUser(u User) {
 	if u.State == StateDeleted {
 		delete(r.users, u.Entity)
 		return

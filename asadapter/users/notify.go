@@ -1,4 +1,4 @@
-package asadapter
+package users
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/confinfo"
 	"dsmgw/store"
 )
 
@@ -18,6 +19,40 @@ import (
 // notifier retransmits over UDP after 500 ms and gives up after 32 s; 5 s leaves the
 // transaction layer time to absorb the retransmissions.
 const notifyCommitTimeout = 5 * time.Second
+
+// HandleNotify answers a NOTIFY: it routes it by Call-ID to the subscription it belongs
+// to and answers 481 when there is none. Mount it with Adapter.OnRequest(sip.NOTIFY, ...).
+func (u *Users) HandleNotify(req *sip.Request, tx sip.ServerTransaction) {
+	cid := req.CallID()
+	var s *subscription
+	if cid != nil {
+		u.mu.Lock()
+		s = u.subs[cid.Value()]
+		u.mu.Unlock()
+	}
+	if s == nil {
+		u.met.notifies.WithLabelValues("no_subscription").Inc()
+		respond(tx, req, sip.StatusCallTransactionDoesNotExists, "Subscription Does Not Exist")
+		return
+	}
+	s.handleNotify(req, tx)
+}
+
+func (u *Users) bindSub(callID string, s *subscription) {
+	u.mu.Lock()
+	u.subs[callID] = s
+	u.mu.Unlock()
+}
+
+func (u *Users) unbindSub(callID string) {
+	u.mu.Lock()
+	delete(u.subs, callID)
+	u.mu.Unlock()
+}
+
+func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string) {
+	_ = tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
+}
 
 // handleNotify answers one NOTIFY of the subscription: 489 for another event package,
 // 415 for another body type, 400/413 for a body it cannot use (and asks for full state
@@ -96,16 +131,16 @@ func (s *subscription) applyBody(req *sip.Request) string {
 	if len(body) == 0 {
 		return "empty" // pending or terminated without state
 	}
-	if ct := req.ContentType(); ct != nil && !strings.EqualFold(headerToken(ct.Value()), ConferenceInfoType) {
+	if ct := req.ContentType(); ct != nil && !strings.EqualFold(headerToken(ct.Value()), confinfo.ContentType) {
 		return "bad_type"
 	}
-	ci, err := ParseConferenceInfo(body, s.u.cfg.ConfInfo)
+	ci, err := confinfo.Parse(body, s.u.cfg.ConfInfo)
 	if err != nil {
 		s.u.met.parseErrors.Inc()
 		s.log.Warn("users: conference-info refused; asking for full state", "err", err)
 		s.roster.Restart()
 		s.poke()
-		if errors.Is(err, ErrBodyTooLarge) {
+		if errors.Is(err, confinfo.ErrBodyTooLarge) {
 			return "too_large"
 		}
 		return "malformed"
@@ -120,7 +155,7 @@ func (s *subscription) applyBody(req *sip.Request) string {
 	if !applied {
 		return "stale"
 	}
-	fields, dropped := s.roster.Fields(ParticipantNames{
+	fields, dropped := s.roster.Fields(confinfo.ParticipantNames{
 		Display: s.u.schema.Users.ParticipantFields.Display,
 		Status:  s.u.schema.Users.ParticipantFields.Status,
 	}, s.u.cfg.MaxParticipants)
@@ -170,7 +205,7 @@ func (s *subscription) commitFields(ctx context.Context, fields map[string]strin
 	for len(ops) > 0 {
 		n := min(chunk, len(ops))
 		if _, err := s.u.st.Commit(ctx, store.Commit{Obj: s.obj, Base: -1, Ops: ops[:n]}); err != nil {
-			return fmt.Errorf("asadapter: write %s: %w", s.obj, err)
+			return fmt.Errorf("users: write %s: %w", s.obj, err)
 		}
 		store.Apply(s.written, ops[:n])
 		ops = ops[n:]

@@ -1,4 +1,4 @@
-package asadapter
+package users
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/sipport"
 	"dsmgw/store"
 )
 
@@ -78,7 +79,7 @@ func (w *userWorker) run(ctx context.Context) {
 	defer func() {
 		w.stopSubs(false)
 		w.setGauge("")
-		w.u.releaseLease(w.user, w.token)
+		w.u.releaseLease(ctx, w.user, w.token)
 	}()
 	for {
 		if done := w.step(ctx); done {
@@ -171,7 +172,7 @@ func (w *userWorker) logout(ctx context.Context, rec *regRecord) {
 	}
 	w.stopSubs(true)
 	w.unregister(ctx)
-	w.want = regView{state: RegUnregistered}
+	w.want = regView{state: sipport.RegUnregistered}
 	if w.rec != nil {
 		w.want.sipURI = w.rec.SIPURI
 	}

@@ -1,4 +1,4 @@
-package asadapter
+package users
 
 import (
 	"context"
@@ -9,14 +9,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
-)
 
-// Registration states written to users/<user> (the schema's registrationStates).
-const (
-	RegUnregistered = "unregistered"
-	RegRegistering  = "registering"
-	RegRegistered   = "registered"
-	RegFailed       = "failed"
+	"dsmgw/asadapter/sipport"
 )
 
 // minRefresh keeps a refresh from spinning when a registrar grants a lifetime of a second
@@ -36,18 +30,18 @@ func (u *Users) send(ctx context.Context, req *sip.Request, cred credentials) (*
 	_, cl := u.sip.SIP()
 	res, err := cl.Do(ctx, req)
 	if err == nil && res == nil {
-		err = ErrNoResponse // sipgo ends a transaction without a response when closing
+		err = sipport.ErrNoResponse // sipgo ends a transaction without a response when closing
 	}
 	if err != nil {
-		return nil, fmt.Errorf("asadapter: %s %s: %w", req.Method, req.Recipient.String(), err)
+		return nil, fmt.Errorf("users: %s %s: %w", req.Method, req.Recipient.String(), err)
 	}
 	if (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) && cred.user != "" {
 		res, err = cl.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: cred.user, Password: cred.password})
 		if err == nil && res == nil {
-			err = ErrNoResponse
+			err = sipport.ErrNoResponse
 		}
 		if err != nil {
-			return nil, fmt.Errorf("asadapter: %s %s with credentials: %w", req.Method, req.Recipient.String(), err)
+			return nil, fmt.Errorf("users: %s %s with credentials: %w", req.Method, req.Recipient.String(), err)
 		}
 	}
 	return res, nil
@@ -117,13 +111,13 @@ func (u *Users) contactFor(user string, uri sip.Uri) sip.Uri {
 // register sends REGISTER (first, refresh or after new credentials) and updates the
 // worker's state and the DSM from the outcome.
 func (w *userWorker) register(ctx context.Context) {
-	aor, err := parseAOR(w.rec.SIPURI)
+	aor, err := sipport.ParseAOR(w.rec.SIPURI)
 	if err != nil {
 		w.fail(ctx, err.Error(), false)
 		return
 	}
-	if !w.registered && w.want.state != RegRegistering {
-		w.writeState(ctx, RegRegistering, "")
+	if !w.registered && w.want.state != sipport.RegRegistering {
+		w.writeState(ctx, sipport.RegRegistering, "")
 	}
 	expires := w.u.cfg.Expires
 	if w.minExpires > expires {
@@ -178,7 +172,7 @@ func (w *userWorker) register(ctx context.Context) {
 		refresh := max(granted/2, minRefresh)
 		w.refreshAt = time.Now().Add(refresh)
 		w.expiresAt = time.Now().Add(granted)
-		w.writeState(ctx, RegRegistered, "")
+		w.writeState(ctx, sipport.RegRegistered, "")
 		if first || stale != "" {
 			w.u.noteBinding(ctx, w.user, w.contactString(), w.callID)
 			log.Info("users: registered", "aor", aor.String(), "expires", granted, "refresh_in", refresh)
@@ -207,7 +201,7 @@ func (w *userWorker) register(ctx context.Context) {
 // fail records a failed registration and schedules a retry with backoff.
 func (w *userWorker) fail(ctx context.Context, msg string, retry bool) {
 	w.registered = false
-	w.writeState(ctx, RegFailed, msg)
+	w.writeState(ctx, sipport.RegFailed, msg)
 	w.backoff = min(max(w.backoff*2, w.u.cfg.RetryMin), w.u.cfg.RetryMax)
 	if !retry {
 		w.backoff = w.u.cfg.RetryMax
@@ -222,7 +216,7 @@ func (w *userWorker) unregister(ctx context.Context) {
 		return
 	}
 	w.registered = false
-	aor, err := parseAOR(w.rec.SIPURI)
+	aor, err := sipport.ParseAOR(w.rec.SIPURI)
 	if err != nil {
 		return
 	}
@@ -259,16 +253,4 @@ func grantedExpires(res *sip.Response, ours sip.Uri, asked time.Duration) time.D
 		}
 	}
 	return asked
-}
-
-// parseAOR parses a user's SIP URI (the address of record).
-func parseAOR(s string) (sip.Uri, error) {
-	var u sip.Uri
-	if err := sip.ParseUri(s, &u); err != nil {
-		return u, fmt.Errorf("bad SIP URI %.64q: %v", s, err)
-	}
-	if (u.Scheme != "sip" && u.Scheme != "sips") || u.Host == "" {
-		return u, fmt.Errorf("bad SIP URI %.64q: want sip: or sips: with a host", s)
-	}
-	return sip.Uri{Scheme: u.Scheme, User: u.User, Host: u.Host, Port: u.Port}, nil
 }

@@ -1,4 +1,4 @@
-package asadapter
+package users
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"dsmgw/asadapter/internal/siptest"
+	"dsmgw/asadapter/sipport"
 	"dsmgw/internal/testpeer"
 )
 
@@ -33,9 +35,9 @@ func TestRegisterOneInstance(t *testing.T) {
 	sipp := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: scen,
 		Args: []string{"-m", "2", "-trace_logs", "-log_file", "sipp-logs.log"}})
 	redis := testpeer.StartRedis(t, testpeer.RedisOptions{NotifyKeyspaceEvents: "Khg"})
-	cfg := UsersConfig{Scan: 200 * time.Millisecond}
-	a := startUsers(t, newTestSIP(t, sipp.Addr), cfg, redis.Addr)
-	b := startUsers(t, newTestSIP(t, sipp.Addr), cfg, redis.Addr)
+	cfg := Config{Scan: 200 * time.Millisecond}
+	a := startUsers(t, siptest.New(t, sipp.Addr), cfg, redis.Addr)
+	b := startUsers(t, siptest.New(t, sipp.Addr), cfg, redis.Addr)
 
 	if code, body := a.call(t, "POST", "/v1/users/alice/register", usersTestSecret, RegisterRequest{
 		SIPURI: "sip:alice@dsmgw.test", Client: "K1"}); code != 202 {
@@ -43,7 +45,7 @@ func TestRegisterOneInstance(t *testing.T) {
 	}
 	f := a.u.schema.Users.Fields
 	obj := a.u.schema.UserAddress("alice")
-	a.waitFields(t, obj, "registered", func(m map[string]string) bool { return m[f.Registration] == RegRegistered })
+	a.waitFields(t, obj, "registered", func(m map[string]string) bool { return m[f.Registration] == sipport.RegRegistered })
 	// Let both instances scan a few times: the user stays with its holder.
 	deadline := time.Now().Add(time.Second)
 	for time.Now().Before(deadline) {
@@ -68,7 +70,7 @@ func TestRegisterOneInstance(t *testing.T) {
 	if l := sippLog(t, sipp); !strings.Contains(l, "STALE CONTACT REMOVED") {
 		t.Fatalf("the taker did not remove the old contact: %q", l)
 	}
-	other.waitFields(t, obj, "still registered", func(m map[string]string) bool { return m[f.Registration] == RegRegistered })
+	other.waitFields(t, obj, "still registered", func(m map[string]string) bool { return m[f.Registration] == sipport.RegRegistered })
 }
 
 // TestRegisterTakeoverAfterCrash: the user's lease is held by an instance that died (its
@@ -80,7 +82,7 @@ func TestRegisterTakeoverAfterCrash(t *testing.T) {
 	scen, _ := filepath.Abs("testdata/register/registrar_takeover.xml")
 	sipp := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: scen,
 		Args: []string{"-m", "1", "-trace_logs", "-log_file", "sipp-logs.log"}})
-	r := startUsers(t, newTestSIP(t, sipp.Addr), UsersConfig{Scan: 200 * time.Millisecond}, "")
+	r := startUsers(t, siptest.New(t, sipp.Addr), Config{Scan: 200 * time.Millisecond}, "")
 	ctx := context.Background()
 	rdb := r.st.Redis()
 	if err := rdb.Set(ctx, r.u.keys.lease("alice"), "dead-instance/1", 1500*time.Millisecond).Err(); err != nil {
@@ -96,7 +98,7 @@ func TestRegisterTakeoverAfterCrash(t *testing.T) {
 	}
 	f := r.u.schema.Users.Fields
 	r.waitFields(t, r.u.schema.UserAddress("alice"), "registered", func(m map[string]string) bool {
-		return m[f.Registration] == RegRegistered
+		return m[f.Registration] == sipport.RegRegistered
 	})
 	if rc, err := sipp.Wait(30 * time.Second); err != nil || rc != 0 {
 		t.Fatalf("sipp: exit %d, %v", rc, err)

@@ -1,4 +1,4 @@
-package asadapter
+package users
 
 import (
 	"bytes"
@@ -6,103 +6,22 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo"
-	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"dsmgw/asadapter/internal/siptest"
+	"dsmgw/asadapter/sipport"
 	"dsmgw/internal/testpeer"
 	"dsmgw/store"
 )
-
-// testSIP is a small SIP port for these tests: a sipgo UA on a private UDP listener that
-// routes through an optional outbound proxy, as the Adapter does. The tests of this half
-// use it so they do not depend on the call controller.
-type testSIP struct {
-	ua    *sipgo.UserAgent
-	cli   *sipgo.Client
-	srv   *sipgo.Server
-	conn  net.PacketConn
-	port  int
-	proxy string // "host:port" or ""
-	// notify is the NOTIFY handler, set after the server is serving (hence atomic).
-	notify atomic.Pointer[sipgo.RequestHandler]
-}
-
-func newTestSIP(t *testing.T, proxy string) *testSIP {
-	t.Helper()
-	quiet := slog.New(slog.DiscardHandler)
-	ua, err := sipgo.NewUA(sipgo.WithUserAgentHostname("127.0.0.1"),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet)),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(quiet)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli, err := sipgo.NewClient(ua, sipgo.WithClientLogger(quiet), sipgo.WithClientHostname("127.0.0.1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &testSIP{ua: ua, cli: cli, srv: srv, conn: conn, port: conn.LocalAddr().(*net.UDPAddr).Port, proxy: proxy}
-	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
-		if h := s.notify.Load(); h != nil {
-			(*h)(req, tx)
-			return
-		}
-		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "No Subscriptions Here", nil))
-	})
-	go func() { _ = srv.ServeUDP(conn) }()
-	// Requests bound to the listener fail until the transport layer has it (it would try
-	// to bind the port a second time), so wait for it.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		if c, err := ua.TransportLayer().GetConnection("udp", conn.LocalAddr().String()); err == nil && c != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("sipgo did not take the UDP listener")
-		}
-	}
-	t.Cleanup(func() { conn.Close(); ua.Close() })
-	return s
-}
-
-func (s *testSIP) SIP() (*sipgo.UserAgent, *sipgo.Client) { return s.ua, s.cli }
-
-func (s *testSIP) ContactURI(user, transport string) sip.Uri {
-	return sip.Uri{Scheme: "sip", User: user, Host: "127.0.0.1", Port: s.port}
-}
-
-func (s *testSIP) PrepareRequest(req *sip.Request) {
-	if req.Route() == nil && s.proxy != "" {
-		var u sip.Uri
-		_ = sip.ParseUri("sip:"+s.proxy+";lr", &u)
-		req.PrependHeader(&sip.RouteHeader{Address: u})
-	}
-	req.RemoveHeader("Via")
-	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP",
-		Host: "127.0.0.1", Port: s.port, Params: sip.NewParams()}
-	via.Params.Add("branch", sip.GenerateBranchN(16))
-	via.Params.Add("rport", "")
-	req.PrependHeader(via)
-	req.Laddr = sip.Addr{IP: net.ParseIP("127.0.0.1"), Port: s.port, Hostname: "127.0.0.1"}
-}
 
 // usersRig is a Users on a private Redis with its HTTP API served.
 type usersRig struct {
@@ -115,7 +34,7 @@ type usersRig struct {
 
 const usersTestSecret = "s3cret-for-tests"
 
-func startUsers(t *testing.T, port SIPPort, cfg UsersConfig, redisAddr string) *usersRig {
+func startUsers(t *testing.T, port sipport.Port, cfg Config, redisAddr string) *usersRig {
 	t.Helper()
 	if redisAddr == "" {
 		redisAddr = testpeer.StartRedis(t, testpeer.RedisOptions{NotifyKeyspaceEvents: "Khg"}).Addr
@@ -129,13 +48,16 @@ func startUsers(t *testing.T, port SIPPort, cfg UsersConfig, redisAddr string) *
 	feed := store.NewFeed(store.FeedConfig{}, st, log)
 	reg := prometheus.NewRegistry()
 	cfg.Secret = usersTestSecret
-	u, err := NewUsers(cfg, port, st, feed, reg, log)
+	if cfg.Instance == "" {
+		// Distinct per Users, as the gateway's hostname-pid is per process.
+		cfg.Instance = "users-" + newToken(4)
+	}
+	u, err := New(cfg, port, st, feed, reg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ts, ok := port.(*testSIP); ok {
-		h := sipgo.RequestHandler(u.HandleNotify)
-		ts.notify.Store(&h)
+	if ts, ok := port.(*siptest.Port); ok {
+		ts.OnNotify(u.HandleNotify)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
@@ -232,6 +154,19 @@ func (r *usersRig) waitHistory(t *testing.T, obj, field string, want ...string) 
 	}
 }
 
+// waitSipp waits for sipp to end and checks that every call of its scenario succeeded
+// (20 s is a failure bound, not a timing assertion).
+func waitSipp(t *testing.T, s *testpeer.Sipp) {
+	t.Helper()
+	code, err := s.Wait(20 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 {
+		t.Fatalf("sipp exited with %d (some calls failed)", code)
+	}
+}
+
 // metricValue reads a counter or gauge.
 func metricValue(m prometheus.Metric) float64 {
 	var d dto.Metric
@@ -258,7 +193,7 @@ func waitCounter(t *testing.T, c prometheus.Metric, n float64, what string) {
 
 func TestUsersHTTPAPI(t *testing.T) {
 	t.Parallel()
-	r := startUsers(t, newTestSIP(t, ""), UsersConfig{}, "")
+	r := startUsers(t, siptest.New(t, ""), Config{}, "")
 	good := RegisterRequest{SIPURI: "sip:alice@dsmgw.test", AuthUser: "alice", Password: "pw", Client: "K1"}
 	tests := map[string]struct {
 		method, path, secret string

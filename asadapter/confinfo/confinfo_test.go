@@ -1,4 +1,4 @@
-package asadapter
+package confinfo
 
 import (
 	"bytes"
@@ -15,16 +15,16 @@ import (
 
 func readConfInfo(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "confinfo", name))
+	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
 }
 
-func TestParseConferenceInfo(t *testing.T) {
+func TestParse(t *testing.T) {
 	t.Parallel()
-	huge := "<conference-info xmlns=\"" + confInfoNS + "\" entity=\"sip:c@x\" version=\"1\"><users>" +
+	huge := "<conference-info xmlns=\"" + namespace + "\" entity=\"sip:c@x\" version=\"1\"><users>" +
 		strings.Repeat("<user entity=\"sip:u@x\"/>", 20000) + "</users></conference-info>"
 	manyUsers := "<conference-info entity=\"sip:c@x\" version=\"1\"><users>" +
 		strings.Repeat("<user entity=\"sip:u@x\"/>", 1001) + "</users></conference-info>"
@@ -33,9 +33,9 @@ func TestParseConferenceInfo(t *testing.T) {
 	tests := map[string]struct {
 		body    string
 		wantErr error
-		check   func(t *testing.T, ci *ConferenceInfo)
+		check   func(t *testing.T, ci *Info)
 	}{
-		"full": {body: string(readConfInfo(t, "full.xml")), check: func(t *testing.T, ci *ConferenceInfo) {
+		"full": {body: string(readConfInfo(t, "full.xml")), check: func(t *testing.T, ci *Info) {
 			if ci.Entity != "sip:conf1@example.com" || ci.State != StateFull || ci.Version != 1 {
 				t.Fatalf("header %+v", ci)
 			}
@@ -48,7 +48,7 @@ func TestParseConferenceInfo(t *testing.T) {
 				t.Fatalf("alice %+v", a)
 			}
 		}},
-		"partial": {body: string(readConfInfo(t, "partial.xml")), check: func(t *testing.T, ci *ConferenceInfo) {
+		"partial": {body: string(readConfInfo(t, "partial.xml")), check: func(t *testing.T, ci *Info) {
 			if ci.State != StatePartial || ci.Version != 2 || ci.Users.State != StatePartial {
 				t.Fatalf("%+v", ci)
 			}
@@ -59,42 +59,42 @@ func TestParseConferenceInfo(t *testing.T) {
 				t.Fatalf("partial user %+v", u)
 			}
 		}},
-		"deleted": {body: string(readConfInfo(t, "deleted.xml")), check: func(t *testing.T, ci *ConferenceInfo) {
+		"deleted": {body: string(readConfInfo(t, "deleted.xml")), check: func(t *testing.T, ci *Info) {
 			if ci.State != StateDeleted || ci.Users != nil {
 				t.Fatalf("%+v", ci)
 			}
 		}},
 		"no namespace, default state": {body: `<conference-info entity="sip:c@x" version="7"/>`,
-			check: func(t *testing.T, ci *ConferenceInfo) {
+			check: func(t *testing.T, ci *Info) {
 				if ci.State != StateFull || ci.Version != 7 {
 					t.Fatalf("%+v", ci)
 				}
 			}},
-		"empty":               {body: "", wantErr: ErrBadConferenceInfo},
-		"not xml":             {body: "hello", wantErr: ErrBadConferenceInfo},
-		"truncated":           {body: `<conference-info entity="sip:c@x" version="1"><users>`, wantErr: ErrBadConferenceInfo},
-		"wrong root":          {body: `<presence entity="sip:c@x" version="1"/>`, wantErr: ErrBadConferenceInfo},
-		"wrong namespace":     {body: `<conference-info xmlns="urn:x" entity="sip:c@x" version="1"/>`, wantErr: ErrBadConferenceInfo},
-		"no entity":           {body: `<conference-info version="1"/>`, wantErr: ErrBadConferenceInfo},
-		"no version":          {body: `<conference-info entity="sip:c@x"/>`, wantErr: ErrBadConferenceInfo},
-		"negative version":    {body: `<conference-info entity="sip:c@x" version="-1"/>`, wantErr: ErrBadConferenceInfo},
-		"version overflow":    {body: `<conference-info entity="sip:c@x" version="4294967296"/>`, wantErr: ErrBadConferenceInfo},
-		"bad state":           {body: `<conference-info entity="sip:c@x" version="1" state="half"/>`, wantErr: ErrBadConferenceInfo},
-		"user without entity": {body: `<conference-info entity="sip:c@x" version="1"><users><user/></users></conference-info>`, wantErr: ErrBadConferenceInfo},
-		"bad user state":      {body: `<conference-info entity="sip:c@x" version="1"><users><user entity="a" state="x"/></users></conference-info>`, wantErr: ErrBadConferenceInfo},
+		"empty":               {body: "", wantErr: ErrMalformed},
+		"not xml":             {body: "hello", wantErr: ErrMalformed},
+		"truncated":           {body: `<conference-info entity="sip:c@x" version="1"><users>`, wantErr: ErrMalformed},
+		"wrong root":          {body: `<presence entity="sip:c@x" version="1"/>`, wantErr: ErrMalformed},
+		"wrong namespace":     {body: `<conference-info xmlns="urn:x" entity="sip:c@x" version="1"/>`, wantErr: ErrMalformed},
+		"no entity":           {body: `<conference-info version="1"/>`, wantErr: ErrMalformed},
+		"no version":          {body: `<conference-info entity="sip:c@x"/>`, wantErr: ErrMalformed},
+		"negative version":    {body: `<conference-info entity="sip:c@x" version="-1"/>`, wantErr: ErrMalformed},
+		"version overflow":    {body: `<conference-info entity="sip:c@x" version="4294967296"/>`, wantErr: ErrMalformed},
+		"bad state":           {body: `<conference-info entity="sip:c@x" version="1" state="half"/>`, wantErr: ErrMalformed},
+		"user without entity": {body: `<conference-info entity="sip:c@x" version="1"><users><user/></users></conference-info>`, wantErr: ErrMalformed},
+		"bad user state":      {body: `<conference-info entity="sip:c@x" version="1"><users><user entity="a" state="x"/></users></conference-info>`, wantErr: ErrMalformed},
 		"bad status": {body: `<conference-info entity="sip:c@x" version="1"><users><user entity="a"><endpoint entity="e"><status>dancing</status></endpoint></user></users></conference-info>`,
-			wantErr: ErrBadConferenceInfo},
+			wantErr: ErrMalformed},
 		"endpoint without entity": {body: `<conference-info entity="sip:c@x" version="1"><users><user entity="a"><endpoint/></user></users></conference-info>`,
-			wantErr: ErrBadConferenceInfo},
-		"two users elements": {body: `<conference-info entity="sip:c@x" version="1"><users/><users/></conference-info>`, wantErr: ErrBadConferenceInfo},
+			wantErr: ErrMalformed},
+		"two users elements": {body: `<conference-info entity="sip:c@x" version="1"><users/><users/></conference-info>`, wantErr: ErrMalformed},
 		"huge":               {body: huge, wantErr: ErrBodyTooLarge},
-		"too many users":     {body: manyUsers, wantErr: ErrBadConferenceInfo},
-		"too many endpoints": {body: manyEndpoints, wantErr: ErrBadConferenceInfo},
-		"entity expansion":   {body: `<!DOCTYPE x [<!ENTITY a "aaaa">]><conference-info entity="&a;" version="1"/>`, wantErr: ErrBadConferenceInfo},
+		"too many users":     {body: manyUsers, wantErr: ErrMalformed},
+		"too many endpoints": {body: manyEndpoints, wantErr: ErrMalformed},
+		"entity expansion":   {body: `<!DOCTYPE x [<!ENTITY a "aaaa">]><conference-info entity="&a;" version="1"/>`, wantErr: ErrMalformed},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			ci, err := ParseConferenceInfo([]byte(tc.body), ConfInfoLimits{})
+			ci, err := Parse([]byte(tc.body), Limits{})
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tc.wantErr)
@@ -128,9 +128,9 @@ func rosterView(t *testing.T, r *Roster) map[string]participant {
 	return out
 }
 
-func mustParse(t *testing.T, body string) *ConferenceInfo {
+func mustParse(t *testing.T, body string) *Info {
 	t.Helper()
-	ci, err := ParseConferenceInfo([]byte(body), ConfInfoLimits{})
+	ci, err := Parse([]byte(body), Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,9 +225,9 @@ func FuzzConferenceInfo(f *testing.F) {
 	f.Add([]byte(`<conference-info entity="c" version="2" state="partial"><users state="partial"><user entity="a" state="deleted"/></users></conference-info>`))
 	f.Add([]byte(`<conference-info`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		ci, err := ParseConferenceInfo(body, ConfInfoLimits{MaxBytes: 64 << 10})
+		ci, err := Parse(body, Limits{MaxBytes: 64 << 10})
 		if err != nil {
-			if !errors.Is(err, ErrBadConferenceInfo) && !errors.Is(err, ErrBodyTooLarge) {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrBodyTooLarge) {
 				t.Fatalf("unexpected error kind: %v", err)
 			}
 			return
@@ -248,7 +248,7 @@ func FuzzConferenceInfo(f *testing.F) {
 // bigConferenceInfo is a full state of n participants with one endpoint each.
 func bigConferenceInfo(n int) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, `<conference-info xmlns="%s" entity="sip:big@example.com" state="full" version="1"><users>`, confInfoNS)
+	fmt.Fprintf(&b, `<conference-info xmlns="%s" entity="sip:big@example.com" state="full" version="1"><users>`, namespace)
 	for i := 0; i < n; i++ {
 		fmt.Fprintf(&b, `<user entity="sip:user%d@example.com"><display-text>User %d</display-text>`+
 			`<endpoint entity="sip:user%d@10.0.%d.%d"><status>connected</status><media id="1"><type>audio</type></media></endpoint></user>`,
@@ -277,7 +277,7 @@ func BenchmarkConferenceInfo(b *testing.B) {
 			}
 		}
 		t1 := time.Now()
-		ci, err := ParseConferenceInfo(body, ConfInfoLimits{})
+		ci, err := Parse(body, Limits{})
 		if err != nil {
 			b.Fatal(err)
 		}

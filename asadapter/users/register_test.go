@@ -1,4 +1,4 @@
-package asadapter
+package users
 
 import (
 	"os"
@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"dsmgw/asadapter/internal/siptest"
+	"dsmgw/asadapter/sipport"
 	"dsmgw/internal/testpeer"
 )
 
@@ -20,7 +22,7 @@ func TestRegisterDigestRefreshLogout(t *testing.T) {
 	scen, _ := filepath.Abs("testdata/register/registrar_digest.xml")
 	sipp := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: scen,
 		Args: []string{"-m", "1", "-trace_logs", "-log_file", "sipp-logs.log"}})
-	r := startUsers(t, newTestSIP(t, sipp.Addr), UsersConfig{}, "")
+	r := startUsers(t, siptest.New(t, sipp.Addr), Config{}, "")
 
 	code, body := r.call(t, "POST", "/v1/users/alice/register", usersTestSecret, RegisterRequest{
 		SIPURI: "sip:alice@dsmgw.test", AuthUser: "alice", Password: "secret", Client: "CLIENTKEY1", Display: "Alice",
@@ -30,7 +32,7 @@ func TestRegisterDigestRefreshLogout(t *testing.T) {
 	}
 	f := r.u.schema.Users.Fields
 	obj := r.u.schema.UserAddress("alice")
-	r.waitFields(t, obj, "registered", func(m map[string]string) bool { return m[f.Registration] == RegRegistered })
+	r.waitFields(t, obj, "registered", func(m map[string]string) bool { return m[f.Registration] == sipport.RegRegistered })
 	fields := r.waitFields(t, obj, "client and sip_uri", func(m map[string]string) bool {
 		return m[f.Client] == "CLIENTKEY1" && m[f.SipURI] == "sip:alice@dsmgw.test"
 	})
@@ -52,7 +54,7 @@ func TestRegisterDigestRefreshLogout(t *testing.T) {
 	}
 	r.waitFields(t, obj, "unregistered without client", func(m map[string]string) bool {
 		_, hasClient := m[f.Client]
-		return m[f.Registration] == RegUnregistered && !hasClient
+		return m[f.Registration] == sipport.RegUnregistered && !hasClient
 	})
 	if rc, err := sipp.Wait(30 * time.Second); err != nil || rc != 0 {
 		t.Fatalf("sipp registrar: exit %d, %v (a check of the digest or of Expires: 0 failed)", rc, err)
@@ -81,7 +83,7 @@ func TestRegisterRejected(t *testing.T) {
 	t.Parallel()
 	scen, _ := filepath.Abs("testdata/register/registrar_digest.xml")
 	sipp := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: scen, Args: []string{"-m", "1"}})
-	r := startUsers(t, newTestSIP(t, sipp.Addr), UsersConfig{RetryMin: time.Minute}, "")
+	r := startUsers(t, siptest.New(t, sipp.Addr), Config{RetryMin: time.Minute}, "")
 	code, body := r.call(t, "POST", "/v1/users/bob/register", usersTestSecret, RegisterRequest{
 		SIPURI: "sip:alice@dsmgw.test", AuthUser: "alice", Password: "wrong", Client: "CLIENTKEY2",
 	})
@@ -90,7 +92,7 @@ func TestRegisterRejected(t *testing.T) {
 	}
 	f := r.u.schema.Users.Fields
 	m := r.waitFields(t, r.u.schema.UserAddress("bob"), "failed", func(m map[string]string) bool {
-		return m[f.Registration] == RegFailed
+		return m[f.Registration] == sipport.RegFailed
 	})
 	if m[f.RegistrationError] != "403 Wrong Digest" {
 		t.Fatalf("registration_error %q", m[f.RegistrationError])
@@ -103,7 +105,7 @@ func TestRegisterSessionExpires(t *testing.T) {
 	t.Parallel()
 	scen, _ := filepath.Abs("testdata/register/registrar_plain.xml")
 	sipp := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: scen, Args: []string{"-m", "1"}})
-	r := startUsers(t, newTestSIP(t, sipp.Addr), UsersConfig{}, "")
+	r := startUsers(t, siptest.New(t, sipp.Addr), Config{}, "")
 	if code, body := r.call(t, "POST", "/v1/users/carl/register", usersTestSecret, RegisterRequest{
 		// Four seconds: longer than the 2 s scan that claims a user whose wake-up was
 		// missed (at start the wake-up subscription may not be up yet), so the user is
@@ -115,7 +117,7 @@ func TestRegisterSessionExpires(t *testing.T) {
 	obj := r.u.schema.UserAddress("carl")
 	// "registered" may be gone before a poll could see it, so the op log is what proves
 	// the order.
-	r.waitHistory(t, obj, f.Registration, RegRegistered, RegUnregistered)
+	r.waitHistory(t, obj, f.Registration, sipport.RegRegistered, sipport.RegUnregistered)
 	if rc, err := sipp.Wait(30 * time.Second); err != nil || rc != 0 {
 		t.Fatalf("sipp registrar: exit %d, %v", rc, err)
 	}
@@ -126,7 +128,7 @@ func TestRegisterSessionExpires(t *testing.T) {
 func TestRegisterNoResponse(t *testing.T) {
 	t.Parallel()
 	silent := "127.0.0.1:" + strconv.Itoa(testpeer.FreeUDPPort(t))
-	r := startUsers(t, newTestSIP(t, silent), UsersConfig{RequestTimeout: 500 * time.Millisecond,
+	r := startUsers(t, siptest.New(t, silent), Config{RequestTimeout: 500 * time.Millisecond,
 		RetryMin: 100 * time.Millisecond}, "")
 	if code, body := r.call(t, "POST", "/v1/users/dora/register", usersTestSecret, RegisterRequest{
 		SIPURI: "sip:dora@dsmgw.test", Client: "K8"}); code != 202 {
@@ -134,7 +136,7 @@ func TestRegisterNoResponse(t *testing.T) {
 	}
 	f := r.u.schema.Users.Fields
 	m := r.waitFields(t, r.u.schema.UserAddress("dora"), "failed", func(m map[string]string) bool {
-		return m[f.Registration] == RegFailed
+		return m[f.Registration] == sipport.RegFailed
 	})
 	if m[f.RegistrationError] != "no response from the registrar" {
 		t.Fatalf("registration_error %q", m[f.RegistrationError])

@@ -1,4 +1,8 @@
-package asadapter
+// Package confinfo reads RFC 4575 conference state (application/conference-info+xml): it
+// parses NOTIFY bodies within limits a hostile notifier cannot push past, and merges full
+// and partial documents into a Roster of participants rendered as DSM fields. It is pure:
+// one subscription owns each Roster, and nothing here does I/O.
+package confinfo
 
 import (
 	"bytes"
@@ -8,11 +12,11 @@ import (
 	"strings"
 )
 
-// ConferenceInfoType is the MIME type of RFC 4575 conference state bodies.
-const ConferenceInfoType = "application/conference-info+xml"
+// ContentType is the MIME type of RFC 4575 conference state bodies.
+const ContentType = "application/conference-info+xml"
 
-// confInfoNS is the XML namespace of RFC 4575 documents.
-const confInfoNS = "urn:ietf:params:xml:ns:conference-info"
+// namespace is the XML namespace of RFC 4575 documents.
+const namespace = "urn:ietf:params:xml:ns:conference-info"
 
 // The element states of RFC 4575 section 4.6: a full element replaces what the subscriber
 // holds, a partial one is merged into it, a deleted one removes it.
@@ -22,9 +26,9 @@ const (
 	StateDeleted = "deleted"
 )
 
-// ConfInfoLimits bound what ParseConferenceInfo accepts, so a hostile or broken notifier
-// cannot make the adapter allocate without bound. Zero fields take the defaults.
-type ConfInfoLimits struct {
+// Limits bound what Parse accepts, so a hostile or broken notifier cannot make the gateway
+// allocate without bound. Zero fields take the values of DefaultLimits.
+type Limits struct {
 	// MaxBytes caps the body (256 KiB: a full state of 1,000 participants with one
 	// endpoint each is about 200 KB; anything larger is not a conference we can mirror
 	// into a DSM object of at most a few hundred fields anyway).
@@ -36,47 +40,55 @@ type ConfInfoLimits struct {
 	MaxEndpoints int
 }
 
-func (l *ConfInfoLimits) fill() {
-	if l.MaxBytes <= 0 {
-		l.MaxBytes = 256 << 10
-	}
-	if l.MaxUsers <= 0 {
-		l.MaxUsers = 1000
-	}
-	if l.MaxEndpoints <= 0 {
-		l.MaxEndpoints = 16
-	}
+// DefaultLimits returns every limit at its default.
+func DefaultLimits() Limits {
+	return Limits{MaxBytes: 256 << 10, MaxUsers: 1000, MaxEndpoints: 16}
 }
 
-// ConferenceInfo is a parsed conference-info document: only what the adapter mirrors into
-// the DSM (the participants and their endpoints' status); descriptions, media and sidebars
-// are ignored.
-type ConferenceInfo struct {
+// withDefaults fills the zero (or negative) fields of l from DefaultLimits.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = d.MaxBytes
+	}
+	if l.MaxUsers <= 0 {
+		l.MaxUsers = d.MaxUsers
+	}
+	if l.MaxEndpoints <= 0 {
+		l.MaxEndpoints = d.MaxEndpoints
+	}
+	return l
+}
+
+// Info is a parsed conference-info document: only what the gateway mirrors into the DSM
+// (the participants and their endpoints' status); descriptions, media and sidebars are
+// ignored.
+type Info struct {
 	Entity  string // the conference URI
 	State   string // full, partial or deleted
 	Version uint32
 	// Users is nil when the document has no users element (a partial update of other
 	// parts of the conference state).
-	Users *ConfUsers
+	Users *Users
 }
 
-// ConfUsers is the users element.
-type ConfUsers struct {
+// Users is the users element.
+type Users struct {
 	State string
-	List  []ConfUser
+	List  []User
 }
 
-// ConfUser is one user element: a participant.
-type ConfUser struct {
+// User is one user element: a participant.
+type User struct {
 	Entity    string
 	State     string
 	Display   *string // nil: no display-text element (partial: keep the old one)
-	Endpoints []ConfEndpoint
+	Endpoints []Endpoint
 }
 
-// ConfEndpoint is one endpoint element of a user: a device through which the user takes
+// Endpoint is one endpoint element of a user: a device through which the user takes
 // part.
-type ConfEndpoint struct {
+type Endpoint struct {
 	Entity  string
 	State   string
 	Display *string
@@ -117,11 +129,11 @@ var endpointStatuses = map[string]bool{
 	"disconnecting": true,
 }
 
-// ParseConferenceInfo parses an application/conference-info+xml body. It rejects bodies over
-// lim.MaxBytes with ErrBodyTooLarge and anything else it cannot use with
-// ErrBadConferenceInfo, always with the reason.
-func ParseConferenceInfo(body []byte, lim ConfInfoLimits) (*ConferenceInfo, error) {
-	lim.fill()
+// Parse parses an application/conference-info+xml body. It rejects bodies over
+// lim.MaxBytes with ErrBodyTooLarge and anything else it cannot use with ErrMalformed,
+// always with the reason.
+func Parse(body []byte, lim Limits) (*Info, error) {
+	lim = lim.withDefaults()
 	if len(body) > lim.MaxBytes {
 		return nil, fmt.Errorf("%w: %d bytes > %d", ErrBodyTooLarge, len(body), lim.MaxBytes)
 	}
@@ -132,32 +144,32 @@ func ParseConferenceInfo(body []byte, lim ConfInfoLimits) (*ConferenceInfo, erro
 	dec := xml.NewDecoder(bytes.NewReader(body))
 	dec.Strict = true
 	if err := dec.Decode(&x); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadConferenceInfo, err)
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if x.XMLName.Local != "conference-info" || (x.XMLName.Space != confInfoNS && x.XMLName.Space != "") {
-		return nil, fmt.Errorf("%w: root element {%s}%s", ErrBadConferenceInfo, x.XMLName.Space, x.XMLName.Local)
+	if x.XMLName.Local != "conference-info" || (x.XMLName.Space != namespace && x.XMLName.Space != "") {
+		return nil, fmt.Errorf("%w: root element {%s}%s", ErrMalformed, x.XMLName.Space, x.XMLName.Local)
 	}
 	if x.Entity == nil || strings.TrimSpace(*x.Entity) == "" {
-		return nil, fmt.Errorf("%w: conference-info without entity", ErrBadConferenceInfo)
+		return nil, fmt.Errorf("%w: conference-info without entity", ErrMalformed)
 	}
 	if x.Version == nil {
-		return nil, fmt.Errorf("%w: conference-info without version", ErrBadConferenceInfo)
+		return nil, fmt.Errorf("%w: conference-info without version", ErrMalformed)
 	}
 	v, err := strconv.ParseUint(strings.TrimSpace(*x.Version), 10, 32)
 	if err != nil {
-		return nil, fmt.Errorf("%w: version %.32q", ErrBadConferenceInfo, *x.Version)
+		return nil, fmt.Errorf("%w: version %.32q", ErrMalformed, *x.Version)
 	}
-	ci := &ConferenceInfo{Entity: strings.TrimSpace(*x.Entity), Version: uint32(v)}
+	ci := &Info{Entity: strings.TrimSpace(*x.Entity), Version: uint32(v)}
 	if ci.State, err = parseState(x.State, "conference-info"); err != nil {
 		return nil, err
 	}
 	if len(x.Users) > 1 {
-		return nil, fmt.Errorf("%w: %d users elements", ErrBadConferenceInfo, len(x.Users))
+		return nil, fmt.Errorf("%w: %d users elements", ErrMalformed, len(x.Users))
 	}
 	if len(x.Users) == 0 {
 		return ci, nil
 	}
-	ci.Users = &ConfUsers{List: make([]ConfUser, 0, len(x.Users[0].List))}
+	ci.Users = &Users{List: make([]User, 0, len(x.Users[0].List))}
 	if ci.Users.State, err = parseState(x.Users[0].State, "users"); err != nil {
 		return nil, err
 	}
@@ -171,25 +183,25 @@ func ParseConferenceInfo(body []byte, lim ConfInfoLimits) (*ConferenceInfo, erro
 	return ci, nil
 }
 
-func convertUser(u xmlUser, i int) (ConfUser, error) {
+func convertUser(u xmlUser, i int) (User, error) {
 	if u.Entity == nil || strings.TrimSpace(*u.Entity) == "" {
-		return ConfUser{}, fmt.Errorf("%w: user %d without entity", ErrBadConferenceInfo, i)
+		return User{}, fmt.Errorf("%w: user %d without entity", ErrMalformed, i)
 	}
-	cu := ConfUser{Entity: strings.TrimSpace(*u.Entity), Display: trimPtr(u.Display)}
+	cu := User{Entity: strings.TrimSpace(*u.Entity), Display: trimPtr(u.Display)}
 	var err error
 	if cu.State, err = parseState(u.State, "user"); err != nil {
-		return ConfUser{}, err
+		return User{}, err
 	}
 	for j, e := range u.Endpoints {
 		if e.Entity == nil || strings.TrimSpace(*e.Entity) == "" {
-			return ConfUser{}, fmt.Errorf("%w: endpoint %d of user %.64q without entity", ErrBadConferenceInfo, j, cu.Entity)
+			return User{}, fmt.Errorf("%w: endpoint %d of user %.64q without entity", ErrMalformed, j, cu.Entity)
 		}
-		ce := ConfEndpoint{Entity: strings.TrimSpace(*e.Entity), Display: trimPtr(e.Display), Status: trimPtr(e.Status)}
+		ce := Endpoint{Entity: strings.TrimSpace(*e.Entity), Display: trimPtr(e.Display), Status: trimPtr(e.Status)}
 		if ce.State, err = parseState(e.State, "endpoint"); err != nil {
-			return ConfUser{}, err
+			return User{}, err
 		}
 		if ce.Status != nil && !endpointStatuses[*ce.Status] {
-			return ConfUser{}, fmt.Errorf("%w: endpoint status %.32q", ErrBadConferenceInfo, *ce.Status)
+			return User{}, fmt.Errorf("%w: endpoint status %.32q", ErrMalformed, *ce.Status)
 		}
 		cu.Endpoints = append(cu.Endpoints, ce)
 	}
@@ -205,7 +217,7 @@ func parseState(s, elem string) (string, error) {
 	case StateDeleted:
 		return StateDeleted, nil
 	}
-	return "", fmt.Errorf("%w: %s state %.32q", ErrBadConferenceInfo, elem, s)
+	return "", fmt.Errorf("%w: %s state %.32q", ErrMalformed, elem, s)
 }
 
 func trimPtr(p *string) *string {
@@ -218,7 +230,7 @@ func trimPtr(p *string) *string {
 
 // checkCounts walks the tokens once before decoding, so a body of many tiny user or
 // endpoint elements is refused before it is turned into structs.
-func checkCounts(body []byte, lim ConfInfoLimits) error {
+func checkCounts(body []byte, lim Limits) error {
 	dec := xml.NewDecoder(bytes.NewReader(body))
 	users, endpoints := 0, 0
 	for {
@@ -235,12 +247,12 @@ func checkCounts(body []byte, lim ConfInfoLimits) error {
 			users++
 			endpoints = 0
 			if users > lim.MaxUsers {
-				return fmt.Errorf("%w: more than %d users", ErrBadConferenceInfo, lim.MaxUsers)
+				return fmt.Errorf("%w: more than %d users", ErrMalformed, lim.MaxUsers)
 			}
 		case "endpoint":
 			endpoints++
 			if endpoints > lim.MaxEndpoints {
-				return fmt.Errorf("%w: more than %d endpoints in one user", ErrBadConferenceInfo, lim.MaxEndpoints)
+				return fmt.Errorf("%w: more than %d endpoints in one user", ErrMalformed, lim.MaxEndpoints)
 			}
 		}
 	}

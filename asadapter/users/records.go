@@ -1,4 +1,4 @@
-package asadapter
+package users
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -95,7 +94,7 @@ func (u *Users) saveRecord(ctx context.Context, user string, r *regRecord) error
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("asadapter: save registration of %s: %w", user, err)
+		return fmt.Errorf("users: save registration of %s: %w", user, err)
 	}
 	return u.announce(ctx, user)
 }
@@ -107,7 +106,7 @@ func (u *Users) endSession(ctx context.Context, user string) error {
 	now := time.Now()
 	n, err := rdb.Exists(ctx, u.keys.record(user)).Result()
 	if err != nil {
-		return fmt.Errorf("asadapter: logout %s: %w", user, err)
+		return fmt.Errorf("users: logout %s: %w", user, err)
 	}
 	if n == 0 {
 		return fmt.Errorf("%w: %s", ErrNoRegistration, user)
@@ -119,7 +118,7 @@ func (u *Users) endSession(ctx context.Context, user string) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("asadapter: logout %s: %w", user, err)
+		return fmt.Errorf("users: logout %s: %w", user, err)
 	}
 	return u.announce(ctx, user)
 }
@@ -136,7 +135,7 @@ func (u *Users) announce(ctx context.Context, user string) error {
 func (u *Users) loadRecord(ctx context.Context, user string) (*regRecord, error) {
 	m, err := u.st.Redis().HGetAll(ctx, u.keys.record(user)).Result()
 	if err != nil {
-		return nil, fmt.Errorf("asadapter: read registration of %s: %w", user, err)
+		return nil, fmt.Errorf("users: read registration of %s: %w", user, err)
 	}
 	if len(m) == 0 {
 		return nil, nil
@@ -171,7 +170,7 @@ func (u *Users) finishRecord(ctx context.Context, user string) {
 func (u *Users) renewLease(ctx context.Context, user, token string) error {
 	n, err := userRenewScript.Run(ctx, u.st.Redis(), []string{u.keys.lease(user)}, token, u.cfg.LeaseTTL.Milliseconds()).Int()
 	if err != nil {
-		return fmt.Errorf("asadapter: renew lease of %s: %w", user, err)
+		return fmt.Errorf("users: renew lease of %s: %w", user, err)
 	}
 	if n == 0 {
 		return fmt.Errorf("%w: %s", ErrLeaseLost, user)
@@ -188,47 +187,13 @@ func newToken(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// usersMetrics are the registration and subscription metrics.
-type usersMetrics struct {
-	registrations *prometheus.GaugeVec   // users held here by registration state
-	registers     *prometheus.CounterVec // REGISTER outcomes
-	subscriptions prometheus.Gauge       // established conference subscriptions
-	notifies      *prometheus.CounterVec // NOTIFYs by outcome
-	parseErrors   prometheus.Counter     // conference-info bodies refused
-	claims        prometheus.Counter     // user leases taken
-}
-
-func newUsersMetrics(reg prometheus.Registerer) (*usersMetrics, error) {
-	m := &usersMetrics{
-		registrations: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "asadapter_registrations",
-			Help: "Web users held by this instance, by registration state.",
-		}, []string{"state"}),
-		registers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "asadapter_register_requests_total",
-			Help: "REGISTER transactions by outcome (ok, unregistered, challenged_again, rejected, error).",
-		}, []string{"result"}),
-		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "asadapter_conference_subscriptions",
-			Help: "Established conference subscriptions of this instance.",
-		}),
-		notifies: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "asadapter_notifies_total",
-			Help: "Conference NOTIFYs processed, by outcome (applied, stale, gap, malformed, too_large, bad_event, no_subscription, store_error, empty).",
-		}, []string{"result"}),
-		parseErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "asadapter_confinfo_parse_errors_total",
-			Help: "conference-info bodies that could not be parsed.",
-		}),
-		claims: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "asadapter_user_claims_total",
-			Help: "User registration leases taken by this instance (new users and takeovers).",
-		}),
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	for _, c := range []prometheus.Collector{m.registrations, m.registers, m.subscriptions, m.notifies, m.parseErrors, m.claims} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("asadapter: register users metrics: %w", err)
-		}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
 	}
-	return m, nil
+	return s[:n]
 }

@@ -1,4 +1,4 @@
-package asadapter
+package users
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"dsmgw/asadapter/sipport"
 	"dsmgw/store"
 )
 
@@ -137,7 +138,7 @@ func (u *Users) validate(user string, req RegisterRequest) (*regRecord, error) {
 	if err := store.ValidAddress(u.schema.UserAddress(user)); err != nil || strings.Contains(user, "/") {
 		return nil, fmt.Errorf("%w: user name %.64q must be one DSM address segment", ErrBadRegistration, user)
 	}
-	if _, err := parseAOR(req.SIPURI); err != nil {
+	if _, err := sipport.ParseAOR(req.SIPURI); err != nil {
 		return nil, fmt.Errorf("%w: sip_uri: %v", ErrBadRegistration, err)
 	}
 	if err := store.ValidAddress(req.Client); err != nil || strings.Contains(req.Client, "/") {
@@ -176,7 +177,7 @@ func (u *Users) addToIndex(ctx context.Context, user, display string) {
 
 // view reads the registration state the browser sees.
 func (u *Users) view(ctx context.Context, user string) RegisterResponse {
-	resp := RegisterResponse{User: user, Registration: RegUnregistered}
+	resp := RegisterResponse{User: user, Registration: sipport.RegUnregistered}
 	if r, err := u.st.Snapshot(ctx, u.schema.UserAddress(user)); err == nil {
 		f := u.schema.Users.Fields
 		if s := r.Fields[f.Registration]; s != "" {
