@@ -10,6 +10,8 @@ import (
 	"dsmgw/store"
 )
 
+// The confirmed call: both kinds of call end up here once the 2xx went through.
+
 // confirmed runs an established call until it ends: the browser hanging up (BYE), the far
 // end hanging up, DTMF written by the browser, claim renewal and session timers. When
 // Run's context ends the call is abandoned without a word (a crash, as far as the peers
@@ -30,11 +32,11 @@ func (c *call) confirmed(ctx context.Context) {
 			c.log.Info("gateway shutting down; hanging up")
 			c.drained = true
 			c.bye()
-			c.finish("drained", a.shutdownOps()...)
+			c.finish(resultDrained, a.shutdownOps()...)
 			return
 		case <-c.byeC:
 			c.log.Info("far end hung up")
-			c.finish("remote_bye", append(a.endOps(), store.Set(a.f.sipReason, "remote hangup"))...)
+			c.finish(resultRemoteBye, append(a.endOps(), store.Set(a.f.sipReason, "remote hangup"))...)
 			return
 		case <-c.wakeC:
 			fl, ok := c.snapshot(ctx)
@@ -42,9 +44,9 @@ func (c *call) confirmed(ctx context.Context) {
 				c.log.Info("browser hung up", "player_state", fl[a.f.playerState])
 				c.bye()
 				if ok && fl[a.f.playerState] == stateFailed {
-					c.finish("failed", store.Set(a.f.mgwState, stateFailed))
+					c.finish(resultFailed, store.Set(a.f.mgwState, stateFailed))
 				} else {
-					c.finish("local_bye", store.Set(a.f.mgwState, stateDisconnected))
+					c.finish(resultLocalBye, store.Set(a.f.mgwState, stateDisconnected))
 				}
 				return
 			}

@@ -2,6 +2,7 @@ package asadapter
 
 import (
 	"context"
+	"sync"
 
 	"io"
 	"log/slog"
@@ -40,6 +41,7 @@ type env struct {
 	mgwc  *mediagw.Client
 	log   *slog.Logger
 	seq   map[string]int64
+	wg    sync.WaitGroup // the feed's and the media gateway's Run
 
 	eventTo atomic.Pointer[Adapter] // receives the media gateway's events
 }
@@ -63,15 +65,18 @@ func newEnvMedia(t *testing.T, mod func(*mediagw.Config)) *env {
 	r := testpeer.StartRedis(t, testpeer.RedisOptions{NotifyKeyspaceEvents: "Khg"})
 	rdb := r.Client(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel) // runs before the client closes: cleanups run last-registered first
-	log := testLogger(t)
-	st, err := store.New(store.Config{Shards: 4}, rdb, log)
+	e := &env{t: t, ctx: ctx, redis: r, log: testLogger(t), seq: map[string]int64{}}
+	// Runs before the client closes (cleanups run last-registered first): the feed and the
+	// media gateway end, and the test waits for them.
+	t.Cleanup(func() { cancel(); e.wg.Wait() })
+	st, err := store.New(store.Config{Shards: 4}, rdb, e.log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed := store.NewFeed(store.FeedConfig{}, st, log)
-	go func() { _ = feed.Run(ctx) }()
-	e := &env{t: t, ctx: ctx, redis: r, st: st, feed: feed, log: log, seq: map[string]int64{}}
+	feed := store.NewFeed(store.FeedConfig{}, st, e.log)
+	e.st, e.feed = st, feed
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); _ = feed.Run(ctx) }()
 	e.startMediaGateway(mod)
 	return e
 }
@@ -101,7 +106,8 @@ func (e *env) startMediaGateway(mod func(*mediagw.Config)) {
 	}
 	mux.Handle("/v1/", gw.APIHandler())
 	mux.Handle("/media/", gw.MediaHandler())
-	go func() { _ = gw.Run(e.ctx) }()
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); _ = gw.Run(e.ctx) }()
 	e.t.Cleanup(func() { gw.Close() })
 	c, err := mediagw.NewClient(mediagw.ClientConfig{BaseURL: srv.URL, Secret: testSecret})
 	if err != nil {

@@ -12,6 +12,21 @@ import (
 	"dsmgw/store"
 )
 
+// An incoming call: an INVITE for a registered user reaches onInvite, which finds the
+// player of the user's browser, negotiates the offer and claims the player; runIn writes
+// the player ringing (setupIn), waits for the browser to answer or refuse (ring), answers
+// with 200 (answerIn) and hands the call to its own goroutine for the confirmed call
+// (call_confirmed.go).
+
+// incoming is an INVITE to a browser while it rings.
+type incoming struct {
+	req      *sip.Request
+	tx       sip.ServerTransaction
+	offer    *sdp.Session
+	chosen   int    // the offer's audio stream (sdp.NegotiateOffer)
+	seHeader string // the Session-Expires of our 2xx ("" without a session timer)
+}
+
 // onInvite handles an INVITE: a re-INVITE in one of our dialogs, or a call to a
 // registered user, which becomes a ringing player object of that user's browser.
 func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
@@ -64,10 +79,9 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		a.reply(tx, req, 486, "Busy Here", "", nil)
 		return
 	}
-	callID := req.CallID().Value()
-	c := a.newCall(player, dirIn, callID)
-	c.d.CallID = callID
-	if !a.addCall(c, callID) {
+	c := a.newCall(ctx, player, DirIn, req.CallID().Value())
+	if !a.addCall(c) {
+		c.stop()
 		a.release(ctx, player)
 		if a.draining.Load() {
 			a.reply(tx, req, 503, "Service Unavailable", "", nil)
@@ -76,11 +90,11 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		a.reply(tx, req, 486, "Busy Here", "", nil)
 		return
 	}
-	c.runIn(ctx, req, tx, offer, chosen, remote)
+	c.runIn(ctx, &incoming{req: req, tx: tx, offer: offer, chosen: chosen}, remote)
 }
 
 // playerOfUser returns the audio player address of the browser a SIP user is logged in
-// with (users/<user> field client, written by the registration half).
+// with (users/<user> field client, written by the users side).
 func (a *Adapter) playerOfUser(ctx context.Context, user string) (string, error) {
 	if user == "" {
 		return "", errors.New("no user in the request URI")
@@ -104,37 +118,44 @@ func (a *Adapter) playerOfUser(ctx context.Context, user string) (string, error)
 }
 
 // runIn rings the browser and completes or rejects the INVITE as the browser decides. It
-// runs on the INVITE's handler goroutine until the INVITE transaction is done; an
-// answered call then continues on its own goroutine.
-func (c *call) runIn(ctx context.Context, req *sip.Request, tx sip.ServerTransaction, offer *sdp.Session, chosen int, remote sdp.Remote) {
-	a := c.a
-	handedOff := false
-	defer func() {
-		if !handedOff {
-			a.removeCall(c)
-			close(c.done)
-		}
-	}()
-	reject := func(code int, reason, result string, ops ...store.Op) {
-		c.mu.Lock()
-		tag := c.d.LocalTag
-		c.mu.Unlock()
-		a.reply(tx, req, code, reason, tag, nil)
-		c.finish(result, ops...)
+// runs on the INVITE's handler goroutine (which the adapter's owner counts) until the
+// INVITE transaction is done; an answered call then continues on a goroutine of its own.
+func (c *call) runIn(ctx context.Context, in *incoming, remote sdp.Remote) {
+	if !c.setupIn(ctx, in, remote) || !c.ring(ctx, in) {
+		c.end()
+		return
 	}
-	local, err := a.mgw.AddLocal(ctx, LocalRequest{Player: c.player, CallID: c.d.CallID})
+	if !c.a.own.spawn(func() { defer c.end(); c.confirmed(ctx) }) {
+		c.end() // Run is ending: the call is abandoned, for a takeover
+	}
+}
+
+// rejectIn answers the INVITE with a failure and ends the call.
+func (c *call) rejectIn(in *incoming, code int, reason string, res result, ops ...store.Op) {
+	c.mu.Lock()
+	tag := c.d.LocalTag
+	c.mu.Unlock()
+	c.a.reply(in.tx, in.req, code, reason, tag, nil)
+	c.finish(res, ops...)
+}
+
+// setupIn allocates the local termination, stores the dialog record, writes the player
+// ringing and sends 180. It reports false when the call ended instead.
+func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) bool {
+	a, req := c.a, in.req
+	local, err := a.mgw.AddLocal(ctx, LocalRequest{Player: c.player, CallID: c.callID()})
 	if err != nil {
 		a.met.mgwErrors.WithLabelValues("add_local").Inc()
 		c.log.Warn("add local termination failed", "err", err)
-		reject(503, "Service Unavailable", "mgw_error")
-		return
+		c.rejectIn(in, 503, "Service Unavailable", resultMGWError)
+		return false
 	}
 	fromTag, _ := req.From().Params.Get("tag")
 	caller := nameAddr(req.From().DisplayName, req.From().Address)
 	c.mu.Lock()
 	c.local, c.remote = local, remote
 	c.d = dialog{
-		Player: c.player, Owner: a.cfg.Instance, Dir: dirIn, State: dlgEarly,
+		Player: c.player, Owner: a.cfg.Instance, Dir: DirIn, State: DialogEarly,
 		CallID: c.d.CallID, LocalTag: sip.GenerateTagN(16), RemoteTag: fromTag,
 		LocalURI: nameAddr(req.To().DisplayName, req.To().Address), RemoteURI: caller,
 		LocalCSeq: 1 + rand.Uint32N(30000), RemoteCSeq: req.CSeq().SeqNo,
@@ -144,12 +165,12 @@ func (c *call) runIn(ctx context.Context, req *sip.Request, tx sip.ServerTransac
 	if c.d.Target == "" {
 		c.d.Target = req.From().Address.String()
 	}
-	seHeader := c.sessionTimerFromRequest(req)
+	in.seHeader = c.sessionTimerFromRequest(req)
 	d := c.d
 	c.mu.Unlock()
 	if err := a.saveDialog(ctx, &d); err != nil {
-		reject(500, "Server Internal Error", "error")
-		return
+		c.rejectIn(in, 500, "Server Internal Error", resultError)
+		return false
 	}
 	c.mu.Lock()
 	c.d.listed = true
@@ -169,35 +190,42 @@ func (c *call) runIn(ctx context.Context, req *sip.Request, tx sip.ServerTransac
 	}
 	if err != nil {
 		c.log.Warn("write ringing player failed", "err", err)
-		reject(500, "Server Internal Error", "error")
-		return
+		c.rejectIn(in, 500, "Server Internal Error", resultError)
+		return false
 	}
 	c.log.Info("incoming call ringing", "caller", callerID)
-	a.reply(tx, req, 180, "Ringing", d.LocalTag, nil, a.contactHeader(req.Transport()))
+	a.reply(in.tx, req, 180, "Ringing", d.LocalTag, nil, a.contactHeader(req.Transport()))
+	return true
+}
 
-	ring := time.NewTimer(a.cfg.InviteTimeout)
-	defer ring.Stop()
+// ring waits for the browser while the INVITE rings: it answers when the browser writes
+// connecting, and ends the call when the browser refuses, the caller cancels, nobody
+// answers in time or the drain starts. It reports whether the call was answered.
+func (c *call) ring(ctx context.Context, in *incoming) bool {
+	a := c.a
+	timeout := time.NewTimer(a.cfg.InviteTimeout)
+	defer timeout.Stop()
 	renew := time.NewTicker(a.renewEvery())
 	defer renew.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return // abandoned (crash or shutdown): the caller times out
-		case <-tx.Done():
+			return false // abandoned (crash or shutdown): the caller times out
+		case <-in.tx.Done():
 			c.log.Info("caller cancelled")
-			c.finish("caller_cancelled", append(a.endOps(), store.Set(a.f.sipReason, "caller cancelled"))...)
-			return
+			c.finish(resultCallerCancelled, append(a.endOps(), store.Set(a.f.sipReason, "caller cancelled"))...)
+			return false
 		case <-a.drainC:
 			// 480 rather than 503: the call reached the user, who is now unavailable;
 			// a 503 this late would only make a proxy retry a call that already rang.
 			c.log.Info("gateway shutting down; rejecting the ringing call")
 			c.drained = true
-			reject(480, "Temporarily Unavailable", "drained", a.shutdownOps()...)
-			return
-		case <-ring.C:
+			c.rejectIn(in, 480, "Temporarily Unavailable", resultDrained, a.shutdownOps()...)
+			return false
+		case <-timeout.C:
 			c.log.Info("browser did not answer")
-			reject(480, "Temporarily Unavailable", "no_answer", a.failOps(480, "no answer")...)
-			return
+			c.rejectIn(in, 480, "Temporarily Unavailable", resultNoAnswer, a.failOps(480, "no answer")...)
+			return false
 		case <-renew.C:
 			_ = a.renew(ctx, c.player)
 		case <-c.wakeC:
@@ -208,22 +236,12 @@ func (c *call) runIn(ctx context.Context, req *sip.Request, tx sip.ServerTransac
 				if ok && fl[a.f.playerState] == stateFailed {
 					code, reason = 603, "Decline"
 				}
-				reject(code, reason, "declined", store.Set(a.f.mgwState, stateDisconnected))
-				return
+				c.rejectIn(in, code, reason, resultDeclined, store.Set(a.f.mgwState, stateDisconnected))
+				return false
 			}
-			if fl[a.f.playerState] != stateConnecting {
-				continue
+			if fl[a.f.playerState] == stateConnecting {
+				return c.answerIn(ctx, in)
 			}
-			if !c.answerIn(ctx, req, tx, offer, chosen, seHeader) {
-				return
-			}
-			handedOff = true
-			go func() {
-				defer close(c.done)
-				defer a.removeCall(c)
-				c.confirmed(ctx)
-			}()
-			return
 		}
 	}
 }
@@ -231,8 +249,8 @@ func (c *call) runIn(ctx context.Context, req *sip.Request, tx sip.ServerTransac
 // answerIn answers the ringing call with 200 OK once the browser wrote connecting:
 // remote termination, media URL and states in one commit, then the ACK. false if the
 // call ended instead.
-func (c *call) answerIn(ctx context.Context, req *sip.Request, tx sip.ServerTransaction, offer *sdp.Session, chosen int, seHeader string) bool {
-	a := c.a
+func (c *call) answerIn(ctx context.Context, in *incoming) bool {
+	a, req := c.a, in.req
 	c.mu.Lock()
 	local, remote, tag := c.local, c.remote, c.d.LocalTag
 	c.mu.Unlock()
@@ -240,14 +258,13 @@ func (c *call) answerIn(ctx context.Context, req *sip.Request, tx sip.ServerTran
 	if err != nil {
 		a.met.mgwErrors.WithLabelValues("add_remote").Inc()
 		c.log.Warn("add remote termination failed", "err", err)
-		a.reply(tx, req, 500, "Media Gateway Error", tag, nil)
-		c.finish("mgw_error", a.failOps(500, "media gateway: "+err.Error())...)
+		c.rejectIn(in, 500, "Media Gateway Error", resultMGWError, a.failOps(500, "media gateway: "+err.Error())...)
 		return false
 	}
 	c.mu.Lock()
-	body := sdp.Answer(c.d.Origin, a.cfg.User, local.Addr, local.Port, offer, chosen, remote)
+	body := sdp.Answer(c.d.Origin, a.cfg.User, local.Addr, local.Port, in.offer, in.chosen, remote)
 	c.answer = body
-	c.d.State = dlgConfirmed
+	c.d.State = DialogConfirmed
 	d := c.d
 	c.mu.Unlock()
 	if err := a.commit(ctx, c.player,
@@ -255,21 +272,23 @@ func (c *call) answerIn(ctx context.Context, req *sip.Request, tx sip.ServerTran
 		store.Set(a.f.mgwURL, url), store.Set(a.f.mgwState, stateConnected),
 		store.Set(a.f.playerState, stateConnected), store.Del(a.f.progress)); err != nil {
 		c.log.Info("player changed before the answer was written; rejecting", "err", err)
-		a.reply(tx, req, 487, "Request Terminated", tag, nil)
-		c.finish("cancelled", store.Set(a.f.mgwState, stateDisconnected))
+		c.rejectIn(in, 487, "Request Terminated", resultCancelled, store.Set(a.f.mgwState, stateDisconnected))
 		return false
 	}
 	_ = a.saveDialog(ctx, &d)
 	hdrs := []sip.Header{a.contactHeader(req.Transport()), sip.NewHeader("Content-Type", "application/sdp"),
 		sip.NewHeader("Allow", allowMethods), sip.NewHeader("Supported", "timer")}
-	if seHeader != "" {
-		hdrs = append(hdrs, sip.NewHeader("Session-Expires", seHeader), sip.NewHeader("Require", "timer"))
+	if in.seHeader != "" {
+		hdrs = append(hdrs, sip.NewHeader("Session-Expires", in.seHeader), sip.NewHeader("Require", "timer"))
 	}
 	a.met.setup.Observe(time.Since(c.seenAt).Seconds())
-	if !a.respond2xx(tx, req, tag, body, c.ackC, hdrs...) {
+	if !a.respond2xx(ctx, in.tx, req, tag, body, c.ackC, hdrs...) {
+		if ctx.Err() != nil {
+			return false // abandoned
+		}
 		c.log.Warn("no ACK for our 200; hanging up")
 		c.bye()
-		c.finish("no_ack", a.failOps(408, "no ACK")...)
+		c.finish(resultNoAck, a.failOps(408, "no ACK")...)
 		return false
 	}
 	c.log.Info("incoming call connected")

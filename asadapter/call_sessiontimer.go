@@ -90,7 +90,7 @@ func (c *call) sessionTimerFromRequest(req *sip.Request) string {
 func (c *call) scheduleSession(now time.Time) {
 	n := time.Duration(c.d.SessionExpires) * time.Second
 	c.seNext, c.seDue = time.Time{}, time.Time{}
-	weRefresh := (c.d.Refresher == "uac" && c.d.Dir == dirOut) || (c.d.Refresher == "uas" && c.d.Dir == dirIn)
+	weRefresh := (c.d.Refresher == "uac" && c.d.Dir == DirOut) || (c.d.Refresher == "uas" && c.d.Dir == DirIn)
 	if weRefresh {
 		c.seNext = now.Add(n / 2)
 		return
@@ -131,7 +131,7 @@ func (c *call) sessionTimerFired(ctx context.Context) bool {
 				status, reason = se.Status, fmt.Sprintf("session refresh failed: %d %s", se.Status, se.Reason)
 			}
 			c.bye()
-			c.finish("session_refresh_failed", c.a.failOps(status, reason)...)
+			c.finish(resultRefreshFailed, c.a.failOps(status, reason)...)
 			return true
 		}
 		c.mu.Lock()
@@ -140,7 +140,7 @@ func (c *call) sessionTimerFired(ctx context.Context) bool {
 	case expired:
 		c.log.Info("session expired without refresh; hanging up")
 		c.bye()
-		c.finish("session_expired", c.a.failOps(408, "session expired")...)
+		c.finish(resultSessionExpired, c.a.failOps(408, "session expired")...)
 		return true
 	}
 	return false
