@@ -1,9 +1,3 @@
-// Package asadapter is the gateway's SIP call control (the "AS adapter" of the design):
-// it reacts to what browsers write in the DSM's player objects, places and answers SIP
-// calls through the CSCF with emiago/sipgo, drives the media gateway's terminations and
-// writes call progress, results and the media URL back to the DSM. Calls are claimed by
-// exactly one gateway instance; their dialog state lives in Redis so another instance can
-// end a call whose owner died. doc.go walks through the life of a call.
 package asadapter
 
 import (
