@@ -109,7 +109,7 @@ func New(cfg Config, st *store.Store, feed *store.Feed, mgw MediaGateway, reg pr
 		return nil, err
 	}
 	a.met = met
-	if err := a.startUA(); err != nil {
+	if err := a.startUA(log); err != nil {
 		return nil, err
 	}
 	return a, nil

@@ -50,9 +50,10 @@ func (t *transports) close() {
 }
 
 // startUA builds the sipgo user agent, server and client, binds the listeners and
-// registers the call-control handlers.
-func (a *Adapter) startUA() error {
-	sipLog := a.log.With("component", "sipgo")
+// registers the call-control handlers. base is the logger New was given: sipgo's lines
+// carry their own component key.
+func (a *Adapter) startUA(base *slog.Logger) error {
+	sipLog := base.With("component", "sipgo", "instance", a.cfg.Instance)
 	if !a.cfg.SIPLog {
 		// sipgo logs every unparsable datagram at error level with its content; the
 		// adapter counts them instead, so its own log stays readable under attack.
