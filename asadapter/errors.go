@@ -13,8 +13,6 @@ var (
 	ErrClaimLost = errors.New("asadapter: claim lost")
 	// ErrNoDialog reports that no dialog state is stored for a player.
 	ErrNoDialog = errors.New("asadapter: no dialog")
-	// ErrClosed reports use after Close.
-	ErrClosed = errors.New("asadapter: closed")
 )
 
 // SIPError is a SIP final response that ended a request: its status code and reason are
@@ -24,4 +22,5 @@ type SIPError struct {
 	Reason string
 }
 
+// Error renders the status line the far end sent.
 func (e *SIPError) Error() string { return fmt.Sprintf("asadapter: SIP %d %s", e.Status, e.Reason) }
