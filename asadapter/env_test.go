@@ -30,6 +30,10 @@ const waitFor = 20 * time.Second
 
 const testSecret = "test-secret-0123456789abcdef"
 
+// feedBlock is the change feed's XREAD block in these tests (200 ms, as in the store's
+// own tests, instead of 2 s).
+const feedBlock = 200 * time.Millisecond
+
 // env is one test's private Redis, DSM store and feed, and in-process media gateway.
 type env struct {
 	t     *testing.T
@@ -73,7 +77,9 @@ func newEnvMedia(t *testing.T, mod func(*mediagw.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed := store.NewFeed(store.FeedConfig{}, st, e.log)
+	// A short XREAD block: the test's cleanup waits for the feed, which notices the end of
+	// its context only between reads.
+	feed := store.NewFeed(store.FeedConfig{Block: feedBlock}, st, e.log)
 	e.st, e.feed = st, feed
 	e.wg.Add(1)
 	go func() { defer e.wg.Done(); _ = feed.Run(ctx) }()

@@ -45,7 +45,9 @@ func startUsers(t *testing.T, port sipport.Port, cfg Config, redisAddr string) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed := store.NewFeed(store.FeedConfig{}, st, log)
+	// A short XREAD block (200 ms, as in the store's own tests): stop waits for the feed,
+	// which notices the end of its context only between reads.
+	feed := store.NewFeed(store.FeedConfig{Block: 200 * time.Millisecond}, st, log)
 	reg := prometheus.NewRegistry()
 	cfg.Secret = usersTestSecret
 	if cfg.Instance == "" {
