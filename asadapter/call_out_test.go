@@ -1,7 +1,10 @@
 package asadapter
 
 import (
+	"errors"
 	"fmt"
+	"net"
+	"syscall"
 	"testing"
 
 	"dsmgw/store"
@@ -137,6 +140,36 @@ func TestCallHoldAndResume(t *testing.T) {
 	e.waitField(p, "hold", "")
 	e.browser(p, store.Set("dtmf", "2"))
 	e.waitField(p, "dtmf", "")
+	e.browser(p, store.Set("player_state", "disconnected"))
+	e.waitField(p, "mgw_state", "disconnected")
+	waitSipp(t, s)
+	e.waitNoTerminations()
+}
+
+// TestCallOverTCPProxyDialsFromEphemeralPort: an INVITE routed to an outbound proxy over
+// TCP goes out on a connection from an ephemeral port. (It once kept the source address
+// set for a first hop over UDP, and bound its TCP socket to the port number of the UDP
+// listener: a call failed whenever another socket held that TCP port, as the test's own
+// listener does here.)
+func TestCallOverTCPProxyDialsFromEphemeralPort(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := testpeerSipp(t, "answer.xml", "t1")
+	i := e.adapter("gw1", func(c *Config) {
+		c.OutboundProxy = fmt.Sprintf("sip:%s;transport=tcp", s.Addr)
+	})
+	// Hold the UDP listener's port number over TCP (someone else may hold it already,
+	// which serves as well).
+	l, err := net.Listen("tcp", i.a.Addr("udp"))
+	if err != nil && !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatal(err)
+	}
+	if l != nil {
+		defer l.Close()
+	}
+	p := "players/tcpdial/audio"
+	e.dial(p, "sip:conf@example.test")
+	e.waitField(p, "mgw_state", "connected")
 	e.browser(p, store.Set("player_state", "disconnected"))
 	e.waitField(p, "mgw_state", "disconnected")
 	waitSipp(t, s)

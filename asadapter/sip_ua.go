@@ -213,7 +213,7 @@ func (a *Adapter) PrepareRequest(req *sip.Request) {
 	a.addVia(req)
 }
 
-// addVia adds our Via (transport from the next hop) and binds UDP to the listener.
+// addVia adds our Via (transport from the next hop) and sets the request's source.
 func (a *Adapter) addVia(req *sip.Request) {
 	req.RemoveHeader("Via")
 	tp := strings.ToLower(nextHopTransport(req))
@@ -224,12 +224,23 @@ func (a *Adapter) addVia(req *sip.Request) {
 	via.Params.Add("branch", sip.GenerateBranchN(16))
 	via.Params.Add("rport", "")
 	req.PrependHeader(via)
-	if tp == "udp" {
-		if la, ok := a.tp.laddrs["udp"]; ok {
-			host, port, err := sip.ParseAddr(la)
-			if err == nil {
-				req.Laddr = sip.Addr{IP: net.ParseIP(host), Port: port, Hostname: host}
-			}
+	a.setSource(req)
+}
+
+// setSource binds a request over UDP to our listener, so responses and later requests
+// come back to it. Over a stream transport sipgo dials from an ephemeral port (and reuses
+// the connection), so the source is cleared: one left from a first hop over UDP (before
+// the proxy route was added) would bind the TCP socket to the UDP listener's port number,
+// which another socket may hold.
+func (a *Adapter) setSource(req *sip.Request) {
+	req.Laddr = sip.Addr{}
+	if !strings.EqualFold(nextHopTransport(req), "udp") {
+		return
+	}
+	if la, ok := a.tp.laddrs["udp"]; ok {
+		host, port, err := sip.ParseAddr(la)
+		if err == nil {
+			req.Laddr = sip.Addr{IP: net.ParseIP(host), Port: port, Hostname: host}
 		}
 	}
 }

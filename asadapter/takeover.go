@@ -119,6 +119,7 @@ func (a *Adapter) cancelFromDialog(d *dialog) (*sip.Request, error) {
 	}
 	if r := a.proxyRoute(); r != nil {
 		req.PrependHeader(r)
+		a.setSource(req) // the first hop changed
 	}
 	req.RemoveHeader("Via")
 	req.PrependHeader(hs[0])
