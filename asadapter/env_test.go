@@ -1,10 +1,10 @@
 package asadapter
 
 import (
+	"bytes"
 	"context"
 	"sync"
 
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -50,11 +50,34 @@ type env struct {
 	eventTo atomic.Pointer[Adapter] // receives the media gateway's events
 }
 
+// testLogger is the log of one test: on stderr with ASADAPTER_TEST_LOG set, else kept in
+// memory and shown only if the test fails (call it before starting what logs: its cleanup
+// must run after theirs).
 func testLogger(t *testing.T) *slog.Logger {
 	if os.Getenv("ASADAPTER_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
+	w := &testLog{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			w.mu.Lock()
+			t.Logf("log of the test:\n%s", w.buf.String())
+			w.mu.Unlock()
+		}
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// testLog keeps a test's log lines.
+type testLog struct {
+	mu  sync.Mutex // guards buf: handlers write from many goroutines
+	buf bytes.Buffer
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
 }
 
 func newEnv(t *testing.T) *env {
@@ -66,10 +89,11 @@ func newEnv(t *testing.T) *env {
 // timeouts for the tests of their paths).
 func newEnvMedia(t *testing.T, mod func(*mediagw.Config)) *env {
 	t.Helper()
+	log := testLogger(t)
 	r := testpeer.StartRedis(t, testpeer.RedisOptions{NotifyKeyspaceEvents: "Khg"})
 	rdb := r.Client(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{t: t, ctx: ctx, redis: r, log: testLogger(t), seq: map[string]int64{}}
+	e := &env{t: t, ctx: ctx, redis: r, log: log, seq: map[string]int64{}}
 	// Runs before the client closes (cleanups run last-registered first): the feed and the
 	// media gateway end, and the test waits for them.
 	t.Cleanup(func() { cancel(); e.wg.Wait() })
@@ -93,7 +117,10 @@ func (e *env) startMediaGateway(mod func(*mediagw.Config)) {
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	e.t.Cleanup(srv.Close)
-	base := 20000 + 2*rand.IntN(15000)
+	// A range of 400 ports below Linux's ephemeral range (32768 and up), where the peers'
+	// free ports are found: an RTP port taken by one test's media gateway must not be the
+	// port another test has just picked for its sipp or Kamailio and not yet bound.
+	base := 20000 + 2*rand.IntN(6000)
 	cfg := mediagw.Config{
 		BindAddr: "127.0.0.1", PortMin: base, PortMax: base + 399,
 		PublicWSURL: "ws" + strings.TrimPrefix(srv.URL, "http"), Secret: testSecret,
