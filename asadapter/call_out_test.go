@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"syscall"
 	"testing"
 
+	"dsmgw/internal/testpeer"
 	"dsmgw/store"
 )
 
@@ -168,6 +170,32 @@ func TestCallOverTCPProxyDialsFromEphemeralPort(t *testing.T) {
 		defer l.Close()
 	}
 	p := "players/tcpdial/audio"
+	e.dial(p, "sip:conf@example.test")
+	e.waitField(p, "mgw_state", "connected")
+	e.browser(p, store.Set("player_state", "disconnected"))
+	e.waitField(p, "mgw_state", "disconnected")
+	waitSipp(t, s)
+	e.waitNoTerminations()
+}
+
+// TestCallOverTCPProxySharedPort: the default configuration, UDP and TCP listeners on one
+// port, with the outbound proxy over TCP. Every INVITE once failed before anything was
+// sent ("dial tcp <ours>:5060-><proxy>: bind: address already in use"): the request kept
+// the UDP listener's address as its source when its Via was rewritten for TCP, and the TCP
+// listener holds that port.
+func TestCallOverTCPProxySharedPort(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := testpeerSipp(t, "answer.xml", "t1")
+	shared := "127.0.0.1:" + strconv.Itoa(testpeer.FreeUDPPort(t))
+	i := e.adapter("gw1", func(c *Config) {
+		c.ListenUDP, c.ListenTCP = shared, shared
+		c.OutboundProxy = fmt.Sprintf("sip:%s;transport=tcp", s.Addr)
+	})
+	if i.a.Addr("udp") != i.a.Addr("tcp") {
+		t.Fatalf("listeners on %s and %s, want one port", i.a.Addr("udp"), i.a.Addr("tcp"))
+	}
+	p := "players/tcpshared/audio"
 	e.dial(p, "sip:conf@example.test")
 	e.waitField(p, "mgw_state", "connected")
 	e.browser(p, store.Set("player_state", "disconnected"))
