@@ -187,6 +187,13 @@ func (c *call) inviteFailed(out inviteOutcome) bool {
 	case out.err != nil && c.drained && errors.Is(out.err, out.cancelled):
 		c.log.Info("call cancelled by the drain", "err", out.err)
 		c.finish(resultDrained, a.shutdownOps()...)
+	case out.err != nil && out.hungUp:
+		// The user's own hang-up: the player keeps the browser's disconnected, whatever
+		// ended the INVITE transaction after our CANCEL, and loses the provisional
+		// response's status (a "180 Ringing" left beside disconnected would mislead).
+		c.log.Info("call cancelled by the browser", "err", out.err)
+		c.finish(resultCancelled, store.Set(a.f.mgwState, stateDisconnected),
+			store.Del(a.f.sipStatus), store.Del(a.f.sipReason))
 	case out.err != nil:
 		var se *SIPError
 		if errors.As(out.err, &se) {

@@ -24,6 +24,10 @@ type inviteOutcome struct {
 	// err is a *SIPError for a final failure (cancelled itself after our CANCEL), a
 	// transport error, or ctx's error.
 	err error
+	// hungUp says the browser hung up before the answer: whatever the far end answers
+	// then (487 to our CANCEL, or a refusal that crossed it) ends a call the user ended,
+	// not a failed one.
+	hungUp bool
 }
 
 // inviting is the state of our INVITE client transaction while call.invite runs it. Only
@@ -39,7 +43,9 @@ type inviting struct {
 	provisional bool // a provisional response arrived on the current transaction
 	cancelSent  bool
 	// cancelled is why we cancel (nil: we do not); the player shows it.
-	cancelled    *SIPError
+	cancelled *SIPError
+	// hungUp: the browser asked for the CANCEL (see inviteOutcome.hungUp).
+	hungUp       bool
 	lastProgress string // the progress value last written
 }
 
@@ -49,7 +55,7 @@ type inviting struct {
 // A CANCEL is sent only once a provisional response arrived (RFC 3261 section 9.1: before
 // that, the far end may not have the INVITE yet and the CANCEL could overtake it); if
 // none ever arrives, the INVITE's own timeout (Timer B) ends the transaction.
-func (c *call) invite(ctx context.Context, inv *sip.Request) inviteOutcome {
+func (c *call) invite(ctx context.Context, inv *sip.Request) (out inviteOutcome) {
 	a := c.a
 	tx, err := a.cli.TransactionRequest(ctx, inv, prebuilt)
 	if err != nil {
@@ -57,6 +63,7 @@ func (c *call) invite(ctx context.Context, inv *sip.Request) inviteOutcome {
 	}
 	iv := &inviting{c: c, inv: inv, tx: tx, timeout: time.NewTimer(a.cfg.InviteTimeout)}
 	defer iv.timeout.Stop()
+	defer func() { out.hungUp = iv.hungUp }()
 	renew := time.NewTicker(a.renewEvery())
 	defer renew.Stop()
 	drain := a.drainC
@@ -89,6 +96,7 @@ func (c *call) invite(ctx context.Context, inv *sip.Request) inviteOutcome {
 			}
 			if fl, ok := c.snapshot(ctx); c.wantsEnd(fl, ok) {
 				c.log.Info("browser hung up before the answer; cancelling")
+				iv.hungUp = true
 				iv.startCancel(&SIPError{Status: 487, Reason: "Request Terminated"})
 			}
 		case <-iv.tx.Done():
