@@ -41,9 +41,9 @@ type Adapter struct {
 	pending map[string]struct{}
 	wake    *wakeFilter
 
-	cmu   sync.Mutex       // guards calls and byID
-	calls map[string]*call // player address → live call owned here
-	byID  map[string]*call // Call-ID → live call owned here
+	cmu   sync.Mutex         // guards calls and byID
+	calls map[string]*call   // player address → live call owned here
+	byID  map[string][]*call // Call-ID → live calls owned here (see callsByID)
 
 	ids *identities // browser client → registered SIP user, for the From of calls
 
@@ -97,7 +97,7 @@ func New(cfg Config, st *store.Store, feed *store.Feed, mgw MediaGateway, reg pr
 		slow:    make(chan string, cfg.QueueLen),
 		pending: make(map[string]struct{}),
 		calls:   make(map[string]*call),
-		byID:    make(map[string]*call),
+		byID:    make(map[string][]*call),
 		idle:    idle,
 		drainC:  make(chan struct{}),
 	}

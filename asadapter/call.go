@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,10 @@ type call struct {
 	helpers owner
 
 	progress progressQueue // progress writes of an outgoing call (call_out_progress.go)
+
+	// merge identifies the INVITE of an incoming call for merged-request detection
+	// (RFC 3261 section 8.2.2.2): From tag, CSeq and the user called ("" for outgoing).
+	merge string
 
 	finished atomic.Bool // finish ran: the call was ended, not abandoned
 	drained  bool        // the drain ended it (only the call's goroutine touches it)
@@ -118,10 +123,27 @@ func (a *Adapter) callFor(player string) *call {
 	return a.calls[player]
 }
 
-func (a *Adapter) callByID(callID string) *call {
+// callsByID returns the live calls of a Call-ID. A gateway is a back-to-back agent for
+// many users: a call from one of its users to another comes back through the CSCF with
+// the caller's Call-ID, so our outgoing leg and the callee's incoming leg share it, and
+// only their tags tell them apart.
+func (a *Adapter) callsByID(callID string) []*call {
 	a.cmu.Lock()
 	defer a.cmu.Unlock()
-	return a.byID[callID]
+	return slices.Clone(a.byID[callID])
+}
+
+// callByTag returns the live call of callID whose local tag is tag, or nil.
+func (a *Adapter) callByTag(callID, tag string) *call {
+	for _, c := range a.callsByID(callID) {
+		c.mu.Lock()
+		lt := c.d.LocalTag
+		c.mu.Unlock()
+		if lt != "" && lt == tag {
+			return c
+		}
+	}
+	return nil
 }
 
 // addCall registers a call; false if the player already has one here, we are full or
@@ -133,7 +155,7 @@ func (a *Adapter) addCall(c *call) bool {
 		return false
 	}
 	a.calls[c.player] = c
-	a.byID[c.d.CallID] = c
+	a.byID[c.d.CallID] = append(a.byID[c.d.CallID], c)
 	c.unwatch = a.feed.Watch(c.player)
 	a.met.calls.WithLabelValues(string(c.dir)).Inc()
 	a.met.attempts.WithLabelValues(string(c.dir)).Inc()
@@ -147,9 +169,12 @@ func (a *Adapter) removeCall(c *call) {
 		a.met.calls.WithLabelValues(string(c.dir)).Dec()
 		c.unwatch()
 	}
-	for id, x := range a.byID {
-		if x == c {
+	for id, legs := range a.byID {
+		legs = slices.DeleteFunc(legs, func(x *call) bool { return x == c })
+		if len(legs) == 0 {
 			delete(a.byID, id)
+		} else {
+			a.byID[id] = legs
 		}
 	}
 	a.cmu.Unlock()

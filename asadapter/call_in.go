@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -44,15 +45,16 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		a.reply(tx, req, 503, "Service Unavailable", "", nil)
 		return
 	}
-	if a.callByID(req.CallID().Value()) != nil {
-		a.reply(tx, req, 482, "Loop Detected", "", nil) // a forked copy of a call we have
-		return
-	}
-	a.reply(tx, req, 100, "Trying", "", nil)
 	user := req.Recipient.User
 	if user == "" {
 		user = req.To().Address.User
 	}
+	merge := mergeKey(req, user)
+	if a.merged(req.CallID().Value(), merge) {
+		a.reply(tx, req, 482, "Loop Detected", "", nil) // a forked copy of a call we have
+		return
+	}
+	a.reply(tx, req, 100, "Trying", "", nil)
 	player, err := a.playerOfUser(ctx, user)
 	if err != nil {
 		a.log.Info("incoming call for an unknown or absent user", "user", user, "call_id", req.CallID().Value(), "err", err)
@@ -80,6 +82,7 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c := a.newCall(ctx, player, DirIn, req.CallID().Value())
+	c.merge = merge
 	if !a.addCall(c) {
 		c.stop()
 		a.release(ctx, player)
@@ -91,6 +94,26 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c.runIn(ctx, &incoming{req: req, tx: tx, offer: offer, chosen: chosen}, remote)
+}
+
+// mergeKey identifies an initial INVITE to user for merged-request detection.
+func mergeKey(req *sip.Request, user string) string {
+	tag, _ := req.From().Params.Get("tag")
+	return tag + " " + strconv.FormatUint(uint64(req.CSeq().SeqNo), 10) + " " + user
+}
+
+// merged reports whether an incoming call of ours already has this INVITE (same Call-ID,
+// From tag, CSeq and user called): a copy that reached us by another path after a proxy
+// forked it, which RFC 3261 section 8.2.2.2 answers with 482. Our own outgoing leg with
+// the same Call-ID is no merge: it is a call from one of our users to another, back
+// through the CSCF, and the other user's leg is a call of its own.
+func (a *Adapter) merged(callID, key string) bool {
+	for _, c := range a.callsByID(callID) {
+		if c.dir == DirIn && c.merge == key {
+			return true
+		}
+	}
+	return false
 }
 
 // playerOfUser returns the audio player address of the browser a SIP user is logged in
