@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"dsmgw/asadapter/sipport"
 	"dsmgw/store"
 )
 
@@ -46,6 +47,10 @@ type Adapter struct {
 	byID  map[string][]*call // Call-ID → live calls owned here (see callsByID)
 
 	ids *identities // browser client → registered SIP user, for the From of calls
+	// users is the users side (bindings, credentials of registered users); nil without
+	// one. Set by UseUsers before Run, read-only after.
+	users sipport.Users
+	proxy proxyAddrs // the outbound proxy's addresses, trusted for P-Asserted-Identity
 
 	// own owns every goroutine the adapter starts and every SIP handler while it runs;
 	// Run waits for them before it returns.

@@ -3,7 +3,6 @@ package asadapter
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -14,7 +13,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"dsmgw/asadapter/sdp"
-	"dsmgw/asadapter/sipport"
 	"dsmgw/store"
 )
 
@@ -47,6 +45,9 @@ type call struct {
 	helpers owner
 
 	progress progressQueue // progress writes of an outgoing call (call_out_progress.go)
+
+	// who is the identity an outgoing call is placed as (set before its goroutine starts).
+	who caller
 
 	// merge identifies the INVITE of an incoming call for merged-request detection
 	// (RFC 3261 section 8.2.2.2): From tag, CSeq and the user called ("" for outgoing).
@@ -259,22 +260,18 @@ func (c *call) wantsEnd(fl map[string]string, ok bool) bool {
 	return s == stateDisconnected || s == stateFailed
 }
 
-// do sends a request in a client transaction and returns its final response, answering
-// one digest challenge with the configured credentials.
-func (a *Adapter) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	res, err := a.cli.Do(ctx, req, prebuilt)
-	if err == nil && res == nil {
-		// sipgo ends a transaction without a response when the user agent is closing.
-		err = fmt.Errorf("asadapter: %s: %w", req.Method, sipport.ErrNoResponse)
+// do sends a request of the call's dialog (from the call's identity: a challenge is
+// answered with its user's credentials) and keeps the dialog's CSeq at or above the one
+// the request went out with (an answered challenge takes the next).
+func (c *call) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	c.mu.Lock()
+	user := c.d.User
+	c.mu.Unlock()
+	res, err := c.a.do(ctx, user, req)
+	c.mu.Lock()
+	if n := req.CSeq().SeqNo; n > c.d.LocalCSeq {
+		c.d.LocalCSeq = n
 	}
-	if err != nil {
-		return nil, err
-	}
-	if (res.StatusCode == 401 || res.StatusCode == 407) && a.cfg.AuthUser != "" {
-		res, err = a.cli.DoDigestAuth(ctx, req, res, a.digest())
-		if err == nil && res == nil {
-			err = fmt.Errorf("asadapter: %s after a challenge: %w", req.Method, sipport.ErrNoResponse)
-		}
-	}
+	c.mu.Unlock()
 	return res, err
 }

@@ -21,6 +21,7 @@ import (
 
 // incoming is an INVITE to a browser while it rings.
 type incoming struct {
+	user     string // the user called (its Contact is ours in the dialog)
 	req      *sip.Request
 	tx       sip.ServerTransaction
 	offer    *sdp.Session
@@ -93,7 +94,7 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		a.reply(tx, req, 486, "Busy Here", "", nil)
 		return
 	}
-	c.runIn(ctx, &incoming{req: req, tx: tx, offer: offer, chosen: chosen}, remote)
+	c.runIn(ctx, &incoming{user: user, req: req, tx: tx, offer: offer, chosen: chosen}, remote)
 }
 
 // mergeKey identifies an initial INVITE to user for merged-request detection.
@@ -179,7 +180,7 @@ func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) boo
 	c.local, c.remote = local, remote
 	c.d = dialog{
 		Player: c.player, Owner: a.cfg.Instance, Dir: DirIn, State: DialogEarly,
-		CallID: c.d.CallID, LocalTag: sip.GenerateTagN(16), RemoteTag: fromTag,
+		CallID: c.d.CallID, LocalTag: sip.GenerateTagN(16), RemoteTag: fromTag, User: in.user,
 		LocalURI: nameAddr(req.To().DisplayName, req.To().Address), RemoteURI: caller,
 		LocalCSeq: 1 + rand.Uint32N(30000), RemoteCSeq: req.CSeq().SeqNo,
 		RouteSet: routeSet(req, false), Target: contactTarget(req), Term: local.ID,
@@ -198,14 +199,15 @@ func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) boo
 	c.mu.Lock()
 	c.d.listed = true
 	c.mu.Unlock()
-	callerID := req.From().Address.String()
-	if req.From().DisplayName != "" {
-		callerID = req.From().DisplayName + " <" + callerID + ">"
+	callerName, callerURI := a.callerOf(ctx, req)
+	callerID := callerURI.String()
+	if callerName != "" {
+		callerID = callerName + " <" + callerID + ">"
 	}
 	err = a.commit(ctx, c.player,
 		store.Set(a.f.playerState, stateRinging), store.Set(a.f.mgwState, stateConnecting),
 		store.Set(a.f.caller, callerID), store.Set(a.f.callID, d.CallID),
-		store.Set(a.f.remote, req.From().Address.String()), store.Set(a.f.service, "mmtel"),
+		store.Set(a.f.remote, callerURI.String()), store.Set(a.f.service, "mmtel"),
 		store.Del(a.f.mgwURL), store.Del(a.f.sipStatus), store.Del(a.f.sipReason),
 		store.Del(a.f.progress), store.Del(a.f.hold), store.Del(a.f.dtmf))
 	if err == nil {
@@ -217,7 +219,7 @@ func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) boo
 		return false
 	}
 	c.log.Info("incoming call ringing", "caller", callerID)
-	a.reply(in.tx, req, 180, "Ringing", d.LocalTag, nil, a.contactHeader(req.Transport()))
+	a.reply(in.tx, req, 180, "Ringing", d.LocalTag, nil, a.dialogContact(&d, req.Transport()))
 	return true
 }
 
@@ -299,7 +301,7 @@ func (c *call) answerIn(ctx context.Context, in *incoming) bool {
 		return false
 	}
 	_ = a.saveDialog(ctx, &d)
-	hdrs := []sip.Header{a.contactHeader(req.Transport()), sip.NewHeader("Content-Type", "application/sdp"),
+	hdrs := []sip.Header{a.dialogContact(&d, req.Transport()), sip.NewHeader("Content-Type", "application/sdp"),
 		sip.NewHeader("Allow", allowMethods), sip.NewHeader("Supported", "timer")}
 	if in.seHeader != "" {
 		hdrs = append(hdrs, sip.NewHeader("Session-Expires", in.seHeader), sip.NewHeader("Require", "timer"))

@@ -163,8 +163,8 @@ func (c *call) publishHold() {
 // returns the headers and body of our 2xx, or a failure status.
 func (c *call) modify(req *sip.Request) ([]sip.Header, []byte, int, string) {
 	a := c.a
-	hdrs := []sip.Header{a.contactHeader(req.Transport())}
 	c.mu.Lock()
+	hdrs := []sip.Header{a.dialogContact(&c.d, req.Transport())}
 	se := c.sessionTimerFromRequest(req)
 	c.mu.Unlock()
 	if se != "" {

@@ -25,6 +25,14 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 	if a.draining.Load() {
 		return // left to the instances that stay
 	}
+	who := a.callerIdentity(player)
+	binding, held, elsewhere := a.bindingOf(ctx, who.user)
+	if elsewhere {
+		// The user is registered through another instance: its calls go there, where
+		// the registered contact leads (it claims the player on the same wake-up; if it
+		// died, another instance registers the user anew and a rescan finds the player).
+		return
+	}
 	ok, err := a.claim(ctx, player)
 	if err != nil {
 		a.log.Warn("claim failed; the rescan retries", "player", player, "err", err)
@@ -74,6 +82,10 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 		}
 		c.stop()
 		return
+	}
+	c.who = who
+	if held {
+		c.d.Contact = binding.Contact.String()
 	}
 	if !a.own.spawn(func() { c.runOut(ctx, target, fl[a.f.encoding]) }) {
 		c.end() // Run is ending: the call is abandoned before it began, for a takeover
@@ -141,13 +153,12 @@ func (c *call) prepareOut(ctx context.Context, target, encoding string) (*sip.Re
 		c.finish(resultMGWError, a.failOps(0, "media gateway: "+err.Error())...)
 		return nil, false
 	}
-	display, from := a.callerIdentity(c.player)
 	c.mu.Lock()
 	c.local = local
 	c.d = dialog{
 		Player: c.player, Owner: a.cfg.Instance, Dir: DirOut, State: DialogCalling,
-		CallID: c.d.CallID, LocalTag: sip.GenerateTagN(16),
-		LocalURI: nameAddr(display, from), RemoteURI: "<" + target + ">",
+		CallID: c.d.CallID, LocalTag: sip.GenerateTagN(16), User: c.who.user, Contact: c.d.Contact,
+		LocalURI: nameAddr(c.who.display, c.who.aor), RemoteURI: "<" + target + ">",
 		LocalCSeq: 1 + rand.Uint32N(30000), Target: target, InviteURI: target, Term: local.ID,
 		Origin: sdp.Origin{Sess: rand.Uint64N(1 << 62), Version: 1},
 	}
@@ -280,8 +291,12 @@ func (a *Adapter) inviteRequest(d *dialog, offer []byte) (*sip.Request, error) {
 		req.PrependHeader(r)
 		// The first hop changed: recompute Via and Contact for its transport.
 		req.RemoveHeader("Contact")
-		req.AppendHeader(a.contactHeader(nextHopTransport(req)))
+		req.AppendHeader(a.dialogContact(d, nextHopTransport(req)))
 		a.addVia(req)
+	}
+	if d.User != "" {
+		// RFC 3325 section 9.2: the identity the user wants the CSCF to assert.
+		req.AppendHeader(sip.NewHeader("P-Preferred-Identity", d.LocalURI))
 	}
 	req.AppendHeader(sip.NewHeader("Supported", "timer"))
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))

@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"dsmgw/asadapter/sipport"
 )
 
 // cancelWait bounds how long we wait for the final response after a CANCEL: the far end
@@ -134,11 +135,17 @@ func (iv *inviting) response(ctx context.Context, res *sip.Response) (out invite
 		tx := iv.tx
 		c.help(func(hctx context.Context) { c.reack(hctx, tx) })
 		return inviteOutcome{res: res, cancelled: iv.cancelled}, true
-	case (res.StatusCode == 401 || res.StatusCode == 407) && c.a.cfg.AuthUser != "" && !iv.authed && iv.cancelled == nil:
-		if err := iv.reauthenticate(ctx, res); err != nil {
-			return inviteOutcome{err: fmt.Errorf("answer %d challenge: %w", res.StatusCode, err)}, true
+	case (res.StatusCode == 401 || res.StatusCode == 407) && !iv.authed && iv.cancelled == nil:
+		err := iv.reauthenticate(ctx, res)
+		if err == nil {
+			return inviteOutcome{}, false
 		}
-		return inviteOutcome{}, false
+		iv.tx.Terminate()
+		if errors.Is(err, sipport.ErrNoCredentials) {
+			// Nothing to answer with: the challenge is the refusal.
+			return inviteOutcome{err: &SIPError{Status: res.StatusCode, Reason: res.Reason}}, true
+		}
+		return inviteOutcome{err: fmt.Errorf("answer %d challenge: %w", res.StatusCode, err)}, true
 	default:
 		iv.tx.Terminate()
 		if iv.cancelled != nil && res.StatusCode == 487 {
@@ -163,14 +170,22 @@ func (iv *inviting) sendCancel() {
 	iv.c.cancel(iv.inv)
 }
 
-// reauthenticate answers a 401/407 to our INVITE with the configured credentials, in a new
-// transaction (sipgo's digest retry takes the next CSeq and a new Via), and stores them in
-// the dialog record: a takeover's CANCEL must match the INVITE the far end rings for.
+// reauthenticate answers a 401/407 to our INVITE with the credentials of the call's
+// identity (the registered user's, or the gateway's own; caller.go) in a new transaction
+// (the next CSeq and a new Via), and stores them in the dialog record: a takeover's CANCEL
+// must match the INVITE the far end rings for.
 func (iv *inviting) reauthenticate(ctx context.Context, res *sip.Response) error {
 	c, a := iv.c, iv.c.a
 	iv.authed = true
+	c.mu.Lock()
+	user := c.d.User
+	c.mu.Unlock()
+	if err := a.authorize(ctx, user, iv.inv, res); err != nil {
+		return err
+	}
 	iv.tx.Terminate()
-	tx, err := a.cli.TransactionDigestAuth(ctx, iv.inv, res, a.digest())
+	a.reissue(iv.inv)
+	tx, err := a.cli.TransactionRequest(ctx, iv.inv, prebuilt)
 	if err != nil {
 		return err
 	}
@@ -270,9 +285,4 @@ func cancelFor(inv *sip.Request) *sip.Request {
 	req.SetBody(nil)
 	req.Laddr = inv.Laddr
 	return req
-}
-
-// digest returns the configured credentials for sipgo's digest helpers.
-func (a *Adapter) digest() sipgo.DigestAuth {
-	return sipgo.DigestAuth{Username: a.cfg.AuthUser, Password: a.cfg.AuthPassword}
 }

@@ -49,7 +49,7 @@ func (a *Adapter) requestWithCSeq(d *dialog, method sip.RequestMethod, cseq uint
 	mf := sip.MaxForwardsHeader(70)
 	req.AppendHeader(&mf)
 	if method != sip.ACK && method != sip.CANCEL {
-		req.AppendHeader(a.contactHeader(nextHopTransport(req)))
+		req.AppendHeader(a.dialogContact(d, nextHopTransport(req)))
 	}
 	if contentType != "" {
 		req.AppendHeader(sip.NewHeader("Content-Type", contentType))

@@ -48,6 +48,7 @@ func startUsersOnAdapter(t *testing.T, e *env, acfg Config, ucfg users.Config) *
 		t.Fatal(err)
 	}
 	a.OnRequest(sip.NOTIFY, u.HandleNotify)
+	a.UseUsers(u)
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan struct{}, 2)
 	go func() { _ = a.Run(ctx); done <- struct{}{} }()

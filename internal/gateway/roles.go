@@ -170,8 +170,10 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 	if err != nil {
 		return err
 	}
-	// NOTIFYs of conference subscriptions arrive on the adapter's listeners.
+	// NOTIFYs of conference subscriptions arrive on the adapter's listeners; a registered
+	// user's calls carry the user's binding and credentials, which the users side holds.
 	a.adapter.OnRequest(sip.NOTIFY, a.users.HandleNotify)
+	a.adapter.UseUsers(a.users)
 	a.mux.Handle("/v1/users/", a.users.HTTPHandler())
 	return nil
 }
