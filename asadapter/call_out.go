@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,16 +42,16 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 	if !ok {
 		return // another instance handles it
 	}
-	dest := fl[a.f.remote]
+	dest, domain := fl[a.f.remote], a.cfg.Domain
 	if dest == "" {
-		dest = fl[a.f.conference]
+		dest, domain = fl[a.f.conference], a.conferenceDomain(who)
 	}
 	callID := randHex(16) + "@" + a.cfg.Domain
 	mgwExpect := store.ExpectAbsent(a.f.mgwState)
 	if v, ok := fl[a.f.mgwState]; ok {
 		mgwExpect = store.Expect(a.f.mgwState, v)
 	}
-	target, terr := a.resolveTarget(dest)
+	target, terr := a.resolveTarget(dest, domain)
 	ops := []store.Op{
 		store.Expect(a.f.playerState, stateConnecting), mgwExpect,
 		store.Set(a.f.mgwState, stateConnecting), store.Set(a.f.callID, callID),
@@ -92,10 +93,24 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 	}
 }
 
+// conferenceDomain is the domain of a conference id written without one (Join).
+func (a *Adapter) conferenceDomain(who caller) string {
+	switch {
+	case a.cfg.ConferenceDomain != "":
+		return a.cfg.ConferenceDomain
+	case who.user != "":
+		if who.aor.Port != 0 {
+			return who.aor.Host + ":" + strconv.Itoa(who.aor.Port)
+		}
+		return who.aor.Host
+	}
+	return a.cfg.Domain
+}
+
 // resolveTarget turns what the browser wrote as remote or conference into a SIP URI:
-// a sip:/sips: URI as is, tel:+N as sip:+N@domain;user=phone, user@host as sip:user@host
+// a sip:/sips: URI as is, tel:+N as sip:+N@Domain;user=phone, user@host as sip:user@host
 // and a bare user as sip:user@domain.
-func (a *Adapter) resolveTarget(dest string) (string, error) {
+func (a *Adapter) resolveTarget(dest, domain string) (string, error) {
 	dest = strings.TrimSpace(dest)
 	if dest == "" {
 		return "", errors.New("empty")
@@ -109,7 +124,7 @@ func (a *Adapter) resolveTarget(dest string) (string, error) {
 	case strings.Contains(dest, "@"):
 		s = "sip:" + dest
 	default:
-		s = "sip:" + dest + "@" + a.cfg.Domain
+		s = "sip:" + dest + "@" + domain
 	}
 	if strings.ContainsAny(s, " \t\r\n<>\"") {
 		return "", fmt.Errorf("%.80q is not a SIP URI", dest)

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/emiago/sipgo/sip"
+
 	"dsmgw/internal/testpeer"
 	"dsmgw/store"
 )
@@ -207,4 +209,36 @@ func TestCallOverTCPProxySharedPort(t *testing.T) {
 	e.waitField(p, "mgw_state", "disconnected")
 	waitSipp(t, s)
 	e.waitNoTerminations()
+}
+
+func TestResolveTarget(t *testing.T) {
+	a := &Adapter{cfg: Config{Domain: "ims.test", ConferenceDomain: "conf.ims.test"}}
+	user := caller{user: "web1", aor: sip.Uri{Scheme: "sip", User: "web1", Host: "users.test", Port: 5070}}
+	for name, tc := range map[string]struct {
+		cfgConf, dest string
+		conference    bool
+		who           caller
+		want          string
+	}{
+		"bare user":                    {"", "bob", false, caller{}, "sip:bob@ims.test"},
+		"user at host":                 {"", "bob@x.test", false, caller{}, "sip:bob@x.test"},
+		"tel":                          {"", "tel:+1555", false, caller{}, "sip:+1555@ims.test;user=phone"},
+		"sip uri":                      {"", "sips:bob@x.test:5061", false, caller{}, "sips:bob@x.test:5061"},
+		"bare room":                    {"conf.ims.test", "r1", true, caller{}, "sip:r1@conf.ims.test"},
+		"room uri":                     {"conf.ims.test", "sip:r1@elsewhere.test", true, caller{}, "sip:r1@elsewhere.test"},
+		"bare room, no domain, user":   {"", "r1", true, user, "sip:r1@users.test:5070"},
+		"bare room, no domain, anonym": {"", "r1", true, caller{}, "sip:r1@ims.test"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			a.cfg.ConferenceDomain = tc.cfgConf
+			domain := a.cfg.Domain
+			if tc.conference {
+				domain = a.conferenceDomain(tc.who)
+			}
+			got, err := a.resolveTarget(tc.dest, domain)
+			if err != nil || got != tc.want {
+				t.Fatalf("%q: %q %v, want %q", tc.dest, got, err, tc.want)
+			}
+		})
+	}
 }
