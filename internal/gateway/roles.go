@@ -151,11 +151,11 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 	}
 	acfg := asadapter.Config{
 		Instance: cfg.Instance, Domain: cfg.SIPDomain, User: cfg.SIPUser, DisplayName: cfg.SIPDisplayName,
-		ConferenceDomain: cfg.UsersConfDom,
-		ListenUDP:        cfg.SIPListenUDP, ListenTCP: cfg.SIPListenTCP, ListenTLS: cfg.SIPListenTLS,
+		ListenUDP: cfg.SIPListenUDP, ListenTCP: cfg.SIPListenTCP, ListenTLS: cfg.SIPListenTLS,
 		TLSCert: cfg.SIPTLSCert, TLSKey: cfg.SIPTLSKey, TLSRootCAs: cfg.SIPTLSRootCAs, AdvertiseHost: cfg.SIPAdvertiseHost,
 		OutboundProxy: cfg.SIPOutboundProxy, AuthUser: cfg.SIPAuthUser, AuthPassword: cfg.SIPAuthPassword,
 		InviteTimeout: cfg.SIPInviteTimeout, DTMF: cfg.SIPDTMF, NoKeyspace: cfg.DSMNoKeyspace,
+		ConferenceDomain: cfg.UsersConfDom,
 	}
 	apply(o.adapter, &acfg)
 	a.adapter, err = asadapter.New(acfg, a.st, a.feed, asadapter.NewMediaGatewayClient(mc, cfg.Instance, eventURL), a.reg, a.clog)
