@@ -69,3 +69,37 @@ func TestCallBetweenTwoUsersOfOneGateway(t *testing.T) {
 		e.waitNoTerminations()
 	}
 }
+
+// TestUsersCallsGoToTheInstanceHoldingTheRegistration: with two instances, a registered
+// user's call is placed by the instance that registered the user, whichever sees the
+// page's write first: its Contact is the one registered there, where the far end's
+// in-dialog requests will arrive.
+func TestUsersCallsGoToTheInstanceHoldingTheRegistration(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	k := testpeer.StartKamailio(t)
+	phone := testpeer.StartBaresip(t, testpeer.BaresipOptions{User: "bob", Registrar: k.Addr})
+	waitRegistered(t, phone)
+	rigs := map[string]*usersRig{}
+	for _, name := range []string{"gw1", "gw2"} {
+		rigs[name] = startUsersOnAdapter(t, e, Config{Instance: name, OutboundProxy: k.URI("udp")}, users.Config{})
+	}
+	registerUsers(t, e, rigs["gw1"], rigs["gw1"].a, "cleo")
+	waitIdentity(t, rigs["gw2"].a, "Kcleo", true)
+	b, ok, err := rigs["gw1"].u.Binding(e.ctx, "cleo")
+	if err != nil || !ok {
+		t.Fatalf("binding of cleo: %+v %v %v", b, ok, err)
+	}
+	for round := range 3 {
+		p := "players/Kcleo/audio"
+		e.dial(p, "sip:bob@dsmgw.test")
+		e.waitField(p, "mgw_state", "connected")
+		d, err := rigs[b.Instance].a.loadDialog(e.ctx, p)
+		if err != nil || d.Owner != b.Instance || d.Contact != b.Contact.String() || d.User != "cleo" {
+			t.Fatalf("round %d: dialog %+v (%v), want owned by %s with contact %s", round, d, err, b.Instance, b.Contact.String())
+		}
+		e.browser(p, store.Set("player_state", "disconnected"))
+		e.waitField(p, "mgw_state", "disconnected")
+		e.waitNoTerminations()
+	}
+}

@@ -36,11 +36,14 @@ type usersRig struct {
 // Adapter's UA sends, its NOTIFY handler is Users.HandleNotify, both run on one store.
 func startUsersOnAdapter(t *testing.T, e *env, acfg Config, ucfg users.Config) *usersRig {
 	t.Helper()
-	acfg.Instance = "gw1"
+	if acfg.Instance == "" {
+		acfg.Instance = "gw1"
+	}
 	if acfg.ListenUDP == "" {
 		acfg.ListenUDP = "127.0.0.1:0"
 	}
-	a, err := New(acfg, e.st, e.feed, NewMediaGatewayClient(e.mgwc, "gw1", ""), prometheus.NewRegistry(), e.log)
+	a, err := New(acfg, e.st, e.feed, NewMediaGatewayClient(e.mgwc, acfg.Instance, ""), prometheus.NewRegistry(),
+		e.log.With("instance", acfg.Instance))
 	if err != nil {
 		t.Fatal(err)
 	}
