@@ -86,7 +86,9 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 	}
 	c.who = who
 	if held {
+		c.mu.Lock()
 		c.d.Contact = binding.Contact.String()
+		c.mu.Unlock()
 	}
 	if !a.own.spawn(func() { c.runOut(ctx, target, fl[a.f.encoding]) }) {
 		c.end() // Run is ending: the call is abandoned before it began, for a takeover
