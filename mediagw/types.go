@@ -160,4 +160,7 @@ const (
 	DropHeld          = "held"
 	DropDTMF          = "dtmf"
 	DropSendError     = "send_error"
+	// DropLatchWindow is a packet from another source than the SDP's private address
+	// while that address still has LatchWindow to send first (source.go).
+	DropLatchWindow = "latch_window"
 )
