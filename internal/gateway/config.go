@@ -58,6 +58,7 @@ type Config struct {
 	MGWTokenTTL     time.Duration `envconfig:"MGW_TOKEN_TTL" default:"30s"`
 	MGWMediaTimeout time.Duration `envconfig:"MGW_MEDIA_TIMEOUT" default:"30s"`
 	MGWNoLatching   bool          `envconfig:"MGW_NO_LATCHING" default:"false"`
+	MGWLatchWindow  time.Duration `envconfig:"MGW_LATCH_WINDOW" default:"1s"`
 	MGWSetupTimeout time.Duration `envconfig:"MGW_SETUP_TIMEOUT" default:"5m"`
 	MGWOrigins      []string      `envconfig:"MGW_ALLOWED_ORIGINS"`
 	MGWEventURL     string        `envconfig:"MGW_EVENT_URL"`

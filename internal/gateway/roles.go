@@ -108,6 +108,7 @@ func (a *App) buildMediaGW(ev *eventRelay) error {
 		BindAddr: cfg.MGWBindAddr, PublicAddr: cfg.MGWPublicAddr, PortMin: cfg.MGWPortMin, PortMax: cfg.MGWPortMax,
 		PublicWSURL: cfg.MGWPublicWSURL, Secret: cfg.MGWSecret, TokenTTL: cfg.MGWTokenTTL,
 		MediaTimeout: cfg.MGWMediaTimeout, SetupTimeout: cfg.MGWSetupTimeout, DisableLatching: cfg.MGWNoLatching,
+		LatchWindow:    cfg.MGWLatchWindow,
 		AllowedOrigins: cfg.MGWOrigins, OnEvent: ev.deliver,
 	}, a.reg, a.ilog)
 	if err != nil {
