@@ -68,13 +68,13 @@ func (t *termination) fromUDP(pkt []byte, src netip.AddrPort, rtcpSock bool, hdr
 
 // noteReport keeps the far end's report about the stream we send it (the browser's).
 func (t *termination) noteReport(pkt []byte, p *peerState) {
-	ssrc := t.seq.currentSSRC()
+	ssrc := t.out.currentSSRC()
 	frac, cum, jit, ok := reportBlock(pkt, ssrc)
 	if !ok {
 		return
 	}
 	clock := uint32(8000)
-	if pt, ok := t.seq.currentPT(); ok && p.pts.clock[pt] > 0 {
+	if pt, ok := t.out.currentPT(); ok && p.pts.clock[pt] > 0 {
 		clock = p.pts.clock[pt]
 	}
 	r := &RemoteReport{FractionLost: float64(frac) / 256, CumulativeLost: cum,

@@ -33,7 +33,7 @@ type termination struct {
 	port                                int
 	rtpConn, rtcpConn                   *net.UDPConn
 	c                                   counters
-	seq                                 seqState
+	out                                 outStream
 
 	peer       atomic.Pointer[peerState]
 	ws         atomic.Pointer[wsConn]
