@@ -240,8 +240,7 @@ func TestMetricsExposed(t *testing.T) {
 	for _, mf := range mfs {
 		seen[mf.GetName()] = true
 	}
-	for _, name := range []string{"mediagw_terminations", "mediagw_packets_total", "mediagw_drops_total",
-		"mediagw_termination_packets_total", "mediagw_termination_drops_total", "mediagw_termination_jitter_seconds"} {
+	for _, name := range []string{"mediagw_terminations", "mediagw_packets_total", "mediagw_drops_total"} {
 		if !seen[name] {
 			t.Errorf("metric %s missing", name)
 		}

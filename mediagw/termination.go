@@ -215,6 +215,11 @@ func (t *termination) close() {
 		}
 		t.wg.Wait()
 		t.g.ports.release(t.port)
+		// The call's own figures go to the log, not to a labelled metric (metrics.go).
+		cs := t.c.snapshot()
+		t.g.m.observeEnd(cs)
+		t.log.Info("termination closed", "ws_to_udp_rtp", cs.WSToUDP.RTPPackets, "udp_to_ws_rtp", cs.UDPToWS.RTPPackets,
+			"dtmf_packets", cs.DTMFPackets, "drops", cs.Drops, "from_udp", cs.FromUDP, "from_ws", cs.FromWS)
 	})
 }
 
