@@ -21,6 +21,9 @@ type Config struct {
 	// Roles this process runs: any of web, bridge, asadapter, mediagw.
 	Roles    []string `envconfig:"GATEWAY_ROLES" default:"web,bridge,asadapter,mediagw"`
 	HTTPAddr string   `envconfig:"HTTP_ADDR" default:":8080"`
+	// MetricsAddr, when set, serves /metrics on a listener of its own (a port only the
+	// monitoring network reaches) instead of on HTTPAddr.
+	MetricsAddr string `envconfig:"METRICS_ADDR"`
 	// Instance names this process in logs, claims and welcome messages; LoadConfig and
 	// DefaultConfig make it hostname-pid when unset, the one place it is defaulted.
 	Instance string `envconfig:"INSTANCE"`
