@@ -93,7 +93,7 @@ func (g *Gateway) serveMedia(w http.ResponseWriter, r *http.Request) {
 	}
 	// The token is checked before the lookup, so without a valid token nobody learns
 	// which termination ids exist.
-	if err := checkToken(g.cfg.Secret, id, token, time.Now()); err != nil {
+	if err := checkToken(g.cfg.Secret, id, token, time.Now(), g.cfg.TokenTTL); err != nil {
 		g.m.attaches.WithLabelValues("forbidden").Inc()
 		writeError(w, http.StatusForbidden, "forbidden", "mediagw: "+err.Error())
 		return
