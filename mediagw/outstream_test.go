@@ -205,3 +205,57 @@ func TestOutStreamMapping(t *testing.T) {
 		t.Fatalf("reordered packet %+v new %v", o, isNew)
 	}
 }
+
+// FuzzOutStream feeds the mapping any mix of browser streams (SSRC, sequence and
+// timestamp steps from the input, reordering and restarts included) and DTMF events: the
+// far end always sees one SSRC, and every new browser stream and every event continues
+// the sequence right after the last number sent, a new stream with the marker.
+func FuzzOutStream(f *testing.F) {
+	f.Add([]byte{0, 1, 0, 160, 0, 1, 0, 160, 1, 200, 9, 1, 2, 0, 1, 0, 160})
+	f.Add([]byte{2, 3, 0, 0, 0, 0, 0, 0, 2, 4})
+	f.Add([]byte{0, 0xff, 0xff, 0xff, 0xff, 0, 0x80, 0, 0, 1, 0, 0, 0, 3})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		var s outStream
+		now := int64(1_000_000_000)
+		seqs := map[uint32]uint16{}
+		tss := map[uint32]uint32{}
+		var ssrc uint32
+		started := false
+		var lastSeq uint16
+		note := func(o outHeader, fresh bool) {
+			if started && o.ssrc != ssrc {
+				t.Fatalf("SSRC %#x after %#x", o.ssrc, ssrc)
+			}
+			if started && fresh && o.seq != lastSeq+1 {
+				t.Fatalf("new stream or event at sequence %d after %d", o.seq, lastSeq)
+			}
+			if !started || int16(o.seq-lastSeq) > 0 {
+				lastSeq = o.seq
+			}
+			ssrc, started = o.ssrc, true
+		}
+		for i := 0; i+4 <= len(ops); i += 4 {
+			op, a, b, c := ops[i], ops[i+1], ops[i+2], ops[i+3]
+			now += int64(c) * int64(time.Millisecond)
+			if op%8 == 7 { // a DTMF event of a%4+1 packets
+				ev, ts := s.beginDTMF(now, 8000)
+				for k := 0; k <= int(a%4); k++ {
+					note(outHeader{ssrc: ev, ts: ts, seq: s.nextSeq()}, k == 0)
+				}
+				s.endDTMF(ts + 800)
+				continue
+			}
+			in := uint32(op % 4)
+			seqs[in] += uint16(int8(a))
+			tss[in] += uint32(int8(b)) * 160
+			o, fresh, ok := s.outgoing(rtpInfo{pt: 0, seq: seqs[in], ts: tss[in], ssrc: in}, 8000, now)
+			if !ok {
+				t.Fatal("audio dropped with no event running")
+			}
+			if fresh && started && !o.marker {
+				t.Fatalf("new stream without the marker")
+			}
+			note(o, fresh)
+		}
+	})
+}
