@@ -47,16 +47,15 @@ func newSourceLock(cfg *Config, sdp netip.Addr, now time.Time) *sourceLock {
 	return l
 }
 
-// cgnat is the shared address space of carrier-grade NAT (RFC 6598): as unreachable
-// from outside as RFC 1918 space.
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
-
 // mayBeBehindNAT reports whether an SDP address may not be where the far end's packets
 // come from: private (RFC 1918, RFC 4193), shared (RFC 6598), link-local, or unspecified.
 // Loopback and global addresses are reachable as they are, so their far end must send
 // from them.
 func mayBeBehindNAT(a netip.Addr) bool {
 	a = a.Unmap()
+	// 100.64.0.0/10 is the shared space of carrier-grade NAT (RFC 6598): as unreachable
+	// from outside as RFC 1918 space.
+	cgnat := netip.PrefixFrom(netip.AddrFrom4([4]byte{100, 64, 0, 0}), 10)
 	return a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsUnspecified() || cgnat.Contains(a)
 }
 
