@@ -31,6 +31,7 @@ type subscription struct {
 	log     *slog.Logger
 	cred    credentials
 	aor     sip.Uri
+	display string // the user's display name, for P-Preferred-Identity
 	confID  string
 	uri     sip.Uri
 	obj     string        // users/<user>/conf/<id>
@@ -101,7 +102,7 @@ func (w *userWorker) syncSubs(ctx context.Context) {
 		}
 		s := &subscription{
 			u: w.u, log: w.log.With("conference", id), cred: credentials{w.rec.AuthUser, w.rec.Password},
-			aor: aor, confID: id, uri: uri, obj: w.u.schema.ConferenceAddress(w.user, id),
+			aor: aor, display: w.rec.Display, confID: id, uri: uri, obj: w.u.schema.ConferenceAddress(w.user, id),
 			kick: make(chan struct{}, 1), roster: confinfo.NewRoster(), final: make(chan struct{}),
 			contact: w.u.contactFor(w.user, uri),
 		}
@@ -303,6 +304,8 @@ func (s *subscription) build(initial bool, expires time.Duration) *sip.Request {
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: s.cseq, MethodName: sip.SUBSCRIBE})
 	req.AppendHeader(&sip.ContactHeader{Address: s.contact})
+	// RFC 3325: the identity the user wants the CSCF to assert, as on the user's calls.
+	req.AppendHeader(sip.NewHeader("P-Preferred-Identity", sipport.NameAddr(s.display, s.aor)))
 	req.AppendHeader(sip.NewHeader("Event", "conference"))
 	req.AppendHeader(sip.NewHeader("Accept", confinfo.ContentType))
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
