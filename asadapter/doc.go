@@ -47,7 +47,7 @@ results back (mgw_state, progress, sip_status, mgw_url ...).
   - call_in.go: an INVITE for a user registered by the users side (package users) reaches
     Adapter.onInvite, which finds the player of the user's browser (playerOfUser),
     negotiates the offer and claims the player; runIn writes the player ringing (setupIn,
-    with the caller id of asserted.go: P-Asserted-Identity from the outbound proxy, else
+    with the caller id of caller.go: P-Asserted-Identity from the outbound proxy, else
     From), waits for the browser (ring) and answers with 200 when it writes connecting
     (answerIn). The call then goes on in call_confirmed.go, as above.
   - A call between two users of this instance comes back through the CSCF with the
@@ -82,7 +82,7 @@ Each line names the SIP method or DSM trigger, the function that handles it and 
 	401/407 to our INVITE                   inviting.reauthenticate   call_out_invite.go
 	401/407 to BYE, INFO, re-INVITE         Adapter.do                caller.go
 	credentials of a call's identity        Adapter.authorize         caller.go
-	P-Asserted-Identity of an INVITE        Adapter.callerOf          asserted.go
+	P-Asserted-Identity of an INVITE        Adapter.callerOf          caller.go
 	any DSM change (feed)                   Adapter.onChange          dispatch.go
 	keyspace event (a write the feed lost)  Adapter.keyspaceLoop      dispatch.go
 	feed lost entries                       Adapter.kickAll           dispatch.go
