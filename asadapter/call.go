@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -53,6 +54,12 @@ type call struct {
 	// (RFC 3261 section 8.2.2.2): From tag, CSeq and the user called ("" for outgoing).
 	merge string
 
+	// peer is where an incoming call's requests come from (the INVITE's source: the
+	// edge's next hop of the dialog); releaseEdge gives back the call's place in its
+	// untrusted source's bound (nil for a trusted source). Both are set before addCall.
+	peer        netip.Addr
+	releaseEdge func()
+
 	finished atomic.Bool // finish ran: the call was ended, not abandoned
 	drained  bool        // the drain ended it (only the call's goroutine touches it)
 
@@ -92,6 +99,9 @@ func (a *Adapter) newCall(ctx context.Context, player string, dir Direction, cal
 // adapter's tables, its helpers are stopped and waited for, and done is closed.
 func (c *call) end() {
 	c.a.removeCall(c)
+	if c.releaseEdge != nil {
+		c.releaseEdge()
+	}
 	c.stop()
 	c.helpers.stopAndWait()
 	close(c.done)

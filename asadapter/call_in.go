@@ -9,6 +9,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/edge"
 	"dsmgw/asadapter/sdp"
 	"dsmgw/store"
 )
@@ -46,9 +47,9 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		a.reply(tx, req, 503, "Service Unavailable", "", nil)
 		return
 	}
-	user := req.Recipient.User
-	if user == "" {
-		user = req.To().Address.User
+	user, ok := a.calledUser(req, tx)
+	if !ok {
+		return // answered: not ours, or nobody reachable (edge_calls.go)
 	}
 	merge := mergeKey(req, user)
 	if a.merged(req.CallID().Value(), merge) {
@@ -58,7 +59,8 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	a.reply(tx, req, 100, "Trying", "", nil)
 	player, err := a.playerOfUser(ctx, user)
 	if err != nil {
-		a.log.Info("incoming call for an unknown or absent user", "user", user, "call_id", req.CallID().Value(), "err", err)
+		a.edge.Refused(edge.ReasonUnknownUser, sourceOf(req).Addr())
+		a.log.Debug("incoming call for a user without a browser", "user", user, "call_id", req.CallID().Value(), "err", err)
 		a.reply(tx, req, 404, "Not Found", "", nil)
 		return
 	}
@@ -77,15 +79,24 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		a.reject(tx, req, 488, "Not Acceptable Here")
 		return
 	}
-	ok, err := a.claim(ctx, player)
+	ok, err = a.claim(ctx, player)
 	if err != nil || !ok {
 		a.reply(tx, req, 486, "Busy Here", "", nil)
 		return
 	}
+	releaseDialog, ok := a.openDialog(req)
+	if !ok {
+		a.release(ctx, player)
+		a.reply(tx, req, 486, "Busy Here", "", nil) // this untrusted source has calls enough
+		return
+	}
 	c := a.newCall(ctx, player, DirIn, req.CallID().Value())
-	c.merge = merge
+	c.merge, c.peer, c.releaseEdge = merge, sourceOf(req).Addr(), releaseDialog
 	if !a.addCall(c) {
 		c.stop()
+		if releaseDialog != nil {
+			releaseDialog()
+		}
 		a.release(ctx, player)
 		if a.draining.Load() {
 			a.reply(tx, req, 503, "Service Unavailable", "", nil)
@@ -199,7 +210,7 @@ func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) boo
 	c.mu.Lock()
 	c.d.listed = true
 	c.mu.Unlock()
-	callerName, callerURI := a.callerOf(ctx, req)
+	callerName, callerURI := callerOf(req)
 	callerID := callerURI.String()
 	if callerName != "" {
 		callerID = callerName + " <" + callerID + ">"

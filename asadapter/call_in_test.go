@@ -8,10 +8,14 @@ import (
 	"dsmgw/store"
 )
 
-// registerUser writes users/<user> as the registration half does once the browser with
-// client key client is logged in as user.
+// registerUser writes users/<user> and its entry of the users index as the registration
+// half does once the browser with client key client is logged in as user.
 func (e *env) registerUser(user, client string) {
 	e.t.Helper()
+	if _, err := e.st.Commit(e.ctx, store.Commit{Obj: "users", Base: -1,
+		Ops: []store.Op{store.Set(user, user)}}); err != nil {
+		e.t.Fatal(err)
+	}
 	if _, err := e.st.Commit(e.ctx, store.Commit{Obj: "users/" + user, Base: -1,
 		Ops: []store.Op{store.Set("client", client), store.Set("registration", "registered")}}); err != nil {
 		e.t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"dsmgw/asadapter/edge"
 	"dsmgw/internal/testpeer"
 	"dsmgw/mediagw"
 	"dsmgw/store"
@@ -171,6 +172,9 @@ func (e *env) adapter(name string, mod func(*Config)) *instance {
 		Instance: name, ListenUDP: "127.0.0.1:0", ListenTCP: "127.0.0.1:0",
 		InviteTimeout: 10 * time.Second, ClaimTTL: 1500 * time.Millisecond,
 		Rescan: 300 * time.Millisecond, Workers: 8, SIPLog: os.Getenv("ASADAPTER_TEST_LOG") == "sip",
+		// The peers of these tests (sipp, Kamailio, baresip) run on 127.0.0.1; the tests
+		// of the SIP edge attack from 127.0.0.2, or leave this out.
+		Edge: edge.Config{Trusted: []string{"127.0.0.1"}},
 	}
 	if mod != nil {
 		mod(&cfg)

@@ -117,8 +117,9 @@ func TestLayering(t *testing.T) {
 		"dsmgw/asadapter/sdp":      nil,
 		"dsmgw/asadapter/confinfo": nil,
 		"dsmgw/asadapter/sipport":  nil,
+		"dsmgw/asadapter/edge":     nil,
 		"dsmgw/asadapter/users":    {"dsmgw/asadapter/sipport", "dsmgw/asadapter/confinfo", "dsmgw/store"},
-		"dsmgw/asadapter":          {"dsmgw/asadapter/sdp", "dsmgw/asadapter/sipport", "dsmgw/mediagw", "dsmgw/store"},
+		"dsmgw/asadapter":          {"dsmgw/asadapter/sdp", "dsmgw/asadapter/sipport", "dsmgw/asadapter/edge", "dsmgw/mediagw", "dsmgw/store"},
 	} {
 		allowed := map[string]bool{}
 		for _, d := range direct {

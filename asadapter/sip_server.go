@@ -41,6 +41,15 @@ func (a *Adapter) owned(h sipgo.RequestHandler) sipgo.RequestHandler {
 			return
 		}
 		defer a.own.leave()
+		release, ok := a.admitRequest(req)
+		if !ok {
+			// Too many requests of this untrusted source in progress: one 503, no work.
+			a.reply(tx, req, 503, "Service Unavailable", "", nil, sip.NewHeader("Retry-After", "10"))
+			return
+		}
+		if release != nil {
+			defer release()
+		}
 		h(req, tx)
 	}
 }

@@ -42,6 +42,7 @@ type Edge struct {
 	met     *metrics
 	epoch   time.Time
 	period  [numReasons]atomic.Uint64 // refusals since the last summary
+	total   [numReasons]atomic.Uint64 // refusals since New (Refusals)
 	bufs    sync.Pool                 // *[]byte for answers
 }
 
@@ -206,7 +207,7 @@ func (e *Edge) decide(src netip.Addr, b []byte, m *Message, reply func([]byte)) 
 	}
 	res := authMissing
 	if v, ok := m.Authorization(b); ok {
-		res = e.auth.verify(v, m.MethodName(b), m.URI(b), src, time.Now())
+		res = e.auth.verify(v, m.MethodName(b), src, time.Now())
 	}
 	switch res {
 	case authOK:
@@ -254,10 +255,15 @@ func (e *Edge) answer(reply func([]byte), b []byte, m *Message, code int, reason
 func (e *Edge) refuse(r Reason, src netip.Addr, now int64) {
 	e.met.refused[r].Inc()
 	e.period[r].Add(1)
+	e.total[r].Add(1)
 	if src.IsValid() && !e.trust.contains(src) {
 		e.src.refused(src, now)
 	}
 }
+
+// Refusals returns how many messages were refused for r since New (what the metric
+// counts, for the tools and tests that hold the edge rather than a registry).
+func (e *Edge) Refusals(r Reason) uint64 { return e.total[r].Load() }
 
 // Refused counts a refusal decided by call control (unknown user, foreign domain ...),
 // so that it shows in the metrics and the summary beside the edge's own.
