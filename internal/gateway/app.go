@@ -138,11 +138,8 @@ func (a *App) Run(soft, hard context.Context) error {
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
 
-	if !a.cfg.DSMNoKeyspace {
-		if err := a.st.EnableNotifications(gctx); err != nil {
-			return err
-		}
-	}
+	// The feed sets notify-keyspace-events on every Redis node at every (re)connection
+	// and keeps checking it (unless DSM_NO_KEYSPACE).
 	g.Go(func() error { return a.feed.Run(gctx) })
 	if a.bridge != nil {
 		g.Go(func() error { return a.bridge.Run(gctx) })
@@ -206,15 +203,22 @@ func (a *App) Ready(ctx context.Context) error {
 	return nil
 }
 
-// readyz answers 200 when Ready does.
+// readyz answers 200 when Ready does, with the state of keyspace notifications on every
+// Redis node as detail. Missing notifications do not make an instance unready: commits,
+// the feed and calls work without them; only writes made outside the commit path go
+// unnoticed, and the detail and the dsm_keyspace_notifications metric say so.
 func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
 	if err := a.Ready(ctx); err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-		return
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not ready: %v\n", err)
+	} else {
+		fmt.Fprintln(w, "ready")
 	}
-	fmt.Fprintln(w, "ready")
+	fmt.Fprintln(w, a.feed.Keyspace())
 }
 
 // Addr is the address the HTTP server listens on.

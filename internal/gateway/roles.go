@@ -54,8 +54,8 @@ func (a *App) buildCommon(o options) error {
 	if a.st, err = store.New(scfg, a.rdb, a.ilog); err != nil {
 		return err
 	}
-	a.feed = store.NewFeed(store.FeedConfig{}, a.st, a.ilog)
-	return nil
+	a.feed = store.NewFeed(store.FeedConfig{NoKeyspace: cfg.DSMNoKeyspace}, a.st, a.ilog)
+	return a.reg.Register(a.feed.Collector())
 }
 
 // buildBridge wires the DSM WebSocket bridge: /dsm and /session.
