@@ -43,7 +43,8 @@ type Nack struct {
 	Ops       []store.Op
 }
 
-// Remote reports an op of another writer (Config.OnRemote).
+// Remote reports a live op this connection did not write (Config.OnRemote): another
+// writer's, or one of another connection with the same client key.
 type Remote struct {
 	Obj string
 	Rev int64
