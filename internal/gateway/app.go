@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"dsmgw/asadapter"
+	"dsmgw/asadapter/users"
 	"dsmgw/mediagw"
 	"dsmgw/otbridge"
 	"dsmgw/store"
@@ -36,7 +37,7 @@ type App struct {
 	bridge   *otbridge.Bridge
 	mgw      *mediagw.Gateway
 	adapter  *asadapter.Adapter
-	users    *asadapter.Users
+	users    *users.Users
 	srv      *http.Server
 
 	closeOnce sync.Once

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"dsmgw/asadapter"
+	"dsmgw/asadapter/users"
 	"dsmgw/mediagw"
 	"dsmgw/otbridge"
 	"dsmgw/store"
@@ -161,7 +162,7 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 		return err
 	}
 	ev.adapter.Store(a.adapter)
-	a.users, err = asadapter.NewUsers(asadapter.UsersConfig{
+	a.users, err = users.New(users.Config{
 		Instance: cfg.Instance, Secret: cfg.UsersSecret, Registrar: cfg.UsersRegistrar,
 		ConferenceDomain: cfg.UsersConfDom, Expires: cfg.UsersExpires, SubscribeExpires: cfg.UsersSubExp,
 		SessionTTL: cfg.UsersSession,
