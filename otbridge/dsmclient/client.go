@@ -152,6 +152,12 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The link is the client's before Dial returns: a Close right after Dial must find it
+	// to close it (else the reader, blocked on a live connection, never ends and Close
+	// waits for it forever).
+	c.mu.Lock()
+	c.link = l
+	c.mu.Unlock()
 	go c.run(l)
 	return c, nil
 }
