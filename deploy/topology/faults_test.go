@@ -38,6 +38,8 @@ func TestFaults(t *testing.T) {
 		{"scale out: gw3 joins", f.scaleOut},
 		{"Redis restarts under load", f.redisRestart},
 		{"SIGKILL a gateway during calls and DSM load", f.kill},
+		{"partition: a gateway cut off from Redis only", f.partitionRedis},
+		{"partition: a gateway's link down", f.partitionLink},
 	}
 	for _, st := range steps {
 		t1 := time.Now()

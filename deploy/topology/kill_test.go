@@ -37,6 +37,7 @@ func (f *faults) kill(t *testing.T) {
 	}
 	t.Logf("calls by instance: %v; killing %s with %d calls", counts(byHolder), victim, len(lost))
 
+	onVictim := load.on(victim)
 	t0 := time.Now()
 	if err := s.Service(t, victim).Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -72,7 +73,18 @@ func (f *faults) kill(t *testing.T) {
 	}
 	checkOneDriver(t, trace, gatewayAddrs(s))
 
+	// The DSM clients that were on the dead instance reconnected through nginx to a
+	// survivor (and resumed: stopAndCheck checks their ops and views).
+	waitFor(t, "the DSM clients of "+victim+" on survivors", 30*time.Second, func() bool {
+		for _, c := range onVictim {
+			if c.Welcome().Instance == victim {
+				return false
+			}
+		}
+		return true
+	})
 	acked, reconnects := load.stopAndCheck(t, f.lb)
+	t.Logf("%d DSM clients were on %s; all reconnected to survivors", len(onVictim), victim)
 	t.Logf("DSM load over the SIGKILL: %d ops acknowledged, none lost; %d reconnects through nginx", acked, reconnects)
 	for _, p := range pages {
 		if !slices.Contains(lost, p) {

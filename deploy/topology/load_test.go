@@ -31,6 +31,7 @@ type dsmLoad struct {
 type loadWriter struct {
 	obj    string
 	token  string
+	wc, sc *dsmclient.Client
 	wo, so *dsmclient.Object
 	dials  atomic.Int32 // (re)connects of both clients
 	ack    chan struct{}
@@ -55,7 +56,8 @@ func startDSMLoad(t *testing.T, lb string, n int) *dsmLoad {
 		w := &loadWriter{obj: "players/" + sess.Client + "/topo/load", token: sess.Token, ack: make(chan struct{}, 1)}
 		cfg := func(hooks bool) dsmclient.Config {
 			c := dsmclient.Config{URL: "ws" + strings.TrimPrefix(lb, "http") + "/dsm",
-				TokenFunc: func(context.Context) (string, error) { w.dials.Add(1); return sess.Token, nil }}
+				TokenFunc:    func(context.Context) (string, error) { w.dials.Add(1); return sess.Token, nil },
+				PingInterval: testPing, DeadAfter: testDeadAfter}
 			if hooks {
 				c.OnAck = func(dsmclient.Ack) { wakeOne(w.ack) }
 				c.OnNack = func(n dsmclient.Nack) {
@@ -78,9 +80,9 @@ func startDSMLoad(t *testing.T, lb string, n int) *dsmLoad {
 				t.Fatalf("load: subscribe: %v", err)
 			}
 			if i == 0 {
-				w.so = o
+				w.sc, w.so = cl, o
 			} else {
-				w.wo = o
+				w.wc, w.wo = cl, o
 			}
 		}
 		l.writers = append(l.writers, w)
@@ -139,6 +141,19 @@ func (w *loadWriter) run(stop <-chan struct{}) {
 }
 
 func loadField(n int) string { return fmt.Sprintf("f%d", n%loadFields) }
+
+// on returns the load's clients whose connection is on instance now.
+func (l *dsmLoad) on(instance string) []*dsmclient.Client {
+	var out []*dsmclient.Client
+	for _, w := range l.writers {
+		for _, c := range []*dsmclient.Client{w.wc, w.sc} {
+			if c.Welcome().Instance == instance {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
 
 // stopAndCheck stops writing, waits for the ops in flight, and checks that no
 // acknowledged op was lost: every one is in the object as a fresh reader gets it, and

@@ -32,6 +32,14 @@ type goPage struct {
 	dials  atomic.Int32      // (re)connects
 }
 
+// testPing and testDeadAfter make the test's DSM clients notice a connection to a
+// vanished gateway (a link cut: no reset) within seconds, where the page's dsm.js takes
+// 45 s: the tests wait for what happens after the reconnect, not for the detection.
+const (
+	testPing      = 500 * time.Millisecond
+	testDeadAfter = 3 * time.Second
+)
+
 // newPage opens a page's session and DSM connection through the load balancer.
 func newPage(t *testing.T, lb string) *goPage {
 	t.Helper()
@@ -39,7 +47,8 @@ func newPage(t *testing.T, lb string) *goPage {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cl, err := dsmclient.Dial(ctx, dsmclient.Config{URL: "ws" + strings.TrimPrefix(lb, "http") + "/dsm",
-		TokenFunc: func(context.Context) (string, error) { p.dials.Add(1); return p.sess.Token, nil }})
+		TokenFunc:    func(context.Context) (string, error) { p.dials.Add(1); return p.sess.Token, nil },
+		PingInterval: testPing, DeadAfter: testDeadAfter})
 	if err != nil {
 		t.Fatalf("page: dial through the load balancer: %v", err)
 	}

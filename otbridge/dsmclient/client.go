@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -68,6 +69,12 @@ type Config struct {
 	// WriteTimeout bounds one frame write (10 s: a loopback or LAN write takes
 	// microseconds; longer means the gateway is gone).
 	WriteTimeout time.Duration
+	// PingInterval and DeadAfter detect a half-open connection, as the browser's dsm.js
+	// does: a JSON ping every PingInterval (20 s) draws a pong, and a connection on which
+	// nothing at all arrived for DeadAfter (45 s) is dropped and resumed on a new one. A
+	// gateway whose host vanished sends no reset: without this the client would wait for
+	// the proxy in front of it to give up.
+	PingInterval, DeadAfter time.Duration
 	// Log receives the client's warnings (nil: discarded).
 	Log *slog.Logger
 	// Hooks run on the reader goroutine with the client's lock held: they must be quick
@@ -85,6 +92,8 @@ func DefaultConfig() Config {
 		ReconnectMin: 50 * time.Millisecond,
 		ReconnectMax: 2 * time.Second,
 		WriteTimeout: 10 * time.Second,
+		PingInterval: 20 * time.Second,
+		DeadAfter:    45 * time.Second,
 	}
 }
 
@@ -103,6 +112,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = d.PingInterval
+	}
+	if c.DeadAfter <= 0 {
+		c.DeadAfter = d.DeadAfter
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -293,10 +308,21 @@ func (c *Client) resume(l *link) {
 }
 
 func (c *Client) writeLoop(l *link) {
+	ping := time.NewTicker(c.cfg.PingInterval)
+	defer ping.Stop()
+	n := 0
 	for {
 		select {
 		case <-l.stop:
 			return
+		case <-ping.C:
+			n++
+			m, _ := json.Marshal(map[string]string{"t": otbridge.TypePing, "id": "p" + strconv.Itoa(n)})
+			_ = l.ws.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+			if err := l.ws.WriteMessage(websocket.TextMessage, m); err != nil {
+				l.close()
+				return
+			}
 		case m := <-l.out:
 			_ = l.ws.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 			if err := l.ws.WriteMessage(websocket.TextMessage, m); err != nil {
@@ -309,6 +335,8 @@ func (c *Client) writeLoop(l *link) {
 
 func (c *Client) readLoop(l *link) {
 	for {
+		// Every message, a pong included, shows the connection alive.
+		_ = l.ws.SetReadDeadline(time.Now().Add(c.cfg.DeadAfter))
 		_, b, err := l.ws.ReadMessage()
 		if err != nil {
 			c.log.Debug("connection lost", "err", err)

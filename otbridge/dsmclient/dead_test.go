@@ -1,0 +1,74 @@
+package dsmclient
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"dsmgw/otbridge"
+)
+
+// A connection on which nothing arrives any more (a gateway whose host vanished: no
+// reset, no close) is dropped after DeadAfter and the client connects again; a live one
+// answers the client's pings and is kept.
+func TestHalfOpenConnectionIsDropped(t *testing.T) {
+	t.Parallel()
+	var conns, pings atomic.Int32
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		n := conns.Add(1)
+		if _, _, err := ws.ReadMessage(); err != nil { // hello
+			return
+		}
+		welcome, _ := json.Marshal(otbridge.Welcome{T: otbridge.TypeWelcome, Client: "k", Instance: "i"})
+		if ws.WriteMessage(websocket.TextMessage, welcome) != nil {
+			return
+		}
+		for {
+			_, b, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			if n == 1 {
+				continue // the first connection goes silent
+			}
+			var m map[string]string
+			if json.Unmarshal(b, &m) == nil && m["t"] == otbridge.TypePing {
+				pings.Add(1)
+				pong, _ := json.Marshal(map[string]string{"t": otbridge.TypePong, "id": m["id"]})
+				_ = ws.WriteMessage(websocket.TextMessage, pong)
+			}
+		}
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, Config{URL: "ws" + strings.TrimPrefix(srv.URL, "http"), Token: "t",
+		PingInterval: 50 * time.Millisecond, DeadAfter: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for conns.Load() < 2 || pings.Load() < 20 {
+		if ctx.Err() != nil {
+			t.Fatalf("connections %d, pings answered %d", conns.Load(), pings.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Answered pings keep the second connection: 20 pings are a second, three DeadAfters.
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections; a connection that answers pings was dropped", n)
+	}
+}
