@@ -22,7 +22,7 @@ import (
 // startOutgoing claims a player that asks for a call and starts the call's goroutine.
 func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.Read) {
 	fl := snap.Fields
-	if a.draining.Load() {
+	if !a.takingNew() {
 		return // left to the instances that stay
 	}
 	claimedAt := time.Now() // the claim's lease counts from the request (lease.go)

@@ -232,7 +232,7 @@ func (f *Feed) readShards(ctx context.Context, rd redis.UniversalClient, shards 
 		}
 	}
 	for ctx.Err() == nil {
-		ok := true
+		ok, asked := true, false
 		for i, sh := range shards {
 			if last[i] != "" {
 				continue
@@ -243,17 +243,20 @@ func (f *Feed) readShards(ctx context.Context, rd redis.UniversalClient, shards 
 				ok = false
 				break
 			}
-			last[i] = id
+			last[i], asked = id, true
 		}
 		if !ok {
 			continue
 		}
-		setReady(true) // Redis answers; do not wait a whole block to say so
+		if asked {
+			setReady(true) // Redis answered; do not wait a whole block to say so
+		}
 		for i, sh := range shards {
 			args[i], args[len(shards)+i] = feedKey(sh), last[i]
 		}
 		res, err := rd.XRead(ctx, &redis.XReadArgs{Streams: args, Count: f.cfg.Count, Block: f.cfg.Block}).Result()
 		if errors.Is(err, redis.Nil) {
+			setReady(true) // a read that found nothing new: Redis answers
 			continue
 		}
 		if err != nil {
@@ -270,6 +273,7 @@ func (f *Feed) readShards(ctx context.Context, rd redis.UniversalClient, shards 
 			}
 			continue
 		}
+		setReady(true)
 		for _, s := range res {
 			i, known := index[s.Stream]
 			if !known {

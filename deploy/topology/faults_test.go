@@ -40,6 +40,7 @@ func TestFaults(t *testing.T) {
 		{"SIGKILL a gateway during calls and DSM load", f.kill},
 		{"partition: a gateway cut off from Redis only", f.partitionRedis},
 		{"partition: a gateway's link down", f.partitionLink},
+		{"rolling restart: SIGTERM each gateway in turn under calls and DSM load", f.rollingRestart},
 	}
 	for _, st := range steps {
 		t1 := time.Now()

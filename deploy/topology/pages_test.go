@@ -71,24 +71,32 @@ func (p *goPage) addr() string { return p.player.Addr() }
 // dial places a call to uri, clearing what the last call left (player.js dial).
 func (p *goPage) dial(t *testing.T, uri string) {
 	t.Helper()
+	if err := p.place(uri); err != nil {
+		t.Fatalf("page: dial %s: %v", uri, err)
+	}
+}
+
+// place writes what the page's Call writes.
+func (p *goPage) place(uri string) error {
 	ops := []store.Op{}
 	for _, f := range []string{"mgw_state", "mgw_url", "progress", "sip_status", "sip_reason", "caller", "call_id", "dtmf", "hold", "conference"} {
 		ops = append(ops, store.Del(f))
 	}
 	ops = append(ops, store.Set("service", "mmtel"), store.Set("encoding", "PCMU"), store.Set("remote", uri),
 		store.Set("player_state", "connecting"))
-	if err := p.player.Do(ops...); err != nil {
-		t.Fatalf("page: dial %s: %v", uri, err)
-	}
+	return p.player.Do(ops...)
 }
 
 // hangUp ends the call as the page's Hang up does.
 func (p *goPage) hangUp(t *testing.T) {
 	t.Helper()
-	if err := p.player.Do(store.Set("player_state", "disconnected")); err != nil {
+	if err := p.end(); err != nil {
 		t.Fatalf("page: hang up: %v", err)
 	}
 }
+
+// end writes what the page's Hang up writes.
+func (p *goPage) end() error { return p.player.Do(store.Set("player_state", "disconnected")) }
 
 // answer accepts a ringing incoming call (player.js answer).
 func (p *goPage) answer() error {
@@ -112,6 +120,22 @@ func (p *goPage) waitFields(t *testing.T, what string, d time.Duration, cond fun
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("page %s: %s: not within %s; player %v", p.sess.Client, what, d, f)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// wait polls the player object until cond holds or d passes, and returns it (for
+// goroutines, which must not stop the test).
+func (p *goPage) wait(d time.Duration, cond func(map[string]string) bool) (map[string]string, bool) {
+	deadline := time.Now().Add(d)
+	for {
+		f := p.fields()
+		if cond(f) {
+			return f, true
+		}
+		if time.Now().After(deadline) {
+			return f, false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
