@@ -38,6 +38,9 @@ func (f *faults) kill(t *testing.T) {
 	t.Logf("calls by instance: %v; killing %s with %d calls", counts(byHolder), victim, len(lost))
 
 	onVictim := load.on(victim)
+	if len(onVictim) == 0 {
+		t.Fatalf("no DSM client of the load on %s: the test would not see them reconnect", victim)
+	}
 	t0 := time.Now()
 	if err := s.Service(t, victim).Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"dsmgw/otbridge"
 	"dsmgw/otbridge/dsmclient"
 	"dsmgw/store"
 )
@@ -51,8 +52,14 @@ func startDSMLoad(t *testing.T, lb string, n int) *dsmLoad {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	l := &dsmLoad{stop: make(chan struct{})}
-	for range n {
-		sess := session(t, lb)
+	// Sessions first, then the connections: nginx hands requests out in turn, and a
+	// session request between each writer's two connections would land every connection
+	// on the same two of three gateways.
+	sessions := make([]otbridge.Session, n)
+	for i := range sessions {
+		sessions[i] = session(t, lb)
+	}
+	for _, sess := range sessions {
 		w := &loadWriter{obj: "players/" + sess.Client + "/topo/load", token: sess.Token, ack: make(chan struct{}, 1)}
 		cfg := func(hooks bool) dsmclient.Config {
 			c := dsmclient.Config{URL: "ws" + strings.TrimPrefix(lb, "http") + "/dsm",

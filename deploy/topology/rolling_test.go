@@ -36,18 +36,21 @@ func (f *faults) rollingRestart(t *testing.T) {
 		callees[i] = newPage(t, f.lb)
 		f.registerUser(t, fmt.Sprintf("u%d", i+1), callees[i])
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
+	trace := traceSIP(t, s.Service(t, "sip"))
+	// The callees answer until the phone has finished its last call; the callers stop
+	// placing calls first.
+	stopAnswer, stopCalls := make(chan struct{}), make(chan struct{})
+	var answerers, loops sync.WaitGroup
 	var answered atomic.Int32
 	for _, p := range callees {
-		wg.Go(func() { autoAnswer(p, stop, &answered) })
+		answerers.Go(func() { autoAnswer(p, stopAnswer, &answered) })
 	}
 	sipp := f.startPhone(t)
 	load := startDSMLoad(t, f.lb, 4)
 	callers := make([]*callLoop, 3)
 	for i := range callers {
 		callers[i] = &callLoop{p: newPage(t, f.lb)}
-		wg.Go(func() { callers[i].run(stop) })
+		loops.Go(func() { callers[i].run(stopCalls) })
 	}
 	time.Sleep(2 * time.Second) // calls of every kind before the first restart
 
@@ -63,12 +66,16 @@ func (f *faults) rollingRestart(t *testing.T) {
 		}
 		t1 := time.Now()
 		s.Restart(t, gw)
-		t.Logf("%s restarted and healthy in %s", gw, time.Since(t1).Round(time.Millisecond))
+		t.Logf("%s restarted and healthy in %s; from the load balancer: %s", gw, time.Since(t1).Round(time.Millisecond),
+			s.Exec(t, "lb", "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "http://"+gw+":8080/readyz"))
 		time.Sleep(2 * time.Second) // load on the whole stack again before the next one
 	}
 
-	close(stop)
-	wg.Wait()
+	close(stopCalls)
+	loops.Wait()
+	ok, bad := sipp.finish(t)
+	close(stopAnswer)
+	answerers.Wait()
 	total, failed := 0, 0
 	for _, c := range callers {
 		total += c.ok + len(c.failed)
@@ -77,14 +84,26 @@ func (f *faults) rollingRestart(t *testing.T) {
 			t.Errorf("a page's new call failed: %s", why)
 		}
 	}
-	ok, bad := sipp.finish(t)
 	t.Logf("pages: %d new calls, %d failed; phone to page users: %d calls, %d failed (%d answered by pages)",
 		total, failed, ok+bad, bad, answered.Load())
 	if bad > 0 || ok == 0 {
-		t.Errorf("phone calls to page users: %d succeeded, %d failed", ok, bad)
+		t.Errorf("phone calls to page users: %d succeeded, %d failed; refusals of INVITEs seen at the CSCF: %v",
+			ok, bad, inviteRefusals(trace.packets(), gatewayAddrs(s)))
 	}
 	acked, reconnects := load.stopAndCheck(t, f.lb)
 	t.Logf("DSM load over the rolling restart: %d ops acknowledged, none lost; %d reconnects", acked, reconnects)
+}
+
+// inviteRefusals counts the final failure responses to INVITEs the gateways sent, by
+// gateway and status.
+func inviteRefusals(pkts []sipPacket, gateways map[string]string) map[string]int {
+	out := map[string]int{}
+	for _, p := range pkts {
+		if gw, ok := gateways[p.Src]; ok && p.CSeq == "INVITE" && p.Status >= 300 {
+			out[fmt.Sprintf("%s %d", gw, p.Status)]++
+		}
+	}
+	return out
 }
 
 // drainFigures reads from a gateway's log how many registrations it handed off and how
@@ -92,9 +111,9 @@ func (f *faults) rollingRestart(t *testing.T) {
 func drainFigures(out string) (moved int, took string) {
 	for _, l := range strings.Split(out, "\n") {
 		var m struct {
-			Msg   string `json:"msg"`
-			Moved int    `json:"moved"`
-			Took  string `json:"drain_took"`
+			Msg   string        `json:"msg"`
+			Moved int           `json:"moved"`
+			Took  time.Duration `json:"drain_took"` // slog writes a duration in nanoseconds
 		}
 		if json.Unmarshal([]byte(l), &m) != nil {
 			continue
@@ -103,7 +122,7 @@ func drainFigures(out string) (moved int, took string) {
 		case "registrations handed off":
 			moved = m.Moved
 		case "hung up calls":
-			took = m.Took
+			took = m.Took.Round(time.Millisecond).String()
 		}
 	}
 	return moved, took
