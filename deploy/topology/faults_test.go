@@ -63,7 +63,7 @@ type faults struct {
 
 // writeLBConf writes deploy/nginx.conf with the given gateways in its upstream, as a user
 // scaling out edits it.
-func writeLBConf(t *testing.T, path string, gateways ...string) {
+func writeLBConf(t testing.TB, path string, gateways ...string) {
 	t.Helper()
 	file, err := findComposeFile()
 	if err != nil {
@@ -94,7 +94,7 @@ func writeLBConf(t *testing.T, path string, gateways ...string) {
 
 // reloadLB has nginx read its config again, as `docker compose exec lb nginx -s reload`:
 // new connections go to the new upstream, open ones stay where they are.
-func (f *faults) reloadLB(t *testing.T) {
+func (f *faults) reloadLB(t testing.TB) {
 	t.Helper()
 	f.s.Exec(t, "lb", "nginx", "-c", "/etc/nginx/nginx.conf", "-g", "pid /run/nginx.pid;", "-s", "reload")
 }
