@@ -23,6 +23,11 @@ type Config struct {
 	// Domain is the SIP domain of the adapter's identity and of bare user names written
 	// by browsers as remote ("bob" → sip:bob@Domain). Default: the advertised host.
 	Domain string
+	// ConferenceDomain completes a conference id written without a domain in a player's
+	// conference field (Join: "conf1" → sip:conf1@ConferenceDomain), as the users side
+	// completes the ids it subscribes to. Default: the domain of the caller's address of
+	// record for a registered user, else Domain.
+	ConferenceDomain string
 	// User is the user part of the adapter's own identity (From of outgoing calls).
 	User string
 	// DisplayName is the display name of the adapter's identity.
@@ -50,7 +55,7 @@ type Config struct {
 	// minute of ringing is what phones allow).
 	InviteTimeout time.Duration
 	// ClaimTTL is the lease of a claim on a player: an instance that died loses its
-	// calls to another instance after at most this long (10 s, renewed every third).
+	// calls to another instance after at most this long (10 s, renewed every fifth: lease.go).
 	ClaimTTL time.Duration
 	// Rescan is how often the players index and the live calls are re-read, catching
 	// anything a lost notification missed (5 s).

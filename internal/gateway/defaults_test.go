@@ -59,6 +59,7 @@ func packageKnobs() []knob {
 		{"MGW_MEDIA_TIMEOUT", func() any { return mg.MediaTimeout }},
 		{"MGW_SETUP_TIMEOUT", func() any { return mg.SetupTimeout }},
 		{"MGW_NO_LATCHING", func() any { return mg.DisableLatching }},
+		{"MGW_LATCH_WINDOW", func() any { return mg.LatchWindow }},
 	}
 }
 

@@ -31,7 +31,19 @@ func (a *App) buildCommon(o options) error {
 	a.mux = http.NewServeMux()
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	a.mux.HandleFunc("GET /readyz", a.readyz)
-	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	metrics := promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg})
+	if cfg.MetricsAddr == "" {
+		a.mux.Handle("GET /metrics", metrics)
+	} else {
+		l, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen %s (METRICS_ADDR): %w", cfg.MetricsAddr, err)
+		}
+		mm := http.NewServeMux()
+		mm.Handle("GET /metrics", metrics)
+		a.metricsListener = l
+		a.metricsSrv = &http.Server{Handler: mm, ReadHeaderTimeout: 10 * time.Second}
+	}
 
 	a.listener = o.listener
 	if a.listener == nil {
@@ -110,6 +122,7 @@ func (a *App) buildMediaGW(ev *eventRelay) error {
 		BindAddr: cfg.MGWBindAddr, PublicAddr: cfg.MGWPublicAddr, PortMin: cfg.MGWPortMin, PortMax: cfg.MGWPortMax,
 		PublicWSURL: cfg.MGWPublicWSURL, Secret: cfg.MGWSecret, TokenTTL: cfg.MGWTokenTTL,
 		MediaTimeout: cfg.MGWMediaTimeout, SetupTimeout: cfg.MGWSetupTimeout, DisableLatching: cfg.MGWNoLatching,
+		LatchWindow:    cfg.MGWLatchWindow,
 		AllowedOrigins: cfg.MGWOrigins, OnEvent: ev.deliver,
 	}, a.reg, a.ilog)
 	if err != nil {
@@ -157,6 +170,7 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 		TLSCert: cfg.SIPTLSCert, TLSKey: cfg.SIPTLSKey, TLSRootCAs: cfg.SIPTLSRootCAs, AdvertiseHost: cfg.SIPAdvertiseHost,
 		OutboundProxy: cfg.SIPOutboundProxy, AuthUser: cfg.SIPAuthUser, AuthPassword: cfg.SIPAuthPassword,
 		InviteTimeout: cfg.SIPInviteTimeout, DTMF: cfg.SIPDTMF, NoKeyspace: cfg.DSMNoKeyspace,
+		ConferenceDomain: cfg.UsersConfDom,
 	}
 	apply(o.adapter, &acfg)
 	a.adapter, err = asadapter.New(acfg, a.st, a.feed, asadapter.NewMediaGatewayClient(mc, cfg.Instance, eventURL), a.reg, a.clog)
@@ -172,8 +186,10 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 	if err != nil {
 		return err
 	}
-	// NOTIFYs of conference subscriptions arrive on the adapter's listeners.
+	// NOTIFYs of conference subscriptions arrive on the adapter's listeners; a registered
+	// user's calls carry the user's binding and credentials, which the users side holds.
 	a.adapter.OnRequest(sip.NOTIFY, a.users.HandleNotify)
+	a.adapter.UseUsers(a.users)
 	a.mux.Handle("/v1/users/", a.users.HTTPHandler())
 	return nil
 }

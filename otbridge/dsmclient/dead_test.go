@@ -53,21 +53,24 @@ func TestHalfOpenConnectionIsDropped(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := Dial(ctx, Config{URL: "ws" + strings.TrimPrefix(srv.URL, "http"), Token: "t",
-		PingInterval: 50 * time.Millisecond, DeadAfter: 300 * time.Millisecond})
+		// DeadAfter far above a ping's round trip even on a loaded machine: the test is
+		// about a silent connection, not a slow one.
+		PingInterval: 50 * time.Millisecond, DeadAfter: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	for conns.Load() < 2 || pings.Load() < 20 {
+	for conns.Load() < 2 || pings.Load() < 60 {
 		if ctx.Err() != nil {
 			t.Fatalf("connections %d, pings answered %d", conns.Load(), pings.Load())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// Answered pings keep the second connection: 20 pings are a second, three DeadAfters.
+	// Answered pings keep the second connection: 60 pings are three seconds, longer
+	// than DeadAfter.
 	if n := conns.Load(); n != 2 {
 		t.Fatalf("%d connections; a connection that answers pings was dropped", n)
 	}
