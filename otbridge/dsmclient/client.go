@@ -143,6 +143,7 @@ type Client struct {
 	mu      sync.Mutex // guards everything below and every Object's state
 	objects map[string]*Object
 	link    *link // nil while disconnected
+	first   *link // the link Dial made, until resume makes it link: for Close
 	welcome otbridge.Welcome
 	closed  bool
 	err     error // fatal: the token was refused on reconnect
@@ -167,11 +168,12 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The link is the client's before Dial returns: a Close right after Dial must find it
-	// to close it (else the reader, blocked on a live connection, never ends and Close
-	// waits for it forever).
+	// The first link is known to Close before Dial returns: a Close right after Dial must
+	// close it, or the reader, blocked on a live connection, never ends and Close waits
+	// for it forever. (It becomes c.link only in resume: until then a Subscribe's sub is
+	// dropped and resume sends it, once.)
 	c.mu.Lock()
-	c.link = l
+	c.first = l
 	c.mu.Unlock()
 	go c.run(l)
 	return c, nil
@@ -295,7 +297,7 @@ func (c *Client) reconnect() (*link, error) {
 func (c *Client) resume(l *link) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.link = l
+	c.link, c.first = l, nil
 	for _, o := range c.objects {
 		if o.subscribed {
 			c.sendSubLocked(o)

@@ -75,3 +75,43 @@ func TestHalfOpenConnectionIsDropped(t *testing.T) {
 		t.Fatalf("%d connections; a connection that answers pings was dropped", n)
 	}
 }
+
+// Close right after Dial returns: the reader must end even though the connection lives
+// on (it once blocked forever when Close found no link yet).
+func TestCloseRightAfterDial(t *testing.T) {
+	t.Parallel()
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		if _, _, err := ws.ReadMessage(); err != nil {
+			return
+		}
+		welcome, _ := json.Marshal(otbridge.Welcome{T: otbridge.TypeWelcome, Client: "k", Instance: "i"})
+		_ = ws.WriteMessage(websocket.TextMessage, welcome)
+		for { // live, silent, never closing first
+			if _, _, err := ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	for range 50 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := Dial(ctx, Config{URL: "ws" + strings.TrimPrefix(srv.URL, "http"), Token: "t"})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { c.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Close right after Dial did not return")
+		}
+	}
+}

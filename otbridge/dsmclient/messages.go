@@ -124,6 +124,9 @@ func (c *Client) Close() error {
 	c.mu.Lock()
 	c.closed = true
 	l := c.link
+	if l == nil {
+		l = c.first
+	}
 	c.mu.Unlock()
 	if l != nil {
 		l.close()
