@@ -3,52 +3,17 @@ package redisrun
 import (
 	"context"
 	"fmt"
-	"net"
 	"os/exec"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"dsmgw/internal/proc"
 )
 
 // clusterTimeout bounds the wait for a new cluster's state to become ok on every node:
 // the nodes gossip the slot assignment within a second or two on loopback; 20 s covers a
 // loaded machine.
 const clusterTimeout = 20 * time.Second
-
-// clusterBusOffset is what a cluster node adds to its port for its cluster bus port.
-const clusterBusOffset = 10000
-
-// clusterPortAttempts bounds clusterPort's search: a TCP port the kernel hands out lies
-// in its ephemeral range (32768-60999 by default), four in five of them below 55535.
-const clusterPortAttempts = 50
-
-// clusterPort returns a free TCP port whose cluster bus port (port + 10000) exists and is
-// free too: a node on a port above 55535 cannot start (proc.FreePort's UDP draw often
-// gives one), and a free port's bus port may be another process's.
-func clusterPort() (int, error) {
-	for range clusterPortAttempts {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, fmt.Errorf("redis cluster: free port: %w", err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if p+clusterBusOffset > 65535 {
-			continue
-		}
-		bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+clusterBusOffset))
-		if err != nil {
-			continue
-		}
-		bus.Close()
-		return p, nil
-	}
-	return 0, fmt.Errorf("redis cluster: no port with a free bus port after %d draws: %w", clusterPortAttempts, proc.ErrNoFreePort)
-}
 
 // Cluster is a private 3-master Redis Cluster without replicas.
 type Cluster struct {

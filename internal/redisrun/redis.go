@@ -69,11 +69,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		}
 		s.ownDir = true
 	}
-	pick := proc.FreePort
-	if o.cluster {
-		pick = clusterPort
-	}
-	port, child, err := proc.StartListening(ctx, "redis-server", pick, func(port int) (*exec.Cmd, proc.Options, error) {
+	port, child, err := proc.StartListening(ctx, "redis-server", proc.FreePort, func(port int) (*exec.Cmd, proc.Options, error) {
 		po := o.Proc
 		s.logPath = filepath.Join(s.dir, "redis-"+strconv.Itoa(port)+".log")
 		po.LogFile = s.logPath
