@@ -24,7 +24,7 @@ func scenarioFrom(t *testing.T, name, ip, remote string, args ...string) *testpe
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path, Remote: remote, IP: ip,
+	return testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path, Remote: remote, Host: ip,
 		MediaPort: testpeer.FreeUDPPort(t), NoWait: true, Args: append([]string{"-m", "1"}, args...)})
 }
 

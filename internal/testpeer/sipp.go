@@ -27,6 +27,9 @@ type SippOptions struct {
 	Remote string
 	// Transport is sipp's -t value ("u1" UDP one socket, "t1" TCP ...). Default "u1".
 	Transport string
+	// Host is the local address sipp binds and advertises (-i, -mi). Default 127.0.0.1; a
+	// test of a network of namespaces gives its bridge's address.
+	Host string
 	// Port is the local SIP port (-p). 0 picks a free one.
 	Port int
 	// RTPEcho makes sipp echo RTP received on MediaPort back to its sender (-rtp_echo).
@@ -39,15 +42,12 @@ type SippOptions struct {
 	// NoWait skips waiting for the SIP port to be bound (for client scenarios, which
 	// start sending at once and may end before a check could see them).
 	NoWait bool
-	// IP is the loopback address sipp binds for SIP and media (-i, -mi). Default
-	// 127.0.0.1; another 127.0.0.0/8 address is a source a gateway does not trust.
-	IP string
 }
 
 // Sipp is a running sipp process. Its working directory (trace, error and message
 // files) is Dir, a test temporary directory.
 type Sipp struct {
-	// Addr is the SIP address "<IP>:<Port>".
+	// Addr is the SIP address "127.0.0.1:<Port>".
 	Addr      string
 	Port      int
 	MediaPort int
@@ -57,7 +57,7 @@ type Sipp struct {
 	child *proc.Child
 }
 
-// StartSipp starts sipp on 127.0.0.1 (or opts.IP) with a private control port (-cp; by default sipp
+// StartSipp starts sipp on 127.0.0.1 with a private control port (-cp; by default sipp
 // opens 0.0.0.0:8888, which collides between parallel tests) and 4 MiB socket buffers
 // (-buff_size; without it sipp overflows UDP buffers under load). Logs and traces go to
 // a temporary directory, and the process is stopped by PID when the test ends. A server
@@ -71,9 +71,6 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 	if opts.Transport == "" {
 		opts.Transport = "u1"
 	}
-	if opts.IP == "" {
-		opts.IP = "127.0.0.1"
-	}
 	if opts.Port == 0 {
 		opts.Port = FreeUDPPort(t)
 	}
@@ -81,7 +78,10 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 		opts.MediaPort = freeMediaPort(t)
 	}
 	dir := t.TempDir()
-	args := []string{"-i", opts.IP, "-p", strconv.Itoa(opts.Port), "-t", opts.Transport,
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	args := []string{"-i", opts.Host, "-p", strconv.Itoa(opts.Port), "-t", opts.Transport,
 		"-cp", strconv.Itoa(FreeUDPPort(t)), "-buff_size", "4194304", "-nostdin",
 		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
 		"-trace_msg", "-message_file", filepath.Join(dir, "messages.log")}
@@ -91,7 +91,7 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 		args = append(args, "-sn", opts.Scenario)
 	}
 	if opts.MediaPort != 0 {
-		args = append(args, "-mi", opts.IP, "-mp", strconv.Itoa(opts.MediaPort))
+		args = append(args, "-mi", opts.Host, "-mp", strconv.Itoa(opts.MediaPort))
 	}
 	if opts.RTPEcho {
 		args = append(args, "-rtp_echo")
@@ -106,7 +106,7 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 	if err != nil {
 		t.Fatalf("testpeer: %v", err)
 	}
-	s := &Sipp{Addr: net.JoinHostPort(opts.IP, strconv.Itoa(opts.Port)), Port: opts.Port, MediaPort: opts.MediaPort,
+	s := &Sipp{Addr: net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)), Port: opts.Port, MediaPort: opts.MediaPort,
 		PID: child.PID(), Dir: dir, child: child}
 	stopOnCleanup(t, child, filepath.Join(dir, "sipp.log"), filepath.Join(dir, "errors.log"),
 		filepath.Join(dir, "messages.log"))
