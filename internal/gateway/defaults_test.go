@@ -47,6 +47,11 @@ func packageKnobs() []knob {
 		{"SIP_USER", func() any { return ad.User }},
 		{"SIP_INVITE_TIMEOUT", func() any { return ad.InviteTimeout }},
 		{"SIP_DTMF", func() any { return ad.DTMF }},
+		{"SIP_SOURCE_RATE", func() any { return ad.Edge.SourceRate }},
+		{"SIP_SOURCE_DROP_RATE", func() any { return ad.Edge.SourceDropRate }},
+		{"SIP_SOURCE_TRANSACTIONS", func() any { return ad.Edge.SourceTransactions }},
+		{"SIP_SOURCE_DIALOGS", func() any { return ad.Edge.SourceDialogs }},
+		{"SIP_SOURCE_CONNECTIONS", func() any { return ad.Edge.SourceConnections }},
 
 		{"USERS_EXPIRES", func() any { return us.Expires }},
 		{"USERS_SUBSCRIBE_EXPIRES", func() any { return us.SubscribeExpires }},
