@@ -20,6 +20,11 @@ import (
 // The users side sends and receives through the adapter's listeners.
 var _ sipport.Port = (*Adapter)(nil)
 
+// udpReadBuffer is the UDP listener's socket receive buffer: 4 MiB absorbs a burst of
+// some two thousand datagrams while the reader is busy (the default, about 200 KiB, holds
+// a hundred; sipp and Kamailio ask for as much). The kernel caps it at net.core.rmem_max.
+const udpReadBuffer = 4 << 20
+
 // transports holds the listeners bound by New and what we advertise for each transport.
 type transports struct {
 	udp     net.PacketConn
@@ -99,6 +104,9 @@ func (a *Adapter) startUA(base *slog.Logger) error {
 		c, err := net.ListenPacket("udp", a.cfg.ListenUDP)
 		if err != nil {
 			return fail(fmt.Errorf("asadapter: listen udp %s: %w", a.cfg.ListenUDP, err))
+		}
+		if uc, ok := c.(*net.UDPConn); ok {
+			_ = uc.SetReadBuffer(udpReadBuffer) // best effort: the kernel caps it
 		}
 		t.udp = c
 		t.closers = append(t.closers, c.Close)
