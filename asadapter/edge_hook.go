@@ -17,14 +17,16 @@ import (
 	"dsmgw/asadapter/edge"
 )
 
-// The SIP edge in the request path (package edge holds the rules). sipgo hands every read
-// of every connection, before parsing it, to readFilter: a datagram is decided on at
-// once, a stream's reads go through the edge.Stream of their connection. Stateless
-// answers leave on the socket the request came in on: the UDP listener, or the accepted
-// stream connection, which the listener wrapper (edgeListener) registers; a connection
-// sipgo dialed itself (to the CSCF, or a peer we called) gets no answer from the edge,
-// only its verdict. Bounds that need the parsed request (requests in progress, calls) are
-// applied in the handlers: owned and onInvite.
+// The SIP edge in the request path (package edge holds the rules). The UDP listener sipgo
+// serves is wrapped (edgePacketConn): its reads are decided on before sipgo sees them, so
+// a dropped datagram costs one read and a look-up, and nothing of sipgo (no address
+// object, no goroutine). sipgo hands every other read, before parsing it, to readFilter:
+// a datagram of a socket sipgo opened itself, or a stream's bytes, which go through the
+// edge.Stream of their connection. Stateless answers leave on the socket the request came
+// in on: the UDP listener, or the accepted stream connection, which the listener wrapper
+// (edgeListener) registers; a connection sipgo dialed itself (to the CSCF, or a peer we
+// called) gets no answer from the edge, only its verdict. Bounds that need the parsed
+// request (requests in progress, calls) are applied in the handlers: owned and onInvite.
 
 // streamSweep is how often the edge state of connections sipgo dialed is swept, and how
 // long such a connection may stay idle in the middle of a message before its partial
@@ -82,7 +84,11 @@ func (a *Adapter) readFilter(p sip.TransportReadProps, data []byte) ([]byte, err
 		if !ok {
 			return nil, nil
 		}
-		return a.edge.Datagram(ra.AddrPort(), data, func(ans []byte) { a.answerUDP(p.LocalAddr, ra, ans) }), nil
+		if a.tp.isListener(p.LocalAddr) {
+			return data, nil // decided on by edgePacketConn
+		}
+		// A socket sipgo opened itself: the edge's verdict, no answer from it.
+		return a.edge.Datagram(ra.AddrPort(), data, nil), nil
 	}
 	key := connKey{addrPort(p.LocalAddr), addrPort(p.RemoteAddr)}
 	c := a.conns.get(key)
@@ -103,17 +109,37 @@ func (a *Adapter) readFilter(p sip.TransportReadProps, data []byte) ([]byte, err
 	return out, err
 }
 
-// answerUDP sends a stateless answer from the UDP listener it came to.
-func (a *Adapter) answerUDP(local net.Addr, to *net.UDPAddr, ans []byte) {
-	la, ok := local.(*net.UDPAddr)
-	if !ok || a.tp.udp == nil {
-		return
+// edgePacketConn is the UDP listener as sipgo reads it: only what the edge lets through.
+type edgePacketConn struct {
+	*net.UDPConn
+	edge *edge.Edge
+}
+
+// ReadFrom returns the next datagram the edge lets through (without its identity headers
+// when it came from outside the trust domain), after answering or dropping the others.
+func (c *edgePacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, ap, err := c.ReadFromUDPAddrPort(p)
+		if err != nil {
+			return n, nil, err
+		}
+		out := c.edge.Datagram(ap, p[:n], func(ans []byte) { _, _ = c.WriteToUDPAddrPort(ans, ap) })
+		if out == nil {
+			continue
+		}
+		n = copy(p, out) // a stripped copy is shorter than what was read
+		return n, net.UDPAddrFromAddrPort(ap), nil
 	}
-	ours := a.tp.udp.LocalAddr().(*net.UDPAddr)
-	if la.Port != ours.Port || !la.IP.Equal(ours.IP) {
-		return // a socket sipgo opened itself: no answer from the edge
+}
+
+// isListener reports whether a is our UDP listener's address.
+func (t *transports) isListener(a net.Addr) bool {
+	la, ok := a.(*net.UDPAddr)
+	if !ok || t.udp == nil {
+		return false
 	}
-	_, _ = a.tp.udp.WriteTo(ans, to)
+	ours := t.udp.LocalAddr().(*net.UDPAddr)
+	return la.Port == ours.Port && la.IP.Equal(ours.IP)
 }
 
 // decideConn decides once whether a stream connection is trusted: by its peer

@@ -107,6 +107,7 @@ func (a *Adapter) startUA(base *slog.Logger) error {
 		}
 		if uc, ok := c.(*net.UDPConn); ok {
 			_ = uc.SetReadBuffer(udpReadBuffer) // best effort: the kernel caps it
+			c = &edgePacketConn{UDPConn: uc, edge: a.edge}
 		}
 		t.udp = c
 		t.closers = append(t.closers, c.Close)

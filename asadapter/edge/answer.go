@@ -1,9 +1,6 @@
 package edge
 
-import (
-	"bytes"
-	"strconv"
-)
+import "strconv"
 
 // Stateless answers (RFC 3261 section 8.2.6 and 16.7's stateless proxy rules applied to a
 // UAS): one response built from the request's own headers and sent once, with no
@@ -30,7 +27,7 @@ func AppendAnswer(dst, b []byte, m *Message, code int, reason string, extra ...s
 	if m.toTag.end > m.toTag.start || code < 200 {
 		dst = appendLine(dst, m.to.of(b))
 	} else {
-		dst = append(dst, bytes.TrimRight(m.to.of(b), "\r\n")...)
+		dst = append(dst, trimEOL(m.to.of(b))...)
 		dst = append(dst, ";tag="...)
 		dst = appendTag(dst, b, m)
 		dst = append(dst, "\r\n"...)
@@ -46,8 +43,16 @@ func AppendAnswer(dst, b []byte, m *Message, code int, reason string, extra ...s
 
 // appendLine appends a header line with a CRLF line end whatever it arrived with.
 func appendLine(dst, line []byte) []byte {
-	dst = append(dst, bytes.TrimRight(line, "\r\n")...)
+	dst = append(dst, trimEOL(line)...)
 	return append(dst, "\r\n"...)
+}
+
+// trimEOL returns line without its trailing CR and LF bytes.
+func trimEOL(line []byte) []byte {
+	for len(line) > 0 && (line[len(line)-1] == '\n' || line[len(line)-1] == '\r') {
+		line = line[:len(line)-1]
+	}
+	return line
 }
 
 // appendTag appends our To tag for an answer to m: a hash of the Call-ID, the From tag

@@ -99,12 +99,18 @@ func (e *Edge) Datagram(src netip.AddrPort, b []byte, reply func([]byte)) []byte
 		e.met.passed[passTrusted].Inc()
 		return b
 	}
-	var m Message
-	if err := Scan(b, &m); err != nil {
-		e.refuse(ReasonMalformed, a, e.clock())
+	// Every message pays first: a source past its drop rate costs a look-up, not a scan.
+	now := e.clock()
+	if !e.src.charge(a, now, e.cfg.SourceDropRate) {
+		e.count(ReasonFlood)
 		return nil
 	}
-	if !e.decide(a, b, &m, reply) {
+	var m Message
+	if err := Scan(b, &m); err != nil {
+		e.refuse(ReasonMalformed, a, now)
+		return nil
+	}
+	if !e.decide(a, b, &m, now, reply) {
 		return nil
 	}
 	if m.nstrip == 0 {
@@ -133,7 +139,12 @@ func (e *Edge) NewStream(src netip.Addr) *Stream { return &Stream{e: e, src: src
 func (s *Stream) Feed(data []byte, reply func([]byte)) ([]byte, error) {
 	s.out = s.out[:0]
 	err := s.f.Feed(data, func(msg []byte, m *Message) {
-		if !s.e.decide(s.src, msg, m, reply) {
+		now := s.e.clock()
+		if !s.e.src.charge(s.src, now, s.e.cfg.SourceDropRate) {
+			s.e.count(ReasonFlood)
+			return
+		}
+		if !s.e.decide(s.src, msg, m, now, reply) {
 			return
 		}
 		s.e.met.stripped.Add(float64(m.nstrip))
@@ -149,17 +160,13 @@ func (s *Stream) Feed(data []byte, reply func([]byte)) ([]byte, error) {
 	return s.out, nil
 }
 
-// decide is the edge's rule for a message m (scanned from b) from an untrusted source:
-// true lets it through; otherwise it was answered through reply or dropped.
-func (e *Edge) decide(src netip.Addr, b []byte, m *Message, reply func([]byte)) bool {
-	now := e.clock()
+// decide is the edge's rule for a message m (scanned from b) from an untrusted source,
+// which has paid its answer bucket: true lets it through; otherwise it was answered
+// through reply or dropped.
+func (e *Edge) decide(src netip.Addr, b []byte, m *Message, now int64, reply func([]byte)) bool {
 	if !m.Request {
-		// A response: sipgo matches it to a transaction of ours or drops it. It is
-		// charged to the source like any message, never answered.
-		if !e.src.charge(src, now, e.cfg.SourceDropRate) {
-			e.refuse(ReasonFlood, src, now)
-			return false
-		}
+		// A response: sipgo matches it to a transaction of ours or drops it; never
+		// answered.
 		e.met.passed[passResponse].Inc()
 		return true
 	}
@@ -177,11 +184,7 @@ func (e *Edge) decide(src netip.Addr, b []byte, m *Message, reply func([]byte)) 
 			return true
 		}
 	}
-	switch e.src.admit(src, now, e.cfg.SourceRate, e.cfg.SourceDropRate) {
-	case dropped:
-		e.refuse(ReasonFlood, src, now)
-		return false
-	case throttled:
+	if !e.src.admit(src, now, e.cfg.SourceRate) {
 		if m.Method != MethodAck {
 			e.answer(reply, b, m, 503, "Service Unavailable", retryAfter)
 		}
@@ -253,12 +256,18 @@ func (e *Edge) answer(reply func([]byte), b []byte, m *Message, code int, reason
 
 // refuse counts a refusal of src's message.
 func (e *Edge) refuse(r Reason, src netip.Addr, now int64) {
-	e.met.refused[r].Inc()
-	e.period[r].Add(1)
-	e.total[r].Add(1)
+	e.count(r)
 	if src.IsValid() && !e.trust.contains(src) {
 		e.src.refused(src, now)
 	}
+}
+
+// count counts a refusal for r in the metrics and the summary (the source's count is
+// the caller's).
+func (e *Edge) count(r Reason) {
+	e.met.refused[r].Inc()
+	e.period[r].Add(1)
+	e.total[r].Add(1)
 }
 
 // Refusals returns how many messages were refused for r since New (what the metric

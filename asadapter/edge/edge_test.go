@@ -35,7 +35,7 @@ func (d fakeDialogs) Dialog(callID, local, remote []byte) (netip.Addr, bool) {
 }
 
 // testEdge builds an edge trusting the CSCF's network, with cfg's other fields.
-func testEdge(t *testing.T, cfg Config, log *slog.Logger) (*Edge, *prometheus.Registry) {
+func testEdge(t testing.TB, cfg Config, log *slog.Logger) (*Edge, *prometheus.Registry) {
 	t.Helper()
 	if cfg.Trusted == nil {
 		cfg.Trusted = []string{"10.0.0.0/24"}

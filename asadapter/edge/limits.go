@@ -9,13 +9,15 @@ import (
 
 // Per-source bounds. A source is an IPv4 address, or the /64 of an IPv6 address (one
 // host holds a whole /64 and can send from any of its addresses). Each source has two
-// token buckets, charged by every request it sends:
+// token buckets:
 //
-//   - the answer bucket (SourceDropRate per second) decides whether the request gets any
-//     answer at all: without a token it is dropped silently, so a flood costs the gateway
-//     one look-up per packet and sends nothing back;
-//   - the admit bucket (SourceRate per second) decides whether it is handled: without a
-//     token it is answered 503 with Retry-After.
+//   - the answer bucket (SourceDropRate per second), charged by every message before the
+//     edge even reads it, decides whether it is looked at at all: without a token it is
+//     dropped silently, so a flood costs the gateway one look-up per packet and sends
+//     nothing back;
+//   - the admit bucket (SourceRate per second), charged by every request but those in a
+//     dialog from its next hop, decides whether it is handled: without a token it is
+//     answered 503 with Retry-After.
 //
 // Both allow a burst of twice their rate. Counters bound what a source holds at once:
 // server transactions, dialogs and stream connections. The table holds at most
@@ -26,15 +28,6 @@ import (
 // buckets are full again well before (at the default rates within 2 s), so forgetting it
 // loses nothing.
 const idleSource = time.Minute
-
-// admission is what the buckets say about one request.
-type admission uint8
-
-const (
-	admitted  admission = iota
-	throttled           // answer 503
-	dropped             // answer nothing
-)
 
 // bucket is a token bucket; at is the clock of its last update (0: never used, full).
 type bucket struct {
@@ -106,26 +99,26 @@ func (t *table) get(a netip.Addr, now int64) *source {
 	return s
 }
 
-// admit charges one request of a's source to its buckets.
-func (t *table) admit(a netip.Addr, now int64, rate, dropRate float64) admission {
+// charge takes one token of the answer bucket of a's source, which every message pays
+// for before anything else is done with it; false when there was none (the message is
+// dropped, and the refusal counted for the summary under the same lock).
+func (t *table) charge(a netip.Addr, now int64, dropRate float64) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.get(a, now)
 	if !s.answer.take(now, dropRate) {
-		return dropped
+		s.refused++
+		return false
 	}
-	if !s.admit.take(now, rate) {
-		return throttled
-	}
-	return admitted
+	return true
 }
 
-// charge takes one token of a's answer bucket only (a response, which is never answered);
-// false when there was none.
-func (t *table) charge(a netip.Addr, now int64, dropRate float64) bool {
+// admit takes one token of the admit bucket of a's source, which a request pays for to
+// be handled; false when there was none (it is answered 503).
+func (t *table) admit(a netip.Addr, now int64, rate float64) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.get(a, now).answer.take(now, dropRate)
+	return t.get(a, now).admit.take(now, rate)
 }
 
 // counter selects one of a source's counters.

@@ -302,9 +302,27 @@ func (m *Message) header(b []byte, line, whole span) error {
 	return nil
 }
 
-// is reports whether name is long or short (a compact form), in any case.
+// is reports whether name is long or short (a compact form), in any case. The scanner
+// reads every header of every message a flood brings: lengths are compared first, then
+// ASCII letters without Unicode case folding (header names are tokens).
 func is(name []byte, long, short string) bool {
-	return bytes.EqualFold(name, []byte(long)) || (short != "" && bytes.EqualFold(name, []byte(short)))
+	return (len(name) == len(long) && asciiEqualFold(name, long)) ||
+		(short != "" && len(name) == len(short) && asciiEqualFold(name, short))
+}
+
+// asciiEqualFold reports whether b equals the lower-case s, ignoring the case of ASCII
+// letters in b.
+func asciiEqualFold(b []byte, s string) bool {
+	for i := range len(b) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // atoi parses a Content-Length: decimal digits, at most MaxMessage.

@@ -28,9 +28,14 @@ import (
 	"dsmgw/internal/sipfuzz"
 )
 
-// settle bounds the wait for the run's transactions to end: a non-INVITE server
-// transaction over UDP lives 32 s after its answer (Timer J).
-const settle = 90 * time.Second
+// transactionsEnd is how long the last transactions of a run live: a non-INVITE server
+// transaction over UDP stays 32 s after its answer (Timer J), an INVITE one 32 s when no
+// ACK comes (Timer H); the gateway is measured after that. settle bounds a further wait
+// for its goroutines and heap to come back.
+const (
+	transactionsEnd = 35 * time.Second
+	settle          = 60 * time.Second
+)
 
 func main() {
 	gwchild.MaybeServe()
@@ -47,6 +52,7 @@ func run() error {
 	seed := flag.Uint64("seed", uint64(time.Now().UnixNano()), "the mutator's seed (printed, to replay a run)")
 	root := flag.String("root", ".", "the module root, where the seeds are")
 	keep := flag.String("keep", "", "folder for the gateway's and Redis's logs (default: a temporary one, removed)")
+	only := flag.String("only", "", "run only these of udp/127.0.0.1, tcp/127.0.0.1, udp/127.0.0.3, tcp/127.0.0.3 (comma-separated)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -95,6 +101,9 @@ func run() error {
 	for i, m := range []struct{ transport, ip string }{
 		{"udp", "127.0.0.1"}, {"tcp", "127.0.0.1"}, {"udp", "127.0.0.3"}, {"tcp", "127.0.0.3"},
 	} {
+		if *only != "" && !strings.Contains(","+*only+",", ","+m.transport+"/"+m.ip+",") {
+			continue
+		}
 		res, err := sipfuzz.Run(ctx, sipfuzz.Config{Gateway: sip, LocalIP: m.ip, Transport: m.transport,
 			Messages: *n / 4, Rate: *rate, Window: *window, Seed: *seed + uint64(i)}, seeds)
 		if err != nil {
@@ -102,6 +111,10 @@ func run() error {
 		}
 		fmt.Printf("%-4s %-10s %8d %8d %8d %10d %10d %8.1f\n", m.transport, m.ip, res.Sent, res.WellFormed,
 			res.Answered, res.UnansweredN, res.Reconnects, res.Elapsed.Seconds())
+		if res.BadStreamSample != "" {
+			failed = append(failed, fmt.Sprintf("%s from %s: the gateway's answers could not be framed: %s",
+				m.transport, m.ip, res.BadStreamSample))
+		}
 		if res.UnansweredN > 0 {
 			failed = append(failed, fmt.Sprintf("%s from %s: %d unanswered, first:\n%s", m.transport, m.ip,
 				res.UnansweredN, strings.Join(res.Unanswered, "\n----\n")))
@@ -116,6 +129,8 @@ func run() error {
 	cpu, _ := proc.CPU(gw.PID())
 	var g1, h1 float64
 	var r1 int64
+	fmt.Printf("waiting %s for the run's transactions to end...\n", transactionsEnd)
+	time.Sleep(transactionsEnd)
 	for deadline := time.Now().Add(settle); ; time.Sleep(time.Second) {
 		if g1, h1, r1, err = stats(ctx, httpAddr, gw.PID()); err != nil {
 			return err

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,8 +47,18 @@ func MaybeServe() {
 }
 
 // serve runs the gateway of the environment (as cmd/gateway: SIGTERM drains, SIGINT
-// stops), printing its HTTP address and READY once it is ready.
+// stops), printing its HTTP address and READY once it is ready. On SIGUSR1 it returns
+// the memory it freed to the OS at once (a tool's "after a forced GC" reading, beside
+// the one the runtime's own pace gives).
 func serve() error {
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	go func() {
+		for range usr1 {
+			debug.FreeOSMemory()
+		}
+	}()
 	cfg, err := gateway.LoadConfig()
 	if err != nil {
 		return err

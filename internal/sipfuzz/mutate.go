@@ -150,6 +150,13 @@ func WellFormed(b []byte, local, transport string) (Expected, bool) {
 	if tag, _ := from.Params.Get("tag"); tag == "" {
 		return Expected{}, false
 	}
+	// The top Via as written: printable, with one branch (sipgo keeps the last of two,
+	// a reader of the response may take either).
+	if l := topVia(b); l == "" || strings.Count(l, "branch=") != 1 || strings.ContainsFunc(l, func(c rune) bool {
+		return c < ' ' || c > '~'
+	}) {
+		return Expected{}, false
+	}
 	branch, _ := via.Params.Get("branch")
 	if !strings.HasPrefix(branch, "z9hG4bK") || len(branch) < 10 || !strings.EqualFold(via.Transport, transport) ||
 		via.SentBy() != local || len(req.GetHeaders("Via")) != 1 {
@@ -167,4 +174,18 @@ func WellFormed(b []byte, local, transport string) (Expected, bool) {
 		return Expected{}, false
 	}
 	return Expected{Branch: branch, Req: req}, true
+}
+
+// topVia returns the first Via header line of b as written ("" without one).
+func topVia(b []byte) string {
+	for _, l := range strings.Split(string(b), "\r\n")[1:] {
+		if l == "" {
+			return ""
+		}
+		name, _, _ := strings.Cut(l, ":")
+		if n := strings.ToLower(strings.TrimSpace(name)); n == "via" || n == "v" {
+			return l
+		}
+	}
+	return ""
 }

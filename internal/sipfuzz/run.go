@@ -43,6 +43,8 @@ type Result struct {
 	AckedFinal     int // final responses to INVITEs the fuzzer acknowledged
 	UnexpectedResp int // responses matching no request of the run
 	BadStream      int // TCP streams from the gateway that could not be framed
+	// BadStreamSample is the start of the first such stream's unframed bytes, with why.
+	BadStreamSample string
 }
 
 // pending is a well-formed request awaiting its answer.
@@ -54,11 +56,15 @@ type pending struct {
 
 // run is the state shared by a run's sender and readers.
 type run struct {
-	cfg  Config
-	mu   sync.Mutex // guards out, res
-	out  map[string]pending
-	res  Result
-	cond *sync.Cond // signalled when out shrinks
+	cfg Config
+	mu  sync.Mutex // guards out, res
+	out map[string]pending
+	// branches are the Via branches of every message sent so far, as written: a mutation
+	// can give a request the branch of an earlier one, which then is a retransmission of
+	// that transaction (answered with its answer), not a new request.
+	branches map[string]bool
+	res      Result
+	cond     *sync.Cond // signalled when out shrinks
 }
 
 // Run sends cfg.Messages mutated messages of seeds and returns what came back. Over UDP
@@ -66,7 +72,7 @@ type run struct {
 // and the rest on another (the gateway may close a connection whose stream it cannot
 // frame, which must not count against the requests behind it), each reopened when closed.
 func Run(ctx context.Context, cfg Config, seeds []Seed) (Result, error) {
-	r := &run{cfg: cfg, out: map[string]pending{}}
+	r := &run{cfg: cfg, out: map[string]pending{}, branches: map[string]bool{}}
 	r.cond = sync.NewCond(&r.mu)
 	start := time.Now()
 	var err error
@@ -101,12 +107,16 @@ func (r *run) sendLoop(ctx context.Context, seeds []Seed, local string, send fun
 		exp, ok := WellFormed(b, local, r.cfg.Transport)
 		r.mu.Lock()
 		r.res.Sent++
+		branch := branchOf(b)
+		seen := r.branches[branch]
+		r.branches[branch] = true
 		if ok {
-			if _, dup := r.out[exp.Branch]; dup {
-				ok = false // a mutation made a branch of another request: not a new request
+			key := exp.Req.CallID().Value()
+			if _, dup := r.out[key]; dup || seen {
+				ok = false // the Call-ID or branch of an earlier message: not a new request
 			} else {
 				r.res.WellFormed++
-				r.out[exp.Branch] = pending{req: exp.Req, raw: b, sent: time.Now()}
+				r.out[key] = pending{req: exp.Req, raw: b, sent: time.Now()}
 				for len(r.out) >= r.cfg.Window {
 					r.expire()
 					if len(r.out) >= r.cfg.Window {
@@ -127,6 +137,18 @@ func (r *run) sendLoop(ctx context.Context, seeds []Seed, local string, send fun
 	}
 	r.expireAll()
 	r.mu.Unlock()
+}
+
+// branchOf returns the branch of b's top Via as written ("" without one).
+func branchOf(b []byte) string {
+	_, v, ok := strings.Cut(topVia(b), "branch=")
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexAny(v, "; ,"); i >= 0 {
+		v = v[:i]
+	}
+	return v
 }
 
 // waitShrink waits (r.mu held) until an answer arrives or 100 ms pass.
@@ -159,32 +181,30 @@ func (r *run) unanswered(branch string, p pending) {
 	}
 }
 
-// response records a response read from the gateway; ack is called with the ACK of a
-// final response to an INVITE.
+// response records a response read from the gateway (matched to its request by Call-ID,
+// unique per message of a run; read with the edge's scanner, which takes the odd headers
+// a response copies from its request); ack is called with the ACK of a final response
+// to an INVITE.
 func (r *run) response(b []byte, ack func([]byte)) {
-	msg, err := sip.ParseMessage(b)
-	if err != nil {
+	var m edge.Message
+	if edge.Scan(b, &m) != nil || m.Request {
 		return
 	}
-	res, ok := msg.(*sip.Response)
-	if !ok || res.Via() == nil || res.To() == nil {
-		return
-	}
-	branch, _ := res.Via().Params.Get("branch")
+	key := string(m.CallID(b))
 	r.mu.Lock()
-	p, found := r.out[branch]
+	p, found := r.out[key]
 	if !found {
-		if res.StatusCode >= 200 {
+		if m.Status >= 200 {
 			r.res.UnexpectedResp++
 		}
 		r.mu.Unlock()
 		return
 	}
-	if res.StatusCode < 200 {
+	if m.Status < 200 {
 		r.mu.Unlock()
 		return
 	}
-	delete(r.out, branch)
+	delete(r.out, key)
 	r.res.Answered++
 	r.cond.Broadcast()
 	isInvite := p.req.Method == sip.INVITE
@@ -192,8 +212,13 @@ func (r *run) response(b []byte, ack func([]byte)) {
 		r.res.AckedFinal++
 	}
 	r.mu.Unlock()
-	if isInvite {
-		ack(ackOf(p.req, res))
+	if !isInvite {
+		return
+	}
+	if msg, err := sip.ParseMessage(b); err == nil {
+		if res, ok := msg.(*sip.Response); ok && res.To() != nil {
+			ack(ackOf(p.req, res))
+		}
 	}
 }
 
@@ -282,6 +307,9 @@ func (r *run) dial(local int, record bool) (*tcpConn, error) {
 			if err != nil {
 				r.mu.Lock()
 				r.res.BadStream++
+				if r.res.BadStreamSample == "" && record {
+					r.res.BadStreamSample = fmt.Sprintf("%v: %q", err, buf[:min(n, 600)])
+				}
 				r.mu.Unlock()
 				return
 			}
