@@ -5,8 +5,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/emiago/sipgo/sip"
-
 	"dsmgw/asadapter/sipport"
 	"dsmgw/store"
 )
@@ -102,19 +100,20 @@ func (ids *identities) setDisplay(name, display string) {
 	ids.mu.Unlock()
 }
 
-// of returns the registered identity of the browser with client key client.
-func (ids *identities) of(client string) (display, sipURI string, ok bool) {
+// of returns the registered identity of the browser with client key client: the user's
+// name, display name and address of record.
+func (ids *identities) of(client string) (name, display, sipURI string, ok bool) {
 	ids.mu.RLock()
 	defer ids.mu.RUnlock()
 	name, found := ids.byClient[client]
 	if !found {
-		return "", "", false
+		return "", "", "", false
 	}
 	u := ids.users[name]
 	if u.registration != sipport.RegRegistered || u.sipURI == "" {
-		return "", "", false
+		return "", "", "", false
 	}
-	return u.display, u.sipURI, true
+	return name, u.display, u.sipURI, true
 }
 
 // userObject returns the user of a users/<user> address ("" for anything else, such as
@@ -168,24 +167,4 @@ func (a *Adapter) loadIdentities(ctx context.Context) {
 		}
 		a.ids.apply(a.schema, name, r.Rev, true, r.Fields, nil)
 	}
-}
-
-// callerIdentity returns the From of a call placed from player: the registered user's
-// address of record when the player's browser is logged in as one, else ours.
-func (a *Adapter) callerIdentity(player string) (display string, uri sip.Uri) {
-	ours := sip.Uri{Scheme: "sip", User: a.cfg.User, Host: a.cfg.Domain}
-	client, _, ok := a.schema.ParsePlayerAddress(player)
-	if !ok {
-		return a.cfg.DisplayName, ours
-	}
-	display, s, ok := a.ids.of(client)
-	if !ok {
-		return a.cfg.DisplayName, ours
-	}
-	u, err := sipport.ParseAOR(s) // an address of record, not a contact
-	if err != nil {
-		a.log.Warn("registered user's sip_uri unusable; calling with the adapter's identity", "player", player, "sip_uri", s, "err", err)
-		return a.cfg.DisplayName, ours
-	}
-	return display, u
 }

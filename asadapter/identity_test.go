@@ -54,7 +54,7 @@ func waitIdentity(t *testing.T, a *Adapter, client string, want bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitFor)
 	for {
-		if _, _, ok := a.ids.of(client); ok == want {
+		if _, _, _, ok := a.ids.of(client); ok == want {
 			return
 		}
 		if time.Now().After(deadline) {

@@ -16,7 +16,9 @@ type Policy interface {
 
 // DefaultPolicy implements the Grants of docs/dsm-protocol.md: a token for client K may
 // read and write the objects players/K/..., may write only the fields players/K/... of the
-// players index, and may read users and users/...
+// players index, and may read users and users/...; a token bound to user U may also write
+// the field conferences of users/U (the conferences the user's page watches and joins:
+// the page chooses them itself, the AS adapter subscribes to what it lists).
 type DefaultPolicy struct{}
 
 const (
@@ -24,6 +26,8 @@ const (
 	playersPrefix = "players/"
 	usersIndex    = "users"
 	usersPrefix   = "users/"
+	// conferencesField is the one field of users/<user> the user's own token writes.
+	conferencesField = "conferences"
 )
 
 func ownPlayer(c Claims, s string) bool {
@@ -44,6 +48,9 @@ func (DefaultPolicy) CanRead(c Claims, obj string) bool {
 func (DefaultPolicy) CanWrite(c Claims, obj, field string) bool {
 	if obj == playersIndex {
 		return ownPlayer(c, field) && store.ValidAddress(field) == nil
+	}
+	if c.User != "" && obj == usersPrefix+c.User {
+		return field == conferencesField
 	}
 	return ownPlayer(c, obj)
 }

@@ -168,6 +168,7 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 		TLSCert: cfg.SIPTLSCert, TLSKey: cfg.SIPTLSKey, TLSRootCAs: cfg.SIPTLSRootCAs, AdvertiseHost: cfg.SIPAdvertiseHost,
 		OutboundProxy: cfg.SIPOutboundProxy, AuthUser: cfg.SIPAuthUser, AuthPassword: cfg.SIPAuthPassword,
 		InviteTimeout: cfg.SIPInviteTimeout, DTMF: cfg.SIPDTMF, NoKeyspace: cfg.DSMNoKeyspace,
+		ConferenceDomain: cfg.UsersConfDom,
 	}
 	apply(o.adapter, &acfg)
 	a.adapter, err = asadapter.New(acfg, a.st, a.feed, asadapter.NewMediaGatewayClient(mc, cfg.Instance, eventURL), a.reg, a.clog)
@@ -183,8 +184,10 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 	if err != nil {
 		return err
 	}
-	// NOTIFYs of conference subscriptions arrive on the adapter's listeners.
+	// NOTIFYs of conference subscriptions arrive on the adapter's listeners; a registered
+	// user's calls carry the user's binding and credentials, which the users side holds.
 	a.adapter.OnRequest(sip.NOTIFY, a.users.HandleNotify)
+	a.adapter.UseUsers(a.users)
 	a.mux.Handle("/v1/users/", a.users.HTTPHandler())
 	return nil
 }
