@@ -55,6 +55,7 @@ func (c *call) confirmed(ctx context.Context) {
 			if dt := fl[a.f.dtmf]; dt != "" {
 				c.sendDTMF(ctx, dt)
 			}
+			c.floorIntent(ctx, fl)
 		case <-renew.C:
 			if err := a.renew(ctx, c.player); errors.Is(err, ErrClaimLost) {
 				c.log.Warn("claim taken by another instance; leaving the call to it")

@@ -61,6 +61,9 @@ type Schema struct {
 			Registration      string `json:"registration"`
 			RegistrationError string `json:"registrationError"`
 			Conferences       string `json:"conferences"`
+			// Services lists the IMS services the user's page offers ("mmtel poc"):
+			// the REGISTER's Contact carries their feature tags (asadapter/icsi).
+			Services string `json:"services"`
 			Client            string `json:"client"`
 		} `json:"fields"`
 		RegistrationStates []string `json:"registrationStates"`

@@ -98,7 +98,12 @@ func (c *Channel) Port() int { return c.port }
 // line with our public address and port, queueing and our priority (TS 24.380 section
 // 14). Put it after the audio's media description.
 func (c *Channel) AppendOffer(b []byte) []byte {
-	m := floorctl.AppendMedia(nil, c.port, floorctl.Params{Queueing: true, Priority: c.ports.cfg.Priority})
+	return c.appendMedia(b, floorctl.Params{Queueing: true, Priority: c.ports.cfg.Priority})
+}
+
+// appendMedia appends the MCPTT m= line with our address and port, and its fmtp.
+func (c *Channel) appendMedia(b []byte, p floorctl.Params) []byte {
+	m := floorctl.AppendMedia(nil, c.port, p)
 	i := bytes.Index(m, []byte("\r\n")) + 2
 	ipv := "IP4"
 	if c.ports.pub.Is6() && !c.ports.pub.Is4In6() {
@@ -107,6 +112,13 @@ func (c *Channel) AppendOffer(b []byte) []byte {
 	b = append(b, m[:i]...) // m= first, then c=, then the attributes (RFC 4566 order)
 	b = fmt.Appendf(b, "c=IN %s %s\r\n", ipv, c.ports.pub.Unmap())
 	return append(b, m[i:]...)
+}
+
+// AppendAnswer appends the floor control media description of our answer to an offer
+// whose MCPTT parameters were offered: queueing when both sides support it, the offered
+// priority capped by ours (TS 24.380 section 14).
+func (c *Channel) AppendAnswer(b []byte, offered floorctl.Params) []byte {
+	return c.appendMedia(b, floorctl.AnswerParams(offered, floorctl.Params{Queueing: true, Priority: c.ports.cfg.Priority}))
 }
 
 // SetAnswer takes the floor control server's address from the SDP answer. An answer
