@@ -33,8 +33,8 @@ type call struct {
 	// svc is the call's IMS service (asadapter/icsi); ptt its floor side when it is a
 	// push-to-talk call (call_ptt.go), nil otherwise. Set before the call's goroutine
 	// starts; only that goroutine touches ptt's fields.
-	svc icsi.Service
-	ptt *pttCall
+	svc    icsi.Service
+	ptt    *pttCall
 	log    *slog.Logger
 	seenAt time.Time // when the browser's connecting was seen (post-dial delay)
 

@@ -64,7 +64,7 @@ type Schema struct {
 			// Services lists the IMS services the user's page offers ("mmtel poc"):
 			// the REGISTER's Contact carries their feature tags (asadapter/icsi).
 			Services string `json:"services"`
-			Client            string `json:"client"`
+			Client   string `json:"client"`
 		} `json:"fields"`
 		RegistrationStates []string `json:"registrationStates"`
 		ParticipantFields  struct {
