@@ -109,7 +109,11 @@ export class PushToTalk {
   bind(button, keyTarget) {
     const down = (e) => {
       e.preventDefault();
-      button.setPointerCapture?.(e.pointerId);
+      try {
+        button.setPointerCapture(e.pointerId); // the release comes even off the button
+      } catch {
+        // a synthetic pointer: no capture, pointerup still releases
+      }
       this.press();
     };
     const up = () => this.release();
@@ -237,6 +241,14 @@ export function floorText(s) {
  */
 export function mountPushToTalk(player, schema, els, opts = {}) {
   const ptt = new PushToTalk(player, schema, opts);
+  // A signed-in page tells the gateway it offers push-to-talk: the user's REGISTER then
+  // carries the MCPTT feature tag, so the network routes talk group calls here.
+  const user = player.dsm.user;
+  if (user && schema.U.services) {
+    player.dsm.write(schema.userAddress(user), [set(schema.U.services, 'mmtel poc')]).catch((err) => {
+      console.warn('ptt: offer services', err.message || err);
+    });
+  }
   els.form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     try {
