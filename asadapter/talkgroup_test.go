@@ -16,7 +16,7 @@ import (
 const tgDomain = "ptt.dsmgw.test"
 
 // startTalkGroups runs the demo conference server with talk groups for one test.
-func startTalkGroups(t *testing.T, cfg imsdemo.Config) *imsdemo.Server {
+func startTalkGroups(t testing.TB, cfg imsdemo.Config) *imsdemo.Server {
 	t.Helper()
 	cfg.ListenUDP, cfg.ListenTCP, cfg.RTPBindAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1"
 	cfg.RTPPortMin = 34000 + 2*testpeer.FreePort(t)%2000

@@ -82,8 +82,14 @@ export class PushToTalk {
   async press() {
     if (this.pressed || !this.active) return;
     this.pressed = true;
+    const w = this.write('request'); // first: the floor is what the user waits for
     this.emit();
-    await this.write('request');
+    try {
+      this.audio(); // a press is a user gesture: the tones may play from now on
+    } catch (err) {
+      console.warn('ptt: audio', err.message || err);
+    }
+    await w;
   }
 
   /** release gives the floor back or cancels the request (button up). */
@@ -154,14 +160,15 @@ export class PushToTalk {
     const s = this.status;
     if (s.floor === 'off' && this.pressed) this.pressed = false;
     const prev = this.last;
+    let tone = '';
     if (s.floor !== prev.floor || s.talker !== prev.talker) {
       if (s.floor === 'granted' && prev.floor !== 'granted') {
         this.grantedAt = performance.now();
-        this.tone('permission');
+        tone = 'permission';
       } else if (s.floor === 'taken' && (prev.floor !== 'taken' || s.talker !== prev.talker)) {
-        this.tone('taken');
+        tone = 'taken';
       } else if (s.floor === 'denied' || (prev.floor === 'granted' && s.reason.startsWith('revoked'))) {
-        this.tone('denied');
+        tone = 'denied';
       }
       this.last = { floor: s.floor, talker: s.talker };
     }
@@ -172,16 +179,25 @@ export class PushToTalk {
       clearInterval(this.timer);
       this.timer = null;
     }
-    this.emit();
+    this.emit(); // the page shows the floor first; the tone follows
+    if (tone) this.tone(tone);
+  }
+
+  /** audio returns the tones' AudioContext, made on first use (null without tones). */
+  audio() {
+    if (!this.opts.tones) return null;
+    if (!this.ctx) {
+      const AC = this.opts.AudioContext ?? globalThis.AudioContext;
+      this.ctx = new AC();
+    }
+    return this.ctx;
   }
 
   tone(name) {
     this.tones.push(name);
     if (!this.opts.tones) return;
     try {
-      const AC = this.opts.AudioContext ?? globalThis.AudioContext;
-      this.ctx ??= new AC();
-      const ctx = this.ctx;
+      const ctx = this.audio();
       ctx.resume().catch(() => {});
       let t = ctx.currentTime + 0.01;
       for (const [hz, ms] of TONES[name]) {
