@@ -30,9 +30,9 @@ type call struct {
 	a      *Adapter
 	player string
 	dir    Direction
-	// svc is the call's IMS service (asadapter/icsi); ptt its floor side when it is a
-	// push-to-talk call (call_ptt.go), nil otherwise. Set before the call's goroutine
-	// starts; only that goroutine touches ptt's fields.
+	// svc is the call's IMS service (asadapter/icsi), set before the call's goroutine
+	// starts; ptt its floor side when it is a push-to-talk call (call_ptt.go), nil
+	// otherwise, set by the call's goroutine under mu.
 	svc    icsi.Service
 	ptt    *pttCall
 	log    *slog.Logger

@@ -21,7 +21,9 @@ import (
 // back in the floor_* fields, and the gate opens and closes with the floor.
 
 // pttCall is the floor side of a push-to-talk call. The call's goroutine sets it up and
-// tears it down; the channel's Run goroutine (a helper of the call) does the rest.
+// tears it down; the channel's Run goroutine (a helper of the call) does the rest. The
+// pointer is set under the call's mu (other goroutines read it under mu); ch never
+// changes, and only the call's goroutine touches the other fields.
 type pttCall struct {
 	ch      *ptt.Channel
 	offered floorctl.Params    // the far end's MCPTT parameters; guarded by the call's mu
@@ -36,7 +38,9 @@ func (c *call) openFloor() error {
 	if err != nil {
 		return fmt.Errorf("floor channel: %w", err)
 	}
+	c.mu.Lock() // the media gateway's events read it from their own goroutine
 	c.ptt = &pttCall{ch: ch}
+	c.mu.Unlock()
 	return nil
 }
 
@@ -143,7 +147,10 @@ func (c *call) floorIntent(ctx context.Context, fl map[string]string) {
 // floorDetached releases the floor when the page's media WebSocket closed (the media
 // gateway's ws_detached event): a page that went away does not hold the group silent.
 func (c *call) floorDetached() {
-	if p := c.ptt; p != nil {
+	c.mu.Lock()
+	p := c.ptt
+	c.mu.Unlock()
+	if p != nil {
 		c.log.Info("page's media detached; releasing the floor")
 		p.ch.Release()
 	}
