@@ -99,7 +99,7 @@ func (c *call) setGate(ctx context.Context, open bool) error {
 // publishFloor is the channel's Publish hook: the floor state in the player's fields, in
 // one commit that lands only on this call.
 func (c *call) publishFloor(ctx context.Context, s ptt.State) {
-	a, f := c.a, c.a.f
+	f := c.a.f
 	ops := []store.Op{store.Expect(f.callID, c.callID()), store.Set(f.floorState, string(s.Floor))}
 	text := func(field, v string) store.Op {
 		if v == "" {
@@ -115,7 +115,7 @@ func (c *call) publishFloor(ctx context.Context, s ptt.State) {
 	}
 	ops = append(ops, text(f.floorTalker, s.Talker), text(f.floorReason, s.Reason),
 		num(f.floorPosition, s.Position), num(f.floorDuration, s.Duration))
-	if err := a.commit(ctx, c.player, ops...); err != nil && !errors.Is(err, store.ErrExpectFailed) {
+	if err := c.commit(ctx, ops...); err != nil && !errors.Is(err, store.ErrExpectFailed) && !errors.Is(err, ErrFenced) {
 		c.log.Warn("write floor state failed", "err", err)
 	}
 }
@@ -138,8 +138,8 @@ func (c *call) floorIntent(ctx context.Context, fl map[string]string) {
 		c.log.Info("unknown floor intent ignored", "floor", v)
 	}
 	a := c.a
-	if err := a.commit(ctx, c.player, store.Expect(a.f.floor, v), store.Del(a.f.floor)); err != nil &&
-		!errors.Is(err, store.ErrExpectFailed) {
+	if err := c.commit(ctx, store.Expect(a.f.floor, v), store.Del(a.f.floor)); err != nil &&
+		!errors.Is(err, store.ErrExpectFailed) && !errors.Is(err, ErrFenced) {
 		c.log.Warn("consume floor field failed", "err", err)
 	}
 }

@@ -45,6 +45,12 @@ type Config struct {
 	// CommitTimeout bounds one store round trip for an op or a read (5 s: Redis answers in
 	// well under a millisecond; five seconds means it is unreachable).
 	CommitTimeout time.Duration
+	// FeedDownClose is how long the change feed may fail to read before the bridge closes
+	// every connection with 1011 and refuses new ones (503) until it reads again (5 s: a
+	// Redis restart takes less; an instance cut off from Redis would otherwise keep pages
+	// that see no change, while the load balancer would send them to an instance that
+	// does).
+	FeedDownClose time.Duration
 	// RefreshWorkers is the number of goroutines that catch up or resync subscriptions after
 	// a gap or a lost feed (8 bounds the Redis reads a burst of resyncs makes at once).
 	RefreshWorkers int
@@ -72,6 +78,7 @@ func DefaultConfig() Config {
 		PingInterval:   30 * time.Second,
 		HelloTimeout:   10 * time.Second,
 		CommitTimeout:  5 * time.Second,
+		FeedDownClose:  5 * time.Second,
 		RefreshWorkers: 8,
 		Policy:         DefaultPolicy{},
 	}
@@ -89,6 +96,7 @@ func (c Config) withDefaults() Config {
 	fill(&c.PingInterval, d.PingInterval)
 	fill(&c.HelloTimeout, d.HelloTimeout)
 	fill(&c.CommitTimeout, d.CommitTimeout)
+	fill(&c.FeedDownClose, d.FeedDownClose)
 	fill(&c.RefreshWorkers, d.RefreshWorkers)
 	if c.Policy == nil {
 		c.Policy = d.Policy
