@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"dsmgw/asadapter/edge"
+	"dsmgw/asadapter/ptt"
 	"dsmgw/asadapter/sipport"
 	"dsmgw/store"
 )
@@ -31,6 +32,8 @@ type Adapter struct {
 	client string       // our writer id in the DSM
 	keys   redisKeys
 	met    *metrics
+	// floorPorts are the floor channels' ports of push-to-talk calls (call_ptt.go).
+	floorPorts *ptt.Ports
 
 	ua  *sipgo.UserAgent
 	srv *sipgo.Server
@@ -114,6 +117,9 @@ func New(cfg Config, st *store.Store, feed *store.Feed, mgw MediaGateway, reg pr
 		drainC:  make(chan struct{}),
 	}
 	a.f = fieldsOf(a.schema)
+	if a.floorPorts, err = ptt.NewPorts(cfg.Floor); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
 	a.wake = newWakeFilter()
 	a.ids = newIdentities()
 	met, err := newMetrics(reg)

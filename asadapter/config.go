@@ -8,6 +8,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"dsmgw/asadapter/edge"
+	"dsmgw/asadapter/ptt"
 )
 
 // DTMF modes.
@@ -30,6 +31,13 @@ type Config struct {
 	// completes the ids it subscribes to. Default: the domain of the caller's address of
 	// record for a registered user, else Domain.
 	ConferenceDomain string
+	// TalkGroupDomain completes a talk group id written without a domain in the
+	// conference field of a push-to-talk ("poc") player: "grp1" →
+	// sip:grp1@TalkGroupDomain (docs/push-to-talk.md). Default: ConferenceDomain's rule.
+	TalkGroupDomain string
+	// Floor configures the floor channels of push-to-talk calls (asadapter/ptt): their
+	// UDP ports and the participant's timers. Its PublicAddr is AdvertiseHost.
+	Floor ptt.Config
 	// User is the user part of the adapter's own identity (From of outgoing calls).
 	User string
 	// DisplayName is the display name of the adapter's identity.
@@ -114,6 +122,7 @@ func DefaultConfig() Config {
 		DTMF:              DTMFRFC4733,
 		KeyPrefix:         "asadapter:",
 		Edge:              edge.DefaultConfig(),
+		Floor:             ptt.DefaultConfig(),
 	}
 }
 
@@ -146,6 +155,21 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Domain == "" {
 		c.Domain = c.AdvertiseHost
+	}
+	if c.Floor.BindAddr == "" {
+		c.Floor.BindAddr = d.Floor.BindAddr
+	}
+	if c.Floor.PortMin == 0 {
+		c.Floor.PortMin = d.Floor.PortMin
+	}
+	if c.Floor.PortMax == 0 {
+		c.Floor.PortMax = d.Floor.PortMax
+	}
+	if c.Floor.Priority == 0 {
+		c.Floor.Priority = d.Floor.Priority
+	}
+	if c.Floor.PublicAddr == "" {
+		c.Floor.PublicAddr = c.AdvertiseHost
 	}
 	if c.Edge.Realm == "" {
 		c.Edge.Realm = c.Domain

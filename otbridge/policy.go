@@ -17,8 +17,9 @@ type Policy interface {
 // DefaultPolicy implements the Grants of docs/dsm-protocol.md: a token for client K may
 // read and write the objects players/K/..., may write only the fields players/K/... of the
 // players index, and may read users and users/...; a token bound to user U may also write
-// the field conferences of users/U (the conferences the user's page watches and joins:
-// the page chooses them itself, the AS adapter subscribes to what it lists).
+// the fields conferences and services of users/U (the conferences the user's page
+// watches and joins, and the IMS services it offers: the page chooses them itself, the
+// AS adapter subscribes to what the first lists and registers the second).
 type DefaultPolicy struct{}
 
 const (
@@ -26,8 +27,10 @@ const (
 	playersPrefix = "players/"
 	usersIndex    = "users"
 	usersPrefix   = "users/"
-	// conferencesField is the one field of users/<user> the user's own token writes.
+	// conferencesField and servicesField are the fields of users/<user> the user's own
+	// token writes.
 	conferencesField = "conferences"
+	servicesField    = "services"
 )
 
 func ownPlayer(c Claims, s string) bool {
@@ -50,7 +53,7 @@ func (DefaultPolicy) CanWrite(c Claims, obj, field string) bool {
 		return ownPlayer(c, field) && store.ValidAddress(field) == nil
 	}
 	if c.User != "" && obj == usersPrefix+c.User {
-		return field == conferencesField
+		return field == conferencesField || field == servicesField
 	}
 	return ownPlayer(c, obj)
 }

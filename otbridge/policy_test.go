@@ -19,6 +19,8 @@ func TestDefaultPolicy(t *testing.T) {
 		"read users":                {anon, "users", "", false, true},
 		"read a user":               {anon, "users/bob", "", false, true},
 		"own conferences":           {alice, "users/alice", "conferences", true, true},
+		"own services":              {alice, "users/alice", "services", true, true},
+		"other user's services":     {alice, "users/bob", "services", true, false},
 		"own registration":          {alice, "users/alice", "registration", true, false},
 		"own client key":            {alice, "users/alice", "client", true, false},
 		"other user's conferences":  {alice, "users/bob", "conferences", true, false},

@@ -34,6 +34,7 @@ type stack struct {
 	bob   string     // bob's registration as Kamailio reports it
 	conf  *imsdemo.Server
 	app   *gateway.App
+	cfg   gateway.Config // the gateway's, for the summary
 }
 
 // startTimeout bounds each step of the start (a peer listening, bob registering): each
@@ -98,8 +99,34 @@ func (s *stack) start(ctx context.Context, root string) error {
 	if s.app, err = gateway.Build(ctx, cfg, glog); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	s.summary(cfg)
+	s.cfg = cfg
 	return nil
+}
+
+// readyPoll is how often run asks the gateway whether it is ready before saying so.
+const readyPoll = 50 * time.Millisecond
+
+// waitReady returns once the gateway is ready (its /readyz would answer 200: Redis, the
+// feed readers and the bridge running), so that "ready" is printed only when it is
+// true, or an error when it is not within startTimeout or run ends first.
+func (s *stack) waitReady(ctx context.Context, runDone <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	t := time.NewTicker(readyPoll)
+	defer t.Stop()
+	for {
+		err := s.app.Ready(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("gateway not ready after %s: %w", startTimeout, err)
+		case <-runDone:
+			return fmt.Errorf("gateway stopped before it was ready: %w", err)
+		case <-t.C:
+		}
+	}
 }
 
 // run runs the gateway (and the conference server) until soft or hard ends. The
@@ -113,7 +140,18 @@ func (s *stack) run(soft, hard context.Context) error {
 	} else {
 		confDone <- nil
 	}
-	err := s.app.Run(soft, hard)
+	runDone := make(chan struct{})
+	var err error
+	go func() {
+		defer close(runDone)
+		err = s.app.Run(soft, hard)
+	}()
+	if rerr := s.waitReady(soft, runDone); rerr != nil {
+		s.log.Error("not ready", "err", rerr)
+	} else {
+		s.summary(s.cfg)
+	}
+	<-runDone
 	stopConf()
 	if cerr := <-confDone; cerr != nil {
 		s.log.Warn("conference server", "err", cerr)

@@ -52,6 +52,9 @@ func packageKnobs() []knob {
 		{"SIP_SOURCE_TRANSACTIONS", func() any { return ad.Edge.SourceTransactions }},
 		{"SIP_SOURCE_DIALOGS", func() any { return ad.Edge.SourceDialogs }},
 		{"SIP_SOURCE_CONNECTIONS", func() any { return ad.Edge.SourceConnections }},
+		{"SIP_FLOOR_BIND_ADDR", func() any { return ad.Floor.BindAddr }},
+		{"SIP_FLOOR_PORT_MIN", func() any { return ad.Floor.PortMin }},
+		{"SIP_FLOOR_PORT_MAX", func() any { return ad.Floor.PortMax }},
 
 		{"USERS_EXPIRES", func() any { return us.Expires }},
 		{"USERS_SUBSCRIBE_EXPIRES", func() any { return us.SubscribeExpires }},

@@ -16,6 +16,7 @@ import (
 
 	"dsmgw/asadapter"
 	"dsmgw/asadapter/edge"
+	"dsmgw/asadapter/ptt"
 	"dsmgw/asadapter/users"
 	"dsmgw/mediagw"
 	"dsmgw/otbridge"
@@ -182,7 +183,8 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 			SourceTransactions: cfg.SIPSourceTransactions, SourceDialogs: cfg.SIPSourceDialogs,
 			SourceConnections: cfg.SIPSourceConnections,
 		},
-		ConferenceDomain: cfg.UsersConfDom,
+		ConferenceDomain: cfg.UsersConfDom, TalkGroupDomain: cfg.SIPTalkGroupDomain,
+		Floor: ptt.Config{BindAddr: cfg.SIPFloorBindAddr, PortMin: cfg.SIPFloorPortMin, PortMax: cfg.SIPFloorPortMax},
 	}
 	apply(o.adapter, &acfg)
 	a.adapter, err = asadapter.New(acfg, a.st, a.feed, asadapter.NewMediaGatewayClient(mc, cfg.Instance, eventURL), a.reg, a.clog)
