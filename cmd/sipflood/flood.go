@@ -110,6 +110,10 @@ func calls(ctx context.Context, s *stack, scenario string, n int, tag string) ([
 		return nil, fmt.Errorf("sipp not installed (apt-get install sip-tester): %w", err)
 	}
 	dir := filepath.Join(s.dir, "sipp-"+tag)
+	// Emptied first: with -keep, an earlier run's statistics files would count too.
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}

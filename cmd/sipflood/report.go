@@ -85,8 +85,8 @@ func (r *report) print() error {
 	quietCPU := r.q1.cpu - r.q0.cpu
 	floodCPU := r.f1.cpu - r.q1.cpu
 	extra := floodCPU - time.Duration(float64(quietCPU)*float64(r.f1.at.Sub(r.q1.at))/float64(r.q1.at.Sub(r.q0.at)))
-	fmt.Printf("\ngateway CPU: quiet window %.2f s, flood window %.2f s: %.2f s for the flood\n",
-		quietCPU.Seconds(), floodCPU.Seconds(), extra.Seconds())
+	fmt.Printf("\ngateway CPU: quiet window %.2f s, flood window %.2f s (%.1f times the quiet window's): %.2f s for the flood\n",
+		quietCPU.Seconds(), floodCPU.Seconds(), floodCPU.Seconds()/max(quietCPU.Seconds(), 1e-3), extra.Seconds())
 	if decided > 0 {
 		fmt.Printf("  %.2f µs per flooded request the gateway read, %.2f µs per request sent (%.0f%% of a core at %d/s)\n",
 			float64(extra.Nanoseconds())/1000/decided, float64(extra.Nanoseconds())/1000/float64(r.fr.sent),
@@ -99,6 +99,10 @@ func (r *report) print() error {
 		failed = append(failed, "calls during the flood: "+r.callErr.Error())
 	} else {
 		fmt.Printf("  during the flood:  median %s, max %s (all %d connected)\n", ms(median(r.during)), ms(last(r.during)), len(r.during))
+		if m := median(r.quiet); m > 0 {
+			fmt.Printf("  ratio during/without: median %.2f, max %.2f\n", float64(median(r.during))/float64(m),
+				float64(last(r.during))/float64(last(r.quiet)))
+		}
 	}
 
 	fmt.Println("\nRedis commands, quiet window against flood window (same length, same calls):")
