@@ -108,6 +108,7 @@ Each line names the SIP method or DSM trigger, the function that handles it and 
 	any read, before parsing (the edge)     Adapter.readFilter        edge_hook.go
 	a TCP or TLS connection accepted        edgeListener.Accept       edge_hook.go
 	a dialog named by a request (the edge)  Adapter.Dialog            edge_calls.go
+	any request, before its handler         Adapter.owned             sip_server.go
 	any request of an untrusted source      Adapter.admitRequest      edge_calls.go
 	whom an initial INVITE may ring         Adapter.calledUser        edge_calls.go
 	INVITE, new call                        Adapter.onInvite          call_in.go
@@ -119,6 +120,7 @@ Each line names the SIP method or DSM trigger, the function that handles it and 
 	UPDATE                                  Adapter.onUpdate          call_indialog.go
 	OPTIONS                                 Adapter.onOptions         sip_server.go
 	NOTIFY and others, mounted by wiring    Adapter.OnRequest         adapter.go
+	any method nobody handles (405)         Adapter.onNoRoute         sip_server.go
 	a 2xx retransmitted after its INVITE    Adapter.onStrayResponse   call_indialog.go
 	responses to our INVITE                 inviting.response         call_out_invite.go
 	401/407 to our INVITE                   inviting.reauthenticate   call_out_invite.go
