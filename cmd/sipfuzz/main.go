@@ -67,6 +67,8 @@ func run() error {
 			return err
 		}
 		defer os.RemoveAll(dir)
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
 	}
 	rs, err := redisrun.Start(ctx, redisrun.Options{Dir: dir, Proc: proc.Options{Pdeathsig: syscall.SIGKILL}})
 	if err != nil {

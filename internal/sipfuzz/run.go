@@ -348,8 +348,11 @@ func (r *run) tcp(ctx context.Context, seeds []Seed) error {
 			return true
 		}
 		// Its Via names the dirty connection: sipgo sends a response over TCP on the
-		// connection of the Via's address, which must not be the clean one.
+		// connection of the Via's address, which must not be the clean one. The port is
+		// replaced wherever it is, since a mutation may split the address in ways
+		// sipgo's Via parser still reads as the clean one ("127.0.0.1\n:37335").
 		b = bytes.ReplaceAll(b, []byte(local.String()), []byte(dirty.c.LocalAddr().String()))
+		b = bytes.ReplaceAll(b, []byte(strconv.Itoa(local.Port)), []byte(strconv.Itoa(dirty.c.LocalAddr().(*net.TCPAddr).Port)))
 		if _, err := dirty.c.Write(b); err != nil {
 			dirty.c.Close()
 			<-dirty.done
