@@ -105,7 +105,8 @@ func (r *report) print() error {
 		}
 	}
 
-	fmt.Println("\nRedis commands, quiet window against flood window (same length, same calls):")
+	fmt.Printf("\nRedis commands, quiet window (%.1f s) against flood window (%.1f s), same calls:\n",
+		r.q1.at.Sub(r.q0.at).Seconds(), r.f1.at.Sub(r.q1.at).Seconds())
 	more := 0
 	for _, cmd := range sortedKeys(r.f1.redis) {
 		q, f := r.q1.redis[cmd]-r.q0.redis[cmd], r.f1.redis[cmd]-r.q1.redis[cmd]
@@ -113,21 +114,37 @@ func (r *report) print() error {
 			continue
 		}
 		fmt.Printf("  %-12s %8d %8d\n", cmd, q, f)
-		// The feeds' blocking reads follow time, not work; INFO is this tool's own; a
-		// background rescan may fall in one window and not the other (two commands).
-		if cmd != "xread" && cmd != "info" && f > q {
+		// The feeds' blocking reads and the keyspace check (CONFIG GET) follow time, not
+		// work; INFO is this tool's own; a rescan's tick may fall just inside one window
+		// and just outside the other (the two commands allowed below).
+		if cmd != "xread" && cmd != "config|get" && cmd != "info" && f > q {
 			more += f - q
 		}
 	}
-	fmt.Printf("  %d more during the flood than without it\n", more)
-	if more > 2 {
+	// What reaches Redis is what passes the edge: every flood request refused there (the
+	// refusals above add up to what was sent) never reached call control. The calls of the
+	// flood window take their own course (a retransmission, a lease kept a moment longer),
+	// so a few commands more are their timing, not the flood's; a flood that reached Redis
+	// would show as one command or more per request (before the edge: a read per INVITE to
+	// an unknown user), thousands here.
+	allowed := 2 + r.fr.sent/20000
+	fmt.Printf("  %d more during the flood than without it (%.5f per request sent; at most %d allowed)\n",
+		more, float64(more)/float64(max(r.fr.sent, 1)), allowed)
+	if more > allowed {
 		failed = append(failed, fmt.Sprintf("%d more Redis commands during the flood", more))
+	}
+	if int(decided) < r.fr.sent {
+		// Datagrams the kernel dropped before the gateway read them (a full buffer).
+		fmt.Printf("  %d of the flood's requests were never read by the gateway\n", r.fr.sent-int(decided))
 	}
 
 	fmt.Printf("\ngateway RSS: %.1f MiB before the quiet window, %.1f MiB when the flood starts, %.1f MiB at its peak (+%.1f),\n"+
 		"  %.1f MiB %s after it (%.0f%% of the flood's start), %.1f MiB once the runtime returned freed memory at once\n",
 		mib(r.rss0), mib(r.rssPre), mib(r.peak), mib(r.peak-r.rssPre), mib(r.rss1), r.o.settle,
 		100*float64(r.rss1)/float64(r.rssPre), mib(r.rssGC))
+	// The baseline: what the quiet window alone did to the RSS (a young process's heap
+	// growing to its pace, the collector's saw-tooth).
+	fmt.Printf("  (the quiet window alone moved it by %+.1f MiB)\n", mib(r.rssPre-r.rss0))
 	if r.peak-r.rssPre >= 50<<20 {
 		failed = append(failed, "RSS grew by 50 MiB or more during the flood")
 	}
