@@ -16,7 +16,29 @@ var (
 	ErrStale         = errors.New("stale seq: an older op than the last committed")
 	ErrBaseAhead     = errors.New("base revision ahead of the object")
 	ErrExpectFailed  = errors.New("expect failed")
+	// ErrSeqReused: an op sent for the first time reuses a seq its writer already
+	// committed (a reloaded page numbering from 1 again); see SeqReusedError.
+	ErrSeqReused = errors.New("seq already used by an earlier op of this writer")
+	// ErrScript: Redis answered the commit with an error of the script itself. Nothing was
+	// written (the script writes only after every check), and a resend would fail the same
+	// way, so this is a refusal, not a lost answer.
+	ErrScript = errors.New("commit script failed in Redis")
 )
+
+// SeqReusedError carries the writer's last committed seq on the object, so that the writer
+// can number its op Last+1. It matches ErrSeqReused.
+type SeqReusedError struct {
+	Obj  string
+	Seq  int64
+	Last int64
+}
+
+func (e *SeqReusedError) Error() string {
+	return fmt.Sprintf("%s: seq %d sent as new but %d was already committed", e.Obj, e.Seq, e.Last)
+}
+
+// Is makes errors.Is(err, ErrSeqReused) true.
+func (e *SeqReusedError) Is(target error) bool { return target == ErrSeqReused }
 
 // ExpectError reports which expect did not hold. It matches ErrExpectFailed.
 type ExpectError struct {

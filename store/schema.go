@@ -97,6 +97,40 @@ func (s *Schema) ConferenceAddress(user, conf string) string {
 	return s.Users.Prefix + user + "/" + s.Users.ConfSegment + "/" + conf
 }
 
+// IsMedia reports whether m is one of the schema's media kinds.
+func (s *Schema) IsMedia(m string) bool {
+	for _, x := range s.Players.Media {
+		if x == m {
+			return true
+		}
+	}
+	return false
+}
+
+// ValidateIndexOp checks an op on the players index against the schema: every field it
+// touches is a player address players/<key>/<media> (a valid address, media one of the
+// schema's kinds) and every value it sets or expects is that media kind. Other objects
+// pass. The index is what the AS adapter walks to find players: a field that is not a
+// player address would make it act on an object nobody owns.
+func (s *Schema) ValidateIndexOp(obj string, ops []Op) error {
+	if obj != s.Players.Index {
+		return nil
+	}
+	for i, o := range ops {
+		if err := ValidAddress(o.Field); err != nil {
+			return fmt.Errorf("%w: element %d: index field: %v", ErrBadOp, i, err)
+		}
+		_, media, ok := s.ParsePlayerAddress(o.Field)
+		if !ok || !s.IsMedia(media) {
+			return fmt.Errorf("%w: element %d: index field %.80q is not %s<key>/<media>", ErrBadOp, i, o.Field, s.Players.Prefix)
+		}
+		if o.Value != nil && *o.Value != media {
+			return fmt.Errorf("%w: element %d: index value %.40q of %s must be %q", ErrBadOp, i, *o.Value, o.Field, media)
+		}
+	}
+	return nil
+}
+
 // IsIndex reports whether addr is one of the index objects, which are exempt from the
 // per-object field limit (they hold one field per player or user).
 func (s *Schema) IsIndex(addr string) bool {
