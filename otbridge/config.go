@@ -53,6 +53,10 @@ type Config struct {
 	Policy Policy
 	// CheckOrigin checks the Origin of an upgrade request (default: same host, as gorilla's).
 	CheckOrigin func(r *http.Request) bool
+	// DemoSessions lets GET /session?user=U mint a token bound to any user U, for anyone.
+	// Only a demo may do that (devstack and compose turn it on); off, user-bound sessions
+	// come from the site's backend (POST /v1/sessions or a token it signs).
+	DemoSessions bool
 }
 
 // minSecretBytes is the shortest token secret accepted: 128 bits, as HMAC-SHA256 keys

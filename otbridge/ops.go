@@ -41,7 +41,7 @@ func (c *conn) op(m Msg) {
 	}
 	ctx, cancel := context.WithTimeout(c.b.ctx, c.b.cfg.CommitTimeout)
 	start := time.Now()
-	res, err := c.b.st.Commit(ctx, store.Commit{Obj: m.Obj, Client: c.key, Seq: m.Seq, Base: base, Ops: m.Ops})
+	res, err := c.b.st.Commit(ctx, store.Commit{Obj: m.Obj, Client: c.key, Seq: m.Seq, Base: base, First: m.First, Ops: m.Ops})
 	cancel()
 	c.b.m.commitTime.Observe(time.Since(start).Seconds())
 	if err != nil {
@@ -50,7 +50,16 @@ func (c *conn) op(m Msg) {
 			delete(c.inflight, m.Obj)
 		}
 		c.mu.Unlock()
+		var reused *store.SeqReusedError
+		if errors.As(err, &reused) {
+			c.b.m.rejects.WithLabelValues(CodeSeqReused).Inc()
+			c.send(encodeNack(m.Obj, m.Seq, protoErr(CodeSeqReused, "seq %d is taken; the last committed is %d", m.Seq, reused.Last), reused.Last))
+			return
+		}
 		if pe := storeError(err); pe.Code != CodeUnavailable {
+			if pe.Code == CodeInternal {
+				c.log.Error("commit script failed", "obj", m.Obj, "seq", m.Seq, "err", err)
+			}
 			c.nack(m, pe)
 			return
 		}
@@ -96,6 +105,10 @@ func storeError(err error) *ProtoError {
 		code = CodeValueTooLong
 	case errors.Is(err, store.ErrBadOp), errors.Is(err, store.ErrBadAddress):
 		code = CodeBadMessage
+	case errors.Is(err, store.ErrScript):
+		// Redis ran the script and it failed: nothing was written and a resend would fail
+		// the same way, so the op is refused rather than the connection closed for a resend.
+		code = CodeInternal
 	}
 	return &ProtoError{Code: code, Msg: err.Error()}
 }

@@ -189,6 +189,8 @@ func TestPlayersIndexSchema(t *testing.T) {
 		"deeper field":    {Obj: "players", Ops: []store.Op{store.Set("players/k/audio/x", "audio")}},
 		"dot-dot address": {Obj: "players/k/../j/audio", Ops: []store.Op{store.Set("a", "b")}},
 		"dot address":     {Obj: "users/./x", Ops: []store.Op{store.Set("a", "b")}},
+		"player kind":     {Obj: "players/k/x1", Ops: []store.Op{store.Set("a", "b")}},
+		"player deeper":   {Obj: "players/k/audio/x", Ops: []store.Op{store.Set("a", "b")}},
 	} {
 		c.Base = -1
 		if _, err := st.Commit(ctx, c); !errors.Is(err, store.ErrBadOp) && !errors.Is(err, store.ErrBadAddress) {

@@ -107,6 +107,19 @@ func (s *Schema) IsMedia(m string) bool {
 	return false
 }
 
+// ValidatePlayerAddress checks that an object under the players prefix is a player
+// object players/<key>/<media> with media one of the schema's kinds; other addresses pass.
+// It is what caps the objects one client key can make: one per media kind.
+func (s *Schema) ValidatePlayerAddress(obj string) error {
+	if !strings.HasPrefix(obj, s.Players.Prefix) {
+		return nil
+	}
+	if _, media, ok := s.ParsePlayerAddress(obj); !ok || !s.IsMedia(media) {
+		return fmt.Errorf("%w: %.80q is not %s<key>/<media> with media one of %v", ErrBadOp, obj, s.Players.Prefix, s.Players.Media)
+	}
+	return nil
+}
+
 // ValidateIndexOp checks an op on the players index against the schema: every field it
 // touches is a player address players/<key>/<media> (a valid address, media one of the
 // schema's kinds) and every value it sets or expects is that media kind. Other objects

@@ -169,6 +169,9 @@ func (s *Store) checkCommit(c Commit) error {
 	if err := Validate(c.Ops, s.cfg.Limits); err != nil {
 		return err
 	}
+	if err := s.schema.ValidatePlayerAddress(c.Obj); err != nil {
+		return err
+	}
 	return s.schema.ValidateIndexOp(c.Obj, c.Ops)
 }
 

@@ -327,15 +327,23 @@ func (c *Client) sendLocked(msg []byte) {
 }
 
 type opMsg struct {
-	T    string     `json:"t"`
-	Obj  string     `json:"obj"`
-	Base *int64     `json:"base,omitempty"`
-	Seq  int64      `json:"seq"`
-	Ops  []store.Op `json:"ops"`
+	T     string     `json:"t"`
+	Obj   string     `json:"obj"`
+	Base  *int64     `json:"base,omitempty"`
+	Seq   int64      `json:"seq"`
+	First bool       `json:"first,omitempty"`
+	Ops   []store.Op `json:"ops"`
 }
 
+// sendOpLocked sends p. Its first send says so ("first"), so that a seq this client key
+// already used (a page reloaded with the same token) is refused with seq_reused instead of
+// being answered as a duplicate; resends after a reconnect leave it out.
 func (c *Client) sendOpLocked(o *Object, p *pend) {
-	m := opMsg{T: otbridge.TypeOp, Obj: o.addr, Seq: p.seq, Ops: p.ops}
+	if c.link == nil {
+		return
+	}
+	m := opMsg{T: otbridge.TypeOp, Obj: o.addr, Seq: p.seq, First: !p.tried, Ops: p.ops}
+	p.tried = true
 	if o.subscribed {
 		base := o.rev
 		m.Base = &base

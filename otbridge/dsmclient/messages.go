@@ -148,6 +148,7 @@ type inMsg struct {
 	Log    []logEntry        `json:"log"`
 	Code   string            `json:"code"`
 	Msg    string            `json:"msg"`
+	Last   int64             `json:"last"`
 }
 
 // handle applies one server message.
@@ -203,6 +204,15 @@ func (c *Client) handle(b []byte) {
 		c.flushLocked(o)
 	case otbridge.TypeNack:
 		if o == nil || o.inflight == nil || o.inflight.seq != m.Seq {
+			break
+		}
+		if m.Code == otbridge.CodeSeqReused {
+			// An earlier page with this client key committed up to Last: number after it.
+			p := o.inflight
+			o.seq = max(o.seq, m.Last)
+			o.seq++
+			p.seq, p.tried = o.seq, false
+			c.sendOpLocked(o, p)
 			break
 		}
 		p := o.inflight
