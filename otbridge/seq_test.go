@@ -114,3 +114,25 @@ func TestReloadReusesToken(t *testing.T) {
 		}
 	})
 }
+
+// TestScriptFailureIsANack: when the commit script fails inside Redis (here on a meta
+// hash broken by hand), the op is refused with internal and the connection stays; closing
+// with 1011 would make the client resend the same op forever.
+func TestScriptFailureIsANack(t *testing.T) {
+	t.Parallel()
+	r := testpeer.StartRedis(t, testpeer.RedisOptions{})
+	rdb := newRedisClient(t, r.Addr)
+	in := startInstance(t, rdb, otbridge.Config{}, store.Config{}, nil)
+	sess := in.session(t, "")
+	own := "players/" + sess.Client + "/audio"
+	if err := rdb.HSet(context.Background(), keyOf(own, "m", in.st.Config().Shards), "rev", "broken").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, in.url)
+	c.hello(sess.Token)
+	c.send(`{"t":"op","obj":"` + own + `","seq":1,"ops":[{"o":"set","f":"remote","v":"x"}]}`)
+	if m := c.recv(); m["t"] != "nack" || m["code"] != otbridge.CodeInternal {
+		t.Fatalf("got %v, want an internal nack", m)
+	}
+	c.usable()
+}
