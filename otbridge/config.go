@@ -45,6 +45,10 @@ type Config struct {
 	// CommitTimeout bounds one store round trip for an op or a read (5 s: Redis answers in
 	// well under a millisecond; five seconds means it is unreachable).
 	CommitTimeout time.Duration
+	// PresenceInterval is how often the bridge tells the store that the client keys of its
+	// open connections are still present (30 s: the gateway sets it to a quarter of the
+	// Janitor's grace period, so a connected key is never taken for gone).
+	PresenceInterval time.Duration
 	// RefreshWorkers is the number of goroutines that catch up or resync subscriptions after
 	// a gap or a lost feed (8 bounds the Redis reads a burst of resyncs makes at once).
 	RefreshWorkers int
@@ -67,17 +71,18 @@ const minSecretBytes = 16
 // none: New refuses a Config without them.
 func DefaultConfig() Config {
 	return Config{
-		TokenTTL:       12 * time.Hour,
-		MaxFrameBytes:  32 << 10,
-		MaxSubs:        64,
-		OpsPerSecond:   200,
-		SendQueue:      256,
-		WriteTimeout:   10 * time.Second,
-		PingInterval:   30 * time.Second,
-		HelloTimeout:   10 * time.Second,
-		CommitTimeout:  5 * time.Second,
-		RefreshWorkers: 8,
-		Policy:         DefaultPolicy{},
+		TokenTTL:         12 * time.Hour,
+		MaxFrameBytes:    32 << 10,
+		MaxSubs:          64,
+		OpsPerSecond:     200,
+		SendQueue:        256,
+		WriteTimeout:     10 * time.Second,
+		PingInterval:     30 * time.Second,
+		HelloTimeout:     10 * time.Second,
+		CommitTimeout:    5 * time.Second,
+		RefreshWorkers:   8,
+		PresenceInterval: 30 * time.Second,
+		Policy:           DefaultPolicy{},
 	}
 }
 
@@ -94,6 +99,7 @@ func (c Config) withDefaults() Config {
 	fill(&c.HelloTimeout, d.HelloTimeout)
 	fill(&c.CommitTimeout, d.CommitTimeout)
 	fill(&c.RefreshWorkers, d.RefreshWorkers)
+	fill(&c.PresenceInterval, d.PresenceInterval)
 	if c.Policy == nil {
 		c.Policy = d.Policy
 	}

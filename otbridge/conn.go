@@ -37,8 +37,10 @@ type conn struct {
 	filled  time.Time // when tokens and refusals were last topped up
 	refused float64   // refusal bucket: rate_limited answers left before 4029
 
-	// key is the client key, set once at hello before any subscription exists.
+	// key is the client key, set once at hello before any subscription exists, with the
+	// client's epoch (its page load) and the token's claims.
 	key    string
+	epoch  string
 	claims Claims
 
 	mu        sync.Mutex // guards everything below and every sub's state
@@ -157,6 +159,9 @@ func (c *conn) cleanup() {
 		c.b.hub.remove(s)
 	}
 	c.ws.Close()
+	if c.authed {
+		c.b.presence.closed(c.key)
+	}
 }
 
 func (c *conn) handle(b []byte) {
@@ -204,6 +209,8 @@ func (c *conn) hello(m Msg) {
 	c.authed = true
 	c.claims = claims
 	c.key = claims.Client
+	c.epoch = m.Epoch
+	c.b.presence.opened(c.key)
 	c.log = c.log.With("client", claims.Client)
 	c.tokens = 2 * c.b.cfg.OpsPerSecond
 	c.refused = refusalBurst * c.b.cfg.OpsPerSecond

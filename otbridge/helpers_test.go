@@ -243,7 +243,17 @@ func (r *raw) next() (map[string]any, error) {
 
 func (r *raw) hello(token string) map[string]any {
 	r.t.Helper()
-	r.send(`{"t":"hello","token":"` + token + `"}`)
+	return r.helloEpoch(token, "")
+}
+
+// helloEpoch says hello as the page load epoch ("" for none).
+func (r *raw) helloEpoch(token, epoch string) map[string]any {
+	r.t.Helper()
+	if epoch == "" {
+		r.send(`{"t":"hello","token":"` + token + `"}`)
+	} else {
+		r.send(`{"t":"hello","token":"` + token + `","epoch":"` + epoch + `"}`)
+	}
 	m := r.recv()
 	if m["t"] != "welcome" {
 		r.t.Fatalf("hello: got %v", m)

@@ -41,7 +41,7 @@ func (c *conn) op(m Msg) {
 	}
 	ctx, cancel := context.WithTimeout(c.b.ctx, c.b.cfg.CommitTimeout)
 	start := time.Now()
-	res, err := c.b.st.Commit(ctx, store.Commit{Obj: m.Obj, Client: c.key, Seq: m.Seq, Base: base, First: m.First, Ops: m.Ops})
+	res, err := c.b.st.Commit(ctx, store.Commit{Obj: m.Obj, Client: c.key, Seq: m.Seq, Base: base, Epoch: c.epoch, Ops: m.Ops})
 	cancel()
 	c.b.m.commitTime.Observe(time.Since(start).Seconds())
 	if err != nil {

@@ -38,9 +38,9 @@ type Msg struct {
 	Since *int64 `json:"since,omitempty"`
 	Base  *int64 `json:"base,omitempty"`
 	Seq   int64  `json:"seq,omitempty"`
-	// First marks an op sent for the first time (not a resend after a lost answer); see
-	// docs/dsm-protocol.md, "Seq".
-	First bool       `json:"first,omitempty"`
+	// Epoch (hello) names this client instance, a page load: seqs deduplicate within it,
+	// and a new epoch may not reuse a seq (docs/dsm-protocol.md, "Seq").
+	Epoch string     `json:"epoch,omitempty"`
 	Ops   []store.Op `json:"ops,omitempty"`
 }
 
@@ -78,6 +78,9 @@ func Decode(b []byte) (Msg, *ProtoError) {
 	case TypeHello:
 		if m.Token == "" {
 			return m, protoErr(CodeBadMessage, "hello without token")
+		}
+		if !store.ValidEpoch(m.Epoch) {
+			return m, protoErr(CodeBadMessage, "epoch must be at most 32 characters of [A-Za-z0-9_-]")
 		}
 	case TypeSub:
 		if err := checkObj(m.Obj); err != nil {

@@ -94,32 +94,46 @@ func TestScriptFailureIsNotUnavailable(t *testing.T) {
 	}
 }
 
-// TestSeqReuse: an op sent for the first time (First) whose seq is not above the writer's
-// last one is refused with that last seq, so a reloaded page renumbers instead of having
-// its write taken for a resend of an older op.
+// TestSeqReuse: within an epoch (one page load) seqs deduplicate as always; an op of a new
+// epoch whose seq is not above the writer's last one is refused with that last seq, so a
+// reloaded page renumbers instead of having its write taken for a resend of an older op.
 func TestSeqReuse(t *testing.T) {
 	t.Parallel()
 	r := testpeer.StartRedis(t, testpeer.RedisOptions{})
 	st := newStore(t, r.Client(t), store.Config{})
 	ctx := context.Background()
 	obj := "players/k1/audio"
-	commit(t, st, store.Commit{Obj: obj, Client: "k1", Seq: 1, Base: -1, First: true, Ops: []store.Op{store.Set("a", "1")}})
-	commit(t, st, store.Commit{Obj: obj, Client: "k1", Seq: 2, Base: -1, First: true, Ops: []store.Op{store.Set("a", "2")}})
-	_, err := st.Commit(ctx, store.Commit{Obj: obj, Client: "k1", Seq: 1, Base: -1, First: true, Ops: []store.Op{store.Set("a", "3")}})
-	var re *store.SeqReusedError
-	if !errors.As(err, &re) || !errors.Is(err, store.ErrSeqReused) || re.Last != 2 {
-		t.Fatalf("reused seq: %v", err)
-	}
-	// The same seq as a resend is still the dedup answer.
-	if dup := commit(t, st, store.Commit{Obj: obj, Client: "k1", Seq: 2, Base: -1, Ops: []store.Op{store.Set("a", "3")}}); !dup.Dup || dup.Rev != 2 {
+	commit(t, st, store.Commit{Obj: obj, Client: "k1", Seq: 1, Base: -1, Epoch: "page-1", Ops: []store.Op{store.Set("a", "1")}})
+	commit(t, st, store.Commit{Obj: obj, Client: "k1", Seq: 2, Base: -1, Epoch: "page-1", Ops: []store.Op{store.Set("a", "2")}})
+	// The same epoch's resend is a duplicate.
+	if dup := commit(t, st, store.Commit{Obj: obj, Client: "k1", Seq: 2, Base: -1, Epoch: "page-1", Ops: []store.Op{store.Set("a", "x")}}); !dup.Dup || dup.Rev != 2 {
 		t.Fatalf("resend: %+v", dup)
 	}
-	res := commit(t, st, store.Commit{Obj: obj, Client: "k1", Seq: re.Last + 1, Base: -1, First: true, Ops: []store.Op{store.Set("a", "3")}})
-	if res.Rev != 3 {
+	// The reloaded page numbers from 1 again, and again after a lost answer: refused both
+	// times with the last seq, nothing written.
+	for i := 0; i < 2; i++ {
+		_, err := st.Commit(ctx, store.Commit{Obj: obj, Client: "k1", Seq: 1, Base: -1, Epoch: "page-2", Ops: []store.Op{store.Set("a", "3")}})
+		var re *store.SeqReusedError
+		if !errors.As(err, &re) || !errors.Is(err, store.ErrSeqReused) || re.Last != 2 {
+			t.Fatalf("reused seq: %v", err)
+		}
+	}
+	res := commit(t, st, store.Commit{Obj: obj, Client: "k1", Seq: 3, Base: -1, Epoch: "page-2", Ops: []store.Op{store.Set("a", "3")}})
+	if res.Rev != 3 || res.Dup {
 		t.Fatalf("renumbered: %+v", res)
 	}
-	if rd, _ := st.Snapshot(ctx, obj); rd.Fields["a"] != "3" {
-		t.Fatalf("fields %v", rd.Fields)
+	// Its own resend is now the duplicate; the old page's epoch is refused.
+	if dup := commit(t, st, store.Commit{Obj: obj, Client: "k1", Seq: 3, Base: -1, Epoch: "page-2", Ops: []store.Op{store.Set("a", "y")}}); !dup.Dup || dup.Rev != 3 {
+		t.Fatalf("resend in the new epoch: %+v", dup)
+	}
+	if _, err := st.Commit(ctx, store.Commit{Obj: obj, Client: "k1", Seq: 3, Base: -1, Epoch: "page-1", Ops: []store.Op{store.Set("a", "z")}}); !errors.Is(err, store.ErrSeqReused) {
+		t.Fatalf("old epoch: %v", err)
+	}
+	if rd, _ := st.Snapshot(ctx, obj); rd.Fields["a"] != "3" || rd.Rev != 3 {
+		t.Fatalf("object: %+v", rd)
+	}
+	if _, err := st.Commit(ctx, store.Commit{Obj: obj, Client: "k1", Seq: 9, Base: -1, Epoch: "a b", Ops: []store.Op{store.Set("a", "z")}}); !errors.Is(err, store.ErrBadOp) {
+		t.Fatalf("bad epoch: %v", err)
 	}
 }
 

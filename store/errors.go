@@ -8,6 +8,7 @@ import (
 // Sentinel errors of the store. Callers match them with errors.Is; the WebSocket bridge maps
 // each to a protocol error code.
 var (
+	ErrNoInstance    = errors.New("an instance name is required")
 	ErrBadOp         = errors.New("malformed op")
 	ErrBadAddress    = errors.New("malformed address")
 	ErrTooManyOps    = errors.New("too many op elements")
@@ -16,7 +17,7 @@ var (
 	ErrStale         = errors.New("stale seq: an older op than the last committed")
 	ErrBaseAhead     = errors.New("base revision ahead of the object")
 	ErrExpectFailed  = errors.New("expect failed")
-	// ErrSeqReused: an op sent for the first time reuses a seq its writer already
+	// ErrSeqReused: an op of a new epoch of its writer reuses a seq the writer already
 	// committed (a reloaded page numbering from 1 again); see SeqReusedError.
 	ErrSeqReused = errors.New("seq already used by an earlier op of this writer")
 	// ErrScript: Redis answered the commit with an error of the script itself. Nothing was
@@ -34,7 +35,7 @@ type SeqReusedError struct {
 }
 
 func (e *SeqReusedError) Error() string {
-	return fmt.Sprintf("%s: seq %d sent as new but %d was already committed", e.Obj, e.Seq, e.Last)
+	return fmt.Sprintf("%s: seq %d of a new epoch, but %d was already committed", e.Obj, e.Seq, e.Last)
 }
 
 // Is makes errors.Is(err, ErrSeqReused) true.

@@ -134,10 +134,12 @@ type Commit struct {
 	Client string // writer id for deduplication (no spaces, at most 128 bytes); "" disables it
 	Seq    int64  // 1, 2, 3 ... per (Client, Obj), at most MaxSafeInt; 0 disables deduplication
 	Base   int64  // revision the op was made on; -1 for a blind write
-	// First says the writer sends Seq for the first time (not a resend after a lost
-	// answer): a Seq not above the writer's last one is then refused with a
-	// *SeqReusedError instead of being answered as a duplicate.
-	First bool
+	// Epoch names the writer's incarnation (a page load of one client key; at most 32
+	// bytes of [A-Za-z0-9_-], "" for none). Seqs deduplicate within an epoch; an op of a
+	// new epoch whose Seq is not above the writer's last is refused with a
+	// *SeqReusedError, so a reloaded page renumbers instead of having its op taken for a
+	// resend of an older one.
+	Epoch string
 	Ops   []Op
 }
 
@@ -159,6 +161,9 @@ func (s *Store) checkCommit(c Commit) error {
 	}
 	if len(c.Client) > maxClientBytes || strings.ContainsAny(c.Client, " \t\r\n") || !utf8.ValidString(c.Client) {
 		return fmt.Errorf("%w: writer id %.40q", ErrBadOp, c.Client)
+	}
+	if !ValidEpoch(c.Epoch) {
+		return fmt.Errorf("%w: epoch %.40q", ErrBadOp, c.Epoch)
 	}
 	if c.Seq < 0 || c.Seq > MaxSafeInt {
 		return fmt.Errorf("%w: seq %d outside 0..2^53-1", ErrBadOp, c.Seq)
@@ -197,13 +202,9 @@ func (s *Store) Commit(ctx context.Context, c Commit) (Committed, error) {
 	// The owner of a player object is the client key in its address, whoever writes it:
 	// the object goes when that key is gone for good (see Janitor).
 	owner, _, _ := s.schema.ParsePlayerAddress(c.Obj)
-	first := "0"
-	if c.First {
-		first = "1"
-	}
 	args := make([]any, 0, 11+3*len(c.Ops))
 	args = append(args, c.Obj, c.Client, c.Seq, c.Base, writes, s.cfg.OplogLen, s.cfg.FeedLen, maxFields,
-		first, owner, time.Now().UnixMilli())
+		c.Epoch, owner, time.Now().UnixMilli())
 	for _, o := range c.Ops {
 		kind, v := "d", ""
 		switch {
@@ -403,6 +404,24 @@ func forEachMaster(ctx context.Context, rdb redis.UniversalClient, fn func(conte
 		return fn(ctx, c)
 	}
 	return errors.New("store: unsupported redis client type")
+}
+
+// maxEpochBytes bounds an epoch: 128 random bits in base64 are 22 characters.
+const maxEpochBytes = 32
+
+// ValidEpoch reports whether e can be a writer epoch: empty, or 1 to 32 characters of
+// [A-Za-z0-9_-].
+func ValidEpoch(e string) bool {
+	if len(e) > maxEpochBytes {
+		return false
+	}
+	for i := 0; i < len(e); i++ {
+		c := e[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // scriptFailed reports whether err is an error reply of a script that ran (a Lua runtime

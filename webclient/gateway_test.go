@@ -96,6 +96,7 @@ func startGateway(t *testing.T, opts gatewayOptions) *gateway {
 			Instance:     "gw" + strconv.Itoa(i+1),
 			Policy:       sharedPolicy{},
 			OpsPerSecond: 5000, // the convergence clients write far faster than a page
+			DemoSessions: true, // the demo page asks for /session?user=alice
 		}, st, feed, prometheus.NewRegistry(), log)
 		if err != nil {
 			t.Fatal(err)

@@ -52,6 +52,7 @@ func run() error {
 	setDefault("REDIS_ADDRS", rs.Addr)
 	setDefault("HTTP_ADDR", "127.0.0.1:8080")
 	setDefault("DSM_SECRET", "devstack-dsm-secret-0123456789")
+	setDefault("DSM_DEMO_SESSIONS", "true") // the demo page's /session?user=<name>
 	setDefault("MGW_SECRET", "devstack-mgw-secret-0123456789")
 	setDefault("USERS_SECRET", "devstack-users-secret-0123456789")
 	setDefault("MGW_PUBLIC_WS_URL", "ws://127.0.0.1:8080")

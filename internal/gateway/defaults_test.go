@@ -23,7 +23,7 @@ type knob struct {
 // A package that gains a DefaultConfig adds its lines here (and removes its variables
 // from pendingKnobs).
 func packageKnobs() []knob {
-	st, br := store.DefaultConfig(), otbridge.DefaultConfig()
+	st, br, jn := store.DefaultConfig(), otbridge.DefaultConfig(), store.DefaultJanitorConfig()
 	return []knob{
 		{"DSM_SHARDS", func() any { return st.Shards }},
 		{"DSM_OPLOG_LEN", func() any { return st.OplogLen }},
@@ -31,12 +31,15 @@ func packageKnobs() []knob {
 		{"DSM_MAX_FIELDS", func() any { return st.MaxFields }},
 		{"DSM_MAX_VALUE_BYTES", func() any { return st.Limits.MaxValueBytes }},
 		{"DSM_MAX_OPS_PER_MESSAGE", func() any { return st.Limits.MaxOps }},
+		{"DSM_GRACE", func() any { return jn.Grace }},
+		{"DSM_FEED_MAX_AGE", func() any { return jn.FeedMaxAge }},
 
 		{"DSM_TOKEN_TTL", func() any { return br.TokenTTL }},
 		{"DSM_MAX_FRAME_BYTES", func() any { return br.MaxFrameBytes }},
 		{"DSM_MAX_SUBS", func() any { return br.MaxSubs }},
 		{"DSM_OPS_PER_SECOND", func() any { return br.OpsPerSecond }},
 		{"DSM_SEND_QUEUE", func() any { return br.SendQueue }},
+		{"DSM_DEMO_SESSIONS", func() any { return br.DemoSessions }},
 	}
 }
 

@@ -7,6 +7,8 @@ package dsmclient
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -124,6 +126,10 @@ type Client struct {
 	cfg Config
 	log *slog.Logger
 
+	// epoch names this Client among the clients that use the same client key over time
+	// (docs/dsm-protocol.md, "Seq"): its seqs deduplicate among themselves only.
+	epoch string
+
 	mu      sync.Mutex // guards everything below and every Object's state
 	objects map[string]*Object
 	link    *link // nil while disconnected
@@ -146,7 +152,8 @@ func (l *link) close() { l.once.Do(func() { close(l.stop); l.ws.Close() }) }
 // itself until Close.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	cfg = cfg.withDefaults()
-	c := &Client{cfg: cfg, log: cfg.Log.With("component", "dsmclient"), objects: make(map[string]*Object), done: make(chan struct{})}
+	c := &Client{cfg: cfg, log: cfg.Log.With("component", "dsmclient"), objects: make(map[string]*Object),
+		done: make(chan struct{}), epoch: newEpoch()}
 	l, err := c.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -178,7 +185,7 @@ func (c *Client) connect(ctx context.Context) (*link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dsmclient: dial %s: %w", c.cfg.URL, err)
 	}
-	hello, _ := json.Marshal(map[string]string{"t": otbridge.TypeHello, "token": tok})
+	hello, _ := json.Marshal(map[string]string{"t": otbridge.TypeHello, "token": tok, "epoch": c.epoch})
 	if dl, ok := ctx.Deadline(); ok {
 		_ = ws.SetReadDeadline(dl)
 	}
@@ -327,23 +334,15 @@ func (c *Client) sendLocked(msg []byte) {
 }
 
 type opMsg struct {
-	T     string     `json:"t"`
-	Obj   string     `json:"obj"`
-	Base  *int64     `json:"base,omitempty"`
-	Seq   int64      `json:"seq"`
-	First bool       `json:"first,omitempty"`
-	Ops   []store.Op `json:"ops"`
+	T    string     `json:"t"`
+	Obj  string     `json:"obj"`
+	Base *int64     `json:"base,omitempty"`
+	Seq  int64      `json:"seq"`
+	Ops  []store.Op `json:"ops"`
 }
 
-// sendOpLocked sends p. Its first send says so ("first"), so that a seq this client key
-// already used (a page reloaded with the same token) is refused with seq_reused instead of
-// being answered as a duplicate; resends after a reconnect leave it out.
 func (c *Client) sendOpLocked(o *Object, p *pend) {
-	if c.link == nil {
-		return
-	}
-	m := opMsg{T: otbridge.TypeOp, Obj: o.addr, Seq: p.seq, First: !p.tried, Ops: p.ops}
-	p.tried = true
+	m := opMsg{T: otbridge.TypeOp, Obj: o.addr, Seq: p.seq, Ops: p.ops}
 	if o.subscribed {
 		base := o.rev
 		m.Base = &base
@@ -413,4 +412,11 @@ func (c *Client) opLimits() store.Limits {
 		return store.DefaultLimits()
 	}
 	return store.Limits{MaxOps: l.MaxOps, MaxFieldBytes: l.MaxFieldBytes, MaxValueBytes: l.MaxValueBytes}
+}
+
+// newEpoch returns 96 random bits in base64url: unique among the clients of one key.
+func newEpoch() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand does not fail on supported platforms
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }

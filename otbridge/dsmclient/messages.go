@@ -209,9 +209,8 @@ func (c *Client) handle(b []byte) {
 		if m.Code == otbridge.CodeSeqReused {
 			// An earlier page with this client key committed up to Last: number after it.
 			p := o.inflight
-			o.seq = max(o.seq, m.Last)
-			o.seq++
-			p.seq, p.tried = o.seq, false
+			o.seq = max(o.seq, m.Last) + 1
+			p.seq = o.seq
 			c.sendOpLocked(o, p)
 			break
 		}

@@ -24,7 +24,6 @@ type pend struct {
 	ops    []store.Op
 	expect bool // has an expect element: never composed with others
 	sent   time.Time
-	tried  bool // sent at least once under seq (later sends are resends)
 }
 
 // Object is the client's replica of one object, kept by the Jupiter client algorithm

@@ -2,7 +2,7 @@
 -- KEYS: 1 fields, 2 meta, 3 log, 4 feed, 5 the shard's writer index (one hash tag: one slot)
 -- ARGV: 1 obj, 2 client, 3 seq, 4 base (-1: blind), 5 the writes as JSON (for the op log and
 --       the feed, encoded by the caller), 6 op log length, 7 feed length, 8 max fields (0: none),
---       9 first ("1": the writer sends this seq for the first time), 10 owner (the client key
+--       9 epoch (the writer's incarnation: a page load; "" for none), 10 owner (the client key
 --       owning the object, "" for none), 11 now (unix ms),
 --       12... the elements in order, three arguments each: kind ("s" set, "d" del, "e" expect,
 --       "a" expect absent), field, value ("" where there is none). Flat arguments spare the
@@ -16,25 +16,32 @@ local kf, km, kl, kfeed, kwr = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local obj, client = ARGV[1], ARGV[2]
 local seq, base = tonumber(ARGV[3]), tonumber(ARGV[4])
 local loglen, feedlen, maxfields = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local first, owner, now = ARGV[9] == '1', ARGV[10], ARGV[11]
+local epoch, owner, now = ARGV[9], ARGV[10], ARGV[11]
 local function int(n) return string.format('%d', n) end
 
--- The dedup record of a writer is the meta field "q:<client>" = "<seq> <rev>", read with
--- the revision in one call. A record that does not parse (one written as "1e+14 1" by an
--- older script) is read with tonumber, which takes either form; garbage is ignored rather
--- than failing every later op of that writer.
+-- The dedup record of a writer is the meta field "q:<client>" = "<seq> <rev>[ <epoch>]",
+-- read with the revision in one call. Within one epoch (one page load of the client key)
+-- it deduplicates resends; an op of another epoch (the page reloaded with its token, and
+-- numbers from 1 again) must have a seq above the record's, or it is refused with that
+-- seq so that the writer renumbers. Seqs are parsed with tonumber, which also reads the
+-- "1e+14" an older script wrote; a record that does not parse is ignored rather than
+-- failing every later op of that writer.
 local qf = 'q:' .. client
 local meta = redis.call('HMGET', km, 'rev', 'sig1', 'sig2', qf)
 local rev = tonumber(meta[1] or '0')
 local sig1, sig2 = tonumber(meta[2] or '0'), tonumber(meta[3] or '0')
 
 if client ~= '' and seq > 0 and meta[4] then
-  local a, b = string.match(meta[4], '^(%S+) (%S+)$')
+  local a, b, e = string.match(meta[4], '^(%S+) (%S+) ?(%S*)$')
   local lseq, lrev = tonumber(a or ''), tonumber(b or '')
   if lseq and lrev then
-    if seq <= lseq and first then return {'reused', rev, int(lseq)} end
-    if seq == lseq then return {'dup', lrev} end
-    if seq < lseq then return {'stale', rev} end
+    if (e or '') ~= epoch then
+      if seq <= lseq then return {'reused', rev, int(lseq)} end
+    elseif seq == lseq then
+      return {'dup', lrev}
+    elseif seq < lseq then
+      return {'stale', rev}
+    end
   end
 end
 if base >= 0 and base > rev then return {'base_ahead', rev} end
@@ -99,6 +106,7 @@ rev = rev + 1
 local meta = {'rev', int(rev), 'sig1', int(sig1), 'sig2', int(sig2)}
 if client ~= '' and seq > 0 then
   meta[7], meta[8] = qf, int(seq) .. ' ' .. int(rev)
+  if epoch ~= '' then meta[8] = meta[8] .. ' ' .. epoch end
 end
 -- Every write to the field hash is followed at once by a write to the meta hash. Keyspace
 -- events of one script reach a subscriber in order and uninterrupted, so a field event that
