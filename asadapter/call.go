@@ -12,6 +12,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/sdp"
+	"dsmgw/asadapter/sipport"
 	"dsmgw/store"
 )
 
@@ -21,13 +23,13 @@ import (
 // goroutine for long.
 const cleanupTimeout = 8 * time.Second
 
-// call is one call owned by this instance. Its goroutine (runOut or runIn) owns the
-// call's lifecycle; SIP handlers signal it through the channels and share the dialog
-// under mu.
+// call is one call owned by this instance. Its goroutine (runOut, or runIn then
+// confirmed) owns the call's lifecycle; SIP handlers signal it through the channels and
+// share the dialog under mu.
 type call struct {
 	a      *Adapter
 	player string
-	dir    string
+	dir    Direction
 	log    *slog.Logger
 	seenAt time.Time // when the browser's connecting was seen (post-dial delay)
 
@@ -35,7 +37,15 @@ type call struct {
 	byeC  chan struct{} // the far end sent BYE (cap 1)
 	ackC  chan struct{} // the ACK for our 2xx arrived (cap 1)
 	seC   chan struct{} // the peer refreshed the session (cap 1)
-	done  chan struct{} // closed when the call's goroutine ends
+	done  chan struct{} // closed when the call's goroutine and its helpers have ended
+
+	// ctx is the call's life: Run's context, cancelled by end to stop the call's helpers
+	// (progress writes, re-ACKs, CANCEL), which helpers owns and end waits for.
+	ctx     context.Context
+	stop    context.CancelFunc
+	helpers owner
+
+	progress progressQueue // progress writes of an outgoing call (call_out_progress.go)
 
 	finished atomic.Bool // finish ran: the call was ended, not abandoned
 	drained  bool        // the drain ended it (only the call's goroutine touches it)
@@ -46,10 +56,10 @@ type call struct {
 	// found by the keyspace wake-up and the rescan anyway.)
 	unwatch func()
 
-	mu      sync.Mutex // guards d, local, remote, answer, hold
+	mu      sync.Mutex // guards d, local, remote, answer, hold, lastAck, seDue, seNext
 	d       dialog
 	local   Local
-	remote  Remote
+	remote  sdp.Remote
 	answer  []byte       // our last SDP (offer or answer), for refreshes
 	hold    *store.Op    // hold state to publish once our answer to a re-offer went out
 	lastAck *sip.Request // the ACK of our 2xx, resent on 2xx retransmissions
@@ -57,14 +67,33 @@ type call struct {
 	seNext  time.Time    // when we refresh (we are the refresher; zero: not us)
 }
 
-func (a *Adapter) newCall(player, dir, callID string) *call {
-	return &call{
+// newCall makes the call of player under Run's context ctx.
+func (a *Adapter) newCall(ctx context.Context, player string, dir Direction, callID string) *call {
+	cctx, stop := context.WithCancel(ctx)
+	c := &call{
 		a: a, player: player, dir: dir, seenAt: time.Now(),
 		log:   a.log.With("player", player, "call_id", callID),
 		wakeC: make(chan struct{}, 1), byeC: make(chan struct{}, 1),
 		ackC: make(chan struct{}, 1), seC: make(chan struct{}, 1),
 		done: make(chan struct{}),
+		ctx:  cctx, stop: stop,
 	}
+	c.d.CallID = callID
+	return c
+}
+
+// end runs last on the call's goroutine, ended or abandoned: the call leaves the
+// adapter's tables, its helpers are stopped and waited for, and done is closed.
+func (c *call) end() {
+	c.a.removeCall(c)
+	c.stop()
+	c.helpers.stopAndWait()
+	close(c.done)
+}
+
+// help runs f on a helper goroutine of the call (the call's context is f's).
+func (c *call) help(f func(ctx context.Context)) {
+	c.helpers.spawn(func() { f(c.ctx) })
 }
 
 func signal(c chan struct{}) {
@@ -76,6 +105,12 @@ func signal(c chan struct{}) {
 
 // poke tells the call its player object changed.
 func (c *call) poke() { signal(c.wakeC) }
+
+func (c *call) callID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.d.CallID
+}
 
 func (a *Adapter) callFor(player string) *call {
 	a.cmu.Lock()
@@ -91,17 +126,17 @@ func (a *Adapter) callByID(callID string) *call {
 
 // addCall registers a call; false if the player already has one here, we are full or
 // draining.
-func (a *Adapter) addCall(c *call, callID string) bool {
+func (a *Adapter) addCall(c *call) bool {
 	a.cmu.Lock()
 	defer a.cmu.Unlock()
 	if _, ok := a.calls[c.player]; ok || len(a.calls) >= a.cfg.MaxCalls || a.draining.Load() {
 		return false
 	}
 	a.calls[c.player] = c
-	a.byID[callID] = c
+	a.byID[c.d.CallID] = c
 	c.unwatch = a.feed.Watch(c.player)
-	a.met.calls.WithLabelValues(c.dir).Inc()
-	a.met.attempts.WithLabelValues(c.dir).Inc()
+	a.met.calls.WithLabelValues(string(c.dir)).Inc()
+	a.met.attempts.WithLabelValues(string(c.dir)).Inc()
 	return true
 }
 
@@ -109,7 +144,7 @@ func (a *Adapter) removeCall(c *call) {
 	a.cmu.Lock()
 	if a.calls[c.player] == c {
 		delete(a.calls, c.player)
-		a.met.calls.WithLabelValues(c.dir).Dec()
+		a.met.calls.WithLabelValues(string(c.dir)).Dec()
 		c.unwatch()
 	}
 	for id, x := range a.byID {
@@ -118,20 +153,6 @@ func (a *Adapter) removeCall(c *call) {
 		}
 	}
 	a.cmu.Unlock()
-}
-
-// abandonAll waits for call goroutines after Run's context ended: they return without
-// signalling (as in a crash), leaving claims to expire and dialogs for a takeover.
-func (a *Adapter) abandonAll() {
-	a.cmu.Lock()
-	var cs []*call
-	for _, c := range a.calls {
-		cs = append(cs, c)
-	}
-	a.cmu.Unlock()
-	for _, c := range cs {
-		<-c.done
-	}
 }
 
 // commit writes ops to a player object as this instance.
@@ -145,7 +166,7 @@ func (a *Adapter) commit(ctx context.Context, player string, ops ...store.Op) er
 
 // finish ends the call: the termination is deleted, the final fields are written (only
 // if the player still shows this call), the dialog record and the claim are dropped.
-func (c *call) finish(result string, ops ...store.Op) {
+func (c *call) finish(res result, ops ...store.Op) {
 	c.finished.Store(true)
 	ctx, cancel := c.a.cleanupCtx()
 	defer cancel()
@@ -168,8 +189,8 @@ func (c *call) finish(result string, ops ...store.Op) {
 	}
 	a.deleteDialog(ctx, c.player)
 	a.release(ctx, c.player)
-	a.met.results.WithLabelValues(result).Inc()
-	c.log.Info("call ended", "result", result)
+	a.met.results.WithLabelValues(string(res)).Inc()
+	c.log.Info("call ended", "result", string(res))
 }
 
 // failOps are the fields of a failed call: both states failed, the SIP status and reason.
@@ -198,10 +219,7 @@ func (c *call) snapshot(ctx context.Context) (map[string]string, bool) {
 		c.log.Warn("read player failed", "err", err)
 		return nil, true // keep the call; the next wake-up retries
 	}
-	c.mu.Lock()
-	id := c.d.CallID
-	c.mu.Unlock()
-	if len(r.Fields) == 0 || r.Fields[c.a.f.callID] != id {
+	if len(r.Fields) == 0 || r.Fields[c.a.f.callID] != c.callID() {
 		return r.Fields, false
 	}
 	return r.Fields, true
@@ -222,7 +240,7 @@ func (a *Adapter) do(ctx context.Context, req *sip.Request) (*sip.Response, erro
 	res, err := a.cli.Do(ctx, req, prebuilt)
 	if err == nil && res == nil {
 		// sipgo ends a transaction without a response when the user agent is closing.
-		err = fmt.Errorf("asadapter: %s: %w", req.Method, ErrNoResponse)
+		err = fmt.Errorf("asadapter: %s: %w", req.Method, sipport.ErrNoResponse)
 	}
 	if err != nil {
 		return nil, err
@@ -230,7 +248,7 @@ func (a *Adapter) do(ctx context.Context, req *sip.Request) (*sip.Response, erro
 	if (res.StatusCode == 401 || res.StatusCode == 407) && a.cfg.AuthUser != "" {
 		res, err = a.cli.DoDigestAuth(ctx, req, res, a.digest())
 		if err == nil && res == nil {
-			err = fmt.Errorf("asadapter: %s after a challenge: %w", req.Method, ErrNoResponse)
+			err = fmt.Errorf("asadapter: %s after a challenge: %w", req.Method, sipport.ErrNoResponse)
 		}
 	}
 	return res, err

@@ -3,12 +3,16 @@ package asadapter
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
 	"dsmgw/store"
 )
+
+// The confirmed call: both kinds of call end up here once the 2xx went through.
 
 // confirmed runs an established call until it ends: the browser hanging up (BYE), the far
 // end hanging up, DTMF written by the browser, claim renewal and session timers. When
@@ -30,11 +34,11 @@ func (c *call) confirmed(ctx context.Context) {
 			c.log.Info("gateway shutting down; hanging up")
 			c.drained = true
 			c.bye()
-			c.finish("drained", a.shutdownOps()...)
+			c.finish(resultDrained, a.shutdownOps()...)
 			return
 		case <-c.byeC:
 			c.log.Info("far end hung up")
-			c.finish("remote_bye", append(a.endOps(), store.Set(a.f.sipReason, "remote hangup"))...)
+			c.finish(resultRemoteBye, append(a.endOps(), store.Set(a.f.sipReason, "remote hangup"))...)
 			return
 		case <-c.wakeC:
 			fl, ok := c.snapshot(ctx)
@@ -42,9 +46,9 @@ func (c *call) confirmed(ctx context.Context) {
 				c.log.Info("browser hung up", "player_state", fl[a.f.playerState])
 				c.bye()
 				if ok && fl[a.f.playerState] == stateFailed {
-					c.finish("failed", store.Set(a.f.mgwState, stateFailed))
+					c.finish(resultFailed, store.Set(a.f.mgwState, stateFailed))
 				} else {
-					c.finish("local_bye", store.Set(a.f.mgwState, stateDisconnected))
+					c.finish(resultLocalBye, store.Set(a.f.mgwState, stateDisconnected))
 				}
 				return
 			}
@@ -86,4 +90,75 @@ func (c *call) bye() {
 		return
 	}
 	c.log.Debug("BYE answered", "status", res.StatusCode)
+}
+
+// maxDTMFDigits bounds one write of the dtmf field (the media gateway queues at most 64).
+const maxDTMFDigits = 64
+
+// dtmfDigits keeps the valid DTMF characters of s (0-9 * # A-D), at most maxDTMFDigits.
+func dtmfDigits(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToUpper(s) {
+		if (r >= '0' && r <= '9') || r == '*' || r == '#' || (r >= 'A' && r <= 'D') {
+			b.WriteRune(r)
+			if b.Len() == maxDTMFDigits {
+				break
+			}
+		}
+	}
+	return b.String()
+}
+
+// sendDTMF sends the digits the browser wrote in the dtmf field and consumes the field
+// (deletes it if it still holds the same value), so writing the same digit again sends
+// it again.
+func (c *call) sendDTMF(ctx context.Context, written string) {
+	a := c.a
+	digits := dtmfDigits(written)
+	var err error
+	if digits != "" {
+		if a.cfg.DTMF == DTMFInfo {
+			err = c.sendInfoDTMF(ctx, digits)
+		} else {
+			c.mu.Lock()
+			term := c.d.Term
+			c.mu.Unlock()
+			err = a.mgw.DTMF(ctx, term, digits)
+			if err != nil {
+				a.met.mgwErrors.WithLabelValues("dtmf").Inc()
+			}
+		}
+	}
+	if err != nil {
+		c.log.Warn("send DTMF failed", "digits", digits, "err", err)
+	} else {
+		a.met.dtmfDigits.Add(float64(len(digits)))
+		c.log.Info("sent DTMF", "digits", digits, "mode", a.cfg.DTMF)
+	}
+	if err := a.commit(ctx, c.player, store.Expect(a.f.dtmf, written), store.Del(a.f.dtmf)); err != nil &&
+		!errors.Is(err, store.ErrExpectFailed) {
+		c.log.Warn("consume dtmf field failed", "err", err)
+	}
+}
+
+// sendInfoDTMF sends one INFO per digit (application/dtmf-relay, the de-facto format),
+// waiting for each answer so the digits arrive in order.
+func (c *call) sendInfoDTMF(ctx context.Context, digits string) error {
+	for _, d := range digits {
+		body := []byte(fmt.Sprintf("Signal=%c\r\nDuration=160\r\n", d))
+		c.mu.Lock()
+		req, err := c.a.request(&c.d, sip.INFO, body, "application/dtmf-relay")
+		c.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		res, err := c.a.do(ctx, req)
+		if err != nil {
+			return fmt.Errorf("INFO %c: %w", d, err)
+		}
+		if !res.IsSuccess() {
+			return &SIPError{Status: res.StatusCode, Reason: res.Reason}
+		}
+	}
+	return nil
 }

@@ -118,14 +118,15 @@ func (a *Adapter) enqueue(player string, q chan string) {
 	}
 }
 
-// kickAll schedules an immediate rescan.
+// kickAll schedules an immediate rescan (on a goroutine: it runs on a feed reader), bounded
+// by Rescan and by Run's context.
 func (a *Adapter) kickAll() {
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Rescan)
+	a.own.spawn(func() {
+		ctx, cancel := context.WithTimeout(a.runContext(), a.cfg.Rescan)
 		defer cancel()
 		a.rescan(ctx)
 		a.loadIdentities(ctx)
-	}()
+	})
 }
 
 func (a *Adapter) worker(ctx context.Context) error {

@@ -64,11 +64,11 @@ func (a *Adapter) shutdownOps() []store.Op {
 	return append(a.endOps(), store.Set(a.f.sipReason, reasonShutdown), store.Del(a.f.sipStatus))
 }
 
-// cleanupCtx is the context for ending a call: detached from Run's context so that a
-// hangup in progress completes, bounded by cleanupTimeout and, while draining, by the
-// drain's deadline.
+// cleanupCtx is the context for ending a call: detached from the cancellation of Run's
+// context so that a hangup in progress completes, bounded by cleanupTimeout and, while
+// draining, by the drain's deadline. (Run still waits for whoever uses it.)
 func (a *Adapter) cleanupCtx() (context.Context, context.CancelFunc) {
-	base := context.Background()
+	base := context.WithoutCancel(a.runContext())
 	if p := a.drainCtx.Load(); p != nil {
 		base = *p
 	}

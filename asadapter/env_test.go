@@ -1,9 +1,10 @@
 package asadapter
 
 import (
+	"bytes"
 	"context"
+	"sync"
 
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -29,6 +30,10 @@ const waitFor = 20 * time.Second
 
 const testSecret = "test-secret-0123456789abcdef"
 
+// feedBlock is the change feed's XREAD block in these tests (200 ms, as in the store's
+// own tests, instead of 2 s).
+const feedBlock = 200 * time.Millisecond
+
 // env is one test's private Redis, DSM store and feed, and in-process media gateway.
 type env struct {
 	t     *testing.T
@@ -40,15 +45,39 @@ type env struct {
 	mgwc  *mediagw.Client
 	log   *slog.Logger
 	seq   map[string]int64
+	wg    sync.WaitGroup // the feed's and the media gateway's Run
 
 	eventTo atomic.Pointer[Adapter] // receives the media gateway's events
 }
 
+// testLogger is the log of one test: on stderr with ASADAPTER_TEST_LOG set, else kept in
+// memory and shown only if the test fails (call it before starting what logs: its cleanup
+// must run after theirs).
 func testLogger(t *testing.T) *slog.Logger {
 	if os.Getenv("ASADAPTER_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
+	w := &testLog{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			w.mu.Lock()
+			t.Logf("log of the test:\n%s", w.buf.String())
+			w.mu.Unlock()
+		}
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// testLog keeps a test's log lines.
+type testLog struct {
+	mu  sync.Mutex // guards buf: handlers write from many goroutines
+	buf bytes.Buffer
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
 }
 
 func newEnv(t *testing.T) *env {
@@ -60,18 +89,24 @@ func newEnv(t *testing.T) *env {
 // timeouts for the tests of their paths).
 func newEnvMedia(t *testing.T, mod func(*mediagw.Config)) *env {
 	t.Helper()
+	log := testLogger(t)
 	r := testpeer.StartRedis(t, testpeer.RedisOptions{NotifyKeyspaceEvents: "Khg"})
 	rdb := r.Client(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel) // runs before the client closes: cleanups run last-registered first
-	log := testLogger(t)
-	st, err := store.New(store.Config{Shards: 4}, rdb, log)
+	e := &env{t: t, ctx: ctx, redis: r, log: log, seq: map[string]int64{}}
+	// Runs before the client closes (cleanups run last-registered first): the feed and the
+	// media gateway end, and the test waits for them.
+	t.Cleanup(func() { cancel(); e.wg.Wait() })
+	st, err := store.New(store.Config{Shards: 4}, rdb, e.log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed := store.NewFeed(store.FeedConfig{}, st, log)
-	go func() { _ = feed.Run(ctx) }()
-	e := &env{t: t, ctx: ctx, redis: r, st: st, feed: feed, log: log, seq: map[string]int64{}}
+	// A short XREAD block: the test's cleanup waits for the feed, which notices the end of
+	// its context only between reads.
+	feed := store.NewFeed(store.FeedConfig{Block: feedBlock}, st, e.log)
+	e.st, e.feed = st, feed
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); _ = feed.Run(ctx) }()
 	e.startMediaGateway(mod)
 	return e
 }
@@ -82,7 +117,10 @@ func (e *env) startMediaGateway(mod func(*mediagw.Config)) {
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	e.t.Cleanup(srv.Close)
-	base := 20000 + 2*rand.IntN(15000)
+	// A range of 400 ports below Linux's ephemeral range (32768 and up), where the peers'
+	// free ports are found: an RTP port taken by one test's media gateway must not be the
+	// port another test has just picked for its sipp or Kamailio and not yet bound.
+	base := 20000 + 2*rand.IntN(6000)
 	cfg := mediagw.Config{
 		BindAddr: "127.0.0.1", PortMin: base, PortMax: base + 399,
 		PublicWSURL: "ws" + strings.TrimPrefix(srv.URL, "http"), Secret: testSecret,
@@ -101,7 +139,8 @@ func (e *env) startMediaGateway(mod func(*mediagw.Config)) {
 	}
 	mux.Handle("/v1/", gw.APIHandler())
 	mux.Handle("/media/", gw.MediaHandler())
-	go func() { _ = gw.Run(e.ctx) }()
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); _ = gw.Run(e.ctx) }()
 	e.t.Cleanup(func() { gw.Close() })
 	c, err := mediagw.NewClient(mediagw.ClientConfig{BaseURL: srv.URL, Secret: testSecret})
 	if err != nil {

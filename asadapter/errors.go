@@ -9,19 +9,10 @@ import (
 var (
 	// ErrConfig reports an unusable configuration.
 	ErrConfig = errors.New("asadapter: bad configuration")
-	// ErrBadSDP reports an SDP body that cannot be parsed or has no usable audio stream.
-	ErrBadSDP = errors.New("asadapter: bad SDP")
-	// ErrNoCodec reports an SDP offer or answer without any codec the adapter supports.
-	ErrNoCodec = errors.New("asadapter: no common codec")
 	// ErrClaimLost reports that another instance holds the claim of a player.
 	ErrClaimLost = errors.New("asadapter: claim lost")
 	// ErrNoDialog reports that no dialog state is stored for a player.
 	ErrNoDialog = errors.New("asadapter: no dialog")
-	// ErrClosed reports use after Close.
-	ErrClosed = errors.New("asadapter: closed")
-	// ErrNoResponse reports a client transaction that ended without a response (the user
-	// agent is closing).
-	ErrNoResponse = errors.New("asadapter: transaction ended without a response")
 )
 
 // SIPError is a SIP final response that ended a request: its status code and reason are
@@ -31,4 +22,5 @@ type SIPError struct {
 	Reason string
 }
 
+// Error renders the status line the far end sent.
 func (e *SIPError) Error() string { return fmt.Sprintf("asadapter: SIP %d %s", e.Status, e.Reason) }

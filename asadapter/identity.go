@@ -7,6 +7,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/sipport"
 	"dsmgw/store"
 )
 
@@ -110,7 +111,7 @@ func (ids *identities) of(client string) (display, sipURI string, ok bool) {
 		return "", "", false
 	}
 	u := ids.users[name]
-	if u.registration != RegRegistered || u.sipURI == "" {
+	if u.registration != sipport.RegRegistered || u.sipURI == "" {
 		return "", "", false
 	}
 	return u.display, u.sipURI, true
@@ -181,11 +182,10 @@ func (a *Adapter) callerIdentity(player string) (display string, uri sip.Uri) {
 	if !ok {
 		return a.cfg.DisplayName, ours
 	}
-	var u sip.Uri
-	if err := sip.ParseUri(s, &u); err != nil || u.Host == "" || (u.Scheme != "sip" && u.Scheme != "sips") {
-		a.log.Warn("registered user's sip_uri unusable; calling with the adapter's identity", "player", player, "sip_uri", s)
+	u, err := sipport.ParseAOR(s) // an address of record, not a contact
+	if err != nil {
+		a.log.Warn("registered user's sip_uri unusable; calling with the adapter's identity", "player", player, "sip_uri", s, "err", err)
 		return a.cfg.DisplayName, ours
 	}
-	u.UriParams, u.Headers = nil, nil // an address of record, not a contact
 	return display, u
 }

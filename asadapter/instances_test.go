@@ -70,8 +70,8 @@ func TestTwoInstancesHandleEachPlayerOnce(t *testing.T) {
 	}
 	waitSipp(t, s)
 	e.waitNoTerminations()
-	t.Logf("calls per instance: gw1 %v, gw2 %v", counterValue(t, i1.a.met.attempts.WithLabelValues(dirOut)),
-		counterValue(t, i2.a.met.attempts.WithLabelValues(dirOut)))
+	t.Logf("calls per instance: gw1 %v, gw2 %v", counterValue(t, i1.a.met.attempts.WithLabelValues(string(DirOut))),
+		counterValue(t, i2.a.met.attempts.WithLabelValues(string(DirOut))))
 }
 
 func TestTakeoverWhenOwnerDies(t *testing.T) {

@@ -1,6 +1,14 @@
 package asadapter
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"dsmgw/asadapter/sdp"
+	"dsmgw/mediagw"
+	"dsmgw/store"
+)
 
 // MediaGateway is what the adapter needs from the media gateway (package mediagw, over its
 // HTTP API or in process): terminations that carry RTP between the browser's WebSocket and
@@ -10,9 +18,9 @@ type MediaGateway interface {
 	AddLocal(ctx context.Context, req LocalRequest) (Local, error)
 	// AddRemote sets where the far end's RTP goes and which payload types were
 	// negotiated; it returns the URL the browser's media player attaches to.
-	AddRemote(ctx context.Context, id string, r Remote) (url string, err error)
+	AddRemote(ctx context.Context, id string, r sdp.Remote) (url string, err error)
 	// Modify changes the remote side after a re-INVITE (new address, hold, resume).
-	Modify(ctx context.Context, id string, r Remote) error
+	Modify(ctx context.Context, id string, r sdp.Remote) error
 	// Delete removes a termination; deleting an unknown one is not an error.
 	Delete(ctx context.Context, id string) error
 	// DTMF sends RFC 4733 telephone-events for digits toward the SIP side.
@@ -32,17 +40,102 @@ type Local struct {
 	Port int    // RTP port to advertise in SDP (m=); RTCP is Port+1
 }
 
-// Remote is the negotiated far end of a termination.
-type Remote struct {
-	Addr      string        // RTP address of the far end
-	Port      int           // RTP port of the far end (0: no media, as after a hold with port 0)
-	Payloads  []PayloadType // negotiated payload types, preferred first
-	Direction Direction     // media direction seen from the gateway (hold: sendonly/inactive)
+// MediaGatewayClient adapts the media gateway's Go client (package mediagw, over its HTTP
+// API) to MediaGateway.
+type MediaGatewayClient struct {
+	c        *mediagw.Client
+	owner    string
+	eventURL string
 }
 
-// PayloadType is one negotiated RTP payload type.
-type PayloadType struct {
-	PT        uint8
-	Name      string // "PCMU", "PCMA", "telephone-event"
-	ClockRate int
+// NewMediaGatewayClient wraps c. owner names this adapter instance (or cluster) in the
+// gateway's terminations; eventURL, if not empty, is where the gateway POSTs its signed
+// events (mount mediagw.EventHandler(secret, adapter.HandleMediaEvent) there).
+func NewMediaGatewayClient(c *mediagw.Client, owner, eventURL string) *MediaGatewayClient {
+	return &MediaGatewayClient{c: c, owner: owner, eventURL: eventURL}
+}
+
+// AddLocal implements MediaGateway.
+func (m *MediaGatewayClient) AddLocal(ctx context.Context, req LocalRequest) (Local, error) {
+	t, err := m.c.AddLocal(ctx, mediagw.AddLocalRequest{Owner: m.owner, CallID: req.CallID,
+		Player: req.Player, EventURL: m.eventURL})
+	if err != nil {
+		return Local{}, err
+	}
+	return Local{ID: t.ID, Addr: t.Address, Port: t.RTPPort}, nil
+}
+
+func toPTs(r sdp.Remote) []mediagw.PayloadType {
+	out := make([]mediagw.PayloadType, 0, len(r.Payloads))
+	for _, p := range r.Payloads {
+		out = append(out, mediagw.PayloadType{PT: p.PT, Name: p.Name, ClockRate: uint32(p.ClockRate)})
+	}
+	return out
+}
+
+// AddRemote implements MediaGateway.
+func (m *MediaGatewayClient) AddRemote(ctx context.Context, id string, r sdp.Remote) (string, error) {
+	u, err := m.c.AddRemote(ctx, id, mediagw.Remote{Address: r.Addr, RTPPort: r.Port, PayloadTypes: toPTs(r)})
+	if err != nil {
+		return "", err
+	}
+	if r.Held() {
+		if err := m.Modify(ctx, id, r); err != nil {
+			return "", err
+		}
+	}
+	return u.URL, nil
+}
+
+// Modify implements MediaGateway: hold when the stream is not sendrecv (or has no
+// address), and the new address and payload types otherwise.
+func (m *MediaGatewayClient) Modify(ctx context.Context, id string, r sdp.Remote) error {
+	h := r.Held()
+	req := mediagw.ModifyRequest{Hold: &h, PayloadTypes: toPTs(r)}
+	if r.Port != 0 {
+		addr, port := r.Addr, r.Port
+		req.Address, req.RTPPort = &addr, &port
+	}
+	_, err := m.c.Modify(ctx, id, req)
+	return err
+}
+
+// Delete implements MediaGateway; an unknown termination is already gone.
+func (m *MediaGatewayClient) Delete(ctx context.Context, id string) error {
+	err := m.c.Delete(ctx, id)
+	if errors.Is(err, mediagw.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// DTMF implements MediaGateway.
+func (m *MediaGatewayClient) DTMF(ctx context.Context, id, digits string) error {
+	return m.c.SendDTMF(ctx, id, mediagw.DTMFRequest{Digits: digits})
+}
+
+// HandleMediaEvent receives the media gateway's events (in process through
+// mediagw.Config.OnEvent, or over HTTP through mediagw.EventHandler). A termination the
+// gateway ended (media timeout, setup timeout, gateway shutdown) fails its call: the
+// player is marked failed, and the call's owner, woken by that write, sends BYE.
+func (a *Adapter) HandleMediaEvent(ev mediagw.Event) {
+	if ev.Player == "" || ev.CallID == "" {
+		return
+	}
+	ctx, cancel := a.cleanupCtx()
+	defer cancel()
+	reason := fmt.Sprintf("media gateway: %s", ev.Type)
+	if ev.Type == mediagw.EventMediaTimeout {
+		reason = "media timeout"
+	}
+	// The media URL goes in the same commit: it points at the termination that just ended.
+	ops := append([]store.Op{store.Expect(a.f.callID, ev.CallID)}, a.failOps(0, reason)...)
+	err := a.commit(ctx, ev.Player, append(ops, store.Del(a.f.mgwURL))...)
+	if err != nil && !errors.Is(err, store.ErrExpectFailed) {
+		a.log.Warn("mark player failed after a media event", "player", ev.Player, "call_id", ev.CallID, "err", err)
+		return
+	}
+	a.log.Info("media gateway ended a termination", "player", ev.Player, "call_id", ev.CallID,
+		"event", ev.Type, "reason", ev.Reason)
+	a.kick(ev.Player)
 }

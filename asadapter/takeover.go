@@ -61,7 +61,7 @@ func (a *Adapter) maybeTakeover(ctx context.Context, player string) {
 	cctx, cancel := a.cleanupCtx()
 	defer cancel()
 	switch {
-	case d.State == dlgConfirmed:
+	case d.State == DialogConfirmed:
 		req, err := a.request(d, sip.BYE, nil, "")
 		if err != nil {
 			log.Warn("takeover: build BYE failed", "err", err)
@@ -69,8 +69,9 @@ func (a *Adapter) maybeTakeover(ctx context.Context, player string) {
 		}
 		// The BYE's answer is only logged: marking the player must not wait for a far end
 		// that may be gone too (the dialog record is deleted below, so nothing retries).
-		go func() {
-			bctx, cancel := a.cleanupCtx()
+		// When Run ends meanwhile, the BYE is given up with everything else.
+		a.own.spawn(func() {
+			bctx, cancel := context.WithTimeout(a.runContext(), cleanupTimeout)
 			defer cancel()
 			res, err := a.do(bctx, req)
 			if err != nil {
@@ -78,8 +79,8 @@ func (a *Adapter) maybeTakeover(ctx context.Context, player string) {
 				return
 			}
 			log.Info("takeover: BYE answered", "status", res.StatusCode)
-		}()
-	case d.Dir == dirOut && d.InviteVia != "":
+		})
+	case d.Dir == DirOut && d.InviteVia != "":
 		if req, err := a.cancelFromDialog(d); err == nil {
 			_ = a.cli.WriteRequest(req, prebuilt)
 			log.Info("takeover: sent CANCEL")
@@ -99,7 +100,7 @@ func (a *Adapter) maybeTakeover(ctx context.Context, player string) {
 	}
 	a.deleteDialog(cctx, player)
 	a.met.takeovers.Inc()
-	a.met.results.WithLabelValues("taken_over").Inc()
+	a.met.results.WithLabelValues(string(resultTakenOver)).Inc()
 }
 
 // cancelFromDialog rebuilds the CANCEL of a stored outgoing INVITE: its responses go to
@@ -118,6 +119,7 @@ func (a *Adapter) cancelFromDialog(d *dialog) (*sip.Request, error) {
 	}
 	if r := a.proxyRoute(); r != nil {
 		req.PrependHeader(r)
+		a.setSource(req) // the first hop changed
 	}
 	req.RemoveHeader("Via")
 	req.PrependHeader(hs[0])

@@ -1,7 +1,11 @@
 package asadapter
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
@@ -10,13 +14,26 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"dsmgw/asadapter/sipport"
+	"dsmgw/asadapter/users"
 	"dsmgw/internal/testpeer"
 	"dsmgw/store"
 )
 
+// usersTestSecret is the bearer secret of the registration API in these tests.
+const usersTestSecret = "s3cret-for-tests"
+
+// usersRig is the users side running on an Adapter, with its HTTP API served.
+type usersRig struct {
+	u    *users.Users
+	st   *store.Store
+	reg  *prometheus.Registry
+	http *httptest.Server
+}
+
 // startUsersOnAdapter wires Users to a real Adapter the way cmd/gateway does: the
 // Adapter's UA sends, its NOTIFY handler is Users.HandleNotify, both run on one store.
-func startUsersOnAdapter(t *testing.T, e *env, acfg Config, ucfg UsersConfig) *usersRig {
+func startUsersOnAdapter(t *testing.T, e *env, acfg Config, ucfg users.Config) *usersRig {
 	t.Helper()
 	acfg.Instance, acfg.ListenUDP = "gw1", "127.0.0.1:0"
 	a, err := New(acfg, e.st, e.feed, NewMediaGatewayClient(e.mgwc, "gw1", ""), prometheus.NewRegistry(), e.log)
@@ -25,7 +42,7 @@ func startUsersOnAdapter(t *testing.T, e *env, acfg Config, ucfg UsersConfig) *u
 	}
 	ucfg.Instance, ucfg.Secret = a.Instance(), usersTestSecret
 	reg := prometheus.NewRegistry()
-	u, err := NewUsers(ucfg, a, e.st, e.feed, reg, e.log)
+	u, err := users.New(ucfg, a, e.st, e.feed, reg, e.log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,14 +57,84 @@ func startUsersOnAdapter(t *testing.T, e *env, acfg Config, ucfg UsersConfig) *u
 			break
 		}
 		if time.Now().After(deadline) {
+			cancel()
+			<-done
 			t.Fatal("adapter not serving UDP")
 		}
 	}
 	go func() { _ = u.Run(ctx); done <- struct{}{} }()
 	hs := httptest.NewServer(u.HTTPHandler())
-	stop := func() { cancel(); <-done; <-done }
-	t.Cleanup(func() { hs.Close(); stop() })
-	return &usersRig{u: u, st: e.st, reg: reg, http: hs, stop: stop}
+	t.Cleanup(func() { hs.Close(); cancel(); <-done; <-done })
+	return &usersRig{u: u, st: e.st, reg: reg, http: hs}
+}
+
+// call makes a registration API request and returns the status and body.
+func (r *usersRig) call(t *testing.T, method, path string, body any) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, r.http.URL+path, rd)
+	req.Header.Set("Authorization", "Bearer "+usersTestSecret)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// waitFields polls an object until ok accepts its fields; the deadline is only a failure
+// bound.
+func (r *usersRig) waitFields(t *testing.T, obj string, what string, ok func(map[string]string) bool) map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		snap, err := r.st.Snapshot(context.Background(), obj)
+		if err == nil && ok(snap.Fields) {
+			return snap.Fields
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s not reached; fields %v (err %v)", obj, what, snap.Fields, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// registers reads the REGISTER outcome counter of result from the users side's registry.
+func (r *usersRig) registers(result string) float64 {
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		return -1
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "asadapter_register_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == result {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// waitRegisters polls the REGISTER outcome counter of result until it reaches at least n.
+func (r *usersRig) waitRegisters(t *testing.T, result string, n float64, what string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for r.registers(result) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v < %v", what, r.registers(result), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestUsersOnAdapter: registration with digest and a conference subscription through the
@@ -56,34 +143,35 @@ func startUsersOnAdapter(t *testing.T, e *env, acfg Config, ucfg UsersConfig) *u
 func TestUsersOnAdapter(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	regScen, _ := filepath.Abs("testdata/register/registrar_digest.xml")
-	confScen, _ := filepath.Abs("testdata/confinfo/notifier.xml")
+	regScen, _ := filepath.Abs("users/testdata/register/registrar_digest.xml")
+	confScen, _ := filepath.Abs("users/testdata/confinfo/notifier.xml")
 	registrar := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: regScen, Args: []string{"-m", "1"}})
 	confSrv := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: confScen, Args: []string{"-m", "1"}})
-	r := startUsersOnAdapter(t, e, Config{}, UsersConfig{
+	r := startUsersOnAdapter(t, e, Config{}, users.Config{
 		Registrar: "sip:" + registrar.Addr, ConferenceDomain: confSrv.Addr,
 	})
-	f := r.u.schema.Users.Fields
-	userObj := r.u.schema.UserAddress("alice")
+	schema := e.st.Schema()
+	f := schema.Users.Fields
+	userObj := schema.UserAddress("alice")
 	if _, err := e.st.Commit(e.ctx, store.Commit{Obj: userObj, Base: -1,
 		Ops: []store.Op{store.Set(f.Conferences, "conf1")}}); err != nil {
 		t.Fatal(err)
 	}
-	if code, body := r.call(t, "POST", "/v1/users/alice/register", usersTestSecret, RegisterRequest{
+	if code, body := r.call(t, "POST", "/v1/users/alice/register", users.RegisterRequest{
 		SIPURI: "sip:alice@dsmgw.test", AuthUser: "alice", Password: "secret", Client: "K1"}); code != 202 {
 		t.Fatalf("POST: %d %s", code, body)
 	}
-	r.waitFields(t, userObj, "registered", func(m map[string]string) bool { return m[f.Registration] == RegRegistered })
-	confObj := r.u.schema.ConferenceAddress("alice", "conf1")
+	r.waitFields(t, userObj, "registered", func(m map[string]string) bool { return m[f.Registration] == sipport.RegRegistered })
+	confObj := schema.ConferenceAddress("alice", "conf1")
 	r.waitFields(t, confObj, "partial state applied", func(m map[string]string) bool {
 		_, alice := m["sip:alice@example.com"]
 		return m["sip:carol@example.com"] != "" && !alice
 	})
-	waitCounter(t, r.u.met.registers.WithLabelValues("ok"), 2, "a refresh")
-	if code, body := r.call(t, "DELETE", "/v1/users/alice/register", usersTestSecret, nil); code != 202 {
+	r.waitRegisters(t, "ok", 2, "a refresh")
+	if code, body := r.call(t, "DELETE", "/v1/users/alice/register", nil); code != 202 {
 		t.Fatalf("DELETE: %d %s", code, body)
 	}
-	r.waitFields(t, userObj, "unregistered", func(m map[string]string) bool { return m[f.Registration] == RegUnregistered })
+	r.waitFields(t, userObj, "unregistered", func(m map[string]string) bool { return m[f.Registration] == sipport.RegUnregistered })
 	waitSipp(t, registrar)
 	waitSipp(t, confSrv)
 }

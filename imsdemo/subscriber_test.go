@@ -9,7 +9,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"dsmgw/asadapter"
+	"dsmgw/asadapter/confinfo"
 )
 
 // testSubscriber watches a room through Event: conference with the gateway's own parser
@@ -23,14 +23,14 @@ type testSubscriber struct {
 	target  sip.Uri
 	routes  []sip.Uri
 	room    sip.Uri
-	roster  *asadapter.Roster
-	docs    []*asadapter.ConferenceInfo
+	roster  *confinfo.Roster
+	docs    []*confinfo.Info
 	states  []string // Subscription-State of each NOTIFY
 	expires int      // granted by the last 2xx
 }
 
 func newSubscriber(t testing.TB, name, proxy string) *testSubscriber {
-	return &testSubscriber{p: newPhone(t, name, 0, 0, proxy), roster: asadapter.NewRoster()}
+	return &testSubscriber{p: newPhone(t, name, 0, 0, proxy), roster: confinfo.NewRoster()}
 }
 
 // subscribe sends the initial SUBSCRIBE and returns the status code.
@@ -84,7 +84,7 @@ func (s *testSubscriber) send(expires int, event string) *sip.Response {
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: s.cseq, MethodName: sip.SUBSCRIBE})
 	req.AppendHeader(&s.p.dua.ContactHDR)
 	req.AppendHeader(sip.NewHeader("Event", event))
-	req.AppendHeader(sip.NewHeader("Accept", asadapter.ConferenceInfoType))
+	req.AppendHeader(sip.NewHeader("Accept", confinfo.ContentType))
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -99,7 +99,7 @@ func (s *testSubscriber) send(expires int, event string) *sip.Response {
 }
 
 // next waits for the next NOTIFY and applies it to the roster.
-func (s *testSubscriber) next() *asadapter.ConferenceInfo {
+func (s *testSubscriber) next() *confinfo.Info {
 	t := s.p.t
 	t.Helper()
 	select {
@@ -115,7 +115,7 @@ func (s *testSubscriber) next() *asadapter.ConferenceInfo {
 		if len(req.Body()) == 0 {
 			return nil
 		}
-		ci, err := asadapter.ParseConferenceInfo(req.Body(), asadapter.ConfInfoLimits{})
+		ci, err := confinfo.Parse(req.Body(), confinfo.Limits{})
 		if err != nil {
 			t.Fatalf("the gateway's parser refuses the NOTIFY body: %v\n%s", err, req.Body())
 		}
@@ -133,7 +133,7 @@ func (s *testSubscriber) next() *asadapter.ConferenceInfo {
 // participants is the roster as the gateway writes it to the DSM: entity → display and
 // status.
 func (s *testSubscriber) participants() map[string]string {
-	f, _ := s.roster.Fields(asadapter.ParticipantNames{Display: "d", Status: "s"}, 0)
+	f, _ := s.roster.Fields(confinfo.ParticipantNames{Display: "d", Status: "s"}, 0)
 	return f
 }
 

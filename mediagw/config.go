@@ -41,10 +41,17 @@ type Config struct {
 	// above SIP timer C (3 min) so a long ringing call survives, yet a crashed AS adapter
 	// does not leak ports forever.
 	SetupTimeout time.Duration
-	// DisableLatching turns symmetric RTP off: UDP is accepted only from the negotiated
-	// remote address. With latching (the default), the first valid packet from another
-	// source latches the termination to it once (SIP peers behind NAT).
+	// DisableLatching turns latching off: UDP is accepted only from the negotiated remote
+	// address and port. With latching (the default), a far end whose SDP names a private
+	// address (behind NAT) and that sends nothing from it within LatchWindow is latched
+	// to the first other source once; a far end whose SDP names a reachable address is
+	// never latched elsewhere (source.go).
 	DisableLatching bool
+	// LatchWindow is how long the SDP's own private address has to send first before
+	// another source may latch. Default 1 s: a far end on the same private network sends
+	// within a packet time of answering, while a far end behind NAT loses no more than
+	// this much of its first audio; a spray inside the window is dropped.
+	LatchWindow time.Duration
 	// WSQueue is the number of packets queued toward one WebSocket before packets are
 	// dropped. Default 64 (over 0.6 s of audio plus RTCP): enough to ride out a TCP
 	// hiccup, small enough not to build latency.
@@ -81,6 +88,7 @@ func DefaultConfig() Config {
 		TokenTTL:        30 * time.Second,
 		MediaTimeout:    30 * time.Second,
 		SetupTimeout:    5 * time.Minute,
+		LatchWindow:     time.Second,
 		WSQueue:         64,
 		MaxPacket:       1500,
 		EventQueue:      1024,
@@ -131,6 +139,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.SetupTimeout <= 0 {
 		c.SetupTimeout = d.SetupTimeout
+	}
+	if c.LatchWindow <= 0 {
+		c.LatchWindow = d.LatchWindow
 	}
 	if c.WSQueue <= 0 {
 		c.WSQueue = d.WSQueue

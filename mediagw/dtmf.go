@@ -1,10 +1,8 @@
 package mediagw
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/pion/rtp"
@@ -146,14 +144,14 @@ func (t *termination) sendDigit(d dtmfDigit) bool {
 		// at 8 kHz the 5 s API limit fits, at higher clocks the tone is shortened).
 		total = 0xffff
 	}
-	ssrc, ts := t.seq.beginDTMF(time.Now().UnixNano())
-	defer t.seq.endDTMF()
+	ssrc, ts := t.out.beginDTMF(time.Now().UnixNano(), clock)
+	defer t.out.endDTMF(ts + uint32(total))
 	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: p.pts.event, SSRC: ssrc, Timestamp: ts},
 		Payload: make([]byte, 4)}
 	buf := make([]byte, 0, 64)
 	send := func(dur uint32, end, marker bool) {
 		pkt.Header.Marker = marker
-		pkt.Header.SequenceNumber = t.seq.nextSeq()
+		pkt.Header.SequenceNumber = t.out.nextSeq()
 		pkt.Payload[0] = d.event
 		pkt.Payload[1] = dtmfVolume
 		if end {
@@ -194,95 +192,4 @@ func (t *termination) sendDigit(d dtmfDigit) bool {
 		first = false
 	}
 	return true
-}
-
-// seqState follows the browser's outgoing stream (SSRC, sequence, timestamp line) so the
-// gateway can insert DTMF packets into it: they take the next sequence numbers and later
-// browser packets are shifted past them.
-type seqState struct {
-	mu      sync.Mutex
-	known   bool
-	ssrc    uint32
-	pt      uint8
-	lastOut uint16 // last sequence number sent to the far end
-	lastTS  uint32
-	lastAt  int64 // unix ns lastTS was seen
-	clock   uint32
-	offset  uint16
-	resync  bool // recompute offset at the next browser packet
-	dtmf    bool // an event is being sent: browser audio is dropped
-}
-
-// outgoing maps a browser packet's sequence number; false while DTMF is being sent.
-func (s *seqState) outgoing(in rtpInfo, clock uint32, now int64) (uint16, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.known || in.ssrc != s.ssrc {
-		s.known, s.ssrc, s.offset, s.resync = true, in.ssrc, 0, false
-		s.lastOut = in.seq - 1
-	}
-	if s.dtmf {
-		return 0, false
-	}
-	if s.resync {
-		s.offset = s.lastOut + 1 - in.seq
-		s.resync = false
-	}
-	out := in.seq + s.offset
-	if int16(out-s.lastOut) > 0 {
-		s.lastOut = out
-	}
-	s.pt, s.lastTS, s.lastAt = in.pt, in.ts, now
-	if clock > 0 {
-		s.clock = clock
-	}
-	return out, true
-}
-
-// beginDTMF stops browser audio and returns the SSRC and the event timestamp: the
-// browser's timestamp line extrapolated to now, or a random start if it sent nothing yet.
-func (s *seqState) beginDTMF(now int64) (ssrc, ts uint32) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.known {
-		var b [10]byte
-		_, _ = rand.Read(b[:])
-		s.known = true
-		s.ssrc = binary.BigEndian.Uint32(b[0:])
-		s.lastTS = binary.BigEndian.Uint32(b[4:])
-		s.lastOut = binary.BigEndian.Uint16(b[8:])
-		s.lastAt = now
-		s.clock = 8000
-	}
-	s.dtmf = true
-	ts = s.lastTS
-	if s.lastAt > 0 && s.clock > 0 {
-		ts += uint32(uint64(now-s.lastAt) * uint64(s.clock) / uint64(time.Second))
-	}
-	return s.ssrc, ts
-}
-
-func (s *seqState) nextSeq() uint16 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.lastOut++
-	return s.lastOut
-}
-
-func (s *seqState) endDTMF() {
-	s.mu.Lock()
-	s.dtmf, s.resync = false, true
-	s.mu.Unlock()
-}
-
-func (s *seqState) currentSSRC() uint32 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ssrc
-}
-
-func (s *seqState) currentPT() (uint8, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.pt, s.known
 }

@@ -12,7 +12,12 @@ type flowMetrics struct {
 	rtpPackets, rtpBytes, rtcpPackets, rtcpBytes prometheus.Counter
 }
 
-// metrics are the gateway-wide metrics (see docs/mediagw-api.md).
+// metrics are the gateway-wide metrics (see docs/mediagw-api.md). Every label has a
+// bounded set of values (reason, direction, kind, result, type, from): a call's own
+// figures (its id, its Call-ID, which carries the caller's address) never become a
+// label, since each call would add series without bound and hand call data to whoever
+// scrapes. Per-call figures are in GET /v1/terminations/{id} and in the log line of a
+// termination's end; the distribution of call quality is in the histograms below.
 type metrics struct {
 	terminations     prometheus.GaugeFunc
 	ended            *prometheus.CounterVec
@@ -23,6 +28,9 @@ type metrics struct {
 	attaches         *prometheus.CounterVec
 	events           *prometheus.CounterVec
 	wsToUDP, udpToWS flowMetrics
+	// lossRatio and jitter are observed once per direction of each ended termination
+	// that received RTP that way: from udp (the far end) and from ws (the browser).
+	lossRatio, jitter *prometheus.HistogramVec
 }
 
 func newMetrics(g *Gateway, reg prometheus.Registerer) (*metrics, error) {
@@ -43,6 +51,14 @@ func newMetrics(g *Gateway, reg prometheus.Registerer) (*metrics, error) {
 			Help: "WebSocket attach attempts, by result."}, []string{"result"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mediagw_events_total",
 			Help: "Owner events, by type and delivery result."}, []string{"type", "result"}),
+		// Loss from 0.1 % (inaudible) to 50 % (unusable); 0 lands in the first bucket.
+		lossRatio: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mediagw_call_loss_ratio",
+			Help:    "RTP loss of ended terminations (RFC 3550 A.3 lost/expected), by sender (udp: far end, ws: browser).",
+			Buckets: []float64{0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5}}, []string{"from"}),
+		// Jitter from 1 ms to about half a second: beyond a jitter buffer's reach.
+		jitter: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mediagw_call_jitter_seconds",
+			Help:    "Interarrival jitter (RFC 3550 A.8) of ended terminations at their end, by sender.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 10)}, []string{"from"}),
 	}
 	for i := dropReason(1); i < numDropReasons; i++ {
 		m.dropByReason[i] = m.drops.WithLabelValues(dropNames[i])
@@ -57,7 +73,7 @@ func newMetrics(g *Gateway, reg prometheus.Registerer) (*metrics, error) {
 		f.fm.rtcpBytes = m.bytes.WithLabelValues(f.dir, "rtcp")
 	}
 	cs := []prometheus.Collector{m.terminations, m.ended, m.packets, m.bytes, m.drops, m.dtmf,
-		m.attaches, m.events, newTermCollector(g)}
+		m.attaches, m.events, m.lossRatio, m.jitter}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("mediagw: register metrics: %w", err)
@@ -66,62 +82,16 @@ func newMetrics(g *Gateway, reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// termCollector reports per-termination series at scrape time from the live
-// terminations only, so an ended call leaves no stale series behind.
-type termCollector struct {
-	g                            *Gateway
-	packets, drops, lost, jitter *prometheus.Desc
-}
-
-func newTermCollector(g *Gateway) *termCollector {
-	return &termCollector{g: g,
-		packets: prometheus.NewDesc("mediagw_termination_packets_total",
-			"Packets relayed by one live termination.", []string{"termination", "call_id", "direction"}, nil),
-		drops: prometheus.NewDesc("mediagw_termination_drops_total",
-			"Packets dropped by one live termination.", []string{"termination", "call_id", "reason"}, nil),
-		lost: prometheus.NewDesc("mediagw_termination_lost_packets",
-			"RTP packets lost toward one live termination (RFC 3550 A.3).", []string{"termination", "call_id", "from"}, nil),
-		jitter: prometheus.NewDesc("mediagw_termination_jitter_seconds",
-			"Interarrival jitter toward one live termination (RFC 3550 A.8).", []string{"termination", "call_id", "from"}, nil),
-	}
-}
-
-// Describe sends the per-termination descriptors.
-func (c *termCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.packets
-	ch <- c.drops
-	ch <- c.lost
-	ch <- c.jitter
-}
-
-// send passes a const metric on; NewConstMetric fails only on a label count mismatch,
-// which the fixed label lists here rule out (and MustNewConstMetric would panic).
-func send(ch chan<- prometheus.Metric, d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
-	if m, err := prometheus.NewConstMetric(d, t, v, labels...); err == nil {
-		ch <- m
-	}
-}
-
-// Collect reports every live termination.
-func (c *termCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, t := range c.g.snapshotTerms() {
-		cs := t.c.snapshot()
-		send(ch, c.packets, prometheus.CounterValue,
-			float64(cs.WSToUDP.RTPPackets+cs.WSToUDP.RTCPPackets), t.id, t.callID, "ws_to_udp")
-		send(ch, c.packets, prometheus.CounterValue,
-			float64(cs.UDPToWS.RTPPackets+cs.UDPToWS.RTCPPackets), t.id, t.callID, "udp_to_ws")
-		for reason, n := range cs.Drops {
-			send(ch, c.drops, prometheus.CounterValue, float64(n), t.id, t.callID, reason)
+// observeEnd records an ended termination's receive quality in the histograms.
+func (m *metrics) observeEnd(cs Counters) {
+	for _, s := range []struct {
+		from string
+		rs   *ReceiveStats
+	}{{"udp", cs.FromUDP}, {"ws", cs.FromWS}} {
+		if s.rs == nil || s.rs.Expected == 0 {
+			continue
 		}
-		for _, s := range []struct {
-			from string
-			rs   *ReceiveStats
-		}{{"udp", cs.FromUDP}, {"ws", cs.FromWS}} {
-			if s.rs == nil {
-				continue
-			}
-			send(ch, c.lost, prometheus.GaugeValue, float64(s.rs.Lost), t.id, t.callID, s.from)
-			send(ch, c.jitter, prometheus.GaugeValue, s.rs.JitterMS/1000, t.id, t.callID, s.from)
-		}
+		m.lossRatio.WithLabelValues(s.from).Observe(max(0, float64(s.rs.Lost)) / float64(s.rs.Expected))
+		m.jitter.WithLabelValues(s.from).Observe(s.rs.JitterMS / 1000)
 	}
 }

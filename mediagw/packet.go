@@ -26,6 +26,7 @@ const (
 	dropHeld
 	dropDTMF
 	dropSendError
+	dropLatchWindow
 	numDropReasons
 )
 
@@ -33,6 +34,7 @@ const (
 var dropNames = [numDropReasons]string{
 	"", DropTruncated, DropBadVersion, DropUnknownPT, DropOversized, DropForeignSource,
 	DropNotBinary, DropNoRemote, DropNotAttached, DropQueueFull, DropHeld, DropDTMF, DropSendError,
+	DropLatchWindow,
 }
 
 // isRTCP tells RTP and RTCP apart as RFC 5761 section 4 does: RTCP packet types 192-223

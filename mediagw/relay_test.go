@@ -128,59 +128,27 @@ func TestLossCounted(t *testing.T) {
 	}
 }
 
-func TestLatchingAndStrictSource(t *testing.T) {
+// With latching off only the negotiated address is accepted (TestCheckSource has the
+// private address case).
+func TestStrictSource(t *testing.T) {
 	t.Parallel()
-	t.Run("latching", func(t *testing.T) {
-		t.Parallel()
-		e := newEnv(t, nil)
-		p := newPeer(t)
-		c := e.newCall(t, p, true)
-		nat := newPeer(t) // the far end's real (NATed) source differs from its SDP
-		if _, err := nat.rtp.WriteToUDP(rtpPacket(0, 1, 0, 9, 160), c.gwRTP); err != nil {
-			t.Fatal(err)
-		}
-		recvWS(t, c.ws)
-		// Now the browser's packets go to the latched source, not to the SDP address.
-		sendWS(t, c.ws, rtpPacket(0, 5, 0, 1, 160))
-		if got := recvUDP(t, nat.rtp); len(got) != 172 {
-			t.Fatalf("latched source got %d bytes", len(got))
-		}
-		// The negotiated address itself is now foreign.
-		if _, err := p.rtp.WriteToUDP(rtpPacket(0, 2, 0, 9, 160), c.gwRTP); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, "foreign drop", func() bool { return mustGet(t, e, c.id).Counters.Drops[DropForeignSource] == 1 })
-		// A new remote address (re-INVITE) resets latching.
-		p2 := newPeer(t)
-		r := p2.remote()
-		if _, err := e.cl.Modify(context.Background(), c.id, ModifyRequest{Address: &r.Address, RTPPort: &r.RTPPort}); err != nil {
-			t.Fatal(err)
-		}
-		sendWS(t, c.ws, rtpPacket(0, 6, 160, 1, 160))
-		if got := recvUDP(t, p2.rtp); len(got) != 172 {
-			t.Fatalf("new remote got %d bytes", len(got))
-		}
-	})
-	t.Run("strict", func(t *testing.T) {
-		t.Parallel()
-		e := newEnv(t, func(c *Config) { c.DisableLatching = true })
-		p := newPeer(t)
-		c := e.newCall(t, p, true)
-		other := newPeer(t)
-		if _, err := other.rtp.WriteToUDP(rtpPacket(0, 1, 0, 9, 160), c.gwRTP); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := p.rtp.WriteToUDP(rtpPacket(0, 2, 0, 9, 160), c.gwRTP); err != nil {
-			t.Fatal(err)
-		}
-		got := recvWS(t, c.ws)
-		if !bytes.Equal(got, rtpPacket(0, 2, 0, 9, 160)) {
-			t.Fatalf("browser got %x, want the negotiated source's packet", got)
-		}
-		if n := mustGet(t, e, c.id).Counters.Drops[DropForeignSource]; n != 1 {
-			t.Fatalf("foreign_source drops %d, want 1", n)
-		}
-	})
+	e := newEnv(t, func(c *Config) { c.DisableLatching = true })
+	p := newPeer(t)
+	c := e.newCall(t, p, true)
+	other := newPeer(t)
+	if _, err := other.rtp.WriteToUDP(rtpPacket(0, 1, 0, 9, 160), c.gwRTP); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.rtp.WriteToUDP(rtpPacket(0, 2, 0, 9, 160), c.gwRTP); err != nil {
+		t.Fatal(err)
+	}
+	got := recvWS(t, c.ws)
+	if !bytes.Equal(got, rtpPacket(0, 2, 0, 9, 160)) {
+		t.Fatalf("browser got %x, want the negotiated source's packet", got)
+	}
+	if n := mustGet(t, e, c.id).Counters.Drops[DropForeignSource]; n != 1 {
+		t.Fatalf("foreign_source drops %d, want 1", n)
+	}
 }
 
 func TestHold(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
@@ -40,12 +39,12 @@ func (t *termination) fromUDP(pkt []byte, src netip.AddrPort, rtcpSock bool, hdr
 		return
 	}
 	p := a.peer
-	latch, want := &t.latchRTP, p.rtp
+	slot, want := &p.lock.rtp, p.rtp
 	if rtcpSock {
-		latch, want = &t.latchRTCP, p.rtcp
+		slot, want = &p.lock.rtcp, p.rtcp
 	}
-	if !t.sourceOK(latch, want, src.Addr().Unmap(), src.Port()) {
-		t.drop(dropForeignSource)
+	if why := t.checkSource(p.lock, slot, want, netip.AddrPortFrom(src.Addr().Unmap(), src.Port())); why != dropNone {
+		t.drop(why)
 		return
 	}
 	now := time.Now().UnixNano()
@@ -67,35 +66,15 @@ func (t *termination) fromUDP(pkt []byte, src netip.AddrPort, rtcpSock bool, hdr
 	t.relayed(&t.c.udpToWS, &t.g.m.udpToWS, a.rtcp, len(pkt))
 }
 
-// sourceOK accepts a datagram from the negotiated remote or the latched source. With
-// latching on, the first valid source is latched once (it may differ from the
-// negotiated address: a peer behind NAT); later datagrams must come from it.
-func (t *termination) sourceOK(latch *atomic.Pointer[netip.AddrPort], want netip.AddrPort, addr netip.Addr, port uint16) bool {
-	src := netip.AddrPortFrom(addr, port)
-	if l := latch.Load(); l != nil {
-		return *l == src
-	}
-	if t.g.cfg.DisableLatching {
-		return src == want
-	}
-	// A fresh variable here, so only the latching datagram allocates.
-	latched := src
-	if latch.CompareAndSwap(nil, &latched) {
-		t.log.Info("latched far end", "source", src.String(), "negotiated", want.String())
-		return true
-	}
-	return *latch.Load() == src
-}
-
 // noteReport keeps the far end's report about the stream we send it (the browser's).
 func (t *termination) noteReport(pkt []byte, p *peerState) {
-	ssrc := t.seq.currentSSRC()
+	ssrc := t.out.currentSSRC()
 	frac, cum, jit, ok := reportBlock(pkt, ssrc)
 	if !ok {
 		return
 	}
 	clock := uint32(8000)
-	if pt, ok := t.seq.currentPT(); ok && p.pts.clock[pt] > 0 {
+	if pt, ok := t.out.currentPT(); ok && p.pts.clock[pt] > 0 {
 		clock = p.pts.clock[pt]
 	}
 	r := &RemoteReport{FractionLost: float64(frac) / 256, CumulativeLost: cum,
@@ -108,9 +87,9 @@ func (t *termination) noteReport(pkt []byte, p *peerState) {
 // sendUDP sends one packet toward the far end: RTP (and muxed RTCP) from the RTP port
 // to the latched or negotiated RTP address, RTCP from the RTCP port to its address.
 func (t *termination) sendUDP(pkt []byte, p *peerState, rtcp bool) dropReason {
-	conn, latch, dest := t.rtpConn, &t.latchRTP, p.rtp
+	conn, latch, dest := t.rtpConn, &p.lock.rtp, p.rtp
 	if rtcp && !p.mux {
-		conn, latch, dest = t.rtcpConn, &t.latchRTCP, p.rtcp
+		conn, latch, dest = t.rtcpConn, &p.lock.rtcp, p.rtcp
 	}
 	if l := latch.Load(); l != nil {
 		dest = *l

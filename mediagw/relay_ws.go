@@ -1,6 +1,7 @@
 package mediagw
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"net/http"
@@ -92,7 +93,7 @@ func (g *Gateway) serveMedia(w http.ResponseWriter, r *http.Request) {
 	}
 	// The token is checked before the lookup, so without a valid token nobody learns
 	// which termination ids exist.
-	if err := checkToken(g.cfg.Secret, id, token, time.Now()); err != nil {
+	if err := checkToken(g.cfg.Secret, id, token, time.Now(), g.cfg.TokenTTL); err != nil {
 		g.m.attaches.WithLabelValues("forbidden").Inc()
 		writeError(w, http.StatusForbidden, "forbidden", "mediagw: "+err.Error())
 		return
@@ -197,14 +198,25 @@ func (t *termination) fromWS(pkt []byte, hdr *rtp.Header) {
 			t.drop(dropHeld)
 			return
 		}
-		seq, ok := t.seq.outgoing(a.info, clock, now)
+		out, newStream, ok := t.out.outgoing(a.info, clock, now)
 		if !ok {
 			t.drop(dropDTMF)
 			return
 		}
-		if seq != a.info.seq {
-			// Shifted past the DTMF packets the gateway inserted; pkt is our own buffer.
-			pkt[2], pkt[3] = byte(seq>>8), byte(seq)
+		// pkt is our own read buffer: the header is patched in place.
+		if out.seq != a.info.seq {
+			binary.BigEndian.PutUint16(pkt[2:], out.seq)
+		}
+		if out.rewrite {
+			if out.marker {
+				pkt[1] |= 0x80
+			}
+			binary.BigEndian.PutUint32(pkt[4:], out.ts)
+			binary.BigEndian.PutUint32(pkt[8:], out.ssrc)
+			if newStream {
+				t.log.Info("new browser stream mapped onto the stream the far end knows",
+					"browser_ssrc", a.info.ssrc, "ssrc", out.ssrc, "seq", out.seq)
+			}
 		}
 	}
 	if why := t.sendUDP(pkt, p, a.rtcp); why != dropNone {

@@ -21,6 +21,7 @@ type peerState struct {
 	mux       bool           // the far end multiplexes RTCP on its RTP port (RFC 5761)
 	pts       ptSet
 	hold      bool
+	lock      *sourceLock // shared by the snapshots of one remote address (source.go)
 }
 
 // termination is one port pair, its far end, its (at most one) WebSocket and the relay.
@@ -32,13 +33,12 @@ type termination struct {
 	port                                int
 	rtpConn, rtcpConn                   *net.UDPConn
 	c                                   counters
-	seq                                 seqState
+	out                                 outStream
 
-	peer                atomic.Pointer[peerState]
-	latchRTP, latchRTCP atomic.Pointer[netip.AddrPort]
-	ws                  atomic.Pointer[wsConn]
-	lastPacket          atomic.Int64 // unix ns of the last valid packet either way
-	clockStart          atomic.Int64 // unix ns the media timeout clock (re)started
+	peer       atomic.Pointer[peerState]
+	ws         atomic.Pointer[wsConn]
+	lastPacket atomic.Int64 // unix ns of the last valid packet either way
+	clockStart atomic.Int64 // unix ns the media timeout clock (re)started
 
 	mu          sync.Mutex // guards ended, dtmfQueue, dtmfRunning and writers of peer
 	ended       bool
@@ -89,7 +89,9 @@ func (g *Gateway) addLocal(req AddLocalRequest) (*termination, error) {
 	return t, nil
 }
 
-// setPeer installs a new far end. Changing the address resets latching.
+// setPeer installs a new far end. A new address or port starts a new source lock (the
+// SDP changed: its address gets the first chance again, latching may happen once more);
+// otherwise (hold, payload types) the lock carries over.
 func (t *termination) setPeer(r Remote, hold bool) error {
 	p, err := newPeerState(r, hold)
 	if err != nil {
@@ -102,8 +104,9 @@ func (t *termination) setPeer(r Remote, hold bool) error {
 	}
 	old := t.peer.Load()
 	if old == nil || old.rtp != p.rtp || old.rtcp != p.rtcp {
-		t.latchRTP.Store(nil)
-		t.latchRTCP.Store(nil)
+		p.lock = newSourceLock(&t.g.cfg, p.rtp.Addr(), time.Now())
+	} else {
+		p.lock = old.lock
 	}
 	if old == nil || (old.hold && !hold) {
 		// The timeout clock starts with the remote and restarts on resume, so a call is
@@ -212,6 +215,11 @@ func (t *termination) close() {
 		}
 		t.wg.Wait()
 		t.g.ports.release(t.port)
+		// The call's own figures go to the log, not to a labelled metric (metrics.go).
+		cs := t.c.snapshot()
+		t.g.m.observeEnd(cs)
+		t.log.Info("termination closed", "ws_to_udp_rtp", cs.WSToUDP.RTPPackets, "udp_to_ws_rtp", cs.UDPToWS.RTPPackets,
+			"dtmf_packets", cs.DTMFPackets, "drops", cs.Drops, "from_udp", cs.FromUDP, "from_ws", cs.FromWS)
 	})
 }
 
@@ -229,12 +237,12 @@ func (t *termination) view() Termination {
 		r := p.remote
 		r.PayloadTypes = slices.Clone(r.PayloadTypes)
 		out.Remote, out.Hold = &r, p.hold
-	}
-	if l := t.latchRTP.Load(); l != nil {
-		out.LatchedRTP = l.String()
-	}
-	if l := t.latchRTCP.Load(); l != nil {
-		out.LatchedRTCP = l.String()
+		if l := p.lock.rtp.Load(); l != nil {
+			out.LatchedRTP = l.String()
+		}
+		if l := p.lock.rtcp.Load(); l != nil {
+			out.LatchedRTCP = l.String()
+		}
 	}
 	if ns := t.lastPacket.Load(); ns > 0 {
 		out.LastPacketAt = time.Unix(0, ns).UTC()

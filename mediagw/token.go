@@ -34,8 +34,11 @@ func tokenMAC(secret, id, exp string) []byte {
 }
 
 // checkToken verifies token for termination id at time now. The signature is checked
-// before the expiry so a forged token never learns whether its time was right.
-func checkToken(secret, id, token string, now time.Time) error {
+// before the expiry so a forged token never learns whether its time was right. A token
+// whose expiry lies further ahead than ttl (the gateway's TokenTTL) is refused too,
+// although genuine: tokens stay short-lived even when one was minted under a longer
+// lifetime (a configuration since shortened, a process that shared the secret).
+func checkToken(secret, id, token string, now time.Time, ttl time.Duration) error {
 	if token == "" || len(token) > maxTokenLen {
 		return fmt.Errorf("%w: missing or too long", ErrBadToken)
 	}
@@ -48,7 +51,10 @@ func checkToken(secret, id, token string, now time.Time) error {
 		return fmt.Errorf("%w: malformed expiry", ErrBadToken)
 	}
 	mac, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil {
+	// The decoder skips CR and LF and ignores the unused bits of the last character, so
+	// several strings decode to one signature: only the canonical one is the token (a
+	// token is one string, found by FuzzToken).
+	if err != nil || base64.RawURLEncoding.EncodeToString(mac) != sig {
 		return fmt.Errorf("%w: malformed signature", ErrBadToken)
 	}
 	if !hmac.Equal(mac, tokenMAC(secret, id, exp)) {
@@ -56,6 +62,11 @@ func checkToken(secret, id, token string, now time.Time) error {
 	}
 	if now.Unix() >= sec {
 		return fmt.Errorf("%w at %s", ErrTokenExpired, time.Unix(sec, 0).UTC().Format(time.RFC3339))
+	}
+	// One second of slack: mediaURL truncates the expiry to whole seconds.
+	if sec > now.Add(ttl).Unix()+1 {
+		return fmt.Errorf("%w: expires %s, beyond the token lifetime %s", ErrBadToken,
+			time.Unix(sec, 0).UTC().Format(time.RFC3339), ttl)
 	}
 	return nil
 }

@@ -7,7 +7,7 @@ type AddLocalRequest struct {
 	// Owner names who is responsible for the termination (an AS adapter instance or
 	// cluster); List filters on it.
 	Owner string `json:"owner"`
-	// CallID is the SIP Call-ID, carried in logs, metrics and events.
+	// CallID is the SIP Call-ID, carried in logs and events (never in metric labels).
 	CallID string `json:"call_id,omitempty"`
 	// Player is the DSM player address, carried in logs and events.
 	Player string `json:"player,omitempty"`
@@ -160,4 +160,7 @@ const (
 	DropHeld          = "held"
 	DropDTMF          = "dtmf"
 	DropSendError     = "send_error"
+	// DropLatchWindow is a packet from another source than the SDP's private address
+	// while that address still has LatchWindow to send first (source.go).
+	DropLatchWindow = "latch_window"
 )

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"dsmgw/asadapter"
+	"dsmgw/asadapter/users"
 	"dsmgw/mediagw"
 	"dsmgw/otbridge"
 	"dsmgw/store"
@@ -37,8 +38,12 @@ type App struct {
 	janitor  *store.Janitor
 	mgw      *mediagw.Gateway
 	adapter  *asadapter.Adapter
-	users    *asadapter.Users
+	users    *users.Users
 	srv      *http.Server
+
+	// metricsListener and metricsSrv serve /metrics apart when METRICS_ADDR is set.
+	metricsListener net.Listener
+	metricsSrv      *http.Server
 
 	closeOnce sync.Once
 }
@@ -115,6 +120,9 @@ func (a *App) Close() {
 		if a.listener != nil {
 			a.listener.Close()
 		}
+		if a.metricsListener != nil {
+			a.metricsListener.Close()
+		}
 		if a.adapter != nil {
 			a.adapter.Close()
 		}
@@ -165,6 +173,14 @@ func (a *App) Run(soft, hard context.Context) error {
 		}
 		return fmt.Errorf("http: %w", err)
 	})
+	if a.metricsSrv != nil {
+		g.Go(func() error {
+			if err := a.metricsSrv.Serve(a.metricsListener); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("metrics http: %w", err)
+			}
+			return nil
+		})
+	}
 	a.log.Info("gateway running", "http", a.listener.Addr().String(), "roles", a.cfg.Roles)
 
 	// Wait for a signal (or a component failing), then shut down with a fresh context:
@@ -184,6 +200,11 @@ func (a *App) Run(soft, hard context.Context) error {
 	}
 	if err := a.srv.Shutdown(drainCtx); err != nil {
 		a.log.Warn("http shutdown", "err", err)
+	}
+	if a.metricsSrv != nil {
+		if err := a.metricsSrv.Shutdown(drainCtx); err != nil {
+			a.log.Warn("metrics http shutdown", "err", err)
+		}
 	}
 	cancel()
 	err := g.Wait()
@@ -223,6 +244,15 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 
 // Addr is the address the HTTP server listens on.
 func (a *App) Addr() net.Addr { return a.listener.Addr() }
+
+// MetricsAddr is the address /metrics is served on: its own listener's with
+// METRICS_ADDR, else the HTTP server's.
+func (a *App) MetricsAddr() net.Addr {
+	if a.metricsListener != nil {
+		return a.metricsListener.Addr()
+	}
+	return a.listener.Addr()
+}
 
 // Store is the process's DSM store (callbench commits its players through it, sharing
 // the gateway's Redis pool as browsers' ops through the bridge would).

@@ -21,6 +21,9 @@ type Config struct {
 	// Roles this process runs: any of web, bridge, asadapter, mediagw.
 	Roles    []string `envconfig:"GATEWAY_ROLES" default:"web,bridge,asadapter,mediagw"`
 	HTTPAddr string   `envconfig:"HTTP_ADDR" default:":8080"`
+	// MetricsAddr, when set, serves /metrics on a listener of its own (a port only the
+	// monitoring network reaches) instead of on HTTPAddr.
+	MetricsAddr string `envconfig:"METRICS_ADDR"`
 	// Instance names this process in logs, claims and welcome messages; LoadConfig and
 	// DefaultConfig make it hostname-pid when unset, the one place it is defaulted.
 	Instance string `envconfig:"INSTANCE"`
@@ -64,6 +67,7 @@ type Config struct {
 	MGWTokenTTL     time.Duration `envconfig:"MGW_TOKEN_TTL" default:"30s"`
 	MGWMediaTimeout time.Duration `envconfig:"MGW_MEDIA_TIMEOUT" default:"30s"`
 	MGWNoLatching   bool          `envconfig:"MGW_NO_LATCHING" default:"false"`
+	MGWLatchWindow  time.Duration `envconfig:"MGW_LATCH_WINDOW" default:"1s"`
 	MGWSetupTimeout time.Duration `envconfig:"MGW_SETUP_TIMEOUT" default:"5m"`
 	MGWOrigins      []string      `envconfig:"MGW_ALLOWED_ORIGINS"`
 	MGWEventURL     string        `envconfig:"MGW_EVENT_URL"`

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"dsmgw/asadapter"
+	"dsmgw/asadapter/users"
+	"dsmgw/mediagw"
 	"dsmgw/otbridge"
 	"dsmgw/store"
 )
@@ -20,10 +23,10 @@ type knob struct {
 }
 
 // packageKnobs are the variables whose knob a role package defaults, with that default.
-// A package that gains a DefaultConfig adds its lines here (and removes its variables
-// from pendingKnobs).
+// A package that gains a knob adds its line here.
 func packageKnobs() []knob {
 	st, br, jn := store.DefaultConfig(), otbridge.DefaultConfig(), store.DefaultJanitorConfig()
+	ad, us, mg := asadapter.DefaultConfig(), users.DefaultConfig(), mediagw.DefaultConfig()
 	return []knob{
 		{"DSM_SHARDS", func() any { return st.Shards }},
 		{"DSM_OPLOG_LEN", func() any { return st.OplogLen }},
@@ -40,6 +43,26 @@ func packageKnobs() []knob {
 		{"DSM_OPS_PER_SECOND", func() any { return br.OpsPerSecond }},
 		{"DSM_SEND_QUEUE", func() any { return br.SendQueue }},
 		{"DSM_DEMO_SESSIONS", func() any { return br.DemoSessions }},
+
+		{"DSM_NO_KEYSPACE", func() any { return ad.NoKeyspace }},
+		{"SIP_LISTEN_UDP", func() any { return ad.ListenUDP }},
+		{"SIP_LISTEN_TCP", func() any { return ad.ListenTCP }},
+		{"SIP_USER", func() any { return ad.User }},
+		{"SIP_INVITE_TIMEOUT", func() any { return ad.InviteTimeout }},
+		{"SIP_DTMF", func() any { return ad.DTMF }},
+
+		{"USERS_EXPIRES", func() any { return us.Expires }},
+		{"USERS_SUBSCRIBE_EXPIRES", func() any { return us.SubscribeExpires }},
+		{"USERS_SESSION_TTL", func() any { return us.SessionTTL }},
+
+		{"MGW_BIND_ADDR", func() any { return mg.BindAddr }},
+		{"MGW_PORT_MIN", func() any { return mg.PortMin }},
+		{"MGW_PORT_MAX", func() any { return mg.PortMax }},
+		{"MGW_TOKEN_TTL", func() any { return mg.TokenTTL }},
+		{"MGW_MEDIA_TIMEOUT", func() any { return mg.MediaTimeout }},
+		{"MGW_SETUP_TIMEOUT", func() any { return mg.SetupTimeout }},
+		{"MGW_NO_LATCHING", func() any { return mg.DisableLatching }},
+		{"MGW_LATCH_WINDOW", func() any { return mg.LatchWindow }},
 	}
 }
 
@@ -49,16 +72,6 @@ func packageKnobs() []knob {
 var gatewayOnlyKnobs = []string{
 	"GATEWAY_ROLES", "HTTP_ADDR", "LOG_LEVEL", "SHUTDOWN_DRAIN",
 	"REDIS_ADDRS", "REDIS_CLUSTER", "REDIS_POOL", "MGW_PUBLIC_WS_URL",
-}
-
-// pendingKnobs are the variables whose package does not export a DefaultConfig yet
-// (asadapter, its users half, mediagw): each moves to packageKnobs when it does.
-var pendingKnobs = []string{
-	"DSM_NO_KEYSPACE",
-	"SIP_LISTEN_UDP", "SIP_LISTEN_TCP", "SIP_USER", "SIP_INVITE_TIMEOUT", "SIP_DTMF",
-	"USERS_EXPIRES", "USERS_SUBSCRIBE_EXPIRES", "USERS_SESSION_TTL",
-	"MGW_BIND_ADDR", "MGW_PORT_MIN", "MGW_PORT_MAX", "MGW_TOKEN_TTL", "MGW_MEDIA_TIMEOUT",
-	"MGW_SETUP_TIMEOUT", "MGW_NO_LATCHING",
 }
 
 // readmeRow is one variable of the README's configuration table.
@@ -161,7 +174,7 @@ func TestDefaultsAgree(t *testing.T) {
 			t.Errorf("%s: the gateway's default %s differs from its package's %s", k.env, gw, pkg)
 		}
 	}
-	for list, names := range map[string][]string{"gatewayOnlyKnobs": gatewayOnlyKnobs, "pendingKnobs": pendingKnobs} {
+	for list, names := range map[string][]string{"gatewayOnlyKnobs": gatewayOnlyKnobs} {
 		for _, n := range names {
 			if prev, dup := accounted[n]; dup {
 				t.Errorf("%s is in %s and in %s", n, list, prev)

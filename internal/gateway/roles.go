@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"dsmgw/asadapter"
+	"dsmgw/asadapter/users"
 	"dsmgw/mediagw"
 	"dsmgw/otbridge"
 	"dsmgw/store"
@@ -29,7 +30,19 @@ func (a *App) buildCommon(o options) error {
 	a.mux = http.NewServeMux()
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	a.mux.HandleFunc("GET /readyz", a.readyz)
-	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	metrics := promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg})
+	if cfg.MetricsAddr == "" {
+		a.mux.Handle("GET /metrics", metrics)
+	} else {
+		l, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen %s (METRICS_ADDR): %w", cfg.MetricsAddr, err)
+		}
+		mm := http.NewServeMux()
+		mm.Handle("GET /metrics", metrics)
+		a.metricsListener = l
+		a.metricsSrv = &http.Server{Handler: mm, ReadHeaderTimeout: 10 * time.Second}
+	}
 
 	a.listener = o.listener
 	if a.listener == nil {
@@ -118,6 +131,7 @@ func (a *App) buildMediaGW(ev *eventRelay) error {
 		BindAddr: cfg.MGWBindAddr, PublicAddr: cfg.MGWPublicAddr, PortMin: cfg.MGWPortMin, PortMax: cfg.MGWPortMax,
 		PublicWSURL: cfg.MGWPublicWSURL, Secret: cfg.MGWSecret, TokenTTL: cfg.MGWTokenTTL,
 		MediaTimeout: cfg.MGWMediaTimeout, SetupTimeout: cfg.MGWSetupTimeout, DisableLatching: cfg.MGWNoLatching,
+		LatchWindow:    cfg.MGWLatchWindow,
 		AllowedOrigins: cfg.MGWOrigins, OnEvent: ev.deliver,
 	}, a.reg, a.ilog)
 	if err != nil {
@@ -172,7 +186,7 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 		return err
 	}
 	ev.adapter.Store(a.adapter)
-	a.users, err = asadapter.NewUsers(asadapter.UsersConfig{
+	a.users, err = users.New(users.Config{
 		Instance: cfg.Instance, Secret: cfg.UsersSecret, Registrar: cfg.UsersRegistrar,
 		ConferenceDomain: cfg.UsersConfDom, Expires: cfg.UsersExpires, SubscribeExpires: cfg.UsersSubExp,
 		SessionTTL: cfg.UsersSession,

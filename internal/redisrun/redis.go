@@ -73,7 +73,17 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		po := o.Proc
 		s.logPath = filepath.Join(s.dir, "redis-"+strconv.Itoa(port)+".log")
 		po.LogFile = s.logPath
-		return exec.Command(bin, args(o, s.dir, port)...), po, nil
+		a := args(o, s.dir, port)
+		if o.cluster {
+			// The cluster bus defaults to port+10000, past 65535 for a port drawn above
+			// the ephemeral range (and possibly taken): give it a free port of its own.
+			bus, err := proc.FreePort()
+			if err != nil {
+				return nil, po, fmt.Errorf("redis-server cluster bus: %w", err)
+			}
+			a = append(a, "--cluster-port", strconv.Itoa(bus))
+		}
+		return exec.Command(bin, a...), po, nil
 	}, startTimeout)
 	if err != nil {
 		s.removeDir()

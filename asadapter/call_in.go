@@ -1,0 +1,296 @@
+package asadapter
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"dsmgw/asadapter/sdp"
+	"dsmgw/store"
+)
+
+// An incoming call: an INVITE for a registered user reaches onInvite, which finds the
+// player of the user's browser, negotiates the offer and claims the player; runIn writes
+// the player ringing (setupIn), waits for the browser to answer or refuse (ring), answers
+// with 200 (answerIn) and hands the call to its own goroutine for the confirmed call
+// (call_confirmed.go).
+
+// incoming is an INVITE to a browser while it rings.
+type incoming struct {
+	req      *sip.Request
+	tx       sip.ServerTransaction
+	offer    *sdp.Session
+	chosen   int    // the offer's audio stream (sdp.NegotiateOffer)
+	seHeader string // the Session-Expires of our 2xx ("" without a session timer)
+}
+
+// onInvite handles an INVITE: a re-INVITE in one of our dialogs, or a call to a
+// registered user, which becomes a ringing player object of that user's browser.
+func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if !wellFormed(req) {
+		a.reject(tx, req, 400, "Bad Request")
+		return
+	}
+	if tag, _ := req.To().Params.Get("tag"); tag != "" {
+		a.onReInvite(req, tx)
+		return
+	}
+	ctx := a.runContext()
+	if ctx.Err() != nil || a.draining.Load() {
+		// Shutting down: 503 lets the CSCF try another gateway instance (RFC 3263 section 4.3).
+		a.reply(tx, req, 503, "Service Unavailable", "", nil)
+		return
+	}
+	if a.callByID(req.CallID().Value()) != nil {
+		a.reply(tx, req, 482, "Loop Detected", "", nil) // a forked copy of a call we have
+		return
+	}
+	a.reply(tx, req, 100, "Trying", "", nil)
+	user := req.Recipient.User
+	if user == "" {
+		user = req.To().Address.User
+	}
+	player, err := a.playerOfUser(ctx, user)
+	if err != nil {
+		a.log.Info("incoming call for an unknown or absent user", "user", user, "call_id", req.CallID().Value(), "err", err)
+		a.reply(tx, req, 404, "Not Found", "", nil)
+		return
+	}
+	if len(req.Body()) == 0 {
+		// We need the caller's offer: the media gateway's remote side comes from it.
+		a.reject(tx, req, 488, "Not Acceptable Here (offer required)")
+		return
+	}
+	offer, err := sdp.Parse(req.Body())
+	if err != nil {
+		a.reject(tx, req, 400, "Bad SDP")
+		return
+	}
+	chosen, remote, err := sdp.NegotiateOffer(offer)
+	if err != nil {
+		a.reject(tx, req, 488, "Not Acceptable Here")
+		return
+	}
+	ok, err := a.claim(ctx, player)
+	if err != nil || !ok {
+		a.reply(tx, req, 486, "Busy Here", "", nil)
+		return
+	}
+	c := a.newCall(ctx, player, DirIn, req.CallID().Value())
+	if !a.addCall(c) {
+		c.stop()
+		a.release(ctx, player)
+		if a.draining.Load() {
+			a.reply(tx, req, 503, "Service Unavailable", "", nil)
+			return
+		}
+		a.reply(tx, req, 486, "Busy Here", "", nil)
+		return
+	}
+	c.runIn(ctx, &incoming{req: req, tx: tx, offer: offer, chosen: chosen}, remote)
+}
+
+// playerOfUser returns the audio player address of the browser a SIP user is logged in
+// with (users/<user> field client, written by the users side).
+func (a *Adapter) playerOfUser(ctx context.Context, user string) (string, error) {
+	if user == "" {
+		return "", errors.New("no user in the request URI")
+	}
+	if err := store.ValidAddress(a.schema.UserAddress(user)); err != nil {
+		return "", err
+	}
+	r, err := a.st.Snapshot(ctx, a.schema.UserAddress(user))
+	if err != nil {
+		return "", err
+	}
+	client := r.Fields[a.schema.Users.Fields.Client]
+	if client == "" {
+		return "", errors.New("user has no browser client")
+	}
+	p := a.schema.PlayerAddress(client, "audio")
+	if err := store.ValidAddress(p); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+// runIn rings the browser and completes or rejects the INVITE as the browser decides. It
+// runs on the INVITE's handler goroutine (which the adapter's owner counts) until the
+// INVITE transaction is done; an answered call then continues on a goroutine of its own.
+func (c *call) runIn(ctx context.Context, in *incoming, remote sdp.Remote) {
+	if !c.setupIn(ctx, in, remote) || !c.ring(ctx, in) {
+		c.end()
+		return
+	}
+	if !c.a.own.spawn(func() { defer c.end(); c.confirmed(ctx) }) {
+		c.end() // Run is ending: the call is abandoned, for a takeover
+	}
+}
+
+// rejectIn answers the INVITE with a failure and ends the call.
+func (c *call) rejectIn(in *incoming, code int, reason string, res result, ops ...store.Op) {
+	c.mu.Lock()
+	tag := c.d.LocalTag
+	c.mu.Unlock()
+	c.a.reply(in.tx, in.req, code, reason, tag, nil)
+	c.finish(res, ops...)
+}
+
+// setupIn allocates the local termination, stores the dialog record, writes the player
+// ringing and sends 180. It reports false when the call ended instead.
+func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) bool {
+	a, req := c.a, in.req
+	local, err := a.mgw.AddLocal(ctx, LocalRequest{Player: c.player, CallID: c.callID()})
+	if err != nil {
+		a.met.mgwErrors.WithLabelValues("add_local").Inc()
+		c.log.Warn("add local termination failed", "err", err)
+		c.rejectIn(in, 503, "Service Unavailable", resultMGWError)
+		return false
+	}
+	fromTag, _ := req.From().Params.Get("tag")
+	caller := nameAddr(req.From().DisplayName, req.From().Address)
+	c.mu.Lock()
+	c.local, c.remote = local, remote
+	c.d = dialog{
+		Player: c.player, Owner: a.cfg.Instance, Dir: DirIn, State: DialogEarly,
+		CallID: c.d.CallID, LocalTag: sip.GenerateTagN(16), RemoteTag: fromTag,
+		LocalURI: nameAddr(req.To().DisplayName, req.To().Address), RemoteURI: caller,
+		LocalCSeq: 1 + rand.Uint32N(30000), RemoteCSeq: req.CSeq().SeqNo,
+		RouteSet: routeSet(req, false), Target: contactTarget(req), Term: local.ID,
+		Origin: sdp.Origin{Sess: rand.Uint64N(1 << 62), Version: 1},
+	}
+	if c.d.Target == "" {
+		c.d.Target = req.From().Address.String()
+	}
+	in.seHeader = c.sessionTimerFromRequest(req)
+	d := c.d
+	c.mu.Unlock()
+	if err := a.saveDialog(ctx, &d); err != nil {
+		c.rejectIn(in, 500, "Server Internal Error", resultError)
+		return false
+	}
+	c.mu.Lock()
+	c.d.listed = true
+	c.mu.Unlock()
+	callerID := req.From().Address.String()
+	if req.From().DisplayName != "" {
+		callerID = req.From().DisplayName + " <" + callerID + ">"
+	}
+	err = a.commit(ctx, c.player,
+		store.Set(a.f.playerState, stateRinging), store.Set(a.f.mgwState, stateConnecting),
+		store.Set(a.f.caller, callerID), store.Set(a.f.callID, d.CallID),
+		store.Set(a.f.remote, req.From().Address.String()), store.Set(a.f.service, "mmtel"),
+		store.Del(a.f.mgwURL), store.Del(a.f.sipStatus), store.Del(a.f.sipReason),
+		store.Del(a.f.progress), store.Del(a.f.hold), store.Del(a.f.dtmf))
+	if err == nil {
+		err = a.commit(ctx, a.schema.Players.Index, store.Set(c.player, "audio"))
+	}
+	if err != nil {
+		c.log.Warn("write ringing player failed", "err", err)
+		c.rejectIn(in, 500, "Server Internal Error", resultError)
+		return false
+	}
+	c.log.Info("incoming call ringing", "caller", callerID)
+	a.reply(in.tx, req, 180, "Ringing", d.LocalTag, nil, a.contactHeader(req.Transport()))
+	return true
+}
+
+// ring waits for the browser while the INVITE rings: it answers when the browser writes
+// connecting, and ends the call when the browser refuses, the caller cancels, nobody
+// answers in time or the drain starts. It reports whether the call was answered.
+func (c *call) ring(ctx context.Context, in *incoming) bool {
+	a := c.a
+	timeout := time.NewTimer(a.cfg.InviteTimeout)
+	defer timeout.Stop()
+	renew := time.NewTicker(a.renewEvery())
+	defer renew.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false // abandoned (crash or shutdown): the caller times out
+		case <-in.tx.Done():
+			c.log.Info("caller cancelled")
+			c.finish(resultCallerCancelled, append(a.endOps(), store.Set(a.f.sipReason, "caller cancelled"))...)
+			return false
+		case <-a.drainC:
+			// 480 rather than 503: the call reached the user, who is now unavailable;
+			// a 503 this late would only make a proxy retry a call that already rang.
+			c.log.Info("gateway shutting down; rejecting the ringing call")
+			c.drained = true
+			c.rejectIn(in, 480, "Temporarily Unavailable", resultDrained, a.shutdownOps()...)
+			return false
+		case <-timeout.C:
+			c.log.Info("browser did not answer")
+			c.rejectIn(in, 480, "Temporarily Unavailable", resultNoAnswer, a.failOps(480, "no answer")...)
+			return false
+		case <-renew.C:
+			_ = a.renew(ctx, c.player)
+		case <-c.wakeC:
+			fl, ok := c.snapshot(ctx)
+			if c.wantsEnd(fl, ok) {
+				c.log.Info("browser rejected the call")
+				code, reason := 486, "Busy Here"
+				if ok && fl[a.f.playerState] == stateFailed {
+					code, reason = 603, "Decline"
+				}
+				c.rejectIn(in, code, reason, resultDeclined, store.Set(a.f.mgwState, stateDisconnected))
+				return false
+			}
+			if fl[a.f.playerState] == stateConnecting {
+				return c.answerIn(ctx, in)
+			}
+		}
+	}
+}
+
+// answerIn answers the ringing call with 200 OK once the browser wrote connecting:
+// remote termination, media URL and states in one commit, then the ACK. false if the
+// call ended instead.
+func (c *call) answerIn(ctx context.Context, in *incoming) bool {
+	a, req := c.a, in.req
+	c.mu.Lock()
+	local, remote, tag := c.local, c.remote, c.d.LocalTag
+	c.mu.Unlock()
+	url, err := a.mgw.AddRemote(ctx, local.ID, remote)
+	if err != nil {
+		a.met.mgwErrors.WithLabelValues("add_remote").Inc()
+		c.log.Warn("add remote termination failed", "err", err)
+		c.rejectIn(in, 500, "Media Gateway Error", resultMGWError, a.failOps(500, "media gateway: "+err.Error())...)
+		return false
+	}
+	c.mu.Lock()
+	body := sdp.Answer(c.d.Origin, a.cfg.User, local.Addr, local.Port, in.offer, in.chosen, remote)
+	c.answer = body
+	c.d.State = DialogConfirmed
+	d := c.d
+	c.mu.Unlock()
+	if err := a.commit(ctx, c.player,
+		store.Expect(a.f.callID, d.CallID), store.Expect(a.f.playerState, stateConnecting),
+		store.Set(a.f.mgwURL, url), store.Set(a.f.mgwState, stateConnected),
+		store.Set(a.f.playerState, stateConnected), store.Del(a.f.progress)); err != nil {
+		c.log.Info("player changed before the answer was written; rejecting", "err", err)
+		c.rejectIn(in, 487, "Request Terminated", resultCancelled, store.Set(a.f.mgwState, stateDisconnected))
+		return false
+	}
+	_ = a.saveDialog(ctx, &d)
+	hdrs := []sip.Header{a.contactHeader(req.Transport()), sip.NewHeader("Content-Type", "application/sdp"),
+		sip.NewHeader("Allow", allowMethods), sip.NewHeader("Supported", "timer")}
+	if in.seHeader != "" {
+		hdrs = append(hdrs, sip.NewHeader("Session-Expires", in.seHeader), sip.NewHeader("Require", "timer"))
+	}
+	a.met.setup.Observe(time.Since(c.seenAt).Seconds())
+	if !a.respond2xx(ctx, in.tx, req, tag, body, c.ackC, hdrs...) {
+		if ctx.Err() != nil {
+			return false // abandoned
+		}
+		c.log.Warn("no ACK for our 200; hanging up")
+		c.bye()
+		c.finish(resultNoAck, a.failOps(408, "no ACK")...)
+		return false
+	}
+	c.log.Info("incoming call connected")
+	return true
+}

@@ -1,0 +1,89 @@
+/*
+Package asadapter is the gateway's SIP call control (the "AS adapter" of the design): it
+reacts to what browsers write in the DSM's player objects, places and answers SIP calls
+through the CSCF with emiago/sipgo, drives the media gateway's terminations and writes call
+progress, results and the media URL back to the DSM. Calls are claimed by exactly one
+gateway instance; their dialog state lives in Redis so another instance can end a call
+whose owner died. The users side (registrations and conference subscriptions) is package
+asadapter/users; SDP is asadapter/sdp.
+
+This comment walks through the life of a call and names the file of each step.
+
+Nobody sends this package commands. A browser writes fields of its player object in the
+DSM (player_state, remote, dtmf ...); every gateway instance hears of the write, one of them
+claims the player, and that instance's call goroutine does the SIP work and writes the
+results back (mgw_state, progress, sip_status, mgw_url ...).
+
+# An outgoing call
+
+  - dispatch.go: the change feed (or a keyspace event, or the periodic rescan) wakes
+    Adapter.onChange; kick queues the player for a worker, whose examine reads it and, when
+    player_state is connecting with a remote and no call is up, calls startOutgoing.
+  - call_out.go: startOutgoing takes the claim (records.go) and writes mgw_state connecting
+    with a fresh call_id; runOut is the call's goroutine: prepareOut allocates the local
+    termination at the media gateway (mgw.go), builds the dialog (records.go), our offer
+    (package sdp) and the INVITE.
+  - call_out_invite.go: invite runs the INVITE transaction (an inviting): provisional
+    responses become progress writes (call_out_progress.go), a 401/407 is answered once
+    (reauthenticate), the browser hanging up, the drain or InviteTimeout send CANCEL; a 2xx
+    is ACKed (confirm).
+  - call_out.go: inviteFailed writes a refusal to the player; connectOut gives the media
+    gateway the answer's media and writes mgw_url and connected in one commit.
+  - call_confirmed.go: confirmed runs the call until the browser writes disconnected or
+    failed (BYE), the far end sends BYE, the session timer ends it (call_sessiontimer.go),
+    the drain hangs up (drain.go) or the claim is lost; dtmf written by the browser is sent
+    (sendDTMF).
+  - call.go: finish deletes the termination, writes the result, drops the dialog record and
+    the claim; end removes the call and waits for its helpers.
+
+# An incoming call
+
+  - call_in.go: an INVITE for a user registered by the users side (package users) reaches
+    Adapter.onInvite, which finds the player of the user's browser (playerOfUser),
+    negotiates the offer and claims the player; runIn writes the player ringing (setupIn),
+    waits for the browser (ring) and answers with 200 when it writes connecting (answerIn).
+    The call then goes on in call_confirmed.go, as above.
+
+# In a dialog, and when an instance dies
+
+  - call_indialog.go: every request in a dialog passes one prologue (inDialog: well-formed,
+    a dialog of ours or 481, CSeq order); BYE ends the call, a re-INVITE or UPDATE may
+    carry a new offer (modify: hold, resume, a new address).
+  - takeover.go: a player or dialog record left live by an instance whose claim expired is
+    ended by another (maybeTakeover): BYE or CANCEL from the stored dialog.
+  - drain.go: HangupAll, the first stage of a graceful shutdown, ends every call here.
+
+# Who handles what
+
+Each line names the SIP method or DSM trigger, the function that handles it and its file
+(a test checks that each function exists in its file):
+
+	INVITE, new call                        Adapter.onInvite          call_in.go
+	INVITE, in a dialog (re-INVITE)         Adapter.onReInvite        call_indialog.go
+	ACK                                     Adapter.onAck             call_indialog.go
+	BYE                                     Adapter.onBye             call_indialog.go
+	CANCEL (sipgo answers matching ones)    Adapter.onCancel          sip_server.go
+	INFO                                    Adapter.onInfo            call_indialog.go
+	UPDATE                                  Adapter.onUpdate          call_indialog.go
+	OPTIONS                                 Adapter.onOptions         sip_server.go
+	NOTIFY and others, mounted by wiring    Adapter.OnRequest         adapter.go
+	a 2xx retransmitted after its INVITE    Adapter.onStrayResponse   call_indialog.go
+	responses to our INVITE                 inviting.response         call_out_invite.go
+	401/407 to our INVITE                   inviting.reauthenticate   call_out_invite.go
+	any DSM change (feed)                   Adapter.onChange          dispatch.go
+	keyspace event (a write the feed lost)  Adapter.keyspaceLoop      dispatch.go
+	feed lost entries                       Adapter.kickAll           dispatch.go
+	every Rescan                            Adapter.rescan            dispatch.go
+	player_state connecting, no call        Adapter.startOutgoing     call_out.go
+	player_state disconnected, ringing out  call.invite               call_out_invite.go
+	player_state connecting, ringing in     call.answerIn             call_in.go
+	player_state disconnected, ringing in   call.ring                 call_in.go
+	player_state disconnected, connected    call.confirmed            call_confirmed.go
+	dtmf                                    call.sendDTMF             call_confirmed.go
+	session timer due                       call.sessionTimerFired    call_sessiontimer.go
+	users/<user> (calling identity)         Adapter.identityChange    identity.go
+	media gateway event (timeout, ...)      Adapter.HandleMediaEvent  mgw.go
+	a live player whose owner died          Adapter.maybeTakeover     takeover.go
+	SIGTERM (graceful drain)                Adapter.HangupAll         drain.go
+*/
+package asadapter

@@ -1,0 +1,173 @@
+package asadapter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"dsmgw/asadapter/sdp"
+)
+
+// The adapter's own records in Redis, outside the DSM (nobody but gateway instances reads
+// them): a claim names the instance that owns a player's call, and a dialog record holds
+// what another instance needs to end the call when that owner dies (takeover.go).
+
+// redisKeys names the adapter's own Redis keys (outside the DSM: nobody but gateway
+// instances reads them). Each operation touches one key, so they work on Redis Cluster.
+type redisKeys struct{ prefix string }
+
+// claim is the key whose value is the instance that owns a player's call.
+func (k redisKeys) claim(player string) string { return k.prefix + "claim:" + player }
+
+// dialog is the string holding a call's dialog record (JSON).
+func (k redisKeys) dialog(player string) string { return k.prefix + "dialog:" + player }
+
+// calls is the set of players that have a dialog record (scanned for dead owners).
+func (k redisKeys) calls() string { return k.prefix + "calls" }
+
+// renewScript extends a claim only if we still hold it.
+var renewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`)
+
+// releaseScript deletes a claim only if we hold it.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`)
+
+// claim takes the lease on a player for this instance. It fails (false, nil) when another
+// live instance holds it; a claim whose holder died has expired and is taken.
+func (a *Adapter) claim(ctx context.Context, player string) (bool, error) {
+	ok, err := a.st.Redis().SetNX(ctx, a.keys.claim(player), a.cfg.Instance, a.cfg.ClaimTTL).Result()
+	if err != nil {
+		return false, fmt.Errorf("asadapter: claim %s: %w", player, err)
+	}
+	return ok, nil
+}
+
+// renew extends our lease on a player; ErrClaimLost if another instance took it.
+func (a *Adapter) renew(ctx context.Context, player string) error {
+	n, err := renewScript.Run(ctx, a.st.Redis(), []string{a.keys.claim(player)},
+		a.cfg.Instance, a.cfg.ClaimTTL.Milliseconds()).Int()
+	if err != nil {
+		return fmt.Errorf("asadapter: renew claim %s: %w", player, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("asadapter: renew claim %s: %w", player, ErrClaimLost)
+	}
+	return nil
+}
+
+// release gives up our lease on a player (no-op if another instance holds it).
+func (a *Adapter) release(ctx context.Context, player string) {
+	if err := releaseScript.Run(ctx, a.st.Redis(), []string{a.keys.claim(player)}, a.cfg.Instance).Err(); err != nil &&
+		!errors.Is(err, redis.Nil) {
+		a.log.Warn("release claim failed; it expires by itself", "player", player, "err", err)
+	}
+}
+
+// claimHolder returns the instance holding a player's claim, or "" when none does.
+func (a *Adapter) claimHolder(ctx context.Context, player string) (string, error) {
+	v, err := a.st.Redis().Get(ctx, a.keys.claim(player)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("asadapter: read claim %s: %w", player, err)
+	}
+	return v, nil
+}
+
+// renewEvery is how often a live call renews its claim: a third of the lease, so two
+// renewals can fail (a Redis hiccup) before another instance may take the call over.
+func (a *Adapter) renewEvery() time.Duration { return a.cfg.ClaimTTL / 3 }
+
+// dialog is a call's SIP dialog state (RFC 3261 section 12) plus what another instance
+// needs to end the call: it is stored in Redis as JSON on every change.
+type dialog struct {
+	Player     string      `json:"player"`
+	Owner      string      `json:"owner"`
+	Dir        Direction   `json:"dir"`
+	State      DialogState `json:"state"`
+	CallID     string      `json:"call_id"`
+	LocalTag   string      `json:"ltag"`
+	RemoteTag  string      `json:"rtag,omitempty"`
+	LocalURI   string      `json:"luri"`  // From (ours) without tag
+	RemoteURI  string      `json:"ruri"`  // To (theirs) without tag
+	LocalCSeq  uint32      `json:"lcseq"` // last CSeq we used
+	RemoteCSeq uint32      `json:"rcseq"` // last CSeq the peer used
+	RouteSet   []string    `json:"routes,omitempty"`
+	Target     string      `json:"target"` // remote target (Contact) or request URI before a dialog
+	Term       string      `json:"term,omitempty"`
+	// InviteVia and InviteCSeq let another instance CANCEL our INVITE before an answer.
+	InviteVia  string     `json:"invite_via,omitempty"`
+	InviteCSeq uint32     `json:"invite_cseq,omitempty"`
+	InviteURI  string     `json:"invite_uri,omitempty"`
+	Origin     sdp.Origin `json:"origin"`
+	// Session timer (RFC 4028): interval in seconds and who refreshes ("uac"/"uas").
+	SessionExpires int    `json:"se,omitempty"`
+	Refresher      string `json:"refresher,omitempty"`
+
+	listed bool // already in the calls set (not stored)
+}
+
+// saveDialog stores d (on every change of it, under the lock that guards it or on a copy).
+func (a *Adapter) saveDialog(ctx context.Context, d *dialog) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("asadapter: encode dialog of %s: %w", d.Player, err)
+	}
+	// The first save also lists the player in the set a takeover scans; later saves
+	// (CSeq, state) rewrite only the record, one command.
+	if d.listed {
+		err = a.st.Redis().Set(ctx, a.keys.dialog(d.Player), b, 0).Err()
+	} else {
+		_, err = a.st.Redis().Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, a.keys.dialog(d.Player), b, 0)
+			p.SAdd(ctx, a.keys.calls(), d.Player)
+			return nil
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("asadapter: save dialog of %s: %w", d.Player, err)
+	}
+	d.listed = true
+	return nil
+}
+
+// loadDialog reads the dialog record of player; ErrNoDialog when there is none.
+func (a *Adapter) loadDialog(ctx context.Context, player string) (*dialog, error) {
+	b, err := a.st.Redis().Get(ctx, a.keys.dialog(player)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("asadapter: dialog of %s: %w", player, ErrNoDialog)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("asadapter: load dialog of %s: %w", player, err)
+	}
+	var d dialog
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("asadapter: decode dialog of %s: %w", player, err)
+	}
+	d.listed = true
+	return &d, nil
+}
+
+// deleteDialog drops the dialog record of player and its entry in the calls set.
+func (a *Adapter) deleteDialog(ctx context.Context, player string) {
+	_, err := a.st.Redis().Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, a.keys.dialog(player))
+		p.SRem(ctx, a.keys.calls(), player)
+		return nil
+	})
+	if err != nil {
+		a.log.Warn("delete dialog failed; the rescan retries", "player", player, "err", err)
+	}
+}
