@@ -45,7 +45,8 @@ type Adapter struct {
 	calls map[string]*call // player address → live call owned here
 	byID  map[string]*call // Call-ID → live call owned here
 
-	ids *identities // browser client → registered SIP user, for the From of calls
+	ids *identities  // registered SIP users (from users/<user>), for the From of calls
+	dir directoryRef // which browser each user is logged in with (adapter-only state)
 
 	// own owns every goroutine the adapter starts and every SIP handler while it runs;
 	// Run waits for them before it returns.

@@ -94,7 +94,7 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // playerOfUser returns the audio player address of the browser a SIP user is logged in
-// with (users/<user> field client, written by the users side).
+// with, from the Directory (the users half's own state, not the DSM).
 func (a *Adapter) playerOfUser(ctx context.Context, user string) (string, error) {
 	if user == "" {
 		return "", errors.New("no user in the request URI")
@@ -102,11 +102,10 @@ func (a *Adapter) playerOfUser(ctx context.Context, user string) (string, error)
 	if err := store.ValidAddress(a.schema.UserAddress(user)); err != nil {
 		return "", err
 	}
-	r, err := a.st.Snapshot(ctx, a.schema.UserAddress(user))
+	client, err := a.dir.get().ClientOf(ctx, user)
 	if err != nil {
 		return "", err
 	}
-	client := r.Fields[a.schema.Users.Fields.Client]
 	if client == "" {
 		return "", errors.New("user has no browser client")
 	}

@@ -141,7 +141,7 @@ func (c *call) prepareOut(ctx context.Context, target, encoding string) (*sip.Re
 		c.finish(resultMGWError, a.failOps(0, "media gateway: "+err.Error())...)
 		return nil, false
 	}
-	display, from := a.callerIdentity(c.player)
+	display, from := a.callerIdentity(ctx, c.player)
 	c.mu.Lock()
 	c.local = local
 	c.d = dialog{

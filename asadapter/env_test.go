@@ -45,6 +45,7 @@ type env struct {
 	mgwc  *mediagw.Client
 	log   *slog.Logger
 	seq   map[string]int64
+	dir   *testDirectory // which browser each user is logged in with, as the users half keeps it
 	wg    sync.WaitGroup // the feed's and the media gateway's Run
 
 	eventTo atomic.Pointer[Adapter] // receives the media gateway's events
@@ -93,7 +94,7 @@ func newEnvMedia(t *testing.T, mod func(*mediagw.Config)) *env {
 	r := testpeer.StartRedis(t, testpeer.RedisOptions{NotifyKeyspaceEvents: "Khg"})
 	rdb := r.Client(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{t: t, ctx: ctx, redis: r, log: log, seq: map[string]int64{}}
+	e := &env{t: t, ctx: ctx, redis: r, log: log, seq: map[string]int64{}, dir: &testDirectory{byUser: map[string]string{}}}
 	// Runs before the client closes (cleanups run last-registered first): the feed and the
 	// media gateway end, and the test waits for them.
 	t.Cleanup(func() { cancel(); e.wg.Wait() })
@@ -181,6 +182,7 @@ func (e *env) adapter(name string, mod func(*Config)) *instance {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	a.SetDirectory(e.dir)
 	e.eventTo.CompareAndSwap(nil, a)
 	ctx, cancel := context.WithCancel(e.ctx)
 	i := &instance{a: a, stop: cancel, done: make(chan struct{})}
@@ -303,4 +305,40 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// testDirectory is the Directory of the tests that run call control without its users
+// half: a map the test fills as a login would (users_adapter_test.go runs the real one).
+type testDirectory struct {
+	mu     sync.Mutex // guards byUser
+	byUser map[string]string
+}
+
+var _ Directory = (*testDirectory)(nil)
+
+func (d *testDirectory) login(user, client string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if client == "" {
+		delete(d.byUser, user)
+		return
+	}
+	d.byUser[user] = client
+}
+
+func (d *testDirectory) ClientOf(_ context.Context, user string) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.byUser[user], nil
+}
+
+func (d *testDirectory) UserOf(_ context.Context, client string) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for u, c := range d.byUser {
+		if c == client {
+			return u, nil
+		}
+	}
+	return "", nil
 }

@@ -12,32 +12,31 @@ import (
 )
 
 // Calling identities: a call placed from the player of a browser that is logged in as a
-// SIP user (users/<user> says registered, with the browser's client key) goes out From
+// SIP user (the Directory names the user, and users/<user> says registered) goes out From
 // that user's address of record, so the far end sees who calls, not the gateway. Other
 // calls go out From the adapter's own identity.
 //
-// The client → user mapping follows the change feed (the registration half writes
-// users/<user>), so choosing a From costs no Redis round trip on the call path; it is
-// loaded once when Run starts and again when the feed reports lost entries.
+// The users' state follows the change feed (the registration half writes users/<user>);
+// it is loaded once when Run starts and again when the feed reports lost entries. Which
+// browser a user is logged in with is not in the DSM (pages must not read client keys): it
+// costs one Directory lookup per outgoing call.
 
 // userIdentity is what the adapter knows of one user from the DSM.
 type userIdentity struct {
 	rev          int64 // revision of users/<user> last applied
-	client       string
 	sipURI       string
 	registration string
 	display      string // from the users index
 }
 
-// identities maps browser client keys to the users they are logged in as.
+// identities holds the registration state of the users.
 type identities struct {
-	mu       sync.RWMutex // guards users and byClient
-	users    map[string]*userIdentity
-	byClient map[string]string // client key → user
+	mu    sync.RWMutex // guards users
+	users map[string]*userIdentity
 }
 
 func newIdentities() *identities {
-	return &identities{users: make(map[string]*userIdentity), byClient: make(map[string]string)}
+	return &identities{users: make(map[string]*userIdentity)}
 }
 
 // user returns the entry of user, creating it. The caller holds mu for writing.
@@ -48,17 +47,6 @@ func (ids *identities) user(name string) *userIdentity {
 		ids.users[name] = u
 	}
 	return u
-}
-
-// setClient moves user's client mapping. The caller holds mu for writing.
-func (ids *identities) setClient(name string, u *userIdentity, client string) {
-	if u.client != "" && ids.byClient[u.client] == name {
-		delete(ids.byClient, u.client)
-	}
-	u.client = client
-	if client != "" {
-		ids.byClient[client] = name
-	}
 }
 
 // apply updates users/<user> from a change (ops) or a full read (fields, replace true),
@@ -74,7 +62,6 @@ func (ids *identities) apply(f *store.Schema, name string, rev int64, replace bo
 	u.rev = rev
 	if replace {
 		u.sipURI, u.registration = fields[uf.SipURI], fields[uf.Registration]
-		ids.setClient(name, u, fields[uf.Client])
 		return
 	}
 	for _, o := range ops {
@@ -89,8 +76,6 @@ func (ids *identities) apply(f *store.Schema, name string, rev int64, replace bo
 			u.sipURI = v
 		case uf.Registration:
 			u.registration = v
-		case uf.Client:
-			ids.setClient(name, u, v)
 		}
 	}
 }
@@ -102,16 +87,12 @@ func (ids *identities) setDisplay(name, display string) {
 	ids.mu.Unlock()
 }
 
-// of returns the registered identity of the browser with client key client.
-func (ids *identities) of(client string) (display, sipURI string, ok bool) {
+// of returns the identity of user when it is registered.
+func (ids *identities) of(name string) (display, sipURI string, ok bool) {
 	ids.mu.RLock()
 	defer ids.mu.RUnlock()
-	name, found := ids.byClient[client]
-	if !found {
-		return "", "", false
-	}
 	u := ids.users[name]
-	if u.registration != sipport.RegRegistered || u.sipURI == "" {
+	if u == nil || u.registration != sipport.RegRegistered || u.sipURI == "" {
 		return "", "", false
 	}
 	return u.display, u.sipURI, true
@@ -172,13 +153,21 @@ func (a *Adapter) loadIdentities(ctx context.Context) {
 
 // callerIdentity returns the From of a call placed from player: the registered user's
 // address of record when the player's browser is logged in as one, else ours.
-func (a *Adapter) callerIdentity(player string) (display string, uri sip.Uri) {
+func (a *Adapter) callerIdentity(ctx context.Context, player string) (display string, uri sip.Uri) {
 	ours := sip.Uri{Scheme: "sip", User: a.cfg.User, Host: a.cfg.Domain}
 	client, _, ok := a.schema.ParsePlayerAddress(player)
 	if !ok {
 		return a.cfg.DisplayName, ours
 	}
-	display, s, ok := a.ids.of(client)
+	user, err := a.dir.get().UserOf(ctx, client)
+	if err != nil {
+		a.log.Warn("directory lookup failed; calling with the adapter's identity", "player", player, "err", err)
+		return a.cfg.DisplayName, ours
+	}
+	if user == "" {
+		return a.cfg.DisplayName, ours
+	}
+	display, s, ok := a.ids.of(user)
 	if !ok {
 		return a.cfg.DisplayName, ours
 	}

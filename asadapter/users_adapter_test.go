@@ -25,6 +25,7 @@ const usersTestSecret = "s3cret-for-tests"
 
 // usersRig is the users side running on an Adapter, with its HTTP API served.
 type usersRig struct {
+	a    *Adapter
 	u    *users.Users
 	st   *store.Store
 	reg  *prometheus.Registry
@@ -47,6 +48,7 @@ func startUsersOnAdapter(t *testing.T, e *env, acfg Config, ucfg users.Config) *
 		t.Fatal(err)
 	}
 	a.OnRequest(sip.NOTIFY, u.HandleNotify)
+	a.SetDirectory(u)
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan struct{}, 2)
 	go func() { _ = a.Run(ctx); done <- struct{}{} }()
@@ -65,7 +67,7 @@ func startUsersOnAdapter(t *testing.T, e *env, acfg Config, ucfg users.Config) *
 	go func() { _ = u.Run(ctx); done <- struct{}{} }()
 	hs := httptest.NewServer(u.HTTPHandler())
 	t.Cleanup(func() { hs.Close(); cancel(); <-done; <-done })
-	return &usersRig{u: u, st: e.st, reg: reg, http: hs}
+	return &usersRig{a: a, u: u, st: e.st, reg: reg, http: hs}
 }
 
 // call makes a registration API request and returns the status and body.

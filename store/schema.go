@@ -51,7 +51,6 @@ type Schema struct {
 			Registration      string `json:"registration"`
 			RegistrationError string `json:"registrationError"`
 			Conferences       string `json:"conferences"`
-			Client            string `json:"client"`
 		} `json:"fields"`
 		RegistrationStates []string `json:"registrationStates"`
 		ParticipantFields  struct {

@@ -196,6 +196,9 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 	}
 	// NOTIFYs of conference subscriptions arrive on the adapter's listeners.
 	a.adapter.OnRequest(sip.NOTIFY, a.users.HandleNotify)
+	// Incoming calls and calling identities find a user's browser in the users half's
+	// records: client keys stay out of the DSM.
+	a.adapter.SetDirectory(a.users)
 	a.mux.Handle("/v1/users/", a.users.HTTPHandler())
 	return nil
 }
