@@ -219,12 +219,25 @@ func (j *Janitor) gone(ctx context.Context, client, obj, member string, score in
 		if err != nil {
 			return fmt.Errorf("store: remove %s: %w", obj, err)
 		}
-		if res[0] == "removed" {
-			st.Removed++
-			j.log.Debug("removed the object of a gone client", "obj", obj, "client", client)
+		if res[0] != "removed" {
+			return nil
 		}
-		return nil
+		st.Removed++
+		j.log.Debug("removed the object of a gone client", "obj", obj, "client", client)
+		// Its index entry goes with it, whoever wrote it (the AS adapter adds it for an
+		// incoming call, without a record of the key's own).
+		return j.forgetOn(ctx, client, sc.Players.Index, client+" "+sc.Players.Index, score, st, false)
 	}
+	return j.forgetOn(ctx, client, obj, member, score, st, true)
+}
+
+// forgetOn deletes client's dedup record on obj and, on the players index, its entries.
+// It counts in st when it deleted index entries, or always when count is set (an entry of
+// the writer index was handled).
+func (j *Janitor) forgetOn(ctx context.Context, client, obj, member string, score int64, st *SweepStats, count bool) error {
+	sc := j.st.schema
+	k := keysFor(obj, j.st.cfg.Shards)
+	keys := []string{k.fields, k.meta, k.log, k.feed, k.writers}
 	args := []any{obj, client, member, score, j.st.cfg.OplogLen, j.st.cfg.FeedLen}
 	if obj == sc.Players.Index {
 		for _, m := range sc.Players.Media {
@@ -236,7 +249,9 @@ func (j *Janitor) gone(ctx context.Context, client, obj, member string, score in
 		return fmt.Errorf("store: forget %s on %s: %w", client, obj, err)
 	}
 	if s, _ := res[0].(string); s == "forgot" {
-		st.Forgotten++
+		if rev, _ := res[1].(int64); rev > 0 || count {
+			st.Forgotten++
+		}
 	}
 	return nil
 }

@@ -50,6 +50,10 @@ func TestJanitorObjectLife(t *testing.T) {
 	}
 	// The AS adapter writes a player without a seq: the owner's entry is refreshed.
 	commit(t, st, store.Commit{Obj: "players/k1/audio", Client: "adapter", Base: -1, Ops: []store.Op{store.Set("mgw_state", "connected")}})
+	// An incoming call rang k3, whose page never wrote anything: the adapter made its player
+	// and its index entry. They go with k3 all the same.
+	commit(t, st, store.Commit{Obj: "players/k3/audio", Client: "adapter", Base: -1, Ops: []store.Op{store.Set("player_state", "ringing")}})
+	commit(t, st, store.Commit{Obj: "players", Client: "adapter", Base: -1, Ops: []store.Op{store.Set("players/k3/audio", "audio")}})
 
 	// Within the grace period nothing goes, present or not.
 	if s, err := j.Sweep(ctx, now.Add(30*time.Second)); err != nil || s.Removed+s.Forgotten != 0 {
@@ -63,14 +67,14 @@ func TestJanitorObjectLife(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Removed != 1 || s.Forgotten != 2 || s.Kept != 3 {
-		t.Fatalf("sweep: %+v, want 1 removed (k1's player), 2 forgotten (index, shared), 3 kept (k2's)", s)
+	if s.Removed != 2 || s.Forgotten != 3 || s.Kept != 3 {
+		t.Fatalf("sweep: %+v, want 2 removed (k1's and k3's players), 3 forgotten (k1 on the index and shared/x, k3's index entry), 3 kept (k2's)", s)
 	}
 	if rd, _ := st.Snapshot(ctx, "players/k1/audio"); rd.Rev != 0 || len(rd.Fields) != 0 {
 		t.Fatalf("k1's player: %+v", rd)
 	}
 	idx, _ := st.Snapshot(ctx, "players")
-	if _, ok := idx.Fields["players/k1/audio"]; ok || idx.Fields["players/k2/audio"] != "audio" {
+	if _, ok := idx.Fields["players/k1/audio"]; ok || idx.Fields["players/k2/audio"] != "audio" || idx.Fields["players/k3/audio"] != "" {
 		t.Fatalf("players index: %v", idx.Fields)
 	}
 	if x, _ := st.Snapshot(ctx, "shared/x"); x.Fields["by"] != "k2" {

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadSchema } from '../schema.js';
 import { rng } from './rng.js';
-import { GW, GW2, GW_SHORT_TTL, client, goCommit, goRead, needGateway, outsideWrite, settled, sleep, until } from './gateway.js';
+import { GW, GW2, GW_SHORT_TTL, client, client as client_, goCommit, goRead, needGateway, outsideWrite, settled, sleep, until } from './gateway.js';
 
 const SEED = Number(process.env.DSM_SEED || Date.now() % 1e9);
 
@@ -298,4 +298,27 @@ test('strings at the edges of Unicode reach every replica unchanged; a cut surro
   assert.deepEqual((await goRead(obj)).fields, ob.fields());
   a.close();
   b.close();
+});
+
+test('a token the site backend signs itself, as docs/dsm-protocol.md shows, is accepted', async () => {
+  // The doc's example, line for line.
+  const { createHmac, randomBytes } = await import('node:crypto');
+  const b32 = (b) => { let bits = 0, v = 0, out = '';
+    for (const x of b) { v = (v << 8) | x; bits += 8;
+      while (bits >= 5) { out += 'abcdefghijklmnopqrstuvwxyz234567'[(v >>> (bits - 5)) & 31]; bits -= 5; } }
+    return bits ? out + 'abcdefghijklmnopqrstuvwxyz234567'[(v << (5 - bits)) & 31] : out; };
+  const client = b32(randomBytes(16));
+  const claims = Buffer.from(JSON.stringify({ k: client, u: 'alice', exp: Math.floor(Date.now() / 1000) + 3600 }));
+  const token = claims.toString('base64url') + '.' +
+    createHmac('sha256', process.env.DSM_SECRET).update(claims).digest('base64url');
+  assert.equal(client.length, 26);
+  const expires = Math.floor(Date.now() / 1000) + 3600;
+  const dsm = await client_({ session: async () => ({ client, token, expires }) });
+  assert.equal(dsm.client, client);
+  assert.equal(dsm.user, 'alice');
+  const own = dsm.object('users/alice');
+  await own.ready;
+  const other = dsm.object('users/bob');
+  await assert.rejects(other.ready, (e) => e.code === 'forbidden');
+  dsm.close();
 });
