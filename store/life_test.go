@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +22,18 @@ import (
 func TestJanitorObjectLife(t *testing.T) {
 	t.Parallel()
 	r := testpeer.StartRedis(t, testpeer.RedisOptions{})
-	rdb := r.Client(t)
+	testJanitorObjectLife(t, r.Client(t))
+}
+
+// TestJanitorObjectLifeCluster runs the same on a 3-master Redis Cluster: every script
+// touches one slot, presence and the lease are keys of their own.
+func TestJanitorObjectLifeCluster(t *testing.T) {
+	t.Parallel()
+	c := testpeer.StartCluster(t, testpeer.RedisOptions{})
+	testJanitorObjectLife(t, c.Client(t))
+}
+
+func testJanitorObjectLife(t *testing.T, rdb redis.UniversalClient) {
 	st := newStore(t, rdb, store.Config{})
 	j, err := store.NewJanitor(store.JanitorConfig{Grace: time.Minute}, st, "test", nil)
 	if err != nil {
@@ -134,9 +146,23 @@ func TestJanitorTrimsFeedsByAge(t *testing.T) {
 
 // objectKeysOf lists the DSM's keys but the presence set and the feed streams (which stay,
 // trimmed by age: TestJanitorTrimsFeedsByAge).
-func objectKeysOf(t *testing.T, rdb *redis.Client) []string {
+func objectKeysOf(t *testing.T, rdb redis.UniversalClient) []string {
 	t.Helper()
-	keys, err := rdb.Keys(context.Background(), "dsm:*").Result()
+	var keys []string
+	var mu sync.Mutex
+	scan := func(ctx context.Context, c *redis.Client) error {
+		ks, err := c.Keys(ctx, "dsm:*").Result()
+		mu.Lock()
+		keys = append(keys, ks...)
+		mu.Unlock()
+		return err
+	}
+	var err error
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(context.Background(), scan)
+	} else {
+		err = scan(context.Background(), rdb.(*redis.Client))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
