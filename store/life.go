@@ -137,11 +137,11 @@ type SweepStats struct {
 	Kept      int // old entries whose key is still present, revisited a grace period later
 }
 
-// Sweep does one round at time now: drops presence older than the grace period, then,
-// for every writer index entry older than it whose client key is not present, removes the
-// key's own player object or forgets the writer on a shared object; then trims every feed
-// stream by age. It is idempotent: a second instance sweeping at the same time finds only
-// less to do.
+// Sweep does one round at time now: drops presence older than the grace period, trims
+// every feed stream by age, then, for every writer index entry older than the grace
+// period whose client key is not present, removes the key's own player object (and its
+// index entries) or forgets the writer on a shared object. It is idempotent: a second
+// instance sweeping at the same time finds only less to do.
 func (j *Janitor) Sweep(ctx context.Context, now time.Time) (SweepStats, error) {
 	var st SweepStats
 	cutoff := now.Add(-j.cfg.Grace).UnixMilli()
@@ -149,20 +149,19 @@ func (j *Janitor) Sweep(ctx context.Context, now time.Time) (SweepStats, error) 
 	if err := rdb.ZRemRangeByScore(ctx, presenceKey, "-inf", "("+strconv.FormatInt(cutoff, 10)).Err(); err != nil {
 		return st, fmt.Errorf("store: sweep presence: %w", err)
 	}
-	var errs []error
+	// The feeds first: a long sweep (a backlog after an outage) must not hold them up.
+	errs := []error{j.trimFeeds(ctx)}
 	for shard := 0; shard < j.st.cfg.Shards; shard++ {
 		if err := j.sweepShard(ctx, shard, cutoff, &st); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := j.trimFeeds(ctx); err != nil {
-		errs = append(errs, err)
-	}
 	return st, errors.Join(errs...)
 }
 
-// sweepShard handles the shard's writer index entries older than cutoff, Batch at a time,
-// until none is left.
+// sweepShard handles the shard's writer index entries older than cutoff, Batch at a time
+// and each batch in one pipeline (a backlog of 10,000 entries is ten round trips, not
+// thirty thousand), until none is left.
 func (j *Janitor) sweepShard(ctx context.Context, shard int, cutoff int64, st *SweepStats) error {
 	rdb := j.st.rdb
 	wk := writersKey(shard)
@@ -185,22 +184,38 @@ func (j *Janitor) sweepShard(ctx context.Context, shard int, cutoff int64, st *S
 		if err != nil {
 			return fmt.Errorf("store: sweep shard %d: presence: %w", shard, err)
 		}
-		for i, e := range entries {
-			member, _ := e.Member.(string)
-			client, obj, ok := strings.Cut(member, " ")
-			if !ok {
-				rdb.ZRem(ctx, wk, member) // not ours to understand; never written so by commit
-				continue
+		var gone []goneEntry
+		_, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, e := range entries {
+				member, _ := e.Member.(string)
+				client, obj, ok := strings.Cut(member, " ")
+				switch {
+				case !ok:
+					p.ZRem(ctx, wk, member) // not a member the commit script writes
+				case seen[i] > float64(cutoff):
+					// Present: look again a grace period after its last sighting.
+					st.Kept++
+					p.ZAddXX(ctx, wk, redis.Z{Score: seen[i], Member: member})
+				default:
+					g := goneEntry{client: client, obj: obj, member: member, score: int64(e.Score)}
+					g.cmd = j.goneCmd(ctx, p, g)
+					gone = append(gone, g)
+				}
 			}
-			if seen[i] > float64(cutoff) {
-				// Present: look again a grace period after its last sighting.
-				st.Kept++
-				rdb.ZAddXX(ctx, wk, redis.Z{Score: seen[i], Member: member})
-				continue
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			if !noScript(err) {
+				return fmt.Errorf("store: sweep shard %d: %w", shard, err)
 			}
-			if err := j.gone(ctx, client, obj, member, int64(e.Score), st); err != nil {
+			// First use on this server (or after SCRIPT FLUSH): load both, read again.
+			if err := j.loadScripts(ctx); err != nil {
 				return err
 			}
+			continue
+		}
+		if err := j.settle(ctx, gone, st); err != nil {
+			return err
 		}
 		if len(entries) < j.cfg.Batch {
 			return nil
@@ -209,52 +224,96 @@ func (j *Janitor) sweepShard(ctx context.Context, shard int, cutoff int64, st *S
 	return ctx.Err()
 }
 
-// gone acts on one writer index entry of a client key that is gone for good.
-func (j *Janitor) gone(ctx context.Context, client, obj, member string, score int64, st *SweepStats) error {
-	k := keysFor(obj, j.st.cfg.Shards)
-	keys := []string{k.fields, k.meta, k.log, k.feed, k.writers}
-	sc := j.st.schema
-	if owner, _, ok := sc.ParsePlayerAddress(obj); ok && owner == client {
-		res, err := j.remove.Run(ctx, j.st.rdb, keys, obj, member, score, j.st.cfg.FeedLen).StringSlice()
-		if err != nil {
-			return fmt.Errorf("store: remove %s: %w", obj, err)
-		}
-		if res[0] != "removed" {
-			return nil
-		}
-		st.Removed++
-		j.log.Debug("removed the object of a gone client", "obj", obj, "client", client)
-		// Its index entry goes with it, whoever wrote it (the AS adapter adds it for an
-		// incoming call, without a record of the key's own).
-		return j.forgetOn(ctx, client, sc.Players.Index, client+" "+sc.Players.Index, score, st, false)
-	}
-	return j.forgetOn(ctx, client, obj, member, score, st, true)
+// goneEntry is a writer index entry of a client key gone for good, and the script run on it.
+type goneEntry struct {
+	client, obj, member string
+	score               int64
+	own                 bool // obj is the client's own player object: removed
+	cmd                 *redis.Cmd
 }
 
-// forgetOn deletes client's dedup record on obj and, on the players index, its entries.
-// It counts in st when it deleted index entries, or always when count is set (an entry of
-// the writer index was handled).
-func (j *Janitor) forgetOn(ctx context.Context, client, obj, member string, score int64, st *SweepStats, count bool) error {
+// goneCmd queues the script for g on p: remove for the client's own player object,
+// forget for anything else.
+func (j *Janitor) goneCmd(ctx context.Context, p redis.Pipeliner, g goneEntry) *redis.Cmd {
 	sc := j.st.schema
-	k := keysFor(obj, j.st.cfg.Shards)
+	k := keysFor(g.obj, j.st.cfg.Shards)
 	keys := []string{k.fields, k.meta, k.log, k.feed, k.writers}
+	if owner, _, ok := sc.ParsePlayerAddress(g.obj); ok && owner == g.client {
+		return j.remove.EvalSha(ctx, p, keys, g.obj, g.member, g.score, j.st.cfg.FeedLen)
+	}
+	return j.forget.EvalSha(ctx, p, keys, j.forgetArgs(g.client, g.obj, g.member, g.score)...)
+}
+
+// forgetArgs are the forget script's arguments; on the players index they name the
+// client's entries, one per media kind.
+func (j *Janitor) forgetArgs(client, obj, member string, score int64) []any {
+	sc := j.st.schema
 	args := []any{obj, client, member, score, j.st.cfg.OplogLen, j.st.cfg.FeedLen}
 	if obj == sc.Players.Index {
 		for _, m := range sc.Players.Media {
 			args = append(args, sc.PlayerAddress(client, m))
 		}
 	}
-	res, err := j.forget.Run(ctx, j.st.rdb, keys, args...).Slice()
-	if err != nil {
-		return fmt.Errorf("store: forget %s on %s: %w", client, obj, err)
-	}
-	if s, _ := res[0].(string); s == "forgot" {
-		if rev, _ := res[1].(int64); rev > 0 || count {
+	return args
+}
+
+// settle counts what the scripts of gone did, and for every player object removed
+// deletes its index entries too, whoever wrote them (the AS adapter adds one for an
+// incoming call, without a record of the key's own), in a second pipeline.
+func (j *Janitor) settle(ctx context.Context, gone []goneEntry, st *SweepStats) error {
+	idx := j.st.schema.Players.Index
+	var removed []goneEntry
+	for _, g := range gone {
+		res, err := g.cmd.Slice()
+		if err != nil {
+			return fmt.Errorf("store: sweep %s of %s: %w", g.obj, g.client, err)
+		}
+		switch res[0] {
+		case "removed":
+			st.Removed++
+			removed = append(removed, g)
+		case "forgot":
 			st.Forgotten++
+		}
+	}
+	if len(removed) == 0 {
+		return nil
+	}
+	k := keysFor(idx, j.st.cfg.Shards)
+	keys := []string{k.fields, k.meta, k.log, k.feed, k.writers}
+	cmds := make([]*redis.Cmd, len(removed))
+	_, err := j.st.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, g := range removed {
+			cmds[i] = j.forget.EvalSha(ctx, p, keys, j.forgetArgs(g.client, idx, g.client+" "+idx, g.score)...)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("store: sweep index entries: %w", err)
+	}
+	for _, c := range cmds {
+		if res, err := c.Slice(); err == nil && len(res) > 1 {
+			if rev, _ := res[1].(int64); rev > 0 {
+				st.Forgotten++
+			}
 		}
 	}
 	return nil
 }
+
+// loadScripts loads the janitor's scripts (EvalSha in a pipeline cannot fall back to
+// EVAL by itself).
+func (j *Janitor) loadScripts(ctx context.Context) error {
+	for _, sc := range []*redis.Script{j.remove, j.forget} {
+		if err := sc.Load(ctx, j.st.rdb).Err(); err != nil {
+			return fmt.Errorf("store: load janitor scripts: %w", err)
+		}
+	}
+	return nil
+}
+
+// noScript reports whether err is Redis's NOSCRIPT (the script is not loaded there yet).
+func noScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
 
 // trimFeeds drops feed entries older than FeedMaxAge from every shard, exactly (an
 // approximate trim keeps up to a node of entries, which on an idle gateway would never

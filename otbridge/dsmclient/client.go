@@ -137,6 +137,7 @@ type Client struct {
 	closed  bool
 	err     error // fatal: the token was refused on reconnect
 	done    chan struct{}
+	closing chan struct{} // closed by Close: wakes a reconnect backoff at once
 }
 
 type link struct {
@@ -153,7 +154,7 @@ func (l *link) close() { l.once.Do(func() { close(l.stop); l.ws.Close() }) }
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	cfg = cfg.withDefaults()
 	c := &Client{cfg: cfg, log: cfg.Log.With("component", "dsmclient"), objects: make(map[string]*Object),
-		done: make(chan struct{}), epoch: newEpoch()}
+		done: make(chan struct{}), closing: make(chan struct{}), epoch: newEpoch()}
 	l, err := c.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -243,7 +244,9 @@ func (c *Client) run(l *link) {
 				c.failSubLocked(o, err)
 			}
 			c.mu.Unlock()
-			c.log.Error("dsm client stopped", "err", err)
+			if !errors.Is(err, ErrClosed) {
+				c.log.Error("dsm client stopped", "err", err)
+			}
 			return
 		}
 	}
@@ -268,7 +271,11 @@ func (c *Client) reconnect() (*link, error) {
 			return nil, err
 		}
 		c.log.Debug("reconnect failed", "err", err, "retry_in", wait)
-		time.Sleep(wait)
+		select {
+		case <-time.After(wait):
+		case <-c.closing:
+			return nil, ErrClosed
+		}
 		if wait *= 2; wait > c.cfg.ReconnectMax {
 			wait = c.cfg.ReconnectMax
 		}

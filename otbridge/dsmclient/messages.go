@@ -122,6 +122,9 @@ func (c *Client) Err() error {
 // Close closes the connection and stops reconnecting; safe to call twice.
 func (c *Client) Close() error {
 	c.mu.Lock()
+	if !c.closed {
+		close(c.closing)
+	}
 	c.closed = true
 	l := c.link
 	c.mu.Unlock()
