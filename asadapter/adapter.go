@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"dsmgw/asadapter/sipport"
 	"dsmgw/store"
 )
 
@@ -41,12 +42,15 @@ type Adapter struct {
 	pending map[string]struct{}
 	wake    *wakeFilter
 
-	cmu   sync.Mutex       // guards calls and byID
-	calls map[string]*call // player address → live call owned here
-	byID  map[string]*call // Call-ID → live call owned here
+	cmu   sync.Mutex         // guards calls and byID
+	calls map[string]*call   // player address → live call owned here
+	byID  map[string][]*call // Call-ID → live calls owned here (see callsByID)
 
-	ids *identities  // registered SIP users (from users/<user>), for the From of calls
-	dir directoryRef // which browser each user is logged in with (adapter-only state)
+	ids *identities // browser client → registered SIP user, for the From of calls
+	// users is the users side (bindings, credentials of registered users); nil without
+	// one. Set by UseUsers before Run, read-only after.
+	users sipport.Users
+	proxy proxyAddrs // the outbound proxy's addresses, trusted for P-Asserted-Identity
 
 	// own owns every goroutine the adapter starts and every SIP handler while it runs;
 	// Run waits for them before it returns.
@@ -98,7 +102,7 @@ func New(cfg Config, st *store.Store, feed *store.Feed, mgw MediaGateway, reg pr
 		slow:    make(chan string, cfg.QueueLen),
 		pending: make(map[string]struct{}),
 		calls:   make(map[string]*call),
-		byID:    make(map[string]*call),
+		byID:    make(map[string][]*call),
 		idle:    idle,
 		drainC:  make(chan struct{}),
 	}

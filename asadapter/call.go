@@ -3,8 +3,8 @@ package asadapter
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,7 +13,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"dsmgw/asadapter/sdp"
-	"dsmgw/asadapter/sipport"
 	"dsmgw/store"
 )
 
@@ -46,6 +45,13 @@ type call struct {
 	helpers owner
 
 	progress progressQueue // progress writes of an outgoing call (call_out_progress.go)
+
+	// who is the identity an outgoing call is placed as (set before its goroutine starts).
+	who caller
+
+	// merge identifies the INVITE of an incoming call for merged-request detection
+	// (RFC 3261 section 8.2.2.2): From tag, CSeq and the user called ("" for outgoing).
+	merge string
 
 	finished atomic.Bool // finish ran: the call was ended, not abandoned
 	drained  bool        // the drain ended it (only the call's goroutine touches it)
@@ -118,10 +124,27 @@ func (a *Adapter) callFor(player string) *call {
 	return a.calls[player]
 }
 
-func (a *Adapter) callByID(callID string) *call {
+// callsByID returns the live calls of a Call-ID. A gateway is a back-to-back agent for
+// many users: a call from one of its users to another comes back through the CSCF with
+// the caller's Call-ID, so our outgoing leg and the callee's incoming leg share it, and
+// only their tags tell them apart.
+func (a *Adapter) callsByID(callID string) []*call {
 	a.cmu.Lock()
 	defer a.cmu.Unlock()
-	return a.byID[callID]
+	return slices.Clone(a.byID[callID])
+}
+
+// callByTag returns the live call of callID whose local tag is tag, or nil.
+func (a *Adapter) callByTag(callID, tag string) *call {
+	for _, c := range a.callsByID(callID) {
+		c.mu.Lock()
+		lt := c.d.LocalTag
+		c.mu.Unlock()
+		if lt != "" && lt == tag {
+			return c
+		}
+	}
+	return nil
 }
 
 // addCall registers a call; false if the player already has one here, we are full or
@@ -133,7 +156,7 @@ func (a *Adapter) addCall(c *call) bool {
 		return false
 	}
 	a.calls[c.player] = c
-	a.byID[c.d.CallID] = c
+	a.byID[c.d.CallID] = append(a.byID[c.d.CallID], c)
 	c.unwatch = a.feed.Watch(c.player)
 	a.met.calls.WithLabelValues(string(c.dir)).Inc()
 	a.met.attempts.WithLabelValues(string(c.dir)).Inc()
@@ -147,9 +170,12 @@ func (a *Adapter) removeCall(c *call) {
 		a.met.calls.WithLabelValues(string(c.dir)).Dec()
 		c.unwatch()
 	}
-	for id, x := range a.byID {
-		if x == c {
+	for id, legs := range a.byID {
+		legs = slices.DeleteFunc(legs, func(x *call) bool { return x == c })
+		if len(legs) == 0 {
 			delete(a.byID, id)
+		} else {
+			a.byID[id] = legs
 		}
 	}
 	a.cmu.Unlock()
@@ -234,22 +260,18 @@ func (c *call) wantsEnd(fl map[string]string, ok bool) bool {
 	return s == stateDisconnected || s == stateFailed
 }
 
-// do sends a request in a client transaction and returns its final response, answering
-// one digest challenge with the configured credentials.
-func (a *Adapter) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	res, err := a.cli.Do(ctx, req, prebuilt)
-	if err == nil && res == nil {
-		// sipgo ends a transaction without a response when the user agent is closing.
-		err = fmt.Errorf("asadapter: %s: %w", req.Method, sipport.ErrNoResponse)
+// do sends a request of the call's dialog (from the call's identity: a challenge is
+// answered with its user's credentials) and keeps the dialog's CSeq at or above the one
+// the request went out with (an answered challenge takes the next).
+func (c *call) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	c.mu.Lock()
+	user := c.d.User
+	c.mu.Unlock()
+	res, err := c.a.do(ctx, user, req)
+	c.mu.Lock()
+	if n := req.CSeq().SeqNo; n > c.d.LocalCSeq {
+		c.d.LocalCSeq = n
 	}
-	if err != nil {
-		return nil, err
-	}
-	if (res.StatusCode == 401 || res.StatusCode == 407) && a.cfg.AuthUser != "" {
-		res, err = a.cli.DoDigestAuth(ctx, req, res, a.digest())
-		if err == nil && res == nil {
-			err = fmt.Errorf("asadapter: %s after a challenge: %w", req.Method, sipport.ErrNoResponse)
-		}
-	}
+	c.mu.Unlock()
 	return res, err
 }

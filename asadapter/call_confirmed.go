@@ -84,7 +84,7 @@ func (c *call) bye() {
 		return
 	}
 	_ = c.a.saveDialog(ctx, &d)
-	res, err := c.a.do(ctx, req)
+	res, err := c.do(ctx, req)
 	if err != nil {
 		c.log.Warn("BYE failed", "err", err)
 		return
@@ -152,7 +152,7 @@ func (c *call) sendInfoDTMF(ctx context.Context, digits string) error {
 		if err != nil {
 			return err
 		}
-		res, err := c.a.do(ctx, req)
+		res, err := c.do(ctx, req)
 		if err != nil {
 			return fmt.Errorf("INFO %c: %w", d, err)
 		}

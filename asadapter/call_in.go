@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -20,6 +21,7 @@ import (
 
 // incoming is an INVITE to a browser while it rings.
 type incoming struct {
+	user     string // the user called (its Contact is ours in the dialog)
 	req      *sip.Request
 	tx       sip.ServerTransaction
 	offer    *sdp.Session
@@ -44,15 +46,16 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		a.reply(tx, req, 503, "Service Unavailable", "", nil)
 		return
 	}
-	if a.callByID(req.CallID().Value()) != nil {
-		a.reply(tx, req, 482, "Loop Detected", "", nil) // a forked copy of a call we have
-		return
-	}
-	a.reply(tx, req, 100, "Trying", "", nil)
 	user := req.Recipient.User
 	if user == "" {
 		user = req.To().Address.User
 	}
+	merge := mergeKey(req, user)
+	if a.merged(req.CallID().Value(), merge) {
+		a.reply(tx, req, 482, "Loop Detected", "", nil) // a forked copy of a call we have
+		return
+	}
+	a.reply(tx, req, 100, "Trying", "", nil)
 	player, err := a.playerOfUser(ctx, user)
 	if err != nil {
 		a.log.Info("incoming call for an unknown or absent user", "user", user, "call_id", req.CallID().Value(), "err", err)
@@ -80,6 +83,7 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c := a.newCall(ctx, player, DirIn, req.CallID().Value())
+	c.merge = merge
 	if !a.addCall(c) {
 		c.stop()
 		a.release(ctx, player)
@@ -90,11 +94,31 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		a.reply(tx, req, 486, "Busy Here", "", nil)
 		return
 	}
-	c.runIn(ctx, &incoming{req: req, tx: tx, offer: offer, chosen: chosen}, remote)
+	c.runIn(ctx, &incoming{user: user, req: req, tx: tx, offer: offer, chosen: chosen}, remote)
+}
+
+// mergeKey identifies an initial INVITE to user for merged-request detection.
+func mergeKey(req *sip.Request, user string) string {
+	tag, _ := req.From().Params.Get("tag")
+	return tag + " " + strconv.FormatUint(uint64(req.CSeq().SeqNo), 10) + " " + user
+}
+
+// merged reports whether an incoming call of ours already has this INVITE (same Call-ID,
+// From tag, CSeq and user called): a copy that reached us by another path after a proxy
+// forked it, which RFC 3261 section 8.2.2.2 answers with 482. Our own outgoing leg with
+// the same Call-ID is no merge: it is a call from one of our users to another, back
+// through the CSCF, and the other user's leg is a call of its own.
+func (a *Adapter) merged(callID, key string) bool {
+	for _, c := range a.callsByID(callID) {
+		if c.dir == DirIn && c.merge == key {
+			return true
+		}
+	}
+	return false
 }
 
 // playerOfUser returns the audio player address of the browser a SIP user is logged in
-// with, from the Directory (the users half's own state, not the DSM).
+// with, from the users side's records (sipport.Users.ClientOf), not the DSM.
 func (a *Adapter) playerOfUser(ctx context.Context, user string) (string, error) {
 	if user == "" {
 		return "", errors.New("no user in the request URI")
@@ -102,7 +126,10 @@ func (a *Adapter) playerOfUser(ctx context.Context, user string) (string, error)
 	if err := store.ValidAddress(a.schema.UserAddress(user)); err != nil {
 		return "", err
 	}
-	client, err := a.dir.get().ClientOf(ctx, user)
+	if a.users == nil {
+		return "", errors.New("no users side: nobody is logged in")
+	}
+	client, err := a.users.ClientOf(ctx, user)
 	if err != nil {
 		return "", err
 	}
@@ -155,7 +182,7 @@ func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) boo
 	c.local, c.remote = local, remote
 	c.d = dialog{
 		Player: c.player, Owner: a.cfg.Instance, Dir: DirIn, State: DialogEarly,
-		CallID: c.d.CallID, LocalTag: sip.GenerateTagN(16), RemoteTag: fromTag,
+		CallID: c.d.CallID, LocalTag: sip.GenerateTagN(16), RemoteTag: fromTag, User: in.user,
 		LocalURI: nameAddr(req.To().DisplayName, req.To().Address), RemoteURI: caller,
 		LocalCSeq: 1 + rand.Uint32N(30000), RemoteCSeq: req.CSeq().SeqNo,
 		RouteSet: routeSet(req, false), Target: contactTarget(req), Term: local.ID,
@@ -174,14 +201,15 @@ func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) boo
 	c.mu.Lock()
 	c.d.listed = true
 	c.mu.Unlock()
-	callerID := req.From().Address.String()
-	if req.From().DisplayName != "" {
-		callerID = req.From().DisplayName + " <" + callerID + ">"
+	callerName, callerURI := a.callerOf(ctx, req)
+	callerID := callerURI.String()
+	if callerName != "" {
+		callerID = callerName + " <" + callerID + ">"
 	}
 	err = a.commit(ctx, c.player,
 		store.Set(a.f.playerState, stateRinging), store.Set(a.f.mgwState, stateConnecting),
 		store.Set(a.f.caller, callerID), store.Set(a.f.callID, d.CallID),
-		store.Set(a.f.remote, req.From().Address.String()), store.Set(a.f.service, "mmtel"),
+		store.Set(a.f.remote, callerURI.String()), store.Set(a.f.service, "mmtel"),
 		store.Del(a.f.mgwURL), store.Del(a.f.sipStatus), store.Del(a.f.sipReason),
 		store.Del(a.f.progress), store.Del(a.f.hold), store.Del(a.f.dtmf))
 	if err == nil {
@@ -193,7 +221,7 @@ func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) boo
 		return false
 	}
 	c.log.Info("incoming call ringing", "caller", callerID)
-	a.reply(in.tx, req, 180, "Ringing", d.LocalTag, nil, a.contactHeader(req.Transport()))
+	a.reply(in.tx, req, 180, "Ringing", d.LocalTag, nil, a.dialogContact(&d, req.Transport()))
 	return true
 }
 
@@ -275,7 +303,7 @@ func (c *call) answerIn(ctx context.Context, in *incoming) bool {
 		return false
 	}
 	_ = a.saveDialog(ctx, &d)
-	hdrs := []sip.Header{a.contactHeader(req.Transport()), sip.NewHeader("Content-Type", "application/sdp"),
+	hdrs := []sip.Header{a.dialogContact(&d, req.Transport()), sip.NewHeader("Content-Type", "application/sdp"),
 		sip.NewHeader("Allow", allowMethods), sip.NewHeader("Supported", "timer")}
 	if in.seHeader != "" {
 		hdrs = append(hdrs, sip.NewHeader("Session-Expires", in.seHeader), sip.NewHeader("Require", "timer"))

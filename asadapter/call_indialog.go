@@ -42,17 +42,18 @@ func (a *Adapter) inDialog(req *sip.Request, tx sip.ServerTransaction, order cse
 	return c
 }
 
-// dialogCall finds the local call of an in-dialog request and checks its tags.
+// dialogCall finds the local call of an in-dialog request by its tags (the Call-ID may
+// have two legs here, see callsByID).
 func (a *Adapter) dialogCall(req *sip.Request) *call {
-	c := a.callByID(req.CallID().Value())
+	from, _ := req.From().Params.Get("tag")
+	to, _ := req.To().Params.Get("tag")
+	c := a.callByTag(req.CallID().Value(), to)
 	if c == nil {
 		return nil
 	}
-	from, _ := req.From().Params.Get("tag")
-	to, _ := req.To().Params.Get("tag")
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if to != c.d.LocalTag || (c.d.RemoteTag != "" && from != c.d.RemoteTag) {
+	if c.d.RemoteTag != "" && from != c.d.RemoteTag {
 		return nil
 	}
 	return c
@@ -90,10 +91,11 @@ func (a *Adapter) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 
 // onAck passes the ACK of our 2xx to its call (respond2xx waits for it).
 func (a *Adapter) onAck(req *sip.Request, _ sip.ServerTransaction) {
-	if req.CallID() == nil {
+	if req.CallID() == nil || req.To() == nil {
 		return
 	}
-	if c := a.callByID(req.CallID().Value()); c != nil {
+	to, _ := req.To().Params.Get("tag")
+	if c := a.callByTag(req.CallID().Value(), to); c != nil {
 		signal(c.ackC)
 	}
 }
@@ -161,8 +163,8 @@ func (c *call) publishHold() {
 // returns the headers and body of our 2xx, or a failure status.
 func (c *call) modify(req *sip.Request) ([]sip.Header, []byte, int, string) {
 	a := c.a
-	hdrs := []sip.Header{a.contactHeader(req.Transport())}
 	c.mu.Lock()
+	hdrs := []sip.Header{a.dialogContact(&c.d, req.Transport())}
 	se := c.sessionTimerFromRequest(req)
 	c.mu.Unlock()
 	if se != "" {
@@ -219,10 +221,11 @@ func (c *call) modify(req *sip.Request) ([]sip.Header, []byte, int, string) {
 // onStrayResponse sees responses that match no client transaction: a 2xx retransmitted
 // after our INVITE transaction ended gets our ACK again.
 func (a *Adapter) onStrayResponse(res *sip.Response) {
-	if !res.IsSuccess() || res.CSeq() == nil || res.CSeq().MethodName != sip.INVITE || res.CallID() == nil {
+	if !res.IsSuccess() || res.CSeq() == nil || res.CSeq().MethodName != sip.INVITE || res.CallID() == nil || res.From() == nil {
 		return
 	}
-	c := a.callByID(res.CallID().Value())
+	from, _ := res.From().Params.Get("tag")
+	c := a.callByTag(res.CallID().Value(), from)
 	if c == nil {
 		return
 	}

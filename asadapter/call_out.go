@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +26,14 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 	if a.draining.Load() {
 		return // left to the instances that stay
 	}
+	who := a.callerIdentity(ctx, player)
+	binding, held, elsewhere := a.bindingOf(ctx, who.user)
+	if elsewhere {
+		// The user is registered through another instance: its calls go there, where
+		// the registered contact leads (it claims the player on the same wake-up; if it
+		// died, another instance registers the user anew and a rescan finds the player).
+		return
+	}
 	ok, err := a.claim(ctx, player)
 	if err != nil {
 		a.log.Warn("claim failed; the rescan retries", "player", player, "err", err)
@@ -33,16 +42,16 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 	if !ok {
 		return // another instance handles it
 	}
-	dest := fl[a.f.remote]
+	dest, domain := fl[a.f.remote], a.cfg.Domain
 	if dest == "" {
-		dest = fl[a.f.conference]
+		dest, domain = fl[a.f.conference], a.conferenceDomain(who)
 	}
 	callID := randHex(16) + "@" + a.cfg.Domain
 	mgwExpect := store.ExpectAbsent(a.f.mgwState)
 	if v, ok := fl[a.f.mgwState]; ok {
 		mgwExpect = store.Expect(a.f.mgwState, v)
 	}
-	target, terr := a.resolveTarget(dest)
+	target, terr := a.resolveTarget(dest, domain)
 	ops := []store.Op{
 		store.Expect(a.f.playerState, stateConnecting), mgwExpect,
 		store.Set(a.f.mgwState, stateConnecting), store.Set(a.f.callID, callID),
@@ -75,15 +84,35 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 		c.stop()
 		return
 	}
+	c.who = who
+	if held {
+		c.mu.Lock()
+		c.d.Contact = binding.Contact.String()
+		c.mu.Unlock()
+	}
 	if !a.own.spawn(func() { c.runOut(ctx, target, fl[a.f.encoding]) }) {
 		c.end() // Run is ending: the call is abandoned before it began, for a takeover
 	}
 }
 
+// conferenceDomain is the domain of a conference id written without one (Join).
+func (a *Adapter) conferenceDomain(who caller) string {
+	switch {
+	case a.cfg.ConferenceDomain != "":
+		return a.cfg.ConferenceDomain
+	case who.user != "":
+		if who.aor.Port != 0 {
+			return who.aor.Host + ":" + strconv.Itoa(who.aor.Port)
+		}
+		return who.aor.Host
+	}
+	return a.cfg.Domain
+}
+
 // resolveTarget turns what the browser wrote as remote or conference into a SIP URI:
-// a sip:/sips: URI as is, tel:+N as sip:+N@domain;user=phone, user@host as sip:user@host
+// a sip:/sips: URI as is, tel:+N as sip:+N@Domain;user=phone, user@host as sip:user@host
 // and a bare user as sip:user@domain.
-func (a *Adapter) resolveTarget(dest string) (string, error) {
+func (a *Adapter) resolveTarget(dest, domain string) (string, error) {
 	dest = strings.TrimSpace(dest)
 	if dest == "" {
 		return "", errors.New("empty")
@@ -97,7 +126,7 @@ func (a *Adapter) resolveTarget(dest string) (string, error) {
 	case strings.Contains(dest, "@"):
 		s = "sip:" + dest
 	default:
-		s = "sip:" + dest + "@" + a.cfg.Domain
+		s = "sip:" + dest + "@" + domain
 	}
 	if strings.ContainsAny(s, " \t\r\n<>\"") {
 		return "", fmt.Errorf("%.80q is not a SIP URI", dest)
@@ -141,13 +170,12 @@ func (c *call) prepareOut(ctx context.Context, target, encoding string) (*sip.Re
 		c.finish(resultMGWError, a.failOps(0, "media gateway: "+err.Error())...)
 		return nil, false
 	}
-	display, from := a.callerIdentity(ctx, c.player)
 	c.mu.Lock()
 	c.local = local
 	c.d = dialog{
 		Player: c.player, Owner: a.cfg.Instance, Dir: DirOut, State: DialogCalling,
-		CallID: c.d.CallID, LocalTag: sip.GenerateTagN(16),
-		LocalURI: nameAddr(display, from), RemoteURI: "<" + target + ">",
+		CallID: c.d.CallID, LocalTag: sip.GenerateTagN(16), User: c.who.user, Contact: c.d.Contact,
+		LocalURI: nameAddr(c.who.display, c.who.aor), RemoteURI: "<" + target + ">",
 		LocalCSeq: 1 + rand.Uint32N(30000), Target: target, InviteURI: target, Term: local.ID,
 		Origin: sdp.Origin{Sess: rand.Uint64N(1 << 62), Version: 1},
 	}
@@ -187,6 +215,13 @@ func (c *call) inviteFailed(out inviteOutcome) bool {
 	case out.err != nil && c.drained && errors.Is(out.err, out.cancelled):
 		c.log.Info("call cancelled by the drain", "err", out.err)
 		c.finish(resultDrained, a.shutdownOps()...)
+	case out.err != nil && out.hungUp:
+		// The user's own hang-up: the player keeps the browser's disconnected, whatever
+		// ended the INVITE transaction after our CANCEL, and loses the provisional
+		// response's status (a "180 Ringing" left beside disconnected would mislead).
+		c.log.Info("call cancelled by the browser", "err", out.err)
+		c.finish(resultCancelled, store.Set(a.f.mgwState, stateDisconnected),
+			store.Del(a.f.sipStatus), store.Del(a.f.sipReason))
 	case out.err != nil:
 		var se *SIPError
 		if errors.As(out.err, &se) {
@@ -273,8 +308,12 @@ func (a *Adapter) inviteRequest(d *dialog, offer []byte) (*sip.Request, error) {
 		req.PrependHeader(r)
 		// The first hop changed: recompute Via and Contact for its transport.
 		req.RemoveHeader("Contact")
-		req.AppendHeader(a.contactHeader(nextHopTransport(req)))
+		req.AppendHeader(a.dialogContact(d, nextHopTransport(req)))
 		a.addVia(req)
+	}
+	if d.User != "" {
+		// RFC 3325 section 9.2: the identity the user wants the CSCF to assert.
+		req.AppendHeader(sip.NewHeader("P-Preferred-Identity", d.LocalURI))
 	}
 	req.AppendHeader(sip.NewHeader("Supported", "timer"))
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))

@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"dsmgw/asadapter/sipport"
 )
 
 // cancelWait bounds how long we wait for the final response after a CANCEL: the far end
@@ -24,6 +25,10 @@ type inviteOutcome struct {
 	// err is a *SIPError for a final failure (cancelled itself after our CANCEL), a
 	// transport error, or ctx's error.
 	err error
+	// hungUp says the browser hung up before the answer: whatever the far end answers
+	// then (487 to our CANCEL, or a refusal that crossed it) ends a call the user ended,
+	// not a failed one.
+	hungUp bool
 }
 
 // inviting is the state of our INVITE client transaction while call.invite runs it. Only
@@ -39,7 +44,9 @@ type inviting struct {
 	provisional bool // a provisional response arrived on the current transaction
 	cancelSent  bool
 	// cancelled is why we cancel (nil: we do not); the player shows it.
-	cancelled    *SIPError
+	cancelled *SIPError
+	// hungUp: the browser asked for the CANCEL (see inviteOutcome.hungUp).
+	hungUp       bool
 	lastProgress string // the progress value last written
 }
 
@@ -49,7 +56,7 @@ type inviting struct {
 // A CANCEL is sent only once a provisional response arrived (RFC 3261 section 9.1: before
 // that, the far end may not have the INVITE yet and the CANCEL could overtake it); if
 // none ever arrives, the INVITE's own timeout (Timer B) ends the transaction.
-func (c *call) invite(ctx context.Context, inv *sip.Request) inviteOutcome {
+func (c *call) invite(ctx context.Context, inv *sip.Request) (out inviteOutcome) {
 	a := c.a
 	tx, err := a.cli.TransactionRequest(ctx, inv, prebuilt)
 	if err != nil {
@@ -57,6 +64,7 @@ func (c *call) invite(ctx context.Context, inv *sip.Request) inviteOutcome {
 	}
 	iv := &inviting{c: c, inv: inv, tx: tx, timeout: time.NewTimer(a.cfg.InviteTimeout)}
 	defer iv.timeout.Stop()
+	defer func() { out.hungUp = iv.hungUp }()
 	renew := time.NewTicker(a.renewEvery())
 	defer renew.Stop()
 	drain := a.drainC
@@ -89,6 +97,7 @@ func (c *call) invite(ctx context.Context, inv *sip.Request) inviteOutcome {
 			}
 			if fl, ok := c.snapshot(ctx); c.wantsEnd(fl, ok) {
 				c.log.Info("browser hung up before the answer; cancelling")
+				iv.hungUp = true
 				iv.startCancel(&SIPError{Status: 487, Reason: "Request Terminated"})
 			}
 		case <-iv.tx.Done():
@@ -126,11 +135,17 @@ func (iv *inviting) response(ctx context.Context, res *sip.Response) (out invite
 		tx := iv.tx
 		c.help(func(hctx context.Context) { c.reack(hctx, tx) })
 		return inviteOutcome{res: res, cancelled: iv.cancelled}, true
-	case (res.StatusCode == 401 || res.StatusCode == 407) && c.a.cfg.AuthUser != "" && !iv.authed && iv.cancelled == nil:
-		if err := iv.reauthenticate(ctx, res); err != nil {
-			return inviteOutcome{err: fmt.Errorf("answer %d challenge: %w", res.StatusCode, err)}, true
+	case (res.StatusCode == 401 || res.StatusCode == 407) && !iv.authed && iv.cancelled == nil:
+		err := iv.reauthenticate(ctx, res)
+		if err == nil {
+			return inviteOutcome{}, false
 		}
-		return inviteOutcome{}, false
+		iv.tx.Terminate()
+		if errors.Is(err, sipport.ErrNoCredentials) {
+			// Nothing to answer with: the challenge is the refusal.
+			return inviteOutcome{err: &SIPError{Status: res.StatusCode, Reason: res.Reason}}, true
+		}
+		return inviteOutcome{err: fmt.Errorf("answer %d challenge: %w", res.StatusCode, err)}, true
 	default:
 		iv.tx.Terminate()
 		if iv.cancelled != nil && res.StatusCode == 487 {
@@ -155,14 +170,22 @@ func (iv *inviting) sendCancel() {
 	iv.c.cancel(iv.inv)
 }
 
-// reauthenticate answers a 401/407 to our INVITE with the configured credentials, in a new
-// transaction (sipgo's digest retry takes the next CSeq and a new Via), and stores them in
-// the dialog record: a takeover's CANCEL must match the INVITE the far end rings for.
+// reauthenticate answers a 401/407 to our INVITE with the credentials of the call's
+// identity (the registered user's, or the gateway's own; caller.go) in a new transaction
+// (the next CSeq and a new Via), and stores them in the dialog record: a takeover's CANCEL
+// must match the INVITE the far end rings for.
 func (iv *inviting) reauthenticate(ctx context.Context, res *sip.Response) error {
 	c, a := iv.c, iv.c.a
 	iv.authed = true
+	c.mu.Lock()
+	user := c.d.User
+	c.mu.Unlock()
+	if err := a.authorize(ctx, user, iv.inv, res); err != nil {
+		return err
+	}
 	iv.tx.Terminate()
-	tx, err := a.cli.TransactionDigestAuth(ctx, iv.inv, res, a.digest())
+	a.reissue(iv.inv)
+	tx, err := a.cli.TransactionRequest(ctx, iv.inv, prebuilt)
 	if err != nil {
 		return err
 	}
@@ -262,9 +285,4 @@ func cancelFor(inv *sip.Request) *sip.Request {
 	req.SetBody(nil)
 	req.Laddr = inv.Laddr
 	return req
-}
-
-// digest returns the configured credentials for sipgo's digest helpers.
-func (a *Adapter) digest() sipgo.DigestAuth {
-	return sipgo.DigestAuth{Username: a.cfg.AuthUser, Password: a.cfg.AuthPassword}
 }

@@ -4,9 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"syscall"
 	"testing"
 
+	"github.com/emiago/sipgo/sip"
+
+	"dsmgw/internal/testpeer"
 	"dsmgw/store"
 )
 
@@ -74,6 +78,10 @@ func TestCallNoAnswerTimesOut(t *testing.T) {
 	e.waitNoTerminations()
 }
 
+// TestCallBrowserCancelsWhileRinging: the user's own hang-up while the far end rings
+// sends CANCEL and ends the call as disconnected, not failed: the far end's 487 answers
+// our CANCEL and is no refusal. (The adapter once overwrote the browser's disconnected
+// with failed / 487.)
 func TestCallBrowserCancelsWhileRinging(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -83,12 +91,13 @@ func TestCallBrowserCancelsWhileRinging(t *testing.T) {
 	e.dial(p, sippTarget(s.Addr))
 	e.waitField(p, "progress", "ringing")
 	e.browser(p, store.Set("player_state", "disconnected"))
-	fl := e.waitField(p, "mgw_state", "failed")
-	if fl["sip_status"] != "487" {
-		t.Fatalf("cancelled call: %v", fl)
-	}
-	waitSipp(t, s)
+	fl := e.waitField(p, "mgw_state", "disconnected")
+	waitSipp(t, s) // the scenario checks the CANCEL and answers it 487
 	e.waitNoTerminations()
+	fl = e.fields(p)
+	if fl["player_state"] != "disconnected" || fl["mgw_state"] != "disconnected" || fl["sip_status"] != "" || fl["progress"] != "" {
+		t.Fatalf("after the browser hung up while ringing: %v", fl)
+	}
 }
 
 func TestCallDigestChallengeOverTCPProxy(t *testing.T) {
@@ -174,4 +183,62 @@ func TestCallOverTCPProxyDialsFromEphemeralPort(t *testing.T) {
 	e.waitField(p, "mgw_state", "disconnected")
 	waitSipp(t, s)
 	e.waitNoTerminations()
+}
+
+// TestCallOverTCPProxySharedPort: the default configuration, UDP and TCP listeners on one
+// port, with the outbound proxy over TCP. Every INVITE once failed before anything was
+// sent ("dial tcp <ours>:5060-><proxy>: bind: address already in use"): the request kept
+// the UDP listener's address as its source when its Via was rewritten for TCP, and the TCP
+// listener holds that port.
+func TestCallOverTCPProxySharedPort(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := testpeerSipp(t, "answer.xml", "t1")
+	shared := "127.0.0.1:" + strconv.Itoa(testpeer.FreeUDPPort(t))
+	i := e.adapter("gw1", func(c *Config) {
+		c.ListenUDP, c.ListenTCP = shared, shared
+		c.OutboundProxy = fmt.Sprintf("sip:%s;transport=tcp", s.Addr)
+	})
+	if i.a.Addr("udp") != i.a.Addr("tcp") {
+		t.Fatalf("listeners on %s and %s, want one port", i.a.Addr("udp"), i.a.Addr("tcp"))
+	}
+	p := "players/tcpshared/audio"
+	e.dial(p, "sip:conf@example.test")
+	e.waitField(p, "mgw_state", "connected")
+	e.browser(p, store.Set("player_state", "disconnected"))
+	e.waitField(p, "mgw_state", "disconnected")
+	waitSipp(t, s)
+	e.waitNoTerminations()
+}
+
+func TestResolveTarget(t *testing.T) {
+	a := &Adapter{cfg: Config{Domain: "ims.test", ConferenceDomain: "conf.ims.test"}}
+	user := caller{user: "web1", aor: sip.Uri{Scheme: "sip", User: "web1", Host: "users.test", Port: 5070}}
+	for name, tc := range map[string]struct {
+		cfgConf, dest string
+		conference    bool
+		who           caller
+		want          string
+	}{
+		"bare user":                    {"", "bob", false, caller{}, "sip:bob@ims.test"},
+		"user at host":                 {"", "bob@x.test", false, caller{}, "sip:bob@x.test"},
+		"tel":                          {"", "tel:+1555", false, caller{}, "sip:+1555@ims.test;user=phone"},
+		"sip uri":                      {"", "sips:bob@x.test:5061", false, caller{}, "sips:bob@x.test:5061"},
+		"bare room":                    {"conf.ims.test", "r1", true, caller{}, "sip:r1@conf.ims.test"},
+		"room uri":                     {"conf.ims.test", "sip:r1@elsewhere.test", true, caller{}, "sip:r1@elsewhere.test"},
+		"bare room, no domain, user":   {"", "r1", true, user, "sip:r1@users.test:5070"},
+		"bare room, no domain, anonym": {"", "r1", true, caller{}, "sip:r1@ims.test"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			a.cfg.ConferenceDomain = tc.cfgConf
+			domain := a.cfg.Domain
+			if tc.conference {
+				domain = a.conferenceDomain(tc.who)
+			}
+			got, err := a.resolveTarget(tc.dest, domain)
+			if err != nil || got != tc.want {
+				t.Fatalf("%q: %q %v, want %q", tc.dest, got, err, tc.want)
+			}
+		})
+	}
 }

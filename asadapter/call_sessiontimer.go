@@ -163,7 +163,7 @@ func (c *call) refresh(ctx context.Context) error {
 	_ = a.saveDialog(ctx, &d)
 	rctx, cancel := context.WithTimeout(ctx, cancelWait)
 	defer cancel()
-	res, err := a.do(rctx, req)
+	res, err := c.do(rctx, req)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,11 @@ type Config struct {
 	// Domain is the SIP domain of the adapter's identity and of bare user names written
 	// by browsers as remote ("bob" → sip:bob@Domain). Default: the advertised host.
 	Domain string
+	// ConferenceDomain completes a conference id written without a domain in a player's
+	// conference field (Join: "conf1" → sip:conf1@ConferenceDomain), as the users side
+	// completes the ids it subscribes to. Default: the domain of the caller's address of
+	// record for a registered user, else Domain.
+	ConferenceDomain string
 	// User is the user part of the adapter's own identity (From of outgoing calls).
 	User string
 	// DisplayName is the display name of the adapter's identity.

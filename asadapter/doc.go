@@ -19,14 +19,20 @@ results back (mgw_state, progress, sip_status, mgw_url ...).
   - dispatch.go: the change feed (or a keyspace event, or the periodic rescan) wakes
     Adapter.onChange; kick queues the player for a worker, whose examine reads it and, when
     player_state is connecting with a remote and no call is up, calls startOutgoing.
+  - caller.go: who the call is placed as. A page logged in as a registered user
+    (identity.go) calls as that user: From its address of record, P-Preferred-Identity,
+    Contact its registered contact, challenges answered with its credentials by the users
+    side (sipport.Users); the call is placed by the instance holding the registration
+    (bindingOf). Other pages call with the adapter's own identity.
   - call_out.go: startOutgoing takes the claim (records.go) and writes mgw_state connecting
-    with a fresh call_id; runOut is the call's goroutine: prepareOut allocates the local
+    with a fresh call_id (a conference id written without a domain goes to
+    ConferenceDomain); runOut is the call's goroutine: prepareOut allocates the local
     termination at the media gateway (mgw.go), builds the dialog (records.go), our offer
     (package sdp) and the INVITE.
   - call_out_invite.go: invite runs the INVITE transaction (an inviting): provisional
     responses become progress writes (call_out_progress.go), a 401/407 is answered once
-    (reauthenticate), the browser hanging up, the drain or InviteTimeout send CANCEL; a 2xx
-    is ACKed (confirm).
+    (reauthenticate), the browser hanging up (not a failure: the call ends disconnected),
+    the drain or InviteTimeout send CANCEL; a 2xx is ACKed (confirm).
   - call_out.go: inviteFailed writes a refusal to the player; connectOut gives the media
     gateway the answer's media and writes mgw_url and connected in one commit.
   - call_confirmed.go: confirmed runs the call until the browser writes disconnected or
@@ -40,9 +46,13 @@ results back (mgw_state, progress, sip_status, mgw_url ...).
 
   - call_in.go: an INVITE for a user registered by the users side (package users) reaches
     Adapter.onInvite, which finds the player of the user's browser (playerOfUser),
-    negotiates the offer and claims the player; runIn writes the player ringing (setupIn),
-    waits for the browser (ring) and answers with 200 when it writes connecting (answerIn).
-    The call then goes on in call_confirmed.go, as above.
+    negotiates the offer and claims the player; runIn writes the player ringing (setupIn,
+    with the caller id of caller.go: P-Asserted-Identity from the outbound proxy, else
+    From), waits for the browser (ring) and answers with 200 when it writes connecting
+    (answerIn). The call then goes on in call_confirmed.go, as above.
+  - A call between two users of this instance comes back through the CSCF with the
+    caller's Call-ID: both legs live here, told apart by their tags (callsByID, call.go);
+    482 is kept for a true merged request (merged, call_in.go).
 
 # In a dialog, and when an instance dies
 
@@ -70,6 +80,9 @@ Each line names the SIP method or DSM trigger, the function that handles it and 
 	a 2xx retransmitted after its INVITE    Adapter.onStrayResponse   call_indialog.go
 	responses to our INVITE                 inviting.response         call_out_invite.go
 	401/407 to our INVITE                   inviting.reauthenticate   call_out_invite.go
+	401/407 to BYE, INFO, re-INVITE         Adapter.do                caller.go
+	credentials of a call's identity        Adapter.authorize         caller.go
+	P-Asserted-Identity of an INVITE        Adapter.callerOf          caller.go
 	any DSM change (feed)                   Adapter.onChange          dispatch.go
 	keyspace event (a write the feed lost)  Adapter.keyspaceLoop      dispatch.go
 	feed lost entries                       Adapter.kickAll           dispatch.go

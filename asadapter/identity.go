@@ -5,21 +5,19 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/emiago/sipgo/sip"
-
 	"dsmgw/asadapter/sipport"
 	"dsmgw/store"
 )
 
 // Calling identities: a call placed from the player of a browser that is logged in as a
-// SIP user (the Directory names the user, and users/<user> says registered) goes out From
+// SIP user (the users side names the user, users/<user> says registered) goes out From
 // that user's address of record, so the far end sees who calls, not the gateway. Other
 // calls go out From the adapter's own identity.
 //
 // The users' state follows the change feed (the registration half writes users/<user>);
 // it is loaded once when Run starts and again when the feed reports lost entries. Which
-// browser a user is logged in with is not in the DSM (pages must not read client keys): it
-// costs one Directory lookup per outgoing call.
+// browser a user is logged in with is not in the DSM (pages must not read client keys):
+// it costs one lookup in the users side's records per call (sipport.Users.UserOf).
 
 // userIdentity is what the adapter knows of one user from the DSM.
 type userIdentity struct {
@@ -87,7 +85,7 @@ func (ids *identities) setDisplay(name, display string) {
 	ids.mu.Unlock()
 }
 
-// of returns the identity of user when it is registered.
+// of returns the display name and address of record of user when it is registered.
 func (ids *identities) of(name string) (display, sipURI string, ok bool) {
 	ids.mu.RLock()
 	defer ids.mu.RUnlock()
@@ -149,32 +147,4 @@ func (a *Adapter) loadIdentities(ctx context.Context) {
 		}
 		a.ids.apply(a.schema, name, r.Rev, true, r.Fields, nil)
 	}
-}
-
-// callerIdentity returns the From of a call placed from player: the registered user's
-// address of record when the player's browser is logged in as one, else ours.
-func (a *Adapter) callerIdentity(ctx context.Context, player string) (display string, uri sip.Uri) {
-	ours := sip.Uri{Scheme: "sip", User: a.cfg.User, Host: a.cfg.Domain}
-	client, _, ok := a.schema.ParsePlayerAddress(player)
-	if !ok {
-		return a.cfg.DisplayName, ours
-	}
-	user, err := a.dir.get().UserOf(ctx, client)
-	if err != nil {
-		a.log.Warn("directory lookup failed; calling with the adapter's identity", "player", player, "err", err)
-		return a.cfg.DisplayName, ours
-	}
-	if user == "" {
-		return a.cfg.DisplayName, ours
-	}
-	display, s, ok := a.ids.of(user)
-	if !ok {
-		return a.cfg.DisplayName, ours
-	}
-	u, err := sipport.ParseAOR(s) // an address of record, not a contact
-	if err != nil {
-		a.log.Warn("registered user's sip_uri unusable; calling with the adapter's identity", "player", player, "sip_uri", s, "err", err)
-		return a.cfg.DisplayName, ours
-	}
-	return display, u
 }

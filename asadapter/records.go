@@ -107,6 +107,12 @@ type dialog struct {
 	RouteSet   []string    `json:"routes,omitempty"`
 	Target     string      `json:"target"` // remote target (Contact) or request URI before a dialog
 	Term       string      `json:"term,omitempty"`
+	// User is the registered user whose call this is (caller.go): our Contact carries its
+	// name and its credentials answer challenges; "" for the adapter's own identity.
+	User string `json:"user,omitempty"`
+	// Contact is our Contact when it is the user's registered one ("": derived, see
+	// dialogContact).
+	Contact string `json:"contact,omitempty"`
 	// InviteVia and InviteCSeq let another instance CANCEL our INVITE before an answer.
 	InviteVia  string     `json:"invite_via,omitempty"`
 	InviteCSeq uint32     `json:"invite_cseq,omitempty"`

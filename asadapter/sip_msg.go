@@ -6,6 +6,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"dsmgw/asadapter/sipport"
 )
 
 // Building in-dialog requests from a dialog record, and the header helpers it needs.
@@ -49,7 +51,7 @@ func (a *Adapter) requestWithCSeq(d *dialog, method sip.RequestMethod, cseq uint
 	mf := sip.MaxForwardsHeader(70)
 	req.AppendHeader(&mf)
 	if method != sip.ACK && method != sip.CANCEL {
-		req.AppendHeader(a.contactHeader(nextHopTransport(req)))
+		req.AppendHeader(a.dialogContact(d, nextHopTransport(req)))
 	}
 	if contentType != "" {
 		req.AppendHeader(sip.NewHeader("Content-Type", contentType))
@@ -74,21 +76,8 @@ func addrHeader(v, tag string) (*sip.FromHeader, error) {
 	return h, nil
 }
 
-// nameAddr renders an address without its tag for a dialog record. The display name
-// becomes a SIP quoted-string (RFC 3261 section 25.1: backslash and double quote escaped);
-// control characters are dropped, since a CR or LF would end the header.
-func nameAddr(display string, u sip.Uri) string {
-	display = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, display)
-	if display != "" {
-		return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(display) + `" <` + u.String() + ">"
-	}
-	return "<" + u.String() + ">"
-}
+// nameAddr renders an address without its tag for a dialog record (sipport.NameAddr).
+func nameAddr(display string, u sip.Uri) string { return sipport.NameAddr(display, u) }
 
 // routeSet returns the Record-Route values of a message as a route set: reversed for
 // the UAC (from a response), as is for the UAS (from the request).

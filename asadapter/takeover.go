@@ -73,7 +73,7 @@ func (a *Adapter) maybeTakeover(ctx context.Context, player string) {
 		a.own.spawn(func() {
 			bctx, cancel := context.WithTimeout(a.runContext(), cleanupTimeout)
 			defer cancel()
-			res, err := a.do(bctx, req)
+			res, err := a.do(bctx, d.User, req)
 			if err != nil {
 				log.Warn("takeover: BYE got no answer", "err", err)
 				return

@@ -36,8 +36,14 @@ type usersRig struct {
 // Adapter's UA sends, its NOTIFY handler is Users.HandleNotify, both run on one store.
 func startUsersOnAdapter(t *testing.T, e *env, acfg Config, ucfg users.Config) *usersRig {
 	t.Helper()
-	acfg.Instance, acfg.ListenUDP = "gw1", "127.0.0.1:0"
-	a, err := New(acfg, e.st, e.feed, NewMediaGatewayClient(e.mgwc, "gw1", ""), prometheus.NewRegistry(), e.log)
+	if acfg.Instance == "" {
+		acfg.Instance = "gw1"
+	}
+	if acfg.ListenUDP == "" {
+		acfg.ListenUDP = "127.0.0.1:0"
+	}
+	a, err := New(acfg, e.st, e.feed, NewMediaGatewayClient(e.mgwc, acfg.Instance, ""), prometheus.NewRegistry(),
+		e.log.With("instance", acfg.Instance))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +54,7 @@ func startUsersOnAdapter(t *testing.T, e *env, acfg Config, ucfg users.Config) *
 		t.Fatal(err)
 	}
 	a.OnRequest(sip.NOTIFY, u.HandleNotify)
-	a.SetDirectory(u)
+	a.UseUsers(u)
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan struct{}, 2)
 	go func() { _ = a.Run(ctx); done <- struct{}{} }()

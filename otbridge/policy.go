@@ -18,7 +18,9 @@ type Policy interface {
 // read and write the objects players/K/..., may write only the fields players/K/... of the
 // players index, may read the users directory (users), and, when it is bound to user U,
 // may read users/U and users/U/... (that user's object and conference lists, and no other
-// user's). Which player objects exist is the schema's business (store refuses any but
+// user's) and write the field conferences of users/U (the conferences the user's page
+// watches and joins: the page chooses them itself, the AS adapter subscribes to what it
+// lists). Which player objects exist is the schema's business (store refuses any but
 // players/K/<media>).
 type DefaultPolicy struct{}
 
@@ -27,6 +29,8 @@ const (
 	playersPrefix = "players/"
 	usersIndex    = "users"
 	usersPrefix   = "users/"
+	// conferencesField is the one field of users/<user> the user's own token writes.
+	conferencesField = "conferences"
 )
 
 func ownPlayer(c Claims, s string) bool {
@@ -60,6 +64,9 @@ func (DefaultPolicy) CanRead(c Claims, obj string) bool {
 func (DefaultPolicy) CanWrite(c Claims, obj, field string) bool {
 	if obj == playersIndex {
 		return ownPlayer(c, field) && store.ValidAddress(field) == nil
+	}
+	if c.User != "" && obj == usersPrefix+c.User {
+		return field == conferencesField
 	}
 	return ownPlayer(c, obj)
 }

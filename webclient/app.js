@@ -46,6 +46,7 @@ function renderCall(s) {
   $('incoming').hidden = !ringing;
   $('caller').textContent = s.caller || 'unknown caller';
   $('hangup').disabled = !live || ringing;
+  $('hangup').textContent = s.conference && live ? 'Leave' : 'Hang up';
   $('call').disabled = live;
   $('join').disabled = live;
   for (const b of $('pad').querySelectorAll('button')) b.disabled = s.playerState !== 'connected';
@@ -53,7 +54,10 @@ function renderCall(s) {
   $('stats').textContent = s.media === 'idle' ? '' : `RTP sent ${st.sent} · received ${st.received} · played ${st.played} frames`;
 }
 
-function renderPeople(u) {
+// STATUS is how a participant's RFC 4575 status reads on the page.
+const STATUS = { connected: 'connected', 'on-hold': 'on hold', disconnected: 'gone', alerting: 'ringing' };
+
+function renderPeople(u, joined) {
   if (!u.user) return;
   const reg = $('registration');
   reg.textContent = `${u.name || u.user}${u.sipURI ? ` <${u.sipURI}>` : ''}: ${u.registration}` +
@@ -66,17 +70,21 @@ function renderPeople(u) {
     ...u.conferences.map((c) => {
       const sec = document.createElement('div');
       sec.className = 'roster';
+      sec.dataset.conference = c.id;
+      if (c.id === joined) sec.dataset.joined = 'true';
+      const here = c.participants.filter((p) => p.status !== 'disconnected').length;
       const h = document.createElement('h3');
-      h.textContent = `${c.id} (${c.participants.length})`;
+      h.textContent = `${c.id} (${here})${c.id === joined ? ' · joined' : ''}`;
       const ul = document.createElement('ul');
       ul.setAttribute('aria-label', `participants of ${c.id}`);
       for (const p of c.participants) {
         const li = document.createElement('li');
         li.textContent = p.display;
         li.title = p.entity;
+        li.dataset.status = p.status;
         const st = document.createElement('span');
         st.className = 'pstate';
-        st.textContent = p.status;
+        st.textContent = STATUS[p.status] ?? p.status;
         li.append(' ', st);
         ul.append(li);
       }
@@ -86,10 +94,20 @@ function renderPeople(u) {
   );
 }
 
+// leave ends the call and, for a room that Join added to the user's list, stops watching
+// it (the adapter unsubscribes and clears its participant list).
+async function leave(app) {
+  const j = app.joined;
+  app.joined = null;
+  await app.player.hangup();
+  if (j?.added && app.users) await app.users.unwatch(j.id);
+  if (app.users) renderPeople(app.users.snapshot(), undefined);
+}
+
 async function main() {
   const schema = await loadSchema(location.href);
   const dsm = new DSM({ user });
-  const app = { dsm, schema, player: null, users: null };
+  const app = { dsm, schema, player: null, users: null, joined: null };
   window.dsmgw = app;
   dsm.onConnection((s) => renderConnection(dsm, s));
   dsm.onError((e) => console.warn('dsm:', e.message));
@@ -112,8 +130,27 @@ async function main() {
   };
   const encoding = () => $('encoding').value;
   $('dial').addEventListener('submit', act(() => player.call($('remote').value.trim(), { encoding: encoding() })));
-  $('joinform').addEventListener('submit', act(() => player.join($('conference').value.trim(), { encoding: encoding() })));
-  $('hangup').addEventListener('click', act(() => player.hangup()));
+  // Join: a signed-in user first watches the room (its participants appear under People),
+  // then calls it. Leave hangs up and stops watching a room that Join added.
+  $('joinform').addEventListener('submit', act(async () => {
+    const id = $('conference').value.trim();
+    let added = false;
+    try {
+      added = app.users ? await app.users.watch(id) : false;
+    } catch (err) {
+      console.warn('join: cannot watch the room:', err.message); // the call itself may still work
+    }
+    app.joined = { id, added, live: false };
+    renderPeople(app.users?.snapshot() ?? {}, id);
+    await player.join(id, { encoding: encoding() });
+  }));
+  $('hangup').addEventListener('click', act(() => leave(app)));
+  player.onChange((s) => {
+    // The call of a joined room ended (the room or the network hung up): leave it too.
+    const live = ['ringing', 'connecting', 'connected'].includes(s.playerState);
+    if (app.joined && live) app.joined.live = true;
+    else if (app.joined?.live) leave(app).catch(() => {});
+  });
   $('answer').addEventListener('click', act(() => player.answer({ encoding: encoding() })));
   $('reject').addEventListener('click', act(() => player.reject()));
   for (const b of $('pad').querySelectorAll('button')) {
@@ -126,7 +163,7 @@ async function main() {
   if (dsm.user) {
     const users = new Users(dsm, schema, { user: dsm.user });
     app.users = users;
-    users.onChange(renderPeople);
+    users.onChange((u) => renderPeople(u, app.joined?.id));
     await users.start();
   }
   app.ready = true;

@@ -40,6 +40,7 @@ export class Player {
     this.mediaError = '';
     this.fns = new Set();
     this.stats = { sent: 0, received: 0, decoded: 0, ignored: 0, played: 0, captured: 0, underruns: 0 };
+    this.tap = null; // see the packet handler in startMedia
   }
 
   /** start subscribes to the own player object and adds it to the players index. */
@@ -231,7 +232,11 @@ export class Player {
           return;
         }
         this.stats.decoded++;
-        m.play(p.seq, decode(name, p.payload));
+        const pcm = decode(name, p.payload);
+        // tap(pcm, seq), when set, sees each received frame before the worklet takes its
+        // buffer (copy what you keep): a level meter, or a test listening to the call.
+        this.tap?.(pcm, p.seq);
+        m.play(p.seq, pcm);
       },
       stats: (s) => {
         this.stats.played = s.played;

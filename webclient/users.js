@@ -5,8 +5,12 @@
 //   users/<user>/conf/<id>          live participant list: one field per participant entity,
 //                                   value = JSON {display, status} (names from the schema)
 //
-// The AS adapter writes all of it (REGISTER and RFC 4575 conference state); the page only
-// reads. Conference objects are subscribed and dropped as the user's conference list changes.
+// The AS adapter writes all of it (REGISTER and RFC 4575 conference state) except the
+// conference list of users/<user>, which the user's own page may write (watch, unwatch): the
+// adapter subscribes to what it lists while the user is registered. Conference objects are
+// subscribed and dropped as the list changes.
+
+import { expect, set } from './transform.js';
 
 /**
  * Users watches one user (the session's) and the users index. onChange(fn) reports a
@@ -53,6 +57,41 @@ export class Users {
   conferenceIDs() {
     const v = this.me?.get(this.schema.U.conferences) ?? '';
     return v.split(/\s+/).filter(Boolean);
+  }
+
+  /**
+   * watch adds a conference to the user's list (the adapter subscribes to it and fills its
+   * participant list); it resolves true if it added it, false if it was listed already.
+   */
+  watch(id) {
+    // One address segment (it names users/<user>/conf/<id>) and no white space (the list
+    // is space-separated).
+    if (typeof id !== 'string' || !/^[^\s/]{1,200}$/.test(id)) throw new Error(`users: bad conference id ${JSON.stringify(id)}`);
+    return this.editConferences((ids) => (ids.includes(id) ? null : [...ids, id]));
+  }
+
+  /** unwatch removes a conference from the user's list (the adapter unsubscribes). */
+  unwatch(id) {
+    return this.editConferences((ids) => (ids.includes(id) ? ids.filter((x) => x !== id) : null));
+  }
+
+  // editConferences writes edit(ids) as the conference list, expecting the list it edited
+  // (another tab of the same user may write it too); null from edit writes nothing.
+  async editConferences(edit) {
+    if (!this.me) throw new Error('users: not signed in');
+    const U = this.schema.U;
+    for (let i = 0; i < 5; i++) {
+      const cur = this.me.get(U.conferences);
+      const next = edit(this.conferenceIDs());
+      if (next === null) return false;
+      try {
+        await this.me.write([expect(U.conferences, cur), set(U.conferences, next.join(' '))]);
+        return true;
+      } catch (err) {
+        if (err.code !== 'expect_failed') throw err; // changed meanwhile: edit the new list
+      }
+    }
+    throw new Error('users: the conference list kept changing');
   }
 
   /** participants returns the parsed participant list of one conference. */

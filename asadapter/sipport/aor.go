@@ -30,3 +30,19 @@ func ParseAOR(s string) (sip.Uri, error) {
 	}
 	return sip.Uri{Scheme: u.Scheme, User: u.User, Host: u.Host, Port: u.Port}, nil
 }
+
+// NameAddr renders a name-addr without tag, for From, To and P-Preferred-Identity. The
+// display name becomes a SIP quoted-string (RFC 3261 section 25.1: backslash and double
+// quote escaped); control characters are dropped, since a CR or LF would end the header.
+func NameAddr(display string, u sip.Uri) string {
+	display = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, display)
+	if display != "" {
+		return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(display) + `" <` + u.String() + ">"
+	}
+	return "<" + u.String() + ">"
+}

@@ -32,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		notifies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "asadapter_notifies_total",
-			Help: "Conference NOTIFYs processed, by outcome (applied, stale, gap, malformed, too_large, bad_event, no_subscription, store_error, empty).",
+			Help: "Conference NOTIFYs processed, by outcome (applied, stale, gap, malformed, too_large, bad_event, no_subscription, store_error, empty, ending: after our unsubscribe).",
 		}, []string{"result"}),
 		parseErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "asadapter_confinfo_parse_errors_total",

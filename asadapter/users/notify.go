@@ -77,6 +77,17 @@ func (s *subscription) handleNotify(req *sip.Request, tx sip.ServerTransaction) 
 		respond(tx, req, sip.StatusCallTransactionDoesNotExists, "Subscription Does Not Exist")
 		return
 	}
+	if s.ending {
+		// We are ending the subscription and have cleared its list: the notifier's last
+		// word is acknowledged and changes nothing; "timeout" or "deactivated" here is
+		// the answer to our unsubscribe, not an invitation to subscribe again.
+		respond(tx, req, sip.StatusOK, "OK")
+		met.WithLabelValues("ending").Inc()
+		if state == "terminated" {
+			s.endedByNotifier()
+		}
+		return
+	}
 	s.adoptDialog(req, tag, params)
 	result := s.applyBody(req)
 	switch result {

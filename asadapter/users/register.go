@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"dsmgw/asadapter/sipport"
@@ -19,6 +18,11 @@ const minRefresh = 500 * time.Millisecond
 
 // credentials answer digest challenges for one user.
 type credentials struct{ user, password string }
+
+// digest returns the credentials in the form sipport.AnswerChallenge takes.
+func (c credentials) digest() sipport.Digest {
+	return sipport.Digest{Username: c.user, Password: c.password}
+}
 
 // send readies req (outbound proxy route, Via), sends it and answers one 401/407
 // challenge with cred. The final response is returned; a second challenge is returned
@@ -36,7 +40,13 @@ func (u *Users) send(ctx context.Context, req *sip.Request, cred credentials) (*
 		return nil, fmt.Errorf("users: %s %s: %w", req.Method, req.Recipient.String(), err)
 	}
 	if (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) && cred.user != "" {
-		res, err = cl.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: cred.user, Password: cred.password})
+		if err := sipport.AnswerChallenge(req, res, cred.digest()); err != nil {
+			return nil, fmt.Errorf("users: %s %s: %w", req.Method, req.Recipient.String(), err)
+		}
+		// A new transaction: the next CSeq and a new Via (branch).
+		req.CSeq().SeqNo++
+		u.sip.PrepareRequest(req)
+		res, err = cl.Do(ctx, req)
 		if err == nil && res == nil {
 			err = sipport.ErrNoResponse
 		}

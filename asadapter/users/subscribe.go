@@ -17,9 +17,10 @@ import (
 	"dsmgw/store"
 )
 
-// unsubscribeTimeout bounds the end of a subscription (SUBSCRIBE Expires: 0 and clearing
-// the DSM list): 5 s, as a NOTIFY's commit; a notifier that does not answer by then lets
-// the subscription expire on its own.
+// unsubscribeTimeout bounds the end of a subscription (SUBSCRIBE Expires: 0, clearing the
+// DSM list and waiting for the notifier's terminating NOTIFY): 5 s, as a NOTIFY's commit;
+// a notifier that does not answer by then lets the subscription expire on its own, and a
+// NOTIFY later than that gets 481.
 const unsubscribeTimeout = 5 * time.Second
 
 // subscription is one user's RFC 4575 subscription to one conference (Event: conference).
@@ -30,6 +31,7 @@ type subscription struct {
 	log     *slog.Logger
 	cred    credentials
 	aor     sip.Uri
+	display string // the user's display name, for P-Preferred-Identity
 	confID  string
 	uri     sip.Uri
 	obj     string        // users/<user>/conf/<id>
@@ -51,6 +53,11 @@ type subscription struct {
 	refreshAt   time.Time
 	roster      *confinfo.Roster
 	written     map[string]string // the DSM list as we last wrote it
+	// ending is set once the subscription is being ended by us (SUBSCRIBE Expires: 0
+	// sent or about to be): NOTIFYs are still answered in the dialog but change nothing,
+	// and the terminating one closes final instead of asking for a new subscription.
+	ending bool
+	final  chan struct{} // closed by the terminating NOTIFY while ending
 }
 
 // subHandle is a running subscription owned by a user worker.
@@ -95,8 +102,8 @@ func (w *userWorker) syncSubs(ctx context.Context) {
 		}
 		s := &subscription{
 			u: w.u, log: w.log.With("conference", id), cred: credentials{w.rec.AuthUser, w.rec.Password},
-			aor: aor, confID: id, uri: uri, obj: w.u.schema.ConferenceAddress(w.user, id),
-			kick: make(chan struct{}, 1), roster: confinfo.NewRoster(),
+			aor: aor, display: w.rec.Display, confID: id, uri: uri, obj: w.u.schema.ConferenceAddress(w.user, id),
+			kick: make(chan struct{}, 1), roster: confinfo.NewRoster(), final: make(chan struct{}),
 			contact: w.u.contactFor(w.user, uri),
 		}
 		sctx, cancel := context.WithCancel(ctx)
@@ -108,18 +115,26 @@ func (w *userWorker) syncSubs(ctx context.Context) {
 }
 
 // stopSubs stops every subscription; with unsubscribe, each is ended at the notifier and
-// its DSM list cleared (logout, conference removed) rather than left for a taker.
+// its DSM list cleared (logout, conference removed) rather than left for a taker. They
+// end in parallel: each may wait for its notifier's terminating NOTIFY.
 func (w *userWorker) stopSubs(unsubscribe bool) {
+	for _, h := range w.subs {
+		h.signalStop(unsubscribe)
+	}
 	for id, h := range w.subs {
-		h.stop(unsubscribe)
+		<-h.done
 		delete(w.subs, id)
 	}
 }
 
 func (h *subHandle) stop(unsubscribe bool) {
+	h.signalStop(unsubscribe)
+	<-h.done
+}
+
+func (h *subHandle) signalStop(unsubscribe bool) {
 	h.s.unsubOK.Store(unsubscribe)
 	h.cancel()
-	<-h.done
 }
 
 // conferenceURI turns a conferences entry into the URI to subscribe to.
@@ -289,6 +304,8 @@ func (s *subscription) build(initial bool, expires time.Duration) *sip.Request {
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: s.cseq, MethodName: sip.SUBSCRIBE})
 	req.AppendHeader(&sip.ContactHeader{Address: s.contact})
+	// RFC 3325: the identity the user wants the CSCF to assert, as on the user's calls.
+	req.AppendHeader(sip.NewHeader("P-Preferred-Identity", sipport.NameAddr(s.display, s.aor)))
 	req.AppendHeader(sip.NewHeader("Event", "conference"))
 	req.AppendHeader(sip.NewHeader("Accept", confinfo.ContentType))
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
@@ -329,19 +346,25 @@ func (s *subscription) dropDialog() {
 	s.established = false
 }
 
-// end runs when the subscription stops: unsubscribe and clear the DSM list if asked.
+// end runs when the subscription stops: unsubscribe and clear the DSM list if asked. The
+// dialog stays known until the notifier's terminating NOTIFY (RFC 6665 section 4.1.2.3),
+// or unsubscribeTimeout, so that NOTIFY is answered 200 rather than 481.
 func (s *subscription) end() {
-	// Detached from the subscription's context, which has ended: the unsubscribe and the
-	// clearing of the list still complete, within unsubscribeTimeout.
+	// Detached from the subscription's context, which has ended: the unsubscribe, the
+	// clearing of the list and the wait still complete, within unsubscribeTimeout.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), unsubscribeTimeout)
 	defer cancel()
 	s.mu.Lock()
 	est := s.established
+	s.ending = true
 	s.mu.Unlock()
 	if s.unsubOK.Load() {
+		confirmed := false
 		if est {
 			req := s.build(false, 0)
-			if res, err := s.u.send(ctx, req, s.cred); err != nil || !res.IsSuccess() {
+			res, err := s.u.send(ctx, req, s.cred)
+			confirmed = err == nil && res.IsSuccess()
+			if !confirmed {
 				s.log.Info("users: unsubscribe not confirmed", "err", err)
 			}
 		}
@@ -351,11 +374,28 @@ func (s *subscription) end() {
 			s.log.Warn("users: clear participant list", "err", err)
 		}
 		s.mu.Unlock()
+		if confirmed {
+			select {
+			case <-s.final:
+			case <-ctx.Done():
+				s.log.Info("users: no terminating NOTIFY after the unsubscribe")
+			}
+		}
 	}
 	s.mu.Lock()
 	s.dropDialog()
 	s.u.unbindSub(s.callID)
 	s.mu.Unlock()
+}
+
+// endedByNotifier records the terminating NOTIFY of a subscription we are ending (s.mu
+// held): it ends the wait of end, and nothing subscribes again.
+func (s *subscription) endedByNotifier() {
+	select {
+	case <-s.final:
+	default:
+		close(s.final)
+	}
 }
 
 // loadWritten reads the DSM list as it is (a previous holder may have written it), so the

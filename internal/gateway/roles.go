@@ -179,6 +179,7 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 		TLSCert: cfg.SIPTLSCert, TLSKey: cfg.SIPTLSKey, TLSRootCAs: cfg.SIPTLSRootCAs, AdvertiseHost: cfg.SIPAdvertiseHost,
 		OutboundProxy: cfg.SIPOutboundProxy, AuthUser: cfg.SIPAuthUser, AuthPassword: cfg.SIPAuthPassword,
 		InviteTimeout: cfg.SIPInviteTimeout, DTMF: cfg.SIPDTMF, NoKeyspace: cfg.DSMNoKeyspace,
+		ConferenceDomain: cfg.UsersConfDom,
 	}
 	apply(o.adapter, &acfg)
 	a.adapter, err = asadapter.New(acfg, a.st, a.feed, asadapter.NewMediaGatewayClient(mc, cfg.Instance, eventURL), a.reg, a.clog)
@@ -194,11 +195,12 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 	if err != nil {
 		return err
 	}
-	// NOTIFYs of conference subscriptions arrive on the adapter's listeners.
+	// NOTIFYs of conference subscriptions arrive on the adapter's listeners; a registered
+	// user's calls carry the user's binding and credentials, which the users side holds.
 	a.adapter.OnRequest(sip.NOTIFY, a.users.HandleNotify)
-	// Incoming calls and calling identities find a user's browser in the users half's
-	// records: client keys stay out of the DSM.
-	a.adapter.SetDirectory(a.users)
+	// Incoming calls and calling identities also find a user's browser there: client keys
+	// stay out of the DSM.
+	a.adapter.UseUsers(a.users)
 	a.mux.Handle("/v1/users/", a.users.HTTPHandler())
 	return nil
 }

@@ -3,6 +3,7 @@ package testpeer
 import (
 	"encoding/binary"
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -39,6 +40,10 @@ func TestToneLevelAndWAV(t *testing.T) {
 		if err != nil || rate != 8000 || len(got) != len(s) || got[100] != s[100] {
 			t.Fatalf("data size %d: %d samples at %d Hz, %v", size, len(got), rate, err)
 		}
+	}
+	got, rate, err := ParseWAV(WAV(s, 8000))
+	if err != nil || rate != 8000 || !slices.Equal(got, s) {
+		t.Fatalf("WAV round trip: %d samples at %d Hz, %v", len(got), rate, err)
 	}
 }
 

@@ -32,7 +32,7 @@ func StartDeployKamailio(t testing.TB, opts DeployKamailioOptions) *Kamailio {
 		t.Fatalf("testpeer: %v", err)
 	}
 	dir := t.TempDir()
-	port, child := startListening(t, "kamailio-deploy", FreeUDPPort, func(port int) *exec.Cmd {
+	port, child, logf := startListening(t, "kamailio-deploy", FreeUDPPort, func(port int) *exec.Cmd {
 		run := filepath.Join(dir, strconv.Itoa(port))
 		if err := os.MkdirAll(run, 0o700); err != nil {
 			t.Fatalf("testpeer: kamailio runtime dir: %v", err)
@@ -53,7 +53,7 @@ func StartDeployKamailio(t testing.TB, opts DeployKamailioOptions) *Kamailio {
 		cmd.Dir = run
 		return cmd
 	}, 15*time.Second)
-	return &Kamailio{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port, PID: child.PID()}
+	return &Kamailio{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port, PID: child.PID(), Log: logf}
 }
 
 // deployFile finds a file of the checkout by walking up from the working directory (a

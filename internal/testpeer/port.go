@@ -98,9 +98,10 @@ func logTail(t testing.TB, what, path string) {
 
 // startListening starts a peer on a port from pick and waits until it accepts TCP
 // connections on 127.0.0.1 (proc.StartListening: a peer whose port another test took
-// first is started again on a new port). The peer is stopped when the test ends.
+// first is started again on a new port). The peer is stopped when the test ends. It
+// returns the port, the process and the file of its output.
 func startListening(t testing.TB, name string, pick func(testing.TB) int, build func(port int) *exec.Cmd,
-	timeout time.Duration) (int, *proc.Child) {
+	timeout time.Duration) (int, *proc.Child, string) {
 	t.Helper()
 	dir := t.TempDir()
 	var logf string
@@ -113,7 +114,7 @@ func startListening(t testing.TB, name string, pick func(testing.TB) int, build 
 		t.Fatalf("testpeer: %v", err)
 	}
 	stopOnCleanup(t, c, logf)
-	return port, c
+	return port, c, logf
 }
 
 // WaitTCP waits until addr accepts TCP connections.

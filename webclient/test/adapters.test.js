@@ -174,3 +174,33 @@ test('users: registration state, conferences and participant lists follow the DS
   users.close();
   dsm.close();
 });
+
+test('users: the page watches and unwatches conferences (its token may write its own list)', async () => {
+  needGateway();
+  const schema = await loadSchema(GW);
+  const user = `w${Date.now() % 1e8}`;
+  const dsm = await client({ user });
+  const users = new Users(dsm, schema);
+  await users.start();
+  assert.equal(await users.watch('room1'), true);
+  assert.equal(await users.watch('room1'), false, 'listed already');
+  // Another writer (the same user's other tab) changes the list meanwhile: kept.
+  await goCommit(`users/${user}`, [{ o: 'set', f: 'conferences', v: 'room1 other' }]);
+  await until(() => users.conferenceIDs().length === 2, 'the other write');
+  assert.equal(await users.watch('room2'), true);
+  assert.equal((await goRead(`users/${user}`)).fields.conferences, 'room1 other room2');
+  assert.equal(await users.unwatch('room1'), true);
+  assert.equal(await users.unwatch('room1'), false, 'not listed');
+  assert.equal((await goRead(`users/${user}`)).fields.conferences, 'other room2');
+  assert.throws(() => users.watch('a b'), /bad conference id/);
+  assert.throws(() => users.watch('a/b'), /bad conference id/);
+  // Nobody else's list: another user's token is refused.
+  const other = await client({ user: `${user}x` });
+  const theirs = new Users(other, schema, { user });
+  await theirs.start();
+  await assert.rejects(theirs.watch('room3'), (err) => err.code === 'forbidden');
+  theirs.close();
+  other.close();
+  users.close();
+  dsm.close();
+});

@@ -1,0 +1,263 @@
+package asadapter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"dsmgw/asadapter/sipport"
+)
+
+// A registered user's identity on every request its page causes. A call placed from the
+// player of a browser logged in as a registered user (identity.go) is that user's call,
+// not the gateway's:
+//
+//   - From is the user's address of record, with the display name of the users index;
+//   - P-Preferred-Identity (RFC 3325) names the same address to the CSCF, which asserts it;
+//   - Contact is the contact registered for the user (the users side's binding), so a
+//     P-CSCF that checks requests against the registration accepts them, and in-dialog
+//     requests reach the instance that holds the registration;
+//   - a 401/407 to the INVITE or to any later request of the dialog (re-INVITE, UPDATE,
+//     BYE, INFO) is answered with the user's own credentials, which the users side holds
+//     and applies (sipport.Users.Authorize): the gateway's SIP_AUTH_USER is only for
+//     calls made with the gateway's own identity.
+//
+// Calls of a page that is not signed in keep the gateway's identity, as before. A call
+// to a registered user (call_in.go) answers with the user's Contact likewise.
+
+// caller is who an outgoing call is placed as.
+type caller struct {
+	user    string // DSM user name; "" for the adapter's own identity
+	display string
+	aor     sip.Uri
+}
+
+// UseUsers gives call control the users side, which knows registered users' bindings and
+// answers challenges with their credentials. Call it before Run. Without it, a
+// registered user's call still goes out From the user's address of record, with our own
+// Contact and no credentials.
+func (a *Adapter) UseUsers(u sipport.Users) { a.users = u }
+
+// callerIdentity returns who a call placed from player is placed as: the registered user
+// its browser is logged in as (the users side's records say which), else the adapter.
+func (a *Adapter) callerIdentity(ctx context.Context, player string) caller {
+	ours := caller{display: a.cfg.DisplayName, aor: sip.Uri{Scheme: "sip", User: a.cfg.User, Host: a.cfg.Domain}}
+	client, _, ok := a.schema.ParsePlayerAddress(player)
+	if !ok || a.users == nil {
+		return ours
+	}
+	name, err := a.users.UserOf(ctx, client)
+	if err != nil {
+		a.log.Warn("looking up the browser's user failed; calling with the adapter's identity", "player", player, "err", err)
+		return ours
+	}
+	if name == "" {
+		return ours
+	}
+	display, s, ok := a.ids.of(name)
+	if !ok {
+		return ours
+	}
+	u, err := sipport.ParseAOR(s) // an address of record, not a contact
+	if err != nil {
+		a.log.Warn("registered user's sip_uri unusable; calling with the adapter's identity", "player", player, "sip_uri", s, "err", err)
+		return ours
+	}
+	return caller{user: name, display: display, aor: u}
+}
+
+// bindingOf returns the binding of a registered user when this instance holds it. held
+// elsewhere is true when another instance does: the user's calls belong there, since
+// in-dialog requests come to the registered contact.
+func (a *Adapter) bindingOf(ctx context.Context, user string) (b sipport.Binding, ok, elsewhere bool) {
+	if user == "" || a.users == nil {
+		return b, false, false
+	}
+	b, ok, err := a.users.Binding(ctx, user)
+	if err != nil {
+		a.log.Warn("read a user's binding failed; using our own contact", "user", user, "err", err)
+		return b, false, false
+	}
+	if !ok {
+		return b, false, false
+	}
+	if b.Instance != a.cfg.Instance {
+		return b, false, true
+	}
+	return b, true, false
+}
+
+// dialogContact is the Contact of our requests and responses in dialog d for transport:
+// the user's registered contact, else a contact of ours with the user's name, else ours.
+func (a *Adapter) dialogContact(d *dialog, transport string) *sip.ContactHeader {
+	if d.Contact != "" {
+		var u sip.Uri
+		if err := sip.ParseUri(d.Contact, &u); err == nil {
+			return &sip.ContactHeader{Address: u}
+		}
+	}
+	if d.User != "" {
+		return &sip.ContactHeader{Address: a.ContactURI(d.User, transport)}
+	}
+	return a.contactHeader(transport)
+}
+
+// authorize answers the challenge of res to req with the credentials of user ("" for the
+// adapter's own). The error wraps sipport.ErrNoCredentials when there are none.
+func (a *Adapter) authorize(ctx context.Context, user string, req *sip.Request, res *sip.Response) error {
+	if user != "" {
+		if a.users == nil {
+			return fmt.Errorf("asadapter: credentials of %s: %w", user, sipport.ErrNoCredentials)
+		}
+		return a.users.Authorize(ctx, user, req, res)
+	}
+	if a.cfg.AuthUser == "" {
+		return fmt.Errorf("asadapter: credentials of the gateway: %w", sipport.ErrNoCredentials)
+	}
+	return sipport.AnswerChallenge(req, res, sipport.Digest{Username: a.cfg.AuthUser, Password: a.cfg.AuthPassword})
+}
+
+// reissue readies a request answered with credentials for its new transaction: the next
+// CSeq and a new Via (branch).
+func (a *Adapter) reissue(req *sip.Request) {
+	req.CSeq().SeqNo++
+	a.addVia(req)
+}
+
+// do sends a request of user's dialog in a client transaction and returns its final
+// response, answering one digest challenge with user's credentials (the adapter's own
+// for "").
+func (a *Adapter) do(ctx context.Context, user string, req *sip.Request) (*sip.Response, error) {
+	res, err := a.cli.Do(ctx, req, prebuilt)
+	if err == nil && res == nil {
+		// sipgo ends a transaction without a response when the user agent is closing.
+		err = fmt.Errorf("asadapter: %s: %w", req.Method, sipport.ErrNoResponse)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != sip.StatusUnauthorized && res.StatusCode != sip.StatusProxyAuthRequired {
+		return res, nil
+	}
+	if err := a.authorize(ctx, user, req, res); err != nil {
+		if errors.Is(err, sipport.ErrNoCredentials) {
+			return res, nil // the challenge is the answer
+		}
+		return nil, err
+	}
+	a.reissue(req)
+	res, err = a.cli.Do(ctx, req, prebuilt)
+	if err == nil && res == nil {
+		err = fmt.Errorf("asadapter: %s after a challenge: %w", req.Method, sipport.ErrNoResponse)
+	}
+	return res, err
+}
+
+// The caller id of an incoming call: From, unless the CSCF asserted the caller's identity.
+// P-Asserted-Identity (RFC 3325) is believed only from within the trust domain, which for
+// the gateway is its outbound proxy: a request whose source address is one of the proxy
+// host's addresses. Anyone else can write any P-Asserted-Identity. (A configured trust
+// domain of several hosts is for the SIP edge to add.)
+
+// proxyAddrsTTL is how long the outbound proxy's resolved addresses are used before the
+// name is resolved again: a DNS change reaches us within a minute, and an incoming INVITE
+// waits for DNS at most once a minute.
+const proxyAddrsTTL = time.Minute
+
+// proxyLookupTimeout bounds one resolution of the proxy's name on the call path.
+const proxyLookupTimeout = 2 * time.Second
+
+// proxyAddrs caches the outbound proxy's addresses.
+type proxyAddrs struct {
+	mu  sync.Mutex // guards ips and at
+	ips map[string]bool
+	at  time.Time // when ips was resolved (zero: never)
+}
+
+// fromOutboundProxy reports whether req was sent from one of the outbound proxy's
+// addresses (the port is not compared: a proxy may send from other ports than it listens
+// on, and over TCP from ephemeral ones).
+func (a *Adapter) fromOutboundProxy(ctx context.Context, req *sip.Request) bool {
+	if a.cfg.OutboundProxy == "" {
+		return false
+	}
+	host, _, err := net.SplitHostPort(req.Source())
+	if err != nil {
+		return false
+	}
+	src := net.ParseIP(host)
+	if src == nil {
+		return false
+	}
+	p := &a.proxy
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.at.IsZero() || time.Since(p.at) > proxyAddrsTTL {
+		p.ips, p.at = a.resolveProxy(ctx), time.Now()
+	}
+	return p.ips[src.String()]
+}
+
+// resolveProxy returns the addresses of the outbound proxy's host (none when it does not
+// resolve: nothing is trusted until it does).
+func (a *Adapter) resolveProxy(ctx context.Context) map[string]bool {
+	var u sip.Uri
+	if err := sip.ParseUri(a.cfg.OutboundProxy, &u); err != nil {
+		return nil
+	}
+	host := strings.Trim(u.Host, "[]")
+	if ip := net.ParseIP(host); ip != nil {
+		return map[string]bool{ip.String(): true}
+	}
+	ctx, cancel := context.WithTimeout(ctx, proxyLookupTimeout)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupHost(ctx, host)
+	if err != nil {
+		a.log.Warn("resolve the outbound proxy failed; no P-Asserted-Identity is trusted until it resolves", "host", host, "err", err)
+		return nil
+	}
+	ips := make(map[string]bool, len(addrs))
+	for _, s := range addrs {
+		if ip := net.ParseIP(s); ip != nil {
+			ips[ip.String()] = true
+		}
+	}
+	return ips
+}
+
+// assertedIdentity returns the first sip: or sips: identity of req's P-Asserted-Identity
+// headers (a header may hold a SIP URI and a tel URI, RFC 3325 section 9.1), with its
+// display name.
+func assertedIdentity(req *sip.Request) (display string, uri sip.Uri, ok bool) {
+	for _, h := range req.GetHeaders("P-Asserted-Identity") {
+		for _, v := range splitHeaderList(h.Value()) {
+			v = strings.TrimSpace(v)
+			if v == "" || strings.ContainsAny(v, "\r\n") {
+				continue
+			}
+			var u sip.Uri
+			params := sip.NewParams()
+			name, err := sip.ParseAddressValue(v, &u, &params)
+			if err != nil || (u.Scheme != "sip" && u.Scheme != "sips") || u.Host == "" {
+				continue
+			}
+			return name, sip.Uri{Scheme: u.Scheme, User: u.User, Host: u.Host, Port: u.Port}, true
+		}
+	}
+	return "", sip.Uri{}, false
+}
+
+// callerOf returns the caller id of an incoming INVITE: the asserted identity when the
+// outbound proxy sent it, else From.
+func (a *Adapter) callerOf(ctx context.Context, req *sip.Request) (display string, uri sip.Uri) {
+	if d, u, ok := assertedIdentity(req); ok && a.fromOutboundProxy(ctx, req) {
+		return d, u
+	}
+	return req.From().DisplayName, req.From().Address
+}
