@@ -66,20 +66,25 @@ func TestObjectLife(t *testing.T) {
 	reload.Close()
 	page(reloadSess.Token) // the reload: same token, back at once
 
-	for {
+	// Sweep until the gone page's object is removed, then until a sweep has looked at the
+	// other pages' entries (old enough by then) and kept them: which entries are old at a
+	// given sweep depends on the machine's speed, so the test waits for each in turn.
+	removed, kept := 0, 0
+	for removed == 0 || kept < 4 {
 		s, err := j.Sweep(ctx, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.Removed > 0 {
-			if s.Removed != 1 || s.Kept < 4 {
-				t.Fatalf("sweep: %+v, want the gone page's object removed and the others' 4 entries kept", s)
-			}
-			break
+		removed += s.Removed
+		if removed > 0 {
+			kept = max(kept, s.Kept)
+		}
+		if removed > 1 {
+			t.Fatalf("sweep removed %d objects; only the gone page's may go", removed)
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatal("the gone page's object was never removed")
+			t.Fatalf("after %d removed, %d kept: the sweeps never got there", removed, kept)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
