@@ -68,6 +68,9 @@ type Adapter struct {
 	drainOnce sync.Once
 	draining  atomic.Bool
 	drainCtx  atomic.Pointer[context.Context]
+	// quiescing is set by StopTaking, the first step of a graceful shutdown: no new
+	// outgoing call, no takeover; calls already here go on.
+	quiescing atomic.Bool
 }
 
 // New builds an adapter, binds its SIP listeners (so Addr works before Run) and registers

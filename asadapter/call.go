@@ -55,6 +55,11 @@ type call struct {
 
 	finished atomic.Bool // finish ran: the call was ended, not abandoned
 	drained  bool        // the drain ended it (only the call's goroutine touches it)
+	// fenced is set when the call stops acting because its claim may pass to another
+	// instance (lease.go); fenceCtx ends then, cutting the cleanups in progress.
+	fenced    atomic.Bool
+	fenceCtx  context.Context
+	fenceStop context.CancelFunc
 
 	// unwatch ends the feed's watch of the player object: while the call lives, a write
 	// made outside the commit path is adopted and reaches us as a resync. (The players
@@ -76,6 +81,7 @@ type call struct {
 // newCall makes the call of player under Run's context ctx.
 func (a *Adapter) newCall(ctx context.Context, player string, dir Direction, callID string) *call {
 	cctx, stop := context.WithCancel(ctx)
+	fctx, fstop := context.WithCancel(context.Background())
 	c := &call{
 		a: a, player: player, dir: dir, seenAt: time.Now(),
 		log:   a.log.With("player", player, "call_id", callID),
@@ -83,6 +89,7 @@ func (a *Adapter) newCall(ctx context.Context, player string, dir Direction, cal
 		ackC: make(chan struct{}, 1), seC: make(chan struct{}, 1),
 		done: make(chan struct{}),
 		ctx:  cctx, stop: stop,
+		fenceCtx: fctx, fenceStop: fstop,
 	}
 	c.d.CallID = callID
 	return c
@@ -94,6 +101,7 @@ func (c *call) end() {
 	c.a.removeCall(c)
 	c.stop()
 	c.helpers.stopAndWait()
+	c.fenceStop() // releases the context; nothing of the call runs any more
 	close(c.done)
 }
 
@@ -193,8 +201,11 @@ func (a *Adapter) commit(ctx context.Context, player string, ops ...store.Op) er
 // finish ends the call: the termination is deleted, the final fields are written (only
 // if the player still shows this call), the dialog record and the claim are dropped.
 func (c *call) finish(res result, ops ...store.Op) {
+	if !c.acting() {
+		return // fenced: the termination is gone, the rest is the claim's next holder's
+	}
 	c.finished.Store(true)
-	ctx, cancel := c.a.cleanupCtx()
+	ctx, cancel := c.cleanupCtx()
 	defer cancel()
 	a := c.a
 	c.mu.Lock()
@@ -209,7 +220,7 @@ func (c *call) finish(res result, ops ...store.Op) {
 	if len(ops) > 0 {
 		all := append([]store.Op{store.Expect(a.f.callID, callID)}, ops...)
 		all = append(all, store.Del(a.f.mgwURL), store.Del(a.f.progress))
-		if err := a.commit(ctx, c.player, all...); err != nil && !errors.Is(err, store.ErrExpectFailed) {
+		if err := c.commit(ctx, all...); err != nil && !errors.Is(err, store.ErrExpectFailed) {
 			c.log.Warn("write call result failed", "err", err)
 		}
 	}

@@ -15,13 +15,12 @@ import (
 // The confirmed call: both kinds of call end up here once the 2xx went through.
 
 // confirmed runs an established call until it ends: the browser hanging up (BYE), the far
-// end hanging up, DTMF written by the browser, claim renewal and session timers. When
-// Run's context ends the call is abandoned without a word (a crash, as far as the peers
-// can tell), leaving it to a takeover.
+// end hanging up, DTMF written by the browser and session timers (the claim is renewed by
+// the call's lease helper, lease.go). When the call's context ends (Run's ending, or the
+// call fenced) the call is abandoned without a word (a crash, as far as the peers can
+// tell), leaving it to a takeover.
 func (c *call) confirmed(ctx context.Context) {
 	a := c.a
-	renew := time.NewTicker(a.renewEvery())
-	defer renew.Stop()
 	se := time.NewTimer(time.Hour)
 	se.Stop()
 	c.armSessionTimer(se)
@@ -55,11 +54,6 @@ func (c *call) confirmed(ctx context.Context) {
 			if dt := fl[a.f.dtmf]; dt != "" {
 				c.sendDTMF(ctx, dt)
 			}
-		case <-renew.C:
-			if err := a.renew(ctx, c.player); errors.Is(err, ErrClaimLost) {
-				c.log.Warn("claim taken by another instance; leaving the call to it")
-				return
-			}
 		case <-c.seC:
 			c.armSessionTimer(se)
 		case <-se.C:
@@ -73,7 +67,10 @@ func (c *call) confirmed(ctx context.Context) {
 
 // bye sends BYE in the dialog and waits (bounded) for its final response.
 func (c *call) bye() {
-	ctx, cancel := c.a.cleanupCtx()
+	if !c.acting() {
+		return
+	}
+	ctx, cancel := c.cleanupCtx()
 	defer cancel()
 	c.mu.Lock()
 	req, err := c.a.request(&c.d, sip.BYE, nil, "")
@@ -135,7 +132,7 @@ func (c *call) sendDTMF(ctx context.Context, written string) {
 		a.met.dtmfDigits.Add(float64(len(digits)))
 		c.log.Info("sent DTMF", "digits", digits, "mode", a.cfg.DTMF)
 	}
-	if err := a.commit(ctx, c.player, store.Expect(a.f.dtmf, written), store.Del(a.f.dtmf)); err != nil &&
+	if err := c.commit(ctx, store.Expect(a.f.dtmf, written), store.Del(a.f.dtmf)); err != nil &&
 		!errors.Is(err, store.ErrExpectFailed) {
 		c.log.Warn("consume dtmf field failed", "err", err)
 	}

@@ -77,6 +77,7 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		a.reject(tx, req, 488, "Not Acceptable Here")
 		return
 	}
+	claimedAt := time.Now() // the claim's lease counts from the request (lease.go)
 	ok, err := a.claim(ctx, player)
 	if err != nil || !ok {
 		a.reply(tx, req, 486, "Busy Here", "", nil)
@@ -94,7 +95,8 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		a.reply(tx, req, 486, "Busy Here", "", nil)
 		return
 	}
-	c.runIn(ctx, &incoming{user: user, req: req, tx: tx, offer: offer, chosen: chosen}, remote)
+	c.help(func(ctx context.Context) { c.keepLease(ctx, a.leaseFrom(claimedAt)) })
+	c.runIn(c.ctx, &incoming{user: user, req: req, tx: tx, offer: offer, chosen: chosen}, remote)
 }
 
 // mergeKey identifies an initial INVITE to user for merged-request detection.
@@ -158,6 +160,9 @@ func (c *call) runIn(ctx context.Context, in *incoming, remote sdp.Remote) {
 
 // rejectIn answers the INVITE with a failure and ends the call.
 func (c *call) rejectIn(in *incoming, code int, reason string, res result, ops ...store.Op) {
+	if !c.acting() {
+		return // fenced: not a word; the caller's INVITE times out
+	}
 	c.mu.Lock()
 	tag := c.d.LocalTag
 	c.mu.Unlock()
@@ -206,7 +211,7 @@ func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) boo
 	if callerName != "" {
 		callerID = callerName + " <" + callerID + ">"
 	}
-	err = a.commit(ctx, c.player,
+	err = c.commit(ctx,
 		store.Set(a.f.playerState, stateRinging), store.Set(a.f.mgwState, stateConnecting),
 		store.Set(a.f.caller, callerID), store.Set(a.f.callID, d.CallID),
 		store.Set(a.f.remote, callerURI.String()), store.Set(a.f.service, "mmtel"),
@@ -232,8 +237,6 @@ func (c *call) ring(ctx context.Context, in *incoming) bool {
 	a := c.a
 	timeout := time.NewTimer(a.cfg.InviteTimeout)
 	defer timeout.Stop()
-	renew := time.NewTicker(a.renewEvery())
-	defer renew.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -253,8 +256,6 @@ func (c *call) ring(ctx context.Context, in *incoming) bool {
 			c.log.Info("browser did not answer")
 			c.rejectIn(in, 480, "Temporarily Unavailable", resultNoAnswer, a.failOps(480, "no answer")...)
 			return false
-		case <-renew.C:
-			_ = a.renew(ctx, c.player)
 		case <-c.wakeC:
 			fl, ok := c.snapshot(ctx)
 			if c.wantsEnd(fl, ok) {
@@ -294,7 +295,7 @@ func (c *call) answerIn(ctx context.Context, in *incoming) bool {
 	c.d.State = DialogConfirmed
 	d := c.d
 	c.mu.Unlock()
-	if err := a.commit(ctx, c.player,
+	if err := c.commit(ctx,
 		store.Expect(a.f.callID, d.CallID), store.Expect(a.f.playerState, stateConnecting),
 		store.Set(a.f.mgwURL, url), store.Set(a.f.mgwState, stateConnected),
 		store.Set(a.f.playerState, stateConnected), store.Del(a.f.progress)); err != nil {

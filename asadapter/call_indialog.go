@@ -31,7 +31,8 @@ func (a *Adapter) inDialog(req *sip.Request, tx sip.ServerTransaction, order cse
 		return nil
 	}
 	c := a.dialogCall(req)
-	if c == nil {
+	if c == nil || !c.acting() {
+		// A fenced call is no longer ours to answer for: its next holder ends it.
 		a.reject(tx, req, 481, "Call/Transaction Does Not Exist")
 		return nil
 	}
@@ -134,7 +135,7 @@ func (a *Adapter) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	d := c.d
 	c.mu.Unlock()
 	a.met.reinvites.Inc()
-	ctx, cancel := c.a.cleanupCtx()
+	ctx, cancel := c.cleanupCtx()
 	_ = a.saveDialog(ctx, &d)
 	cancel()
 	a.respond2xx(a.runContext(), tx, req, d.LocalTag, body, c.ackC, hdrs...)
@@ -152,9 +153,9 @@ func (c *call) publishHold() {
 	if hold == nil {
 		return
 	}
-	ctx, cancel := c.a.cleanupCtx()
+	ctx, cancel := c.cleanupCtx()
 	defer cancel()
-	if err := c.a.commit(ctx, c.player, store.Expect(c.a.f.callID, c.callID()), *hold); err != nil {
+	if err := c.commit(ctx, store.Expect(c.a.f.callID, c.callID()), *hold); err != nil {
 		c.log.Debug("write hold failed", "err", err)
 	}
 }
@@ -190,7 +191,7 @@ func (c *call) modify(req *sip.Request) ([]sip.Header, []byte, int, string) {
 	if err != nil {
 		return nil, nil, 488, "Not Acceptable Here"
 	}
-	ctx, cancel := c.a.cleanupCtx()
+	ctx, cancel := c.cleanupCtx()
 	defer cancel()
 	c.mu.Lock()
 	term, local, old := c.d.Term, c.local, c.remote

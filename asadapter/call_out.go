@@ -23,7 +23,7 @@ import (
 // startOutgoing claims a player that asks for a call and starts the call's goroutine.
 func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.Read) {
 	fl := snap.Fields
-	if a.draining.Load() {
+	if !a.takingNew() {
 		return // left to the instances that stay
 	}
 	who := a.callerIdentity(ctx, player)
@@ -34,6 +34,7 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 		// died, another instance registers the user anew and a rescan finds the player).
 		return
 	}
+	claimedAt := time.Now() // the claim's lease counts from the request (lease.go)
 	ok, err := a.claim(ctx, player)
 	if err != nil {
 		a.log.Warn("claim failed; the rescan retries", "player", player, "err", err)
@@ -90,7 +91,8 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 		c.d.Contact = binding.Contact.String()
 		c.mu.Unlock()
 	}
-	if !a.own.spawn(func() { c.runOut(ctx, target, fl[a.f.encoding]) }) {
+	c.help(func(ctx context.Context) { c.keepLease(ctx, a.leaseFrom(claimedAt)) })
+	if !a.own.spawn(func() { c.runOut(c.ctx, target, fl[a.f.encoding]) }) {
 		c.end() // Run is ending: the call is abandoned before it began, for a takeover
 	}
 }
@@ -138,8 +140,9 @@ func (a *Adapter) resolveTarget(dest, domain string) (string, error) {
 	return u.String(), nil
 }
 
-// runOut drives an outgoing call from the local termination to its end. When ctx (Run's)
-// ends, the call is abandoned wherever it is, for a takeover.
+// runOut drives an outgoing call from the local termination to its end. When ctx (the
+// call's: Run's, also ended when the call is fenced) ends, the call is abandoned wherever
+// it is, for a takeover.
 func (c *call) runOut(ctx context.Context, target, encoding string) {
 	defer c.end()
 	inv, ok := c.prepareOut(ctx, target, encoding)
@@ -278,7 +281,7 @@ func (c *call) connectOut(ctx context.Context, res *sip.Response) bool {
 	c.mu.Lock()
 	c.remote = remote
 	c.mu.Unlock()
-	err = a.commit(ctx, c.player,
+	err = c.commit(ctx,
 		store.Expect(a.f.callID, c.callID()), store.Expect(a.f.playerState, stateConnecting),
 		store.Set(a.f.mgwURL, url), store.Set(a.f.mgwState, stateConnected),
 		store.Set(a.f.playerState, stateConnected), store.Set(a.f.sipStatus, fmt.Sprint(res.StatusCode)),

@@ -65,18 +65,12 @@ func (c *call) invite(ctx context.Context, inv *sip.Request) (out inviteOutcome)
 	iv := &inviting{c: c, inv: inv, tx: tx, timeout: time.NewTimer(a.cfg.InviteTimeout)}
 	defer iv.timeout.Stop()
 	defer func() { out.hungUp = iv.hungUp }()
-	renew := time.NewTicker(a.renewEvery())
-	defer renew.Stop()
 	drain := a.drainC
 	for {
 		select {
 		case <-ctx.Done():
 			iv.tx.Terminate()
 			return inviteOutcome{err: ctx.Err()}
-		case <-renew.C:
-			if err := a.renew(ctx, c.player); errors.Is(err, ErrClaimLost) {
-				c.log.Warn("claim lost while calling")
-			}
 		case <-iv.timeout.C:
 			if iv.cancelled != nil {
 				iv.tx.Terminate()

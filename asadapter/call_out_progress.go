@@ -56,7 +56,7 @@ func (c *call) drainProgress(ctx context.Context) {
 		ops := q.pending[0]
 		q.pending = q.pending[1:]
 		q.mu.Unlock()
-		if err := c.a.commit(ctx, c.player, ops...); err != nil && !errors.Is(err, store.ErrExpectFailed) && ctx.Err() == nil {
+		if err := c.commit(ctx, ops...); err != nil && !errors.Is(err, store.ErrExpectFailed) && ctx.Err() == nil {
 			c.log.Warn("write progress failed", "err", err)
 		}
 	}

@@ -149,6 +149,9 @@ func (c *call) sessionTimerFired(ctx context.Context) bool {
 // refresh sends a re-INVITE with our current SDP and Session-Expires, and ACKs its 2xx.
 func (c *call) refresh(ctx context.Context) error {
 	a := c.a
+	if !c.acting() {
+		return ErrFenced
+	}
 	c.mu.Lock()
 	req, err := a.request(&c.d, sip.INVITE, c.answer, "application/sdp")
 	if err == nil {

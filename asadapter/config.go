@@ -55,7 +55,7 @@ type Config struct {
 	// minute of ringing is what phones allow).
 	InviteTimeout time.Duration
 	// ClaimTTL is the lease of a claim on a player: an instance that died loses its
-	// calls to another instance after at most this long (10 s, renewed every third).
+	// calls to another instance after at most this long (10 s, renewed every fifth: lease.go).
 	ClaimTTL time.Duration
 	// Rescan is how often the players index and the live calls are re-read, catching
 	// anything a lost notification missed (5 s).

@@ -156,7 +156,7 @@ func (a *Adapter) examine(ctx context.Context, player string) {
 		c.poke()
 		return
 	}
-	if _, _, ok := a.schema.ParsePlayerAddress(player); !ok || a.draining.Load() {
+	if _, _, ok := a.schema.ParsePlayerAddress(player); !ok || !a.takingNew() {
 		return // a draining instance starts nothing and takes nothing over
 	}
 	snap, err := a.st.Snapshot(ctx, player)
@@ -219,7 +219,7 @@ func (a *Adapter) rescan(ctx context.Context) {
 		return
 	}
 	for _, p := range members {
-		if a.callFor(p) == nil && !a.draining.Load() {
+		if a.callFor(p) == nil && a.takingNew() {
 			a.maybeTakeover(ctx, p)
 		}
 	}

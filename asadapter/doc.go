@@ -59,9 +59,14 @@ results back (mgw_state, progress, sip_status, mgw_url ...).
   - call_indialog.go: every request in a dialog passes one prologue (inDialog: well-formed,
     a dialog of ours or 481, CSeq order); BYE ends the call, a re-INVITE or UPDATE may
     carry a new offer (modify: hold, resume, a new address).
+  - lease.go: a call's claim is renewed by a helper of the call (keepLease); a call that
+    cannot renew it in time is fenced before the claim can expire (no SIP, no media, no
+    commits for it), so no dialog is ever driven by two instances.
   - takeover.go: a player or dialog record left live by an instance whose claim expired is
     ended by another (maybeTakeover): BYE or CANCEL from the stored dialog.
-  - drain.go: HangupAll, the first stage of a graceful shutdown, ends every call here.
+  - drain.go: a graceful shutdown: StopTaking (no new call, no takeover), then, once the
+    users side handed its registrations over and the calls had their grace (WaitCalls),
+    HangupAll ends every call left here.
 
 # Who handles what
 
@@ -97,6 +102,8 @@ Each line names the SIP method or DSM trigger, the function that handles it and 
 	users/<user> (calling identity)         Adapter.identityChange    identity.go
 	media gateway event (timeout, ...)      Adapter.HandleMediaEvent  mgw.go
 	a live player whose owner died          Adapter.maybeTakeover     takeover.go
+	claim renewal, fencing                  call.keepLease            lease.go
+	SIGTERM, first step                     Adapter.StopTaking        drain.go
 	SIGTERM (graceful drain)                Adapter.HangupAll         drain.go
 */
 package asadapter

@@ -56,6 +56,39 @@ func (a *Adapter) HangupAll(ctx context.Context) int {
 	return n
 }
 
+// StopTaking is the first step of a graceful shutdown: from now on this instance claims
+// no new outgoing call and takes no call over (the instances that stay do), while its
+// calls go on and incoming INVITEs are still answered (the users side may be handing its
+// registrations over: until the new holder's REGISTER, calls for them arrive here).
+func (a *Adapter) StopTaking() { a.quiescing.Store(true) }
+
+// takingNew reports whether the instance starts new calls and takes calls over.
+func (a *Adapter) takingNew() bool { return !a.draining.Load() && !a.quiescing.Load() }
+
+// waitCallsPoll is how often WaitCalls looks at the calls left: a call ends in
+// milliseconds once its peer hangs up, and the drain's figure needs no finer grain.
+const waitCallsPoll = 50 * time.Millisecond
+
+// WaitCalls waits until this instance owns no call, or ctx ends, and returns how many are
+// left: on a graceful shutdown the calls may end on their own before the rest are hung up.
+func (a *Adapter) WaitCalls(ctx context.Context) int {
+	t := time.NewTicker(waitCallsPoll)
+	defer t.Stop()
+	for {
+		a.cmu.Lock()
+		n := len(a.calls)
+		a.cmu.Unlock()
+		if n == 0 {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			return n
+		case <-t.C:
+		}
+	}
+}
+
 // Draining reports whether HangupAll was called.
 func (a *Adapter) Draining() bool { return a.draining.Load() }
 

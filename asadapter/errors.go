@@ -13,6 +13,9 @@ var (
 	ErrClaimLost = errors.New("asadapter: claim lost")
 	// ErrNoDialog reports that no dialog state is stored for a player.
 	ErrNoDialog = errors.New("asadapter: no dialog")
+	// ErrFenced reports that a call no longer acts: its claim could not be renewed in
+	// time (lease.go).
+	ErrFenced = errors.New("asadapter: call fenced")
 )
 
 // SIPError is a SIP final response that ended a request: its status code and reason are

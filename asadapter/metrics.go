@@ -13,6 +13,7 @@ type metrics struct {
 	results    *prometheus.CounterVec // call ends, by result
 	setup      prometheus.Histogram   // connecting seen → media URL committed
 	takeovers  prometheus.Counter     // calls ended for an instance that died
+	fenced     prometheus.Counter     // calls this instance stopped acting on (lease.go)
 	wakeDrops  prometheus.Counter     // wake-ups dropped on a full queue
 	sipBad     prometheus.Counter     // requests answered 4xx as malformed or unknown
 	dsmErrors  prometheus.Counter     // DSM commits that failed for other reasons than expects
@@ -40,6 +41,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "asadapter_takeovers_total", Help: "Calls ended on behalf of an instance that died.",
 		}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "asadapter_fenced_total",
+			Help: "Calls this instance stopped acting on because it could not renew their claim in time (or another instance held it).",
+		}),
 		wakeDrops: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "asadapter_wake_drops_total", Help: "Wake-ups dropped because the queue was full.",
 		}),
@@ -59,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "asadapter_dtmf_digits_total", Help: "DTMF digits sent.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.calls, m.attempts, m.results, m.setup, m.takeovers,
+	for _, c := range []prometheus.Collector{m.calls, m.attempts, m.results, m.setup, m.takeovers, m.fenced,
 		m.wakeDrops, m.sipBad, m.dsmErrors, m.mgwErrors, m.reinvites, m.dtmfDigits} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("asadapter: register metrics: %w", err)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -85,10 +84,6 @@ func (a *Adapter) claimHolder(ctx context.Context, player string) (string, error
 	}
 	return v, nil
 }
-
-// renewEvery is how often a live call renews its claim: a third of the lease, so two
-// renewals can fail (a Redis hiccup) before another instance may take the call over.
-func (a *Adapter) renewEvery() time.Duration { return a.cfg.ClaimTTL / 3 }
 
 // dialog is a call's SIP dialog state (RFC 3261 section 12) plus what another instance
 // needs to end the call: it is stored in Redis as JSON on every change.

@@ -45,6 +45,7 @@ type Bridge struct {
 
 	running  atomic.Bool // Run subscribed to the feed: connections may be accepted
 	stopping atomic.Bool
+	feedDown atomic.Bool // the feed failed for FeedDownClose: connections refused
 
 	mu    sync.Mutex // guards conns
 	conns map[*conn]struct{}
@@ -123,6 +124,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 	go func() { defer workers.Done(); b.presence.run(pctx) }()
 	b.running.Store(true)
 	b.log.Info("DSM bridge running")
+	workers.Add(1)
+	go func() { defer workers.Done(); b.watchFeed(ctx) }()
 	<-ctx.Done()
 
 	b.stopping.Store(true)
@@ -148,6 +151,46 @@ func (b *Bridge) Run(ctx context.Context) error {
 	return nil
 }
 
+// feedPoll is how often the bridge looks at the feed's health: a fraction of
+// FeedDownClose's seconds, for nothing (an atomic load per shard).
+const feedPoll = 250 * time.Millisecond
+
+// watchFeed closes every connection once the change feed has failed to read for
+// FeedDownClose, and refuses new ones until it reads again: clients reconnect, through
+// the load balancer, to an instance whose feed works, and resume there.
+func (b *Bridge) watchFeed(ctx context.Context) {
+	t := time.NewTicker(feedPoll)
+	defer t.Stop()
+	var downSince time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		switch ready := b.feed.Ready(); {
+		case ready && b.feedDown.Load():
+			b.feedDown.Store(false)
+			b.log.Info("change feed reads again; accepting connections", "down_for", time.Since(downSince).Round(time.Millisecond))
+			downSince = time.Time{}
+		case ready:
+			downSince = time.Time{}
+		case downSince.IsZero():
+			downSince = time.Now()
+		case !b.feedDown.Load() && time.Since(downSince) >= b.cfg.FeedDownClose:
+			b.feedDown.Store(true)
+			b.mu.Lock()
+			n := len(b.conns)
+			for c := range b.conns {
+				c.close(CloseUnavailable, "change feed unavailable on this instance")
+			}
+			b.mu.Unlock()
+			b.log.Warn("change feed down; closed every connection and refusing new ones until it reads again",
+				"connections", n, "down_for", time.Since(downSince).Round(time.Millisecond))
+		}
+	}
+}
+
 // Ready reports whether the bridge accepts connections and every feed reader is reading
 // (for /readyz).
 func (b *Bridge) Ready() bool {
@@ -161,6 +204,10 @@ func (b *Bridge) Handler() http.Handler { return http.HandlerFunc(b.serveWS) }
 func (b *Bridge) serveWS(w http.ResponseWriter, r *http.Request) {
 	if !b.running.Load() || b.stopping.Load() {
 		http.Error(w, "DSM bridge not running", http.StatusServiceUnavailable)
+		return
+	}
+	if b.feedDown.Load() {
+		http.Error(w, "DSM change feed unavailable on this instance", http.StatusServiceUnavailable)
 		return
 	}
 	ws, err := b.upgrader.Upgrade(w, r, nil)

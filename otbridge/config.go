@@ -49,6 +49,12 @@ type Config struct {
 	// open connections are still present (30 s: the gateway sets it to a quarter of the
 	// Janitor's grace period, so a connected key is never taken for gone).
 	PresenceInterval time.Duration
+	// FeedDownClose is how long the change feed may fail to read before the bridge closes
+	// every connection with 1011 and refuses new ones (503) until it reads again (5 s: a
+	// Redis restart takes less; an instance cut off from Redis would otherwise keep pages
+	// that see no change, while the load balancer would send them to an instance that
+	// does).
+	FeedDownClose time.Duration
 	// RefreshWorkers is the number of goroutines that catch up or resync subscriptions after
 	// a gap or a lost feed (8 bounds the Redis reads a burst of resyncs makes at once).
 	RefreshWorkers int
@@ -81,6 +87,7 @@ func DefaultConfig() Config {
 		HelloTimeout:     10 * time.Second,
 		CommitTimeout:    5 * time.Second,
 		RefreshWorkers:   8,
+		FeedDownClose:    5 * time.Second,
 		PresenceInterval: 30 * time.Second,
 		Policy:           DefaultPolicy{},
 	}
@@ -98,6 +105,7 @@ func (c Config) withDefaults() Config {
 	fill(&c.PingInterval, d.PingInterval)
 	fill(&c.HelloTimeout, d.HelloTimeout)
 	fill(&c.CommitTimeout, d.CommitTimeout)
+	fill(&c.FeedDownClose, d.FeedDownClose)
 	fill(&c.RefreshWorkers, d.RefreshWorkers)
 	fill(&c.PresenceInterval, d.PresenceInterval)
 	if c.Policy == nil {

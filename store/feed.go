@@ -61,11 +61,20 @@ type FeedConfig struct {
 	ReconcileDelay time.Duration
 	// Retry is the pause after a Redis error before reading again (500 ms).
 	Retry time.Duration
+	// KeyspaceCheck is how often the feed reads notify-keyspace-events on every node
+	// and sets it again if it went missing (5 s: one CONFIG GET per node; a restart is
+	// noticed at once by the subscription, this catches a CONFIG SET by someone else).
+	KeyspaceCheck time.Duration
+	// NoKeyspace turns keyspace notifications off: the feed neither sets
+	// notify-keyspace-events nor listens, and writes made outside the commit path go
+	// unnoticed until the object's next commit.
+	NoKeyspace bool
 }
 
 // DefaultFeedConfig returns every knob of FeedConfig at its default.
 func DefaultFeedConfig() FeedConfig {
-	return FeedConfig{Block: 2 * time.Second, Count: 512, ReconcileDelay: 50 * time.Millisecond, Retry: 500 * time.Millisecond}
+	return FeedConfig{Block: 2 * time.Second, Count: 512, ReconcileDelay: 50 * time.Millisecond, Retry: 500 * time.Millisecond,
+		KeyspaceCheck: 5 * time.Second}
 }
 
 // withDefaults returns c with every zero (or negative) field taken from
@@ -76,12 +85,16 @@ func (c FeedConfig) withDefaults() FeedConfig {
 	fill(&c.Count, d.Count)
 	fill(&c.ReconcileDelay, d.ReconcileDelay)
 	fill(&c.Retry, d.Retry)
+	fill(&c.KeyspaceCheck, d.KeyspaceCheck)
 	return c
 }
 
 // Feed reads every shard's change stream from the last ID it saw and hands each entry to
 // the registered handlers, in stream order per shard. It also listens to keyspace
-// notifications and reconciles watched objects written outside the commit path.
+// notifications and reconciles watched objects written outside the commit path; it sets
+// notify-keyspace-events on every node at every (re)connection and checks it every
+// KeyspaceCheck, so a Redis restarted without the setting is noticed again (Keyspace
+// and Collector report it).
 type Feed struct {
 	cfg   FeedConfig
 	st    *Store
@@ -90,6 +103,8 @@ type Feed struct {
 
 	changes  hooks[func(Change)]
 	keyspace hooks[func(obj string, meta bool, event string)]
+
+	ks keyspaceState // notify-keyspace-events of every node, for Keyspace
 
 	wmu     sync.Mutex        // guards watched
 	watched map[string]*watch // object → watch state
@@ -172,7 +187,9 @@ func (f *Feed) Run(ctx context.Context) error {
 	} else {
 		g.Go(func() error { return f.readShards(ctx, rd, all) })
 	}
-	g.Go(func() error { return f.keyspaceLoop(ctx) })
+	if !f.cfg.NoKeyspace {
+		g.Go(func() error { return f.keyspaceLoop(ctx) })
+	}
 	return g.Wait()
 }
 
@@ -218,7 +235,7 @@ func (f *Feed) readShards(ctx context.Context, rd redis.UniversalClient, shards 
 		}
 	}
 	for ctx.Err() == nil {
-		ok := true
+		ok, asked := true, false
 		for i, sh := range shards {
 			if last[i] != "" {
 				continue
@@ -229,17 +246,20 @@ func (f *Feed) readShards(ctx context.Context, rd redis.UniversalClient, shards 
 				ok = false
 				break
 			}
-			last[i] = id
+			last[i], asked = id, true
 		}
 		if !ok {
 			continue
 		}
-		setReady(true) // Redis answers; do not wait a whole block to say so
+		if asked {
+			setReady(true) // Redis answered; do not wait a whole block to say so
+		}
 		for i, sh := range shards {
 			args[i], args[len(shards)+i] = feedKey(sh), last[i]
 		}
 		res, err := rd.XRead(ctx, &redis.XReadArgs{Streams: args, Count: f.cfg.Count, Block: f.cfg.Block}).Result()
 		if errors.Is(err, redis.Nil) {
+			setReady(true) // a read that found nothing new: Redis answers
 			continue
 		}
 		if err != nil {
@@ -256,6 +276,7 @@ func (f *Feed) readShards(ctx context.Context, rd redis.UniversalClient, shards 
 			}
 			continue
 		}
+		setReady(true)
 		for _, s := range res {
 			i, known := index[s.Stream]
 			if !known {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -15,7 +16,7 @@ const keyspacePattern = "__keyspace@*__:dsm:{*}:[fm]:*"
 // keyspaceLoop listens to keyspace events on every master (in a Redis Cluster they are
 // node-local) and schedules a reconcile for watched objects. On any error it closes all
 // subscriptions and starts again, which also picks up a new set of masters after a
-// failover.
+// failover, and sets notify-keyspace-events again on a node that came back without it.
 func (f *Feed) keyspaceLoop(ctx context.Context) error {
 	for ctx.Err() == nil {
 		err := f.listenKeyspace(ctx)
@@ -31,6 +32,9 @@ func (f *Feed) keyspaceLoop(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// listenKeyspace makes sure every master sends the events (ensureNotify), subscribes on
+// each, and checks the setting again every KeyspaceCheck until a subscription fails or
+// ctx ends.
 func (f *Feed) listenKeyspace(ctx context.Context) error {
 	var clients []*redis.Client
 	var mu sync.Mutex
@@ -42,6 +46,14 @@ func (f *Feed) listenKeyspace(ctx context.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	// Before subscribing: a node that restarted without the setting (or never had it)
+	// sends nothing until it is set again. A node that refuses CONFIG (a managed Redis)
+	// is still listened to: its own configuration may hold the setting.
+	for _, c := range clients {
+		if _, err := f.ensureNotify(ctx, c); err != nil && isConnError(err) {
+			return err
+		}
 	}
 	errc := make(chan error, len(clients))
 	var subs []*redis.PubSub
@@ -85,12 +97,34 @@ func (f *Feed) listenKeyspace(ctx context.Context) error {
 	}
 	// Events may have been missed while no subscription was up.
 	f.reconcileAll()
-	select {
-	case err = <-errc:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+	tick := time.NewTicker(f.cfg.KeyspaceCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case err = <-errc:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			// A CONFIG SET by someone else drops the setting without cutting the
+			// subscription; so does a restart too quick for the subscription to notice.
+			missed := false
+			for _, c := range clients {
+				set, _ := f.ensureNotify(ctx, c)
+				missed = missed || set
+			}
+			if missed {
+				f.reconcileAll() // writes made while it was missing sent no event
+			}
+		}
 	}
+}
+
+// isConnError reports whether err is the node not answering (rather than refusing a
+// command): the listener then starts over, as for a failed subscription.
+func isConnError(err error) bool {
+	var re redis.Error
+	return err != nil && !errors.As(err, &re)
 }
 
 // watch is the reconcile state of one watched object. The commit script follows every

@@ -270,7 +270,8 @@ func (s *Store) Commit(ctx context.Context, c Commit) (Committed, error) {
 // EnableNotifications turns on the keyspace events the store needs (hash events and generic
 // del, K h g), keeping whatever was set already. If Redis refuses CONFIG (as managed
 // services do) it logs one warning and returns nil: the change feed still works, only
-// writes made outside the commit path go unnoticed.
+// writes made outside the commit path go unnoticed. A running Feed does the same on every
+// (re)connection to a node and keeps checking it; this is for a store without a feed.
 func (s *Store) EnableNotifications(ctx context.Context) error {
 	err := forEachMaster(ctx, s.rdb, func(ctx context.Context, c *redis.Client) error {
 		cur, err := c.ConfigGet(ctx, "notify-keyspace-events").Result()

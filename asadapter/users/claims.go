@@ -37,6 +37,10 @@ func (u *Users) tryClaim(ctx context.Context, user string) { u.claimAll(ctx, []s
 func (u *Users) claimAll(ctx context.Context, users []string) {
 	u.mu.Lock()
 	runCtx := u.runCtx
+	if u.handingOff {
+		u.mu.Unlock()
+		return // going away: the users are for the instances that stay
+	}
 	free := make([]string, 0, len(users))
 	for _, user := range users {
 		if _, held := u.workers[user]; !held {
@@ -70,7 +74,7 @@ func (u *Users) claimAll(ctx context.Context, users []string) {
 func (u *Users) startWorker(runCtx context.Context, user, token string) {
 	w := newUserWorker(u, user, token)
 	u.mu.Lock()
-	if _, held := u.workers[user]; held || runCtx.Err() != nil {
+	if _, held := u.workers[user]; held || runCtx.Err() != nil || u.handingOff {
 		u.mu.Unlock()
 		u.releaseLease(runCtx, user, token)
 		return
@@ -81,6 +85,7 @@ func (u *Users) startWorker(runCtx context.Context, user, token string) {
 	u.met.claims.Inc()
 	go func() {
 		defer u.wg.Done()
+		defer close(w.done)
 		w.run(runCtx)
 		u.mu.Lock()
 		delete(u.workers, user)

@@ -139,9 +139,11 @@ type Users struct {
 	met    *metrics
 	seal   *sealer // SIP passwords at rest
 
-	mu      sync.Mutex             // guards workers, subs and runCtx
+	mu      sync.Mutex             // guards workers, subs, runCtx and handingOff
 	workers map[string]*userWorker // user → worker of a user this instance holds
 	subs    map[string]*subscription
+	// handingOff is set by Handoff: the instance is going and claims no user.
+	handingOff bool
 	// wg owns the workers: Run waits for them. A worker owns its subscriptions' goroutines
 	// and waits for them before it ends.
 	wg     sync.WaitGroup

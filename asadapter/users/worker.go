@@ -21,6 +21,10 @@ type userWorker struct {
 	token string // our lease value
 	log   *slog.Logger
 	kick  chan struct{} // capacity 1: a pending wake-up is enough
+	// handoff carries Handoff's request to hand the user over (handoff.go), answered with
+	// whether it moved; done is closed when the worker has ended.
+	handoff chan chan bool
+	done    chan struct{}
 
 	rec        *regRecord
 	callID     string // REGISTER Call-ID: the same for every refresh (RFC 3261 10.2)
@@ -51,6 +55,8 @@ func newUserWorker(u *Users, user, token string) *userWorker {
 		u: u, user: user, token: token,
 		log:     u.log.With("user", user),
 		kick:    make(chan struct{}, 1),
+		handoff: make(chan chan bool),
+		done:    make(chan struct{}),
 		callID:  newToken(16),
 		fromTag: newToken(8),
 		subs:    map[string]*subHandle{},
@@ -96,6 +102,9 @@ func (w *userWorker) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			w.log.Info("users: released at shutdown")
+			return
+		case res := <-w.handoff:
+			res <- w.giveUp(ctx)
 			return
 		case <-w.kick:
 		case <-timer.C:

@@ -1,120 +1,131 @@
 // Command devstack runs the whole system on one machine without Docker: a private
-// redis-server, Kamailio as the CSCF and a baresip phone registered as "bob" (each when
-// installed, from Debian's packages), and one gateway process with every role. Open the
-// printed URL and call sip:bob@sip.dsmgw.test. Ctrl-C stops everything it started.
+// redis-server, Kamailio as the CSCF, a baresip phone registered as "bob" that answers
+// with a 440 Hz tone, the demo conference server (imsdemo, in this process) and one
+// gateway process with every role. It checks before starting that every program is
+// installed and every port free, and after starting that bob is registered (it asks
+// Kamailio); when something is missing it stops and says how to fix it. It then prints
+// where everything is, including the folder holding every log, which outlives it. Open
+// the printed URL and call sip:bob@sip.dsmgw.test. Ctrl-C stops everything it started;
+// SIGTERM drains the gateway's calls first.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
-	"log/slog"
+	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
-
-	"dsmgw/internal/gateway"
 )
 
 func main() {
-	if err := run(); err != nil {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "devstack:", err)
-		os.Exit(1)
+		os.Exit(2)
 	}
-}
-
-func run() error {
-	base := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	log := base.With("component", "devstack") // the gateway's components add their own
 	hard, stopHard := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stopHard()
 	soft, stopSoft := signal.NotifyContext(hard, syscall.SIGTERM)
 	defer stopSoft()
-
-	dir, err := os.MkdirTemp("", "dsmgw-devstack-")
-	if err != nil {
-		return err
+	if err := run(soft, hard, o); err != nil {
+		fmt.Fprintln(os.Stderr, "devstack:", err)
+		stopSoft()
+		stopHard()
+		os.Exit(1)
 	}
-	defer os.RemoveAll(dir)
-	rs, err := startRedis(hard, dir)
-	if err != nil {
-		return err
+}
+
+// options are devstack's command line. The gateway itself is configured by the
+// environment as in production (README's table); devstack only fills in, for variables
+// left unset, what the local stack needs (devEnv).
+type options struct {
+	dir   string // where the logs go; "" makes a new folder under the temporary folder
+	sip   bool   // run the SIP side (Kamailio, bob, the conference server)
+	cscf  string // Kamailio's UDP and TCP address
+	phone string // baresip's (bob's) SIP address
+	conf  string // the conference server's SIP address (Kamailio's CONF_SERVER)
+	out   io.Writer
+}
+
+func parseFlags(args []string) (options, error) {
+	o := options{out: os.Stdout}
+	fs := flag.NewFlagSet("devstack", flag.ContinueOnError)
+	fs.StringVar(&o.dir, "logs", "", "folder for the logs (default: a new folder under $TMPDIR, printed at start and kept)")
+	fs.BoolVar(&o.sip, "sip", true, "run the SIP side: Kamailio as the CSCF, bob (baresip) and the conference server")
+	fs.StringVar(&o.cscf, "cscf", "127.0.0.1:5060", "Kamailio's SIP address (UDP and TCP)")
+	fs.StringVar(&o.phone, "phone", "127.0.0.1:5080", "bob's (baresip's) SIP address")
+	fs.StringVar(&o.conf, "conf", "127.0.0.1:5090", "the conference server's SIP address (Kamailio's default CONF_SERVER)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
 	}
-	defer func() {
-		rs.Stop()
-		log.Info("stopped", "cmd", "redis-server", "pid", rs.PID())
-	}()
-	// Deferred after Redis: stopped before it, the phone first.
-	procs := &processes{dir: dir}
-	defer procs.stop(log)
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return o, nil
+}
 
-	setDefault("REDIS_ADDRS", rs.Addr)
-	setDefault("HTTP_ADDR", "127.0.0.1:8080")
-	setDefault("DSM_SECRET", "devstack-dsm-secret-0123456789")
-	setDefault("DSM_DEMO_SESSIONS", "true") // the demo page's /session?user=<name>
-	setDefault("MGW_SECRET", "devstack-mgw-secret-0123456789")
-	setDefault("USERS_SECRET", "devstack-users-secret-0123456789")
-	setDefault("MGW_PUBLIC_WS_URL", "ws://127.0.0.1:8080")
-	setDefault("SIP_LISTEN_UDP", "127.0.0.1:5070")
-	setDefault("SIP_LISTEN_TCP", "127.0.0.1:5070")
-	setDefault("SIP_DOMAIN", sipDomain)
+// Names of the demo's SIP side (deploy/kamailio.cfg serves them).
+const (
+	sipDomain  = "sip.dsmgw.test"
+	confDomain = "conf.sip.dsmgw.test"
+)
 
+// devEnv is the environment devstack gives the gateway for every variable the user
+// left unset: loopback addresses, demo secrets, and the local CSCF.
+func devEnv(o options) map[string]string {
+	env := map[string]string{
+		"HTTP_ADDR":         "127.0.0.1:8080",
+		"DSM_SECRET":        "devstack-dsm-secret-0123456789",
+		"DSM_DEMO_SESSIONS": "true", // the demo page's /session?user=<name>
+		"MGW_SECRET":        "devstack-mgw-secret-0123456789",
+		"USERS_SECRET":      "devstack-users-secret-0123456789",
+		"MGW_PUBLIC_WS_URL": "ws://127.0.0.1:8080",
+		"SIP_LISTEN_UDP":    "127.0.0.1:5070",
+		"SIP_LISTEN_TCP":    "127.0.0.1:5070",
+		"SIP_DOMAIN":        sipDomain,
+	}
+	if o.sip {
+		env["SIP_OUTBOUND_PROXY"] = "sip:" + o.cscf
+		env["USERS_REGISTRAR"] = "sip:" + sipDomain
+		env["USERS_CONFERENCE_DOMAIN"] = confDomain
+	}
+	return env
+}
+
+// setDefaults sets every variable of env that is not set already.
+func setDefaults(env map[string]string) {
+	for k, v := range env {
+		if _, ok := os.LookupEnv(k); !ok {
+			os.Setenv(k, v)
+		}
+	}
+}
+
+// run runs the stack until soft (drain) or hard (stop now) ends.
+func run(soft, hard context.Context, o options) error {
+	setDefaults(devEnv(o))
 	root, err := repoRoot()
 	if err != nil {
 		return err
 	}
-	if sip, err := procs.startKamailio(root); err != nil {
-		log.Warn("no CSCF: calls go directly to the request URI", "err", err)
-	} else {
-		setDefault("SIP_OUTBOUND_PROXY", "sip:"+sip)
-		setDefault("USERS_REGISTRAR", "sip:"+sipDomain)
-		if err := procs.startBaresip(root, sip); err != nil {
-			log.Warn("no phone to call", "err", err)
-		} else {
-			log.Info("phone bob registered at the CSCF; call sip:bob@" + sipDomain)
-		}
+	if err := preflight(o); err != nil {
+		return err
 	}
-
-	cfg, err := gateway.LoadConfig()
+	s, err := newStack(o)
 	if err != nil {
 		return err
 	}
-	app, err := gateway.Build(hard, cfg, base)
-	if err != nil {
+	defer s.stop()
+	fmt.Fprintf(o.out, "devstack: logs in %s (kept after exit)\n", s.dir)
+	if err := s.start(hard, root); err != nil {
 		return err
 	}
-	log.Info("open http://" + app.Addr().String())
-	err = app.Run(soft, hard)
+	err = s.run(soft, hard)
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	return err
-}
-
-// sipDomain is the SIP domain Kamailio serves in the demo.
-const sipDomain = "sip.dsmgw.test"
-
-func setDefault(k, v string) {
-	if _, ok := os.LookupEnv(k); !ok {
-		os.Setenv(k, v)
-	}
-}
-
-// repoRoot finds the checkout (for deploy/ configs) from the working directory upward.
-func repoRoot() (string, error) {
-	d, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(d, "deploy", "kamailio.cfg")); err == nil {
-			return d, nil
-		}
-		p := filepath.Dir(d)
-		if p == d {
-			return "", errors.New("run devstack from inside the dsmgw checkout (deploy/ not found)")
-		}
-		d = p
-	}
 }

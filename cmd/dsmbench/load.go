@@ -75,6 +75,12 @@ type bench struct {
 	clients []*benchClient
 	st      *loadStats
 	log     *slog.Logger
+	// secret signs a token of its own for every client (the gateways dsmbench starts);
+	// sessions, when set instead, are one GET /session per group of G clients from
+	// running gateways (-target), whose production grants give each session its own
+	// players/<client>/... objects only.
+	secret   []byte
+	sessions []otbridge.Session
 }
 
 func newBench(o options) *bench {
@@ -87,9 +93,34 @@ func newBench(o options) *bench {
 
 func (b *bench) now() int64 { return int64(time.Since(b.t0)) }
 
-// playerObj and hotObj name the objects of the workload.
-func (b *bench) playerObj(i int) string { return fmt.Sprintf("bench/%s/p/%d", b.o.run, i%b.o.d) }
-func (b *bench) hotObj(i int) string    { return fmt.Sprintf("bench/%s/hot/%d", b.o.run, i/b.o.g) }
+// playerObj and hotObj name the objects of the workload. Against running gateways they
+// lie under the group's session, players/<client>/bench/..., which the production grants
+// allow and the AS adapter leaves alone (a player object has one segment after the client).
+func (b *bench) playerObj(i int) string {
+	if b.sessions != nil {
+		return fmt.Sprintf("players/%s/bench/p%d", b.sessions[i/b.o.g].Client, i%b.o.d)
+	}
+	return fmt.Sprintf("bench/%s/p/%d", b.o.run, i%b.o.d)
+}
+
+func (b *bench) hotObj(i int) string {
+	if b.sessions != nil {
+		return fmt.Sprintf("players/%s/bench/hot", b.sessions[i/b.o.g].Client)
+	}
+	return fmt.Sprintf("bench/%s/hot/%d", b.o.run, i/b.o.g)
+}
+
+// token returns client i's token: its group's session's, or one signed here.
+func (b *bench) token(i int) (string, error) {
+	if b.sessions != nil {
+		return b.sessions[i/b.o.g].Token, nil
+	}
+	key, err := otbridge.NewClientKey()
+	if err != nil {
+		return "", err
+	}
+	return otbridge.SignToken(b.secret, otbridge.Claims{Client: key, Exp: time.Now().Add(24 * time.Hour).Unix()}), nil
+}
 
 // subscribers returns how many clients subscribe to client i's player and hot objects.
 func (b *bench) subscribers(i int) [2]int32 {
@@ -185,9 +216,15 @@ func wake(c chan struct{}) {
 }
 
 // submit sends one op: one random field of one of the client's two objects (chosen at
-// random) set to a fresh 32-byte value.
+// random; against running gateways, see below) set to a fresh 32-byte value.
 func (b *bench) submit(bc *benchClient, rng *rand.Rand) {
 	which := rng.IntN(2)
+	if b.sessions != nil && bc.idx%b.o.g != 0 {
+		// A client key is one writer per object (its ops are numbered per object and
+		// deduplicated by key and number), and the clients of a group share one key: only
+		// the group's first client writes the hot object, the others read it.
+		which = 0
+	}
 	field := b.fields[rng.IntN(len(b.fields))]
 	ns := b.now()
 	_, seq := bc.recs.add(bc.expect[which])
@@ -245,6 +282,33 @@ func (b *bench) openLoop(bc *benchClient, stop <-chan struct{}) {
 	}
 }
 
+// load runs every client's loop for the warmup and the measured window, calling before
+// as the window opens and after as it closes (CPU readings), then stops the loops.
+func (b *bench) load(ctx context.Context, before func() error, after func()) error {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, bc := range b.clients {
+		wg.Go(func() {
+			if b.o.mode == "open" {
+				b.openLoop(bc, stop)
+			} else {
+				b.closedLoop(bc, stop)
+			}
+		})
+	}
+	defer wg.Wait()
+	defer close(stop)
+	sleepCtx(ctx, b.o.warmup)
+	if err := before(); err != nil {
+		return err
+	}
+	b.st.win.open(b.now())
+	sleepCtx(ctx, b.o.duration)
+	b.st.win.close(b.now())
+	after()
+	return ctx.Err()
+}
+
 // connectStats describe the connect phase.
 type connectStats struct {
 	took            time.Duration
@@ -255,7 +319,7 @@ type connectStats struct {
 // connect dials every client (round-robin over urls) at a bounded rate and concurrency,
 // so the gateways' accept queues are never overrun, and subscribes each to its two
 // objects.
-func (b *bench) connect(ctx context.Context, urls []string, secret []byte) (connectStats, error) {
+func (b *bench) connect(ctx context.Context, urls []string) (connectStats, error) {
 	cs := connectStats{dialLat: newHistogram(), subLat: newHistogram()}
 	b.clients = make([]*benchClient, b.o.c)
 	for i := range b.clients {
@@ -281,7 +345,7 @@ func (b *bench) connect(ctx context.Context, urls []string, secret []byte) (conn
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				if err := b.connectOne(cctx, b.clients[i], urls[i%len(urls)], secret, dialer, &cs, &retries); err != nil {
+				if err := b.connectOne(cctx, b.clients[i], urls[i%len(urls)], dialer, &cs, &retries); err != nil {
 					select {
 					case errc <- err:
 					default:
@@ -327,13 +391,12 @@ feed:
 // retried, a gateway that keeps refusing ends the run.
 const dialAttempts = 5
 
-func (b *bench) connectOne(ctx context.Context, bc *benchClient, url string, secret []byte,
+func (b *bench) connectOne(ctx context.Context, bc *benchClient, url string,
 	dialer *websocket.Dialer, cs *connectStats, retries *atomic.Int64) error {
-	key, err := otbridge.NewClientKey()
+	tok, err := b.token(bc.idx)
 	if err != nil {
 		return err
 	}
-	tok := otbridge.SignToken(secret, otbridge.Claims{Client: key, Exp: time.Now().Add(24 * time.Hour).Unix()})
 	cfg := dsmclient.Config{
 		URL: url, Dialer: dialer, Log: b.log,
 		TokenFunc: func(context.Context) (string, error) { bc.dials.Add(1); return tok, nil },

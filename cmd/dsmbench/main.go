@@ -17,6 +17,14 @@
 // internal/gateway, with the test-only AllowAll policy and a raised op rate), and the clients
 // in this process, so /proc gives each its own CPU and memory. Everything is on loopback;
 // children are stopped by PID on exit or signal.
+//
+// With -target it starts nothing and loads gateways that run already, as deployed (a load
+// balancer in front, production grants and op rate): the workload then fits the grants
+// (each group of G clients shares one session from GET /session, as tabs of one page do,
+// and its objects lie under players/<session>/bench/; a session's key is one writer per
+// object, so each client writes its own player object and only the group's first client
+// also writes the hot object the group reads), and -direct measures the gateways behind
+// the balancer in the same run; see target.go.
 package main
 
 import (
@@ -55,6 +63,12 @@ type options struct {
 	out              io.Writer
 	quiet            bool // tests: no progress lines
 	commandLine      string
+
+	// Against running gateways (target.go) instead of gateways of its own.
+	target   []string  // base URLs the clients use (a load balancer)
+	direct   []string  // the gateways behind it, measured in the same run
+	cpu      []watched // process groups whose CPU the report shows
+	jsonPath string    // where the figures go as JSON too
 }
 
 // Bounds of a run: it must stay a bounded, loopback-only tool on a shared machine.
@@ -75,7 +89,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if _, err := run(ctx, o); err != nil {
+	runner := func(ctx context.Context, o options) error { _, err := run(ctx, o); return err }
+	if len(o.target) > 0 {
+		runner = func(ctx context.Context, o options) error { _, err := runTarget(ctx, o); return err }
+	}
+	if err := runner(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "dsmbench:", err)
 		stop()
 		os.Exit(1)
@@ -105,6 +123,12 @@ func parseFlags(args []string) (options, error) {
 	fs.Float64Var(&o.dialRate, "dial-rate", 500, "connects per second")
 	fs.IntVar(&o.dialConc, "dial-conc", 64, "connects in progress at most")
 	fs.Int64Var(&o.seed, "seed", 0, "random seed (0: from the clock)")
+	fs.Func("target", "base URLs (comma-separated) of running gateways, e.g. http://127.0.0.1:8080 of a load balancer: "+
+		"sessions from <url>/session, clients on <url>/dsm, objects under players/<session>/bench/ (production grants); "+
+		"no gateway is started", urlList(&o.target))
+	fs.Func("direct", "with -target: base URLs of the gateways behind it, measured in the same run with the same workload", urlList(&o.direct))
+	fs.Func("cpu", "with -target: name=PID,... of process groups (a server and its workers) whose CPU the report shows", watchList(&o.cpu))
+	fs.StringVar(&o.jsonPath, "json", "", "with -target: also write the figures to this file as JSON")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -143,6 +167,9 @@ func (o *options) fill() error {
 	}
 	if o.d <= 0 {
 		o.d = o.c
+	}
+	if err := o.fillTarget(); err != nil {
+		return err
 	}
 	if o.baselineC <= 0 {
 		o.baselineC = min(o.c, gateway.DefaultConfig().RedisPool)

@@ -112,9 +112,10 @@ func run(ctx context.Context, o options) (*result, error) {
 	}
 
 	b := newBench(o)
+	b.secret = hexBytes(secret)
 	defer b.closeAll()
 	o.progress("connecting %d clients to %d gateway(s) at %g/s, %d at a time", o.c, o.gateways, o.dialRate, o.dialConc)
-	if res.conn, err = b.connect(ctx, urls, hexBytes(secret)); err != nil {
+	if res.conn, err = b.connect(ctx, urls); err != nil {
 		return nil, fmt.Errorf("connect phase: %w", err)
 	}
 	o.progress("connected in %s; idle for %s", res.conn.took.Round(time.Millisecond), o.settle)
@@ -131,38 +132,22 @@ func run(ctx context.Context, o options) (*result, error) {
 	}
 
 	o.progress("%s loop load: warmup %s, window %s", o.mode, o.warmup, o.duration)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, bc := range b.clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if o.mode == "open" {
-				b.openLoop(bc, stop)
-			} else {
-				b.closedLoop(bc, stop)
-			}
-		}()
-	}
-	sleepCtx(ctx, o.warmup)
-	gw0, err := proc.SumCPU(res.gwPIDs)
+	var gw0, rc0, self0 time.Duration
+	err = b.load(ctx, func() error {
+		var err error
+		if gw0, err = proc.SumCPU(res.gwPIDs); err != nil {
+			return err
+		}
+		rc0, _ = procCPUIf(redisPID)
+		self0 = proc.SelfCPU()
+		return nil
+	}, func() {
+		gw1, _ := proc.SumCPU(res.gwPIDs)
+		rc1, _ := procCPUIf(redisPID)
+		res.gwCPU, res.redisCPU, res.toolCPU = gw1-gw0, rc1-rc0, proc.SelfCPU()-self0
+		res.rssLoad, _ = proc.SumRSS(res.gwPIDs)
+	})
 	if err != nil {
-		close(stop)
-		wg.Wait()
-		return nil, err
-	}
-	rc0, _ := procCPUIf(redisPID)
-	self0 := proc.SelfCPU()
-	b.st.win.open(b.now())
-	sleepCtx(ctx, o.duration)
-	b.st.win.close(b.now())
-	gw1, _ := proc.SumCPU(res.gwPIDs)
-	rc1, _ := procCPUIf(redisPID)
-	self1 := proc.SelfCPU()
-	res.rssLoad, _ = proc.SumRSS(res.gwPIDs)
-	close(stop)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	o.progress("draining for at most %s", o.drain)
@@ -173,7 +158,6 @@ func run(ctx context.Context, o options) (*result, error) {
 	res.ackedInWin = st.ackedInWin.Load()
 	res.ackedPerSec = float64(res.ackedInWin) / res.window.Seconds()
 	res.ack, res.recv = st.ackLat.summary(), st.recvLat.summary()
-	res.gwCPU, res.redisCPU, res.toolCPU = gw1-gw0, rc1-rc0, self1-self0
 	st.mu.Lock()
 	res.codes = st.codes
 	st.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -106,9 +107,21 @@ func serveMain(args []string) error {
 	defer stop()
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
+	// DSMSOAK_HEAPPROFILE=<dir> writes a heap profile at every reading (heap-1.pprof is
+	// the baseline's, the last the final one), to compare with go tool pprof -diff_base.
+	profDir := os.Getenv("DSMSOAK_HEAPPROFILE")
 	go func() {
+		n := 0
 		for range usr1 {
 			debug.FreeOSMemory()
+			if profDir == "" {
+				continue
+			}
+			n++
+			if f, err := os.Create(fmt.Sprintf("%s/heap-%d.pprof", profDir, n)); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				f.Close()
+			}
 		}
 	}()
 	// The media URL names the HTTP listener, so it is opened first.

@@ -22,26 +22,29 @@ const (
 	VarPublicHost = "DSMGW_PUBLIC_HOST"
 )
 
-// loadProject reads a compose file the way Docker Compose does (interpolation with env
-// only, anchors and merges, validation against the compose specification, relative paths
-// resolved against the file's folder).
-func loadProject(ctx context.Context, file string, env map[string]string) (*types.Project, error) {
+// loadProject reads a compose file, and the files that override it in order, the way
+// Docker Compose does (interpolation with env only, anchors and merges, extends,
+// validation against the compose specification, relative paths resolved against the first
+// file's folder). Every profile is enabled, so that the services of a profile are planned
+// (an address, a name in every namespace's hosts file) even if Up does not start them.
+func loadProject(ctx context.Context, file string, env map[string]string, overrides ...string) (*types.Project, error) {
 	var kv []string
 	for k, v := range env {
 		kv = append(kv, k+"="+v)
 	}
-	o, err := cli.NewProjectOptions([]string{file},
+	o, err := cli.NewProjectOptions(append([]string{file}, overrides...),
 		cli.WithWorkingDirectory(filepath.Dir(file)),
 		cli.WithName("dsmgw"),
 		cli.WithEnv(kv),
 		cli.WithResolvedPaths(true),
+		cli.WithProfiles([]string{"*"}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("compose options: %w", err)
 	}
 	p, err := o.LoadProject(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", file, err)
+		return nil, fmt.Errorf("load %s %v: %w", file, overrides, err)
 	}
 	return p, nil
 }

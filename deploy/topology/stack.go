@@ -29,6 +29,16 @@ type Options struct {
 	// ComposeFile is the compose file to run (default: docker-compose.yml at the root of
 	// the repository holding the working folder).
 	ComposeFile string
+	// Overrides are compose files read after ComposeFile, in order, as `docker compose
+	// -f docker-compose.yml -f <override>` reads them (relative paths in them are
+	// resolved against ComposeFile's folder, as Compose does).
+	Overrides []string
+	// Env holds more variables for the compose files' interpolation.
+	Env map[string]string
+	// Profiles are the active profiles: a service of another profile is planned (its
+	// namespace, address and name exist) but only started by Stack.Start, as
+	// `docker compose up` leaves it until named.
+	Profiles []string
 	// Timeout bounds the start of the whole stack, healthchecks included (default 90 s:
 	// a cold go build of the gateway and Kamailio's start on a loaded 2-core machine).
 	Timeout time.Duration
@@ -53,7 +63,8 @@ type Stack struct {
 	PublicHost string
 
 	services map[string]*Service
-	order    []string // dependencies before dependents
+	order    []string        // dependencies before dependents
+	active   map[string]bool // services Up starts (the others wait for Start)
 
 	mu    sync.Mutex // guards ports and fwd: services start concurrently
 	ports map[string][]Port
@@ -81,7 +92,8 @@ func Up(t testing.TB, o Options) *Stack {
 	s := &Stack{Network: n, PublicHost: fmt.Sprintf("127.%d.%d.1", a, b),
 		services: map[string]*Service{}, ports: map[string][]Port{}}
 	env := map[string]string{VarNet: fmt.Sprintf("10.%d.%d", a, b), VarPublicHost: s.PublicHost}
-	p, err := loadProject(context.Background(), o.ComposeFile, env)
+	maps.Copy(env, o.Env)
+	p, err := loadProject(context.Background(), o.ComposeFile, env, o.Overrides...)
 	if err != nil {
 		t.Fatalf("topology: %v", err)
 	}
@@ -93,6 +105,7 @@ func Up(t testing.TB, o Options) *Stack {
 	if s.order, err = startOrder(p); err != nil {
 		t.Fatalf("topology: %v", err)
 	}
+	s.active = activeServices(p, o.Profiles)
 	t0 := time.Now()
 	dir := t.TempDir()
 	if keep := os.Getenv(EnvKeep); keep != "" {
@@ -146,8 +159,14 @@ func (s *Stack) startAll(ctx context.Context, logf func(string, ...any)) error {
 	g, ctx := errgroup.WithContext(ctx)
 	for _, name := range s.order {
 		sv := s.services[name]
+		if !s.active[name] {
+			continue
+		}
 		g.Go(func() error {
 			for dep, d := range sv.plan.svc.DependsOn {
+				if !s.active[dep] {
+					return fmt.Errorf("service %s depends on %s, whose profile is not active", name, dep)
+				}
 				var err error
 				switch d.Condition {
 				case types.ServiceConditionHealthy:

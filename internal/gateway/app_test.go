@@ -91,6 +91,21 @@ func TestAllRolesServeAndDrain(t *testing.T) {
 	if code, body := get(t, base+"/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
 		t.Fatalf("/metrics %d", code)
 	}
+	// The test's Redis starts without notify-keyspace-events: the gateway sets it and
+	// says so in /readyz's detail and its metrics.
+	for {
+		_, body := get(t, base+"/readyz")
+		if strings.Contains(body, "keyspace notifications: "+r.Addr) && strings.Contains(body, " ok, set 1 times") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz detail without the keyspace setting applied: %q", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, body := get(t, base+"/metrics"); !strings.Contains(body, `dsm_keyspace_notifications{node="`+r.Addr+`"} 1`) {
+		t.Fatalf("/metrics without dsm_keyspace_notifications 1 for %s", r.Addr)
+	}
 	// The media gateway API is mounted and guarded by its secret.
 	if code, _ := get(t, base+"/v1/terminations"); code != http.StatusUnauthorized {
 		t.Fatalf("/v1/terminations without secret: %d", code)

@@ -30,6 +30,10 @@ type Config struct {
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
 	// Drain is how long SIGTERM waits for calls and connections to end before stopping.
 	Drain time.Duration `envconfig:"SHUTDOWN_DRAIN" default:"20s"`
+	// Grace is how long, within Drain, calls may go on after SIGTERM before they are
+	// hung up (0: at once). A rolling restart with a grace longer than most calls ends
+	// none of them early.
+	Grace time.Duration `envconfig:"SHUTDOWN_GRACE" default:"0s"`
 
 	RedisAddrs    []string `envconfig:"REDIS_ADDRS" default:"127.0.0.1:6379"`
 	RedisCluster  bool     `envconfig:"REDIS_CLUSTER" default:"false"`

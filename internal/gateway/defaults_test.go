@@ -70,7 +70,7 @@ func packageKnobs() []knob {
 // process's own settings, and wiring the gateway decides (the media URL base follows
 // HTTP_ADDR).
 var gatewayOnlyKnobs = []string{
-	"GATEWAY_ROLES", "HTTP_ADDR", "LOG_LEVEL", "SHUTDOWN_DRAIN",
+	"GATEWAY_ROLES", "HTTP_ADDR", "LOG_LEVEL", "SHUTDOWN_DRAIN", "SHUTDOWN_GRACE",
 	"REDIS_ADDRS", "REDIS_CLUSTER", "REDIS_POOL", "MGW_PUBLIC_WS_URL",
 }
 

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -57,6 +58,7 @@ func (a *App) buildCommon(o options) error {
 		Addrs: cfg.RedisAddrs, Password: cfg.RedisPassword, IsClusterMode: cfg.RedisCluster,
 		// Commits, reads and claims; the feed's blocking reads have a client of their own.
 		PoolSize: cfg.RedisPool,
+		Dialer:   redisDialer,
 	})
 	scfg := store.Config{
 		Shards: cfg.DSMShards, OplogLen: cfg.DSMOplogLen, FeedLen: cfg.DSMFeedLen, MaxFields: cfg.DSMMaxFields,
@@ -67,8 +69,8 @@ func (a *App) buildCommon(o options) error {
 	if a.st, err = store.New(scfg, a.rdb, a.ilog); err != nil {
 		return err
 	}
-	a.feed = store.NewFeed(store.FeedConfig{}, a.st, a.ilog)
-	return nil
+	a.feed = store.NewFeed(store.FeedConfig{NoKeyspace: cfg.DSMNoKeyspace}, a.st, a.ilog)
+	return a.reg.Register(a.feed.Collector())
 }
 
 // buildBridge wires the DSM WebSocket bridge (/dsm, /session, POST /v1/sessions) and the
@@ -203,6 +205,28 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 	a.adapter.UseUsers(a.users)
 	a.mux.Handle("/v1/users/", a.users.HTTPHandler())
 	return nil
+}
+
+// Redis connections are dialled as go-redis does by default (5 s to connect, keep-alive),
+// and closed with SO_LINGER 0. go-redis closes a connection whose command timed out (3 s);
+// with the default linger the kernel would still retransmit the command and deliver it
+// when a partition heals, long after the call that sent it was fenced and its claim
+// passed to another instance (asadapter/lease.go). A reset discards it.
+const (
+	redisDialTimeout = 5 * time.Second
+	redisKeepAlive   = 5 * time.Minute
+)
+
+func redisDialer(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: redisDialTimeout, KeepAlive: redisKeepAlive}
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	return c, nil
 }
 
 // loopback turns a listen address such as [::]:8080 into 127.0.0.1:8080.

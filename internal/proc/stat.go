@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -172,4 +173,49 @@ func ParseMachineStat(b []byte) (busy, total uint64, err error) {
 		}
 	}
 	return busy, total, nil
+}
+
+// ParseStatGroup returns the process group (field 5) and utime+stime of a
+// /proc/<pid>/stat file's contents.
+func ParseStatGroup(b []byte) (pgrp int, cpu time.Duration, err error) {
+	cpu, err = ParseStat(b)
+	if err != nil {
+		return 0, 0, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]) // state ppid pgrp ...
+	pgrp, err = strconv.Atoi(f[2])
+	if err != nil || pgrp < 0 {
+		return 0, 0, fmt.Errorf("%w: stat pgrp %q", ErrMalformed, f[2])
+	}
+	return pgrp, cpu, nil
+}
+
+// GroupCPU returns the user plus system CPU time used so far by the live processes of
+// process group pgid (a server and the workers it forked, such as nginx's): a tool that
+// watches a server started by someone else reads its whole group. Processes that ended
+// in between are not counted, so a reading spans live processes only.
+func GroupCPU(pgid int) (time.Duration, error) {
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil {
+		return 0, err
+	}
+	var sum time.Duration
+	found := false
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // ended meanwhile
+		}
+		g, cpu, err := ParseStatGroup(b)
+		if err != nil || g != pgid {
+			continue
+		}
+		sum += cpu
+		found = true
+	}
+	if !found {
+		return 0, fmt.Errorf("cpu of process group %d: no live process in it", pgid)
+	}
+	return sum, nil
 }

@@ -62,3 +62,14 @@ func FuzzParseMachineStat(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseStatGroup(f *testing.F) {
+	f.Add([]byte(statLine))
+	f.Add([]byte("1 (x) S 0 -1 0 0 0 0 0 0 0 0 0 0"))
+	f.Add([]byte("1 (x) S 0 x 0 0 0 0 0 0 0 0 5 1"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if g, d, err := ParseStatGroup(b); !refused(t, err) && (g < 0 || d < 0) {
+			t.Fatalf("negative group %d or CPU %v from %q", g, d, b)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package proc
 import (
 	"errors"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -162,5 +163,24 @@ func TestMissingProcess(t *testing.T) {
 	}
 	if _, err := SumRSS([]int{os.Getpid(), c.PID()}); err == nil {
 		t.Fatalf("SumRSS with reaped pid %d succeeded", c.PID())
+	}
+}
+
+func TestParseStatGroup(t *testing.T) {
+	g, cpu, err := ParseStatGroup([]byte(statLine))
+	if err != nil || g != 4242 || cpu != 1750*time.Millisecond {
+		t.Fatalf("got %d %v %v", g, cpu, err)
+	}
+}
+
+// GroupCPU reads this test's own group (go test runs it as a group of its own or in
+// the shell's: either way this process is in it).
+func TestGroupCPU(t *testing.T) {
+	pgid, err := syscall.Getpgid(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := GroupCPU(pgid); err != nil || d < 0 {
+		t.Fatalf("GroupCPU(%d) = %v, %v", pgid, d, err)
 	}
 }

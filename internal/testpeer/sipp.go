@@ -27,6 +27,9 @@ type SippOptions struct {
 	Remote string
 	// Transport is sipp's -t value ("u1" UDP one socket, "t1" TCP ...). Default "u1".
 	Transport string
+	// Host is the local address sipp binds and advertises (-i, -mi). Default 127.0.0.1; a
+	// test of a network of namespaces gives its bridge's address.
+	Host string
 	// Port is the local SIP port (-p). 0 picks a free one.
 	Port int
 	// RTPEcho makes sipp echo RTP received on MediaPort back to its sender (-rtp_echo).
@@ -75,7 +78,10 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 		opts.MediaPort = freeMediaPort(t)
 	}
 	dir := t.TempDir()
-	args := []string{"-i", "127.0.0.1", "-p", strconv.Itoa(opts.Port), "-t", opts.Transport,
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	args := []string{"-i", opts.Host, "-p", strconv.Itoa(opts.Port), "-t", opts.Transport,
 		"-cp", strconv.Itoa(FreeUDPPort(t)), "-buff_size", "4194304", "-nostdin",
 		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
 		"-trace_msg", "-message_file", filepath.Join(dir, "messages.log")}
@@ -85,7 +91,7 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 		args = append(args, "-sn", opts.Scenario)
 	}
 	if opts.MediaPort != 0 {
-		args = append(args, "-mi", "127.0.0.1", "-mp", strconv.Itoa(opts.MediaPort))
+		args = append(args, "-mi", opts.Host, "-mp", strconv.Itoa(opts.MediaPort))
 	}
 	if opts.RTPEcho {
 		args = append(args, "-rtp_echo")
@@ -100,7 +106,7 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 	if err != nil {
 		t.Fatalf("testpeer: %v", err)
 	}
-	s := &Sipp{Addr: "127.0.0.1:" + strconv.Itoa(opts.Port), Port: opts.Port, MediaPort: opts.MediaPort,
+	s := &Sipp{Addr: net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)), Port: opts.Port, MediaPort: opts.MediaPort,
 		PID: child.PID(), Dir: dir, child: child}
 	stopOnCleanup(t, child, filepath.Join(dir, "sipp.log"), filepath.Join(dir, "errors.log"),
 		filepath.Join(dir, "messages.log"))

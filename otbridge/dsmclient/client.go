@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -45,7 +46,8 @@ type Nack struct {
 	Ops       []store.Op
 }
 
-// Remote reports an op of another writer (Config.OnRemote).
+// Remote reports a live op this connection did not write (Config.OnRemote): another
+// writer's, or one of another connection with the same client key.
 type Remote struct {
 	Obj string
 	Rev int64
@@ -69,6 +71,12 @@ type Config struct {
 	// WriteTimeout bounds one frame write (10 s: a loopback or LAN write takes
 	// microseconds; longer means the gateway is gone).
 	WriteTimeout time.Duration
+	// PingInterval and DeadAfter detect a half-open connection, as the browser's dsm.js
+	// does: a JSON ping every PingInterval (20 s) draws a pong, and a connection on which
+	// nothing at all arrived for DeadAfter (45 s) is dropped and resumed on a new one. A
+	// gateway whose host vanished sends no reset: without this the client would wait for
+	// the proxy in front of it to give up.
+	PingInterval, DeadAfter time.Duration
 	// Log receives the client's warnings (nil: discarded).
 	Log *slog.Logger
 	// Hooks run on the reader goroutine with the client's lock held: they must be quick
@@ -86,6 +94,8 @@ func DefaultConfig() Config {
 		ReconnectMin: 50 * time.Millisecond,
 		ReconnectMax: 2 * time.Second,
 		WriteTimeout: 10 * time.Second,
+		PingInterval: 20 * time.Second,
+		DeadAfter:    45 * time.Second,
 	}
 }
 
@@ -104,6 +114,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = d.PingInterval
+	}
+	if c.DeadAfter <= 0 {
+		c.DeadAfter = d.DeadAfter
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -133,6 +149,7 @@ type Client struct {
 	mu      sync.Mutex // guards everything below and every Object's state
 	objects map[string]*Object
 	link    *link // nil while disconnected
+	first   *link // the link Dial made, until resume makes it link: for Close
 	welcome otbridge.Welcome
 	closed  bool
 	err     error // fatal: the token was refused on reconnect
@@ -159,6 +176,13 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The first link is known to Close before Dial returns: a Close right after Dial must
+	// close it, or the reader, blocked on a live connection, never ends and Close waits
+	// for it forever. (It becomes c.link only in resume: until then a Subscribe's sub is
+	// dropped and resume sends it, once.)
+	c.mu.Lock()
+	c.first = l
+	c.mu.Unlock()
 	go c.run(l)
 	return c, nil
 }
@@ -287,7 +311,7 @@ func (c *Client) reconnect() (*link, error) {
 func (c *Client) resume(l *link) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.link = l
+	c.link, c.first = l, nil
 	for _, o := range c.objects {
 		if o.subscribed {
 			c.sendSubLocked(o)
@@ -300,10 +324,21 @@ func (c *Client) resume(l *link) {
 }
 
 func (c *Client) writeLoop(l *link) {
+	ping := time.NewTicker(c.cfg.PingInterval)
+	defer ping.Stop()
+	n := 0
 	for {
 		select {
 		case <-l.stop:
 			return
+		case <-ping.C:
+			n++
+			m, _ := json.Marshal(map[string]string{"t": otbridge.TypePing, "id": "p" + strconv.Itoa(n)})
+			_ = l.ws.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+			if err := l.ws.WriteMessage(websocket.TextMessage, m); err != nil {
+				l.close()
+				return
+			}
 		case m := <-l.out:
 			_ = l.ws.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 			if err := l.ws.WriteMessage(websocket.TextMessage, m); err != nil {
@@ -316,6 +351,8 @@ func (c *Client) writeLoop(l *link) {
 
 func (c *Client) readLoop(l *link) {
 	for {
+		// Every message, a pong included, shows the connection alive.
+		_ = l.ws.SetReadDeadline(time.Now().Add(c.cfg.DeadAfter))
 		_, b, err := l.ws.ReadMessage()
 		if err != nil {
 			c.log.Debug("connection lost", "err", err)

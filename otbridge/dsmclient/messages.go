@@ -127,6 +127,9 @@ func (c *Client) Close() error {
 	}
 	c.closed = true
 	l := c.link
+	if l == nil {
+		l = c.first
+	}
 	c.mu.Unlock()
 	if l != nil {
 		l.close()
@@ -191,6 +194,11 @@ func (c *Client) handle(b []byte) {
 			break
 		}
 		if m.Seq > 0 {
+			// Written under this client key but not this connection's op in flight:
+			// another connection of the same session (a second tab), or an earlier one.
+			if p := o.inflight; (p == nil || p.seq != m.Seq) && c.cfg.OnRemote != nil {
+				c.cfg.OnRemote(Remote{Obj: m.Obj, Rev: m.Rev, Ops: m.Ops, At: now})
+			}
 			evs = append(evs, o.ownLocked(m.Rev, m.Seq, m.Ops, now))
 		} else {
 			if c.cfg.OnRemote != nil {

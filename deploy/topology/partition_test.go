@@ -1,0 +1,213 @@
+package topology
+
+import (
+	"bufio"
+	"encoding/json"
+	"maps"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// partitionRedis cuts the gateway with most calls off from Redis only, with a blackhole
+// route inside its namespace: it still reaches the CSCF and the far ends.
+func (f *faults) partitionRedis(t *testing.T) {
+	redis := f.s.Service(t, "redis").Addr
+	f.partition(t, "a blackhole route to Redis", func(sv *Service) {
+		ipRun(t, "-n", sv.NS, "route", "add", "blackhole", redis.String()+"/32")
+	}, func(sv *Service) {
+		ipRun(t, "-n", sv.NS, "route", "del", "blackhole", redis.String()+"/32")
+	})
+}
+
+// partitionLink cuts the gateway with most calls off from everything: its link down.
+func (f *faults) partitionLink(t *testing.T) {
+	f.partition(t, "its link down", func(sv *Service) {
+		ipRun(t, "link", "set", sv.Link, "down")
+	}, func(sv *Service) {
+		ipRun(t, "link", "set", sv.Link, "up")
+	})
+}
+
+// partition puts calls on the gateways, cuts the one holding most of them off with cut,
+// and checks fencing: the cut-off instance stops acting on each of its calls before
+// another instance takes the call (its log says when, the survivor's BYE says when), it
+// sends no request in those dialogs afterwards, no dialog is driven by two instances (SIP
+// trace at the CSCF), and each call is ended by a survivor as after a crash. Then heal
+// restores the link and the instance rejoins without a restart: ready again, and new
+// connections and calls land on it.
+func (f *faults) partition(t *testing.T, how string, cut, heal func(*Service)) {
+	s := f.s
+	rdb := redisClient(t, s)
+	trace := traceSIP(t, s.Service(t, "sip"))
+	pages := placeCalls(t, f.lb, 6)
+	byHolder := map[string][]*goPage{}
+	for _, p := range pages {
+		h := claimHolder(t, rdb, p.addr())
+		byHolder[h] = append(byHolder[h], p)
+	}
+	victim := ""
+	for _, gw := range slices.Sorted(maps.Keys(byHolder)) {
+		if victim == "" || len(byHolder[gw]) > len(byHolder[victim]) {
+			victim = gw
+		}
+	}
+	sv := s.Service(t, victim)
+	pid := sv.PID()
+	cutOff := byHolder[victim]
+	callIDs := map[string]*goPage{}
+	for _, p := range cutOff {
+		callIDs[p.fields()["call_id"]] = p
+	}
+	t.Logf("calls by instance: %v; cutting %s off (%s) with %d calls", counts(byHolder), victim, how, len(cutOff))
+
+	t0 := time.Now()
+	cut(sv)
+	healed := false
+	defer func() {
+		if !healed {
+			heal(sv)
+		}
+	}()
+	for _, p := range cutOff {
+		d := afterInstanceLoss(t, p, t0)
+		t.Logf("call %s ended by a survivor %s after the cut", p.fields()["call_id"], d.Round(time.Millisecond))
+	}
+	survivors := gatewayAddrs(s)
+	delete(survivors, sv.Addr.String())
+	pkts := trace.waitFor(t, "a survivor's BYE for every call of "+victim, 15*time.Second, func(pkts []sipPacket) bool {
+		for id := range callIDs {
+			if len(byeFrom(pkts, id, survivors)) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	fenced := waitLogEvents(t, sv, "fenced: no longer acting on the call", slices.Collect(maps.Keys(callIDs)))
+	for id := range callIDs {
+		var taken time.Time
+		for _, at := range byeFrom(pkts, id, survivors) {
+			taken = at
+		}
+		t.Logf("call %s: %s fenced %s after the cut, a survivor's BYE %s after it", id, victim,
+			fenced[id].Sub(t0).Round(time.Millisecond), taken.Sub(t0).Round(time.Millisecond))
+		if !fenced[id].Before(taken) {
+			t.Errorf("call %s: %s stopped acting at %s, after a survivor took it at %s", id, victim,
+				fenced[id].Format(time.StampMilli), taken.Format(time.StampMilli))
+		}
+	}
+
+	heal(sv)
+	healed = true
+	t1 := time.Now()
+	waitFor(t, victim+" ready again", 60*time.Second, func() bool { return strings.HasPrefix(readyz(t, s, victim), "ready") })
+	t.Logf("%s ready %s after the heal", victim, time.Since(t1).Round(time.Millisecond))
+	if sv.PID() != pid {
+		t.Fatalf("%s was restarted", victim)
+	}
+	f.takesNewWork(t, victim)
+
+	// After the heal: nothing more from the cut-off instance in the dialogs it left, and
+	// no dialog driven by two instances over the whole trace.
+	time.Sleep(time.Second) // a retransmission held by the cut would have gone out by now
+	for _, p := range trace.packets() {
+		if _, ours := callIDs[p.CallID]; ours && p.Src == sv.Addr.String() && p.Method != "" && p.At.After(fenced[p.CallID]) {
+			t.Errorf("%s sent %s in dialog %s at %s, after it was fenced", victim, p.Method, p.CallID, p.At.Format(time.StampMilli))
+		}
+	}
+	checkOneDriver(t, trace, gatewayAddrs(s))
+	for _, p := range pages {
+		if _, ours := callIDs[p.fields()["call_id"]]; !ours {
+			p.hangUp(t)
+		}
+	}
+}
+
+// takesNewWork checks that gw serves again: a new DSM connection through nginx lands on
+// it and works, and it claims a new call.
+func (f *faults) takesNewWork(t *testing.T, gw string) {
+	t.Helper()
+	// nginx stopped sending to the instance when connections to it failed, and tries it
+	// again after fail_timeout (10 s by default).
+	p := waitPageOn(t, f.lb, gw, 60*time.Second)
+	p.dial(t, echoURI)
+	p.waitFields(t, "a call from a page on "+gw, 30*time.Second, connected)
+	p.hangUp(t)
+	rdb := redisClient(t, f.s)
+	for range 10 {
+		pages := placeCalls(t, f.lb, 3)
+		took := false
+		for _, q := range pages {
+			took = took || claimHolder(t, rdb, q.addr()) == gw
+			q.hangUp(t)
+		}
+		if took {
+			return
+		}
+	}
+	t.Fatalf("%s claimed none of 30 new calls after it rejoined", gw)
+}
+
+// waitPageOn opens pages through the load balancer until one's DSM connection lands on gw.
+func waitPageOn(t *testing.T, lb, gw string, d time.Duration) *goPage {
+	t.Helper()
+	var p *goPage
+	waitFor(t, "a new DSM connection on "+gw, d, func() bool {
+		p = newPage(t, lb)
+		if p.cl.Welcome().Instance == gw {
+			return true
+		}
+		p.cl.Close()
+		time.Sleep(200 * time.Millisecond)
+		return false
+	})
+	return p
+}
+
+// waitLogEvents waits until a service logged msg for each call id, and returns when (the
+// log's own time: the service's clock is the test's).
+func waitLogEvents(t *testing.T, sv *Service, msg string, callIDs []string) map[string]time.Time {
+	t.Helper()
+	var got map[string]time.Time
+	waitFor(t, sv.Name+" logging "+msg+" for each call", 30*time.Second, func() bool {
+		got = logEvents(sv.Output(), msg)
+		for _, id := range callIDs {
+			if _, ok := got[id]; !ok {
+				return false
+			}
+		}
+		return true
+	})
+	return got
+}
+
+// logEvents returns, by call id, the time of the first JSON log line with msg.
+func logEvents(out, msg string) map[string]time.Time {
+	got := map[string]time.Time{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	for sc.Scan() {
+		var l struct {
+			Time   time.Time `json:"time"`
+			Msg    string    `json:"msg"`
+			CallID string    `json:"call_id"`
+		}
+		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Msg != msg || l.CallID == "" {
+			continue
+		}
+		if _, seen := got[l.CallID]; !seen {
+			got[l.CallID] = l.Time
+		}
+	}
+	return got
+}
+
+// ipRun runs ip(8), failing the test on an error.
+func ipRun(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}

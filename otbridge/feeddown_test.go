@@ -1,0 +1,82 @@
+package otbridge_test
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"dsmgw/internal/testpeer"
+	"dsmgw/otbridge"
+	"dsmgw/store"
+)
+
+// An instance whose change feed cannot read (its Redis frozen here; cut off in a
+// deployment) closes its connections with 1011 after FeedDownClose and refuses new ones,
+// so clients reconnect to an instance whose feed works; once the feed reads again it
+// accepts connections again.
+func TestFeedDownClosesConnections(t *testing.T) {
+	t.Parallel()
+	r := testpeer.StartRedis(t, testpeer.RedisOptions{})
+	in := startInstance(t, newRedisClient(t, r.Addr), otbridge.Config{FeedDownClose: 300 * time.Millisecond}, store.Config{}, nil)
+	sess := in.session(t, "")
+	ws, _, err := websocket.DefaultDialer.Dial(in.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := ws.WriteJSON(map[string]string{"t": "hello", "token": sess.Token}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ws.ReadMessage(); err != nil { // welcome
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(r.PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			thawed = true
+			_ = syscall.Kill(r.PID, syscall.SIGCONT)
+		}
+	}
+	defer thaw()
+	_ = ws.SetReadDeadline(time.Now().Add(30 * time.Second)) // a failure deadline
+	for {
+		_, _, err := ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != otbridge.CloseUnavailable {
+			t.Fatalf("connection ended with %v, want close 1011", err)
+		}
+		break
+	}
+	res, err := http.Get(strings.Replace(in.url, "ws://", "http://", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a new connection while the feed is down: %s, want 503", res.Status)
+	}
+	thaw()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ws2, _, err := websocket.DefaultDialer.Dial(in.url, nil)
+		if err == nil {
+			ws2.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no connection accepted after the feed came back: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
