@@ -34,6 +34,7 @@ type stack struct {
 	bob   string     // bob's registration as Kamailio reports it
 	conf  *imsdemo.Server
 	app   *gateway.App
+	cfg   gateway.Config // the gateway's, for the summary
 }
 
 // startTimeout bounds each step of the start (a peer listening, bob registering): each
@@ -98,7 +99,7 @@ func (s *stack) start(ctx context.Context, root string) error {
 	if s.app, err = gateway.Build(ctx, cfg, glog); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	s.summary(cfg)
+	s.cfg = cfg
 	return nil
 }
 
@@ -113,7 +114,34 @@ func (s *stack) run(soft, hard context.Context) error {
 	} else {
 		confDone <- nil
 	}
+	// The summary says the gateway is ready: print it once /readyz would say so (its feed
+	// readers have read every shard), not merely once it is built.
+	ready, ran := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ready)
+		deadline := time.Now().Add(startTimeout)
+		for soft.Err() == nil && time.Now().Before(deadline) {
+			select {
+			case <-ran:
+				return // Run ended (an error it returns): nothing to announce
+			default:
+			}
+			rctx, cancel := context.WithTimeout(soft, time.Second)
+			err := s.app.Ready(rctx)
+			cancel()
+			if err == nil {
+				s.summary(s.cfg)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if soft.Err() == nil {
+			s.log.Warn("the gateway is not ready; see gateway.log", "after", startTimeout)
+		}
+	}()
 	err := s.app.Run(soft, hard)
+	close(ran)
+	<-ready
 	stopConf()
 	if cerr := <-confDone; cerr != nil {
 		s.log.Warn("conference server", "err", cerr)

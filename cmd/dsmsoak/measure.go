@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,14 +31,20 @@ type snapshot struct {
 	players  int64 // fields of the players index
 	writerMB float64
 	cliMem   int64             // mem_clients_normal: the connections' buffers, not data
+	gor      int64             // the gateway's goroutines (go_goroutines)
+	heap     int64             // the gateway's live heap (go_memstats_heap_inuse_bytes)
+	stack    int64             // the gateway's goroutine stacks (go_memstats_stack_inuse_bytes)
 	perKey   map[string]int64  // MEMORY USAGE of every key (with -v)
 	stats    map[string]string // MEMORY STATS (with -v)
 }
 
 // measure reads Redis and the gateway's RSS; gw gets SIGUSR1 first (it frees what it can)
 // unless it is nil.
-func measure(ctx context.Context, rdb *redis.Client, gw *proc.Child, perKey bool) (snapshot, error) {
+func measure(ctx context.Context, rdb *redis.Client, gw *proc.Child, metricsURL string, perKey bool) (snapshot, error) {
 	var s snapshot
+	if gw != nil && metricsURL != "" {
+		gatewayMetrics(ctx, metricsURL, &s)
+	}
 	if gw != nil {
 		_ = syscall.Kill(gw.PID(), syscall.SIGUSR1)
 		time.Sleep(500 * time.Millisecond) // FreeOSMemory runs a GC and returns pages
@@ -119,7 +126,7 @@ func measure(ctx context.Context, rdb *redis.Client, gw *proc.Child, perKey bool
 func waitQuiet(ctx context.Context, rdb *redis.Client, live int64, keep bool, limit time.Duration) (time.Duration, error) {
 	start := time.Now()
 	for {
-		s, err := measure(ctx, rdb, nil, false)
+		s, err := measure(ctx, rdb, nil, "", false)
 		if err != nil {
 			return 0, err
 		}
@@ -134,6 +141,40 @@ func waitQuiet(ctx context.Context, rdb *redis.Client, live int64, keep bool, li
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// gatewayMetrics reads the gateway's goroutines, live heap and stacks from /metrics (after
+// the SIGUSR1 of the previous reading, so after a GC).
+func gatewayMetrics(ctx context.Context, metricsURL string, s *snapshot) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
+	if err != nil {
+		return
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "go_goroutines":
+			s.gor = int64(f)
+		case "go_memstats_heap_inuse_bytes":
+			s.heap = int64(f)
+		case "go_memstats_stack_inuse_bytes":
+			s.stack = int64(f)
 		}
 	}
 }

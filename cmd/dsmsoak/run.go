@@ -72,7 +72,7 @@ func run(ctx context.Context, o options, out io.Writer) (res result, err error) 
 	if err != nil && !o.keep {
 		return res, fmt.Errorf("after the warm-up: %w", err)
 	}
-	base0, err := measure(ctx, rdb, gw, o.verbose)
+	base0, err := measure(ctx, rdb, gw, base+"/metrics", o.verbose)
 	if err != nil {
 		return res, err
 	}
@@ -88,7 +88,7 @@ func run(ctx context.Context, o options, out io.Writer) (res result, err error) 
 		t0 := time.Now()
 		p.run(ctx, n, o.conc, o.calls)
 		done += n
-		s, err := measure(ctx, rdb, gw, false)
+		s, err := measure(ctx, rdb, gw, base+"/metrics", false)
 		if err != nil {
 			return res, err
 		}
@@ -102,7 +102,7 @@ func run(ctx context.Context, o options, out io.Writer) (res result, err error) 
 	}
 	soak := time.Since(start)
 	q, qerr := waitQuiet(ctx, rdb, int64(o.live), o.keep, o.settle)
-	final, err := measure(ctx, rdb, gw, o.verbose)
+	final, err := measure(ctx, rdb, gw, base+"/metrics", o.verbose)
 	if err != nil {
 		return res, err
 	}
@@ -119,8 +119,8 @@ func run(ctx context.Context, o options, out io.Writer) (res result, err error) 
 }
 
 func (s snapshot) String() string {
-	return fmt.Sprintf("keys %d  used_memory %s (dataset %s)  clients %d  gateway RSS %s  writer index %d (%.1f MiB)  presence %d  index entries %d  feed %d",
-		s.keys, mib(s.used), mib(s.dataset), s.clients, mib(s.rss), s.writers, s.writerMB, s.presence, s.players, s.feed)
+	return fmt.Sprintf("keys %d  used_memory %s (dataset %s)  clients %d  gateway RSS %s (heap %s, %d goroutines)  writer index %d (%.1f MiB)  presence %d  index entries %d  feed %d",
+		s.keys, mib(s.used), mib(s.dataset), s.clients, mib(s.rss), mib(s.heap), s.gor, s.writers, s.writerMB, s.presence, s.players, s.feed)
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.2f MiB", float64(b)/(1<<20)) }
@@ -139,6 +139,8 @@ func report(out io.Writer, o options, b, a snapshot, p *pages, soak time.Duratio
 	fmt.Fprintf(out, "| Redis connections (the gateway's pool) | %d | %d | %+d |\n", b.clients, a.clients, a.clients-b.clients)
 	fmt.Fprintf(out, "| gateway RSS | %s | %s | %+.2f MiB (peak during the soak %s) |\n", mib(b.rss), mib(a.rss),
 		float64(a.rss-b.rss)/(1<<20), mib(peakRSS))
+	fmt.Fprintf(out, "| gateway live heap | %s | %s | %+.2f MiB |\n", mib(b.heap), mib(a.heap), float64(a.heap-b.heap)/(1<<20))
+	fmt.Fprintf(out, "| gateway goroutines (stacks) | %d (%s) | %d (%s) | %+d |\n", b.gor, mib(b.stack), a.gor, mib(a.stack), a.gor-b.gor)
 	fmt.Fprintf(out, "| Redis used_memory peak between waves | | %s | |\n", mib(peakUsed))
 	if n > 0 {
 		fmt.Fprintf(out, "Redis memory left per page session: %.1f B (without client buffers %.1f B, dataset %.1f B)\n",
