@@ -32,7 +32,7 @@ type snapshot struct {
 	writerMB float64
 	cliMem   int64             // mem_clients_normal: the connections' buffers, not data
 	gor      int64             // the gateway's goroutines (go_goroutines)
-	heap     int64             // the gateway's live heap (go_memstats_heap_inuse_bytes)
+	heap     int64             // the gateway's heap in use after a GC (go_memstats_heap_inuse_bytes)
 	stack    int64             // the gateway's goroutine stacks (go_memstats_stack_inuse_bytes)
 	perKey   map[string]int64  // MEMORY USAGE of every key (with -v)
 	stats    map[string]string // MEMORY STATS (with -v)
@@ -42,9 +42,6 @@ type snapshot struct {
 // unless it is nil.
 func measure(ctx context.Context, rdb *redis.Client, gw *proc.Child, metricsURL string, perKey bool) (snapshot, error) {
 	var s snapshot
-	if gw != nil && metricsURL != "" {
-		gatewayMetrics(ctx, metricsURL, &s)
-	}
 	if gw != nil {
 		_ = syscall.Kill(gw.PID(), syscall.SIGUSR1)
 		time.Sleep(500 * time.Millisecond) // FreeOSMemory runs a GC and returns pages
@@ -53,6 +50,9 @@ func measure(ctx context.Context, rdb *redis.Client, gw *proc.Child, metricsURL 
 			return s, err
 		}
 		s.rss = rss
+		if metricsURL != "" {
+			gatewayMetrics(ctx, metricsURL, &s)
+		}
 	}
 	n, err := rdb.DBSize(ctx).Result()
 	if err != nil {
@@ -145,8 +145,8 @@ func waitQuiet(ctx context.Context, rdb *redis.Client, live int64, keep bool, li
 	}
 }
 
-// gatewayMetrics reads the gateway's goroutines, live heap and stacks from /metrics (after
-// the SIGUSR1 of the previous reading, so after a GC).
+// gatewayMetrics reads the gateway's goroutines, heap in use and stacks from /metrics
+// (right after the reading's SIGUSR1, so after a GC).
 func gatewayMetrics(ctx context.Context, metricsURL string, s *snapshot) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 	if err != nil {

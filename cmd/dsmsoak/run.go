@@ -139,7 +139,7 @@ func report(out io.Writer, o options, b, a snapshot, p *pages, soak time.Duratio
 	fmt.Fprintf(out, "| Redis connections (the gateway's pool) | %d | %d | %+d |\n", b.clients, a.clients, a.clients-b.clients)
 	fmt.Fprintf(out, "| gateway RSS | %s | %s | %+.2f MiB (peak during the soak %s) |\n", mib(b.rss), mib(a.rss),
 		float64(a.rss-b.rss)/(1<<20), mib(peakRSS))
-	fmt.Fprintf(out, "| gateway live heap | %s | %s | %+.2f MiB |\n", mib(b.heap), mib(a.heap), float64(a.heap-b.heap)/(1<<20))
+	fmt.Fprintf(out, "| gateway heap in use after a GC | %s | %s | %+.2f MiB |\n", mib(b.heap), mib(a.heap), float64(a.heap-b.heap)/(1<<20))
 	fmt.Fprintf(out, "| gateway goroutines (stacks) | %d (%s) | %d (%s) | %+d |\n", b.gor, mib(b.stack), a.gor, mib(a.stack), a.gor-b.gor)
 	fmt.Fprintf(out, "| Redis used_memory peak between waves | | %s | |\n", mib(peakUsed))
 	if n > 0 {
