@@ -68,8 +68,8 @@ func run(ctx context.Context, o options, out io.Writer) (res result, err error) 
 		p.run(ctx, o.warmup, o.conc, o.calls)
 		fmt.Fprintf(out, "warm-up: %d sessions in %v, %d failed\n", o.warmup, time.Since(t0).Round(time.Millisecond), p.failed.Load())
 	}
-	q, err := waitQuiet(ctx, rdb, int64(o.live), false, o.settle)
-	if err != nil && !o.keep {
+	q, err := waitQuiet(ctx, rdb, int64(o.live), o.keep && o.warmup > 0, o.settle)
+	if err != nil {
 		return res, fmt.Errorf("after the warm-up: %w", err)
 	}
 	base0, err := measure(ctx, rdb, gw, base+"/metrics", o.verbose)

@@ -19,6 +19,7 @@ import (
 
 	"dsmgw/internal/gateway"
 	"dsmgw/internal/proc"
+	"dsmgw/store"
 )
 
 // serveFlag, as the first argument, makes this binary the gateway (the hidden serve mode).
@@ -39,7 +40,12 @@ func startGateway(ctx context.Context, o options, dir, redisAddr, secret string)
 	if err != nil {
 		return nil, "", fmt.Errorf("own executable: %w", err)
 	}
-	cmd := exec.Command(exe, serveFlag, "-redis", redisAddr, "-grace", o.grace.String(), "-feed-age", o.feedAge.String())
+	sweep := time.Duration(0)
+	if o.keep {
+		sweep = time.Second
+	}
+	cmd := exec.Command(exe, serveFlag, "-redis", redisAddr, "-grace", o.grace.String(), "-feed-age", o.feedAge.String(),
+		"-sweep", sweep.String())
 	cmd.Env = append(os.Environ(), secretEnv+"="+secret)
 	logf, err := os.Create(dir + "/gateway.log")
 	if err != nil {
@@ -96,6 +102,9 @@ func serveMain(args []string) error {
 	redisAddr := fs.String("redis", "", "Redis address")
 	grace := fs.Duration("grace", 5*time.Second, "DSM_GRACE")
 	feedAge := fs.Duration("feed-age", 10*time.Second, "DSM_FEED_MAX_AGE")
+	// With -keep the grace period is a year, but the feeds must still be trimmed by age
+	// (they are not what the sessions leave): the janitor then sweeps every second.
+	sweep := fs.Duration("sweep", 0, "janitor interval (0: the gateway's, a grace period's eighth)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -142,7 +151,8 @@ func serveMain(args []string) error {
 	cfg.SIPInviteTimeout = 10 * time.Second // a loopback UAS answers at once
 	cfg.Drain = 5 * time.Second
 	hard := context.Background()
-	app, err := gateway.Build(hard, cfg, log, gateway.WithListener(l))
+	app, err := gateway.Build(hard, cfg, log, gateway.WithListener(l),
+		gateway.WithJanitorConfig(func(c *store.JanitorConfig) { c.Interval = *sweep }))
 	if err != nil {
 		return err
 	}
