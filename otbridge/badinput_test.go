@@ -73,12 +73,12 @@ func TestBadInput(t *testing.T) {
 		"base 2^53":            {hello: true, send: []string{`{"t":"op","obj":"` + own + `","base":9007199254740992,"seq":1,"ops":[{"o":"set","f":"a","v":"b"}]}`}, want: otbridge.CodeBadMessage, nack: true},
 		"since 2^53":           {hello: true, send: []string{`{"t":"sub","obj":"` + own + `","since":9007199254740992}`}, want: otbridge.CodeBadMessage},
 		// Addresses and the players index against the schema, and the objects a key may own.
-		"dot-dot address":       {hello: true, send: []string{`{"t":"sub","obj":"players/` + sess.Client + `/../x/audio"}`}, want: otbridge.CodeBadMessage},
-		"dot-dot index field":   {hello: true, send: []string{op("players", `[{"o":"set","f":"players/`+sess.Client+`/../B/audio","v":"audio"}]`)}, want: otbridge.CodeForbidden, nack: true},
-		"index value":           {hello: true, send: []string{op("players", `[{"o":"set","f":"`+own+`","v":"loud"}]`)}, want: otbridge.CodeBadMessage, nack: true},
-		"index unknown media":   {hello: true, send: []string{op("players", `[{"o":"set","f":"players/`+sess.Client+`/smell","v":"smell"}]`)}, want: otbridge.CodeBadMessage, nack: true},
-		"object beyond schema":  {hello: true, send: []string{op("players/"+sess.Client+"/x1", `[{"o":"set","f":"a","v":"b"}]`)}, want: otbridge.CodeBadMessage, nack: true},
-		"object below a player": {hello: true, send: []string{op(own+"/x", `[{"o":"set","f":"a","v":"b"}]`)}, want: otbridge.CodeBadMessage, nack: true},
+		"dot-dot address":          {hello: true, send: []string{`{"t":"sub","obj":"players/` + sess.Client + `/../x/audio"}`}, want: otbridge.CodeBadMessage},
+		"dot-dot index field":      {hello: true, send: []string{op("players", `[{"o":"set","f":"players/`+sess.Client+`/../B/audio","v":"audio"}]`)}, want: otbridge.CodeForbidden, nack: true},
+		"index value":              {hello: true, send: []string{op("players", `[{"o":"set","f":"`+own+`","v":"loud"}]`)}, want: otbridge.CodeBadMessage, nack: true},
+		"index unknown media":      {hello: true, send: []string{op("players", `[{"o":"set","f":"players/`+sess.Client+`/smell","v":"smell"}]`)}, want: otbridge.CodeBadMessage, nack: true},
+		"object beyond schema":     {hello: true, send: []string{op("players/"+sess.Client+"/x1", `[{"o":"set","f":"a","v":"b"}]`)}, want: otbridge.CodeBadMessage, nack: true},
+		"object of the key itself": {hello: true, send: []string{op("players/"+sess.Client, `[{"o":"set","f":"a","v":"b"}]`)}, want: otbridge.CodeForbidden, nack: true},
 		// Grants of users/*: a token reads its own user only.
 		"read other user":      {hello: true, send: []string{`{"t":"sub","obj":"users/alice"}`}, want: otbridge.CodeForbidden},
 		"read other user conf": {hello: true, send: []string{`{"t":"sub","obj":"users/alice/conf/c1"}`}, want: otbridge.CodeForbidden},

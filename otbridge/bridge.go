@@ -86,6 +86,7 @@ func New(cfg Config, st *store.Store, feed *store.Feed, reg prometheus.Registere
 			MaxValueBytes: sc.Limits.MaxValueBytes,
 			MaxFields:     sc.MaxFields,
 			MaxSubs:       cfg.MaxSubs,
+			MaxObjects:    cfg.MaxObjects,
 			OpsPerSecond:  cfg.OpsPerSecond,
 		},
 		shards: sc.Shards,

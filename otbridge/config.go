@@ -45,6 +45,10 @@ type Config struct {
 	// CommitTimeout bounds one store round trip for an op or a read (5 s: Redis answers in
 	// well under a millisecond; five seconds means it is unreachable).
 	CommitTimeout time.Duration
+	// MaxObjects caps the objects of one client key (players/<key>/...: its player objects
+	// and private objects), counted at a page's first write of each (16: a page has one
+	// player per media kind; load tests keep a few more).
+	MaxObjects int
 	// PresenceInterval is how often the bridge tells the store that the client keys of its
 	// open connections are still present (30 s: the gateway sets it to a quarter of the
 	// Janitor's grace period, so a connected key is never taken for gone).
@@ -88,6 +92,7 @@ func DefaultConfig() Config {
 		CommitTimeout:    5 * time.Second,
 		RefreshWorkers:   8,
 		FeedDownClose:    5 * time.Second,
+		MaxObjects:       16,
 		PresenceInterval: 30 * time.Second,
 		Policy:           DefaultPolicy{},
 	}
@@ -108,6 +113,7 @@ func (c Config) withDefaults() Config {
 	fill(&c.FeedDownClose, d.FeedDownClose)
 	fill(&c.RefreshWorkers, d.RefreshWorkers)
 	fill(&c.PresenceInterval, d.PresenceInterval)
+	fill(&c.MaxObjects, d.MaxObjects)
 	if c.Policy == nil {
 		c.Policy = d.Policy
 	}

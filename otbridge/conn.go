@@ -33,9 +33,10 @@ type conn struct {
 
 	// Owned by the reader goroutine.
 	authed  bool
-	tokens  float64   // rate-limit bucket
-	filled  time.Time // when tokens and refusals were last topped up
-	refused float64   // refusal bucket: rate_limited answers left before 4029
+	tokens  float64         // rate-limit bucket
+	filled  time.Time       // when tokens and refusals were last topped up
+	refused float64         // refusal bucket: rate_limited answers left before 4029
+	claimed map[string]bool // own objects already counted (store.Claim) on this connection
 
 	// key is the client key, set once at hello before any subscription exists, with the
 	// client's epoch (its page load) and the token's claims.

@@ -33,6 +33,7 @@ const (
 	CodeBaseAhead        = "base_ahead"
 	CodeUnavailable      = "unavailable"
 	CodeSeqReused        = "seq_reused"
+	CodeTooManyObjects   = "too_many_objects"
 	CodeInternal         = "internal"
 )
 

@@ -25,6 +25,28 @@ func (c *conn) op(m Msg) {
 		c.nack(m, storeError(err))
 		return
 	}
+	if owner, ok := c.b.st.Schema().Owner(m.Obj); ok && owner == c.key && !c.claimed[m.Obj] {
+		// A page's first write of an object of its own counts it among the key's objects,
+		// so that one page cannot make objects without bound (each stays until the key is
+		// gone for good).
+		ctx, cancel := context.WithTimeout(c.b.ctx, c.b.cfg.CommitTimeout)
+		err := c.b.st.Claim(ctx, c.key, m.Obj, c.b.cfg.MaxObjects)
+		cancel()
+		switch {
+		case errors.Is(err, store.ErrTooManyObjects):
+			c.nack(m, protoErr(CodeTooManyObjects, "this client key has %d objects already", c.b.cfg.MaxObjects))
+			return
+		case err != nil:
+			c.b.m.rejects.WithLabelValues(CodeUnavailable).Inc()
+			c.log.Warn("object claim failed; closing the connection so the client resends", "obj", m.Obj, "err", err)
+			c.close(CloseUnavailable, CodeUnavailable)
+			return
+		}
+		if c.claimed == nil {
+			c.claimed = make(map[string]bool)
+		}
+		c.claimed[m.Obj] = true
+	}
 	inf := &inflight{seq: m.Seq}
 	c.mu.Lock()
 	if cur := c.inflight[m.Obj]; cur != nil {

@@ -364,6 +364,7 @@ type Limits struct {
 	MaxValueBytes int     `json:"max_value_bytes"`
 	MaxFields     int     `json:"max_fields"`
 	MaxSubs       int     `json:"max_subs"`
+	MaxObjects    int     `json:"max_objects"`
 	OpsPerSecond  float64 `json:"ops_per_second"`
 }
 

@@ -14,9 +14,11 @@ var (
 	ErrTooManyOps    = errors.New("too many op elements")
 	ErrValueTooLong  = errors.New("field name or value too long")
 	ErrTooManyFields = errors.New("too many fields in object")
-	ErrStale         = errors.New("stale seq: an older op than the last committed")
-	ErrBaseAhead     = errors.New("base revision ahead of the object")
-	ErrExpectFailed  = errors.New("expect failed")
+	// ErrTooManyObjects: a client key already has as many objects as it may (Claim).
+	ErrTooManyObjects = errors.New("too many objects for one client key")
+	ErrStale          = errors.New("stale seq: an older op than the last committed")
+	ErrBaseAhead      = errors.New("base revision ahead of the object")
+	ErrExpectFailed   = errors.New("expect failed")
 	// ErrSeqReused: an op of a new epoch of its writer reuses a seq the writer already
 	// committed (a reloaded page numbering from 1 again); see SeqReusedError.
 	ErrSeqReused = errors.New("seq already used by an earlier op of this writer")

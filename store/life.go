@@ -145,9 +145,8 @@ type SweepStats struct {
 func (j *Janitor) Sweep(ctx context.Context, now time.Time) (SweepStats, error) {
 	var st SweepStats
 	cutoff := now.Add(-j.cfg.Grace).UnixMilli()
-	rdb := j.st.rdb
-	if err := rdb.ZRemRangeByScore(ctx, presenceKey, "-inf", "("+strconv.FormatInt(cutoff, 10)).Err(); err != nil {
-		return st, fmt.Errorf("store: sweep presence: %w", err)
+	if err := j.dropGoneKeys(ctx, cutoff); err != nil {
+		return st, err
 	}
 	// The feeds first: a long sweep (a backlog after an outage) must not hold them up.
 	errs := []error{j.trimFeeds(ctx)}
@@ -224,6 +223,38 @@ func (j *Janitor) sweepShard(ctx context.Context, shard int, cutoff int64, st *S
 	return ctx.Err()
 }
 
+// dropGoneKeys deletes the presence of the keys not seen since cutoff, and their object
+// sets (Claim): first every such set, Batch keys a pipeline, then the presence entries in
+// one command. (A key that comes back in between keeps its presence, its score being newer
+// now; its set is rebuilt by its next writes.)
+func (j *Janitor) dropGoneKeys(ctx context.Context, cutoff int64) error {
+	rdb := j.st.rdb
+	max := "(" + strconv.FormatInt(cutoff, 10)
+	for offset := int64(0); ctx.Err() == nil; offset += int64(j.cfg.Batch) {
+		keys, err := rdb.ZRangeByScore(ctx, presenceKey, &redis.ZRangeBy{Min: "-inf", Max: max,
+			Offset: offset, Count: int64(j.cfg.Batch)}).Result()
+		if err != nil {
+			return fmt.Errorf("store: sweep presence: %w", err)
+		}
+		if len(keys) == 0 {
+			break
+		}
+		_, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, k := range keys {
+				p.Del(ctx, objectsPrefix+k)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("store: sweep object sets: %w", err)
+		}
+	}
+	if err := rdb.ZRemRangeByScore(ctx, presenceKey, "-inf", max).Err(); err != nil {
+		return fmt.Errorf("store: sweep presence: %w", err)
+	}
+	return ctx.Err()
+}
+
 // goneEntry is a writer index entry of a client key gone for good, and the script run on it.
 type goneEntry struct {
 	client, obj, member string
@@ -238,7 +269,7 @@ func (j *Janitor) goneCmd(ctx context.Context, p redis.Pipeliner, g goneEntry) *
 	sc := j.st.schema
 	k := keysFor(g.obj, j.st.cfg.Shards)
 	keys := []string{k.fields, k.meta, k.log, k.feed, k.writers}
-	if owner, _, ok := sc.ParsePlayerAddress(g.obj); ok && owner == g.client {
+	if owner, ok := sc.Owner(g.obj); ok && owner == g.client {
 		return j.remove.EvalSha(ctx, p, keys, g.obj, g.member, g.score, j.st.cfg.FeedLen)
 	}
 	return j.forget.EvalSha(ctx, p, keys, j.forgetArgs(g.client, g.obj, g.member, g.score)...)

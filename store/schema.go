@@ -106,17 +106,35 @@ func (s *Schema) IsMedia(m string) bool {
 	return false
 }
 
-// ValidatePlayerAddress checks that an object under the players prefix is a player
-// object players/<key>/<media> with media one of the schema's kinds; other addresses pass.
-// It is what caps the objects one client key can make: one per media kind.
+// ValidatePlayerAddress checks an object under the players prefix: players/<key>/<media>
+// with media one of the schema's kinds is a player (what the AS adapter acts on);
+// players/<key>/<name>/... with more segments is a private object of that key (load tests
+// keep theirs there), which the adapter leaves alone. Nothing else exists under the prefix.
+// Other addresses pass.
 func (s *Schema) ValidatePlayerAddress(obj string) error {
-	if !strings.HasPrefix(obj, s.Players.Prefix) {
+	rest, ok := strings.CutPrefix(obj, s.Players.Prefix)
+	if !ok {
 		return nil
 	}
-	if _, media, ok := s.ParsePlayerAddress(obj); !ok || !s.IsMedia(media) {
-		return fmt.Errorf("%w: %.80q is not %s<key>/<media> with media one of %v", ErrBadOp, obj, s.Players.Prefix, s.Players.Media)
+	key, sub, _ := strings.Cut(rest, "/")
+	switch {
+	case key == "" || sub == "":
+		return fmt.Errorf("%w: %.80q is not %s<key>/<media>", ErrBadOp, obj, s.Players.Prefix)
+	case !strings.Contains(sub, "/") && !s.IsMedia(sub):
+		return fmt.Errorf("%w: %.80q: a player's media is one of %v", ErrBadOp, obj, s.Players.Media)
 	}
 	return nil
+}
+
+// Owner returns the client key owning obj: the <key> of players/<key>/..., which goes when
+// that key is gone for good (see Janitor). ok is false for objects nobody owns.
+func (s *Schema) Owner(obj string) (key string, ok bool) {
+	rest, found := strings.CutPrefix(obj, s.Players.Prefix)
+	if !found {
+		return "", false
+	}
+	key, sub, found := strings.Cut(rest, "/")
+	return key, found && key != "" && sub != ""
 }
 
 // ValidateIndexOp checks an op on the players index against the schema: every field it

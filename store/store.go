@@ -199,9 +199,9 @@ func (s *Store) Commit(ctx context.Context, c Commit) (Committed, error) {
 	}
 	k := keysFor(c.Obj, s.cfg.Shards)
 	keys := []string{k.fields, k.meta, k.log, k.feed, k.writers}
-	// The owner of a player object is the client key in its address, whoever writes it:
-	// the object goes when that key is gone for good (see Janitor).
-	owner, _, _ := s.schema.ParsePlayerAddress(c.Obj)
+	// The owner of an object under players/ is the client key in its address, whoever
+	// writes it: the object goes when that key is gone for good (see Janitor).
+	owner, _ := s.schema.Owner(c.Obj)
 	args := make([]any, 0, 11+3*len(c.Ops))
 	args = append(args, c.Obj, c.Client, c.Seq, c.Base, writes, s.cfg.OplogLen, s.cfg.FeedLen, maxFields,
 		c.Epoch, owner, time.Now().UnixMilli())

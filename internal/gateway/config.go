@@ -58,6 +58,7 @@ type Config struct {
 	DSMMaxSubs      int           `envconfig:"DSM_MAX_SUBS" default:"64"`
 	DSMOpsPerSecond float64       `envconfig:"DSM_OPS_PER_SECOND" default:"200"`
 	DSMSendQueue    int           `envconfig:"DSM_SEND_QUEUE" default:"256"`
+	DSMMaxObjects   int           `envconfig:"DSM_MAX_OBJECTS" default:"16"`
 	// DSMDemoSessions lets GET /session?user=U mint a session for any user: demos only.
 	DSMDemoSessions bool `envconfig:"DSM_DEMO_SESSIONS" default:"false"`
 

@@ -43,6 +43,7 @@ func packageKnobs() []knob {
 		{"DSM_OPS_PER_SECOND", func() any { return br.OpsPerSecond }},
 		{"DSM_SEND_QUEUE", func() any { return br.SendQueue }},
 		{"DSM_DEMO_SESSIONS", func() any { return br.DemoSessions }},
+		{"DSM_MAX_OBJECTS", func() any { return br.MaxObjects }},
 
 		{"DSM_NO_KEYSPACE", func() any { return ad.NoKeyspace }},
 		{"SIP_LISTEN_UDP", func() any { return ad.ListenUDP }},

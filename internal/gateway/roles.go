@@ -87,7 +87,7 @@ func (a *App) buildBridge(o options) error {
 	bcfg := otbridge.Config{
 		Secret: []byte(cfg.DSMSecret), TokenTTL: cfg.DSMTokenTTL, MaxFrameBytes: cfg.DSMMaxFrame,
 		MaxSubs: cfg.DSMMaxSubs, OpsPerSecond: cfg.DSMOpsPerSecond, SendQueue: cfg.DSMSendQueue,
-		Instance: cfg.Instance, DemoSessions: cfg.DSMDemoSessions,
+		Instance: cfg.Instance, DemoSessions: cfg.DSMDemoSessions, MaxObjects: cfg.DSMMaxObjects,
 		// A quarter of the grace period: a connected key is refreshed three times before
 		// it could be taken for gone.
 		PresenceInterval: a.janitor.Config().Grace / 4,
