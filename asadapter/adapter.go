@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"dsmgw/asadapter/ptt"
 	"dsmgw/asadapter/sipport"
 	"dsmgw/store"
 )
@@ -30,6 +31,8 @@ type Adapter struct {
 	client string       // our writer id in the DSM
 	keys   redisKeys
 	met    *metrics
+	// floorPorts are the floor channels' ports of push-to-talk calls (call_ptt.go).
+	floorPorts *ptt.Ports
 
 	ua  *sipgo.UserAgent
 	srv *sipgo.Server
@@ -110,6 +113,9 @@ func New(cfg Config, st *store.Store, feed *store.Feed, mgw MediaGateway, reg pr
 		drainC:  make(chan struct{}),
 	}
 	a.f = fieldsOf(a.schema)
+	if a.floorPorts, err = ptt.NewPorts(cfg.Floor); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
 	a.wake = newWakeFilter()
 	a.ids = newIdentities()
 	met, err := newMetrics(reg)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/icsi"
 	"dsmgw/asadapter/sdp"
 	"dsmgw/store"
 )
@@ -29,6 +30,11 @@ type call struct {
 	a      *Adapter
 	player string
 	dir    Direction
+	// svc is the call's IMS service (asadapter/icsi), set before the call's goroutine
+	// starts; ptt its floor side when it is a push-to-talk call (call_ptt.go), nil
+	// otherwise, set by the call's goroutine under mu.
+	svc    icsi.Service
+	ptt    *pttCall
 	log    *slog.Logger
 	seenAt time.Time // when the browser's connecting was seen (post-dial delay)
 
@@ -98,6 +104,7 @@ func (a *Adapter) newCall(ctx context.Context, player string, dir Direction, cal
 // end runs last on the call's goroutine, ended or abandoned: the call leaves the
 // adapter's tables, its helpers are stopped and waited for, and done is closed.
 func (c *call) end() {
+	c.stopFloor() // a call abandoned before its end was written still frees its floor port
 	c.a.removeCall(c)
 	c.stop()
 	c.helpers.stopAndWait()
@@ -205,6 +212,7 @@ func (c *call) finish(res result, ops ...store.Op) {
 		return // fenced: the termination is gone, the rest is the claim's next holder's
 	}
 	c.finished.Store(true)
+	c.stopFloor()
 	ctx, cancel := c.cleanupCtx()
 	defer cancel()
 	a := c.a
@@ -220,6 +228,7 @@ func (c *call) finish(res result, ops ...store.Op) {
 	if len(ops) > 0 {
 		all := append([]store.Op{store.Expect(a.f.callID, callID)}, ops...)
 		all = append(all, store.Del(a.f.mgwURL), store.Del(a.f.progress))
+		all = append(all, c.floorEndOps()...)
 		if err := c.commit(ctx, all...); err != nil && !errors.Is(err, store.ErrExpectFailed) {
 			c.log.Warn("write call result failed", "err", err)
 		}

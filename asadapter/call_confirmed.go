@@ -54,6 +54,7 @@ func (c *call) confirmed(ctx context.Context) {
 			if dt := fl[a.f.dtmf]; dt != "" {
 				c.sendDTMF(ctx, dt)
 			}
+			c.floorIntent(ctx, fl)
 		case <-c.seC:
 			c.armSessionTimer(se)
 		case <-se.C:

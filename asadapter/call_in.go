@@ -9,6 +9,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/icsi"
 	"dsmgw/asadapter/sdp"
 	"dsmgw/store"
 )
@@ -77,6 +78,14 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		a.reject(tx, req, 488, "Not Acceptable Here")
 		return
 	}
+	svc, err := icsi.Identify(req)
+	if err != nil {
+		// A service we do not offer is refused, never answered as a plain MMTel call.
+		a.log.Info("incoming call for an unsupported service", "user", user, "call_id", req.CallID().Value(), "err", err)
+		a.reply(tx, req, 488, "Not Acceptable Here", "", nil,
+			sip.NewHeader("Warning", `399 `+a.cfg.AdvertiseHost+` "`+warningText(err.Error())+`"`))
+		return
+	}
 	claimedAt := time.Now() // the claim's lease counts from the request (lease.go)
 	ok, err := a.claim(ctx, player)
 	if err != nil || !ok {
@@ -84,7 +93,7 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c := a.newCall(ctx, player, DirIn, req.CallID().Value())
-	c.merge = merge
+	c.merge, c.svc = merge, svc
 	if !a.addCall(c) {
 		c.stop()
 		a.release(ctx, player)
@@ -174,7 +183,18 @@ func (c *call) rejectIn(in *incoming, code int, reason string, res result, ops .
 // ringing and sends 180. It reports false when the call ended instead.
 func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) bool {
 	a, req := c.a, in.req
-	local, err := a.mgw.AddLocal(ctx, LocalRequest{Player: c.player, CallID: c.callID()})
+	if c.svc == icsi.PoC {
+		err := c.openFloor()
+		if err == nil {
+			_, err = c.floorAnswer(req.Body())
+		}
+		if err != nil {
+			c.log.Info("push-to-talk call refused", "err", err)
+			c.rejectIn(in, 488, "Not Acceptable Here", resultBadSDP)
+			return false
+		}
+	}
+	local, err := a.mgw.AddLocal(ctx, LocalRequest{Player: c.player, CallID: c.callID(), Gated: c.ptt != nil})
 	if err != nil {
 		a.met.mgwErrors.WithLabelValues("add_local").Inc()
 		c.log.Warn("add local termination failed", "err", err)
@@ -191,7 +211,7 @@ func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) boo
 		LocalURI: nameAddr(req.To().DisplayName, req.To().Address), RemoteURI: caller,
 		LocalCSeq: 1 + rand.Uint32N(30000), RemoteCSeq: req.CSeq().SeqNo,
 		RouteSet: routeSet(req, false), Target: contactTarget(req), Term: local.ID,
-		Origin: sdp.Origin{Sess: rand.Uint64N(1 << 62), Version: 1},
+		Origin: sdp.Origin{Sess: rand.Uint64N(1 << 62), Version: 1}, Service: string(c.svc),
 	}
 	if c.d.Target == "" {
 		c.d.Target = req.From().Address.String()
@@ -214,9 +234,11 @@ func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) boo
 	err = c.commit(ctx,
 		store.Set(a.f.playerState, stateRinging), store.Set(a.f.mgwState, stateConnecting),
 		store.Set(a.f.caller, callerID), store.Set(a.f.callID, d.CallID),
-		store.Set(a.f.remote, callerURI.String()), store.Set(a.f.service, "mmtel"),
+		store.Set(a.f.remote, callerURI.String()), store.Set(a.f.service, string(c.svc)),
 		store.Del(a.f.mgwURL), store.Del(a.f.sipStatus), store.Del(a.f.sipReason),
-		store.Del(a.f.progress), store.Del(a.f.hold), store.Del(a.f.dtmf))
+		store.Del(a.f.progress), store.Del(a.f.hold), store.Del(a.f.dtmf), store.Del(a.f.floor),
+		store.Del(a.f.floorState), store.Del(a.f.floorTalker), store.Del(a.f.floorReason),
+		store.Del(a.f.floorPosition), store.Del(a.f.floorDuration))
 	if err == nil {
 		err = a.commit(ctx, a.schema.Players.Index, store.Set(c.player, "audio"))
 	}
@@ -290,7 +312,7 @@ func (c *call) answerIn(ctx context.Context, in *incoming) bool {
 		return false
 	}
 	c.mu.Lock()
-	body := sdp.Answer(c.d.Origin, a.cfg.User, local.Addr, local.Port, in.offer, in.chosen, remote)
+	body := c.withFloor(sdp.Answer(c.d.Origin, a.cfg.User, local.Addr, local.Port, in.offer, in.chosen, remote), true)
 	c.answer = body
 	c.d.State = DialogConfirmed
 	d := c.d
@@ -319,6 +341,7 @@ func (c *call) answerIn(ctx context.Context, in *incoming) bool {
 		c.finish(resultNoAck, a.failOps(408, "no ACK")...)
 		return false
 	}
-	c.log.Info("incoming call connected")
+	c.log.Info("incoming call connected", "service", string(c.svc))
+	c.startFloor()
 	return true
 }

@@ -211,7 +211,7 @@ func (c *call) modify(req *sip.Request) ([]sip.Header, []byte, int, string) {
 	if !old.Same(remote) {
 		c.d.Origin.Version++
 	}
-	body := sdp.Answer(c.d.Origin, a.cfg.User, local.Addr, local.Port, offer, chosen, remote)
+	body := c.withFloor(sdp.Answer(c.d.Origin, a.cfg.User, local.Addr, local.Port, offer, chosen, remote), true)
 	c.answer = body
 	c.hold = &hold // published by publishHold once the far end has our answer
 	c.mu.Unlock()

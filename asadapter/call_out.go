@@ -11,6 +11,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/icsi"
 	"dsmgw/asadapter/sdp"
 	"dsmgw/store"
 )
@@ -43,9 +44,13 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 	if !ok {
 		return // another instance handles it
 	}
+	svc, serr := a.serviceOf(fl)
 	dest, domain := fl[a.f.remote], a.cfg.Domain
 	if dest == "" {
 		dest, domain = fl[a.f.conference], a.conferenceDomain(who)
+		if svc == icsi.PoC && a.cfg.TalkGroupDomain != "" {
+			domain = a.cfg.TalkGroupDomain
+		}
 	}
 	callID := randHex(16) + "@" + a.cfg.Domain
 	mgwExpect := store.ExpectAbsent(a.f.mgwState)
@@ -59,7 +64,12 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 		store.Del(a.f.sipStatus), store.Del(a.f.sipReason), store.Del(a.f.mgwURL),
 		store.Del(a.f.progress), store.Del(a.f.hold), store.Del(a.f.caller),
 	}
-	if terr != nil {
+	if terr == nil && serr != nil {
+		// Never a silent MMTel call for a service we do not offer.
+		terr = serr
+		ops = append(ops[:2], a.failOps(488, "Not Acceptable Here: "+serr.Error())...)
+		ops = append(ops, store.Set(a.f.callID, callID))
+	} else if terr != nil {
 		ops = append(ops[:2], a.failOps(0, "bad remote: "+terr.Error())...)
 		ops = append(ops, store.Set(a.f.callID, callID))
 	}
@@ -72,7 +82,7 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 	}
 	if terr != nil {
 		a.release(ctx, player)
-		a.log.Info("refused a call to a bad remote", "player", player, "remote", dest, "err", terr)
+		a.log.Info("refused a call", "player", player, "remote", dest, "service", fl[a.f.service], "err", terr)
 		return
 	}
 	c := a.newCall(ctx, player, DirOut, callID)
@@ -85,7 +95,7 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 		c.stop()
 		return
 	}
-	c.who = who
+	c.who, c.svc = who, svc
 	if held {
 		c.mu.Lock()
 		c.d.Contact = binding.Contact.String()
@@ -163,9 +173,17 @@ func (c *call) runOut(ctx context.Context, target, encoding string) {
 // reports false when the call ended (or was abandoned) instead.
 func (c *call) prepareOut(ctx context.Context, target, encoding string) (*sip.Request, bool) {
 	a := c.a
-	local, err := a.mgw.AddLocal(ctx, LocalRequest{Player: c.player, CallID: c.callID()})
+	if c.svc == icsi.PoC {
+		if err := c.openFloor(); err != nil {
+			c.log.Warn("no floor channel", "err", err)
+			c.finish(resultError, a.failOps(503, "Service Unavailable: "+err.Error())...)
+			return nil, false
+		}
+	}
+	local, err := a.mgw.AddLocal(ctx, LocalRequest{Player: c.player, CallID: c.callID(), Gated: c.ptt != nil})
 	if err != nil {
 		if ctx.Err() != nil {
+			c.stopFloor()
 			return nil, false
 		}
 		a.met.mgwErrors.WithLabelValues("add_local").Inc()
@@ -180,9 +198,9 @@ func (c *call) prepareOut(ctx context.Context, target, encoding string) (*sip.Re
 		CallID: c.d.CallID, LocalTag: sip.GenerateTagN(16), User: c.who.user, Contact: c.d.Contact,
 		LocalURI: nameAddr(c.who.display, c.who.aor), RemoteURI: "<" + target + ">",
 		LocalCSeq: 1 + rand.Uint32N(30000), Target: target, InviteURI: target, Term: local.ID,
-		Origin: sdp.Origin{Sess: rand.Uint64N(1 << 62), Version: 1},
+		Origin: sdp.Origin{Sess: rand.Uint64N(1 << 62), Version: 1}, Service: string(c.svc),
 	}
-	offer := sdp.Offer(c.d.Origin, a.cfg.User, local.Addr, local.Port, encoding, sdp.SendRecv)
+	offer := c.withFloor(sdp.Offer(c.d.Origin, a.cfg.User, local.Addr, local.Port, encoding, sdp.SendRecv), false)
 	c.answer = offer
 	inv, err := a.inviteRequest(&c.d, offer)
 	d := c.d
@@ -261,6 +279,9 @@ func (c *call) connectOut(ctx context.Context, res *sip.Response) bool {
 	if err == nil {
 		remote, err = sdp.NegotiateAnswer(ans)
 	}
+	if err == nil {
+		_, err = c.floorAnswer(res.Body())
+	}
 	if err != nil {
 		c.log.Warn("unusable SDP answer; hanging up", "err", err)
 		c.bye()
@@ -296,7 +317,8 @@ func (c *call) connectOut(ctx context.Context, res *sip.Response) bool {
 		return false
 	}
 	a.met.setup.Observe(time.Since(c.seenAt).Seconds())
-	c.log.Info("call connected", "remote_rtp", fmt.Sprintf("%s:%d", remote.Addr, remote.Port))
+	c.log.Info("call connected", "remote_rtp", fmt.Sprintf("%s:%d", remote.Addr, remote.Port), "service", string(c.svc))
+	c.startFloor()
 	return true
 }
 
@@ -317,6 +339,12 @@ func (a *Adapter) inviteRequest(d *dialog, offer []byte) (*sip.Request, error) {
 	if d.User != "" {
 		// RFC 3325 section 9.2: the identity the user wants the CSCF to assert.
 		req.AppendHeader(sip.NewHeader("P-Preferred-Identity", d.LocalURI))
+	}
+	if d.Service != "" {
+		// The IMS communication service (TS 24.229 section 5.1.2A.1.1, TS 24.173, TS 24.379).
+		for _, h := range icsi.Service(d.Service).RequestHeaders() {
+			req.AppendHeader(h)
+		}
 	}
 	req.AppendHeader(sip.NewHeader("Supported", "timer"))
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))

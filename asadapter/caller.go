@@ -11,6 +11,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/icsi"
 	"dsmgw/asadapter/sipport"
 )
 
@@ -95,17 +96,24 @@ func (a *Adapter) bindingOf(ctx context.Context, user string) (b sipport.Binding
 
 // dialogContact is the Contact of our requests and responses in dialog d for transport:
 // the user's registered contact, else a contact of ours with the user's name, else ours.
+//
+// It carries the feature tags of the call's service (TS 24.229 section 5.1.2A.1.1: the
+// Contact of a request or 2xx that makes a dialog names the ICSI).
 func (a *Adapter) dialogContact(d *dialog, transport string) *sip.ContactHeader {
+	h := a.contactHeader(transport)
 	if d.Contact != "" {
 		var u sip.Uri
 		if err := sip.ParseUri(d.Contact, &u); err == nil {
-			return &sip.ContactHeader{Address: u}
+			h = &sip.ContactHeader{Address: u}
 		}
+	} else if d.User != "" {
+		h = &sip.ContactHeader{Address: a.ContactURI(d.User, transport)}
 	}
-	if d.User != "" {
-		return &sip.ContactHeader{Address: a.ContactURI(d.User, transport)}
+	if d.Service != "" {
+		h.Params = sip.NewParams()
+		icsi.Service(d.Service).AddContactTags(&h.Params)
 	}
-	return a.contactHeader(transport)
+	return h
 }
 
 // authorize answers the challenge of res to req with the credentials of user ("" for the

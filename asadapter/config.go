@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"dsmgw/asadapter/ptt"
 )
 
 // DTMF modes.
@@ -28,6 +30,13 @@ type Config struct {
 	// completes the ids it subscribes to. Default: the domain of the caller's address of
 	// record for a registered user, else Domain.
 	ConferenceDomain string
+	// TalkGroupDomain completes a talk group id written without a domain in the
+	// conference field of a push-to-talk ("poc") player: "grp1" →
+	// sip:grp1@TalkGroupDomain (docs/push-to-talk.md). Default: ConferenceDomain's rule.
+	TalkGroupDomain string
+	// Floor configures the floor channels of push-to-talk calls (asadapter/ptt): their
+	// UDP ports and the participant's timers. Its PublicAddr is AdvertiseHost.
+	Floor ptt.Config
 	// User is the user part of the adapter's own identity (From of outgoing calls).
 	User string
 	// DisplayName is the display name of the adapter's identity.
@@ -102,6 +111,7 @@ func DefaultConfig() Config {
 		MinSessionExpires: 90 * time.Second, // RFC 4028 section 4: the Min-SE every compliant peer assumes
 		DTMF:              DTMFRFC4733,
 		KeyPrefix:         "asadapter:",
+		Floor:             ptt.DefaultConfig(),
 	}
 }
 
@@ -131,6 +141,21 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Domain == "" {
 		c.Domain = c.AdvertiseHost
+	}
+	if c.Floor.BindAddr == "" {
+		c.Floor.BindAddr = d.Floor.BindAddr
+	}
+	if c.Floor.PortMin == 0 {
+		c.Floor.PortMin = d.Floor.PortMin
+	}
+	if c.Floor.PortMax == 0 {
+		c.Floor.PortMax = d.Floor.PortMax
+	}
+	if c.Floor.Priority == 0 {
+		c.Floor.Priority = d.Floor.Priority
+	}
+	if c.Floor.PublicAddr == "" {
+		c.Floor.PublicAddr = c.AdvertiseHost
 	}
 	if c.User == "" {
 		c.User = d.User

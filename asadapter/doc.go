@@ -54,6 +54,22 @@ results back (mgw_state, progress, sip_status, mgw_url ...).
     caller's Call-ID: both legs live here, told apart by their tags (callsByID, call.go);
     482 is kept for a true merged request (merged, call_in.go).
 
+# The IMS service of a call, and push-to-talk
+
+  - The player's service field (mmtel or poc) chooses what our INVITE carries
+    (package icsi: P-Preferred-Service, the ICSI feature tag in Contact, Accept-Contact;
+    inviteRequest in call_out.go, dialogContact in caller.go); an unknown service fails
+    the call before any SIP (startOutgoing). An incoming INVITE's service comes from
+    P-Asserted-Service or its feature tags (icsi.Identify in Adapter.onInvite) into the
+    new player's field; a service we do not offer is refused with 488.
+  - call_ptt.go: a poc call opens a floor channel (package ptt) before its offer, asks the
+    media gateway for a gated termination, takes the floor control server's address from
+    the answer and runs the channel once connected (startFloor): the page's floor field
+    becomes Floor Request / Floor Release (floorIntent), the floor state goes back to the
+    player (publishFloor), the gate follows the floor (setGate), and the page's media
+    WebSocket closing releases the floor (floorDetached). finish stops the channel before
+    the call's result is written (stopFloor).
+
 # In a dialog, and when an instance dies
 
   - call_indialog.go: every request in a dialog passes one prologue (inDialog: well-formed,
@@ -98,6 +114,9 @@ Each line names the SIP method or DSM trigger, the function that handles it and 
 	player_state disconnected, ringing in   call.ring                 call_in.go
 	player_state disconnected, connected    call.confirmed            call_confirmed.go
 	dtmf                                    call.sendDTMF             call_confirmed.go
+	floor (push-to-talk intent)             call.floorIntent          call_ptt.go
+	floor state from the floor server       call.publishFloor         call_ptt.go
+	media gateway event ws_detached         call.floorDetached        call_ptt.go
 	session timer due                       call.sessionTimerFired    call_sessiontimer.go
 	users/<user> (calling identity)         Adapter.identityChange    identity.go
 	media gateway event (timeout, ...)      Adapter.HandleMediaEvent  mgw.go

@@ -39,7 +39,7 @@ const feedBlock = 200 * time.Millisecond
 
 // env is one test's private Redis, DSM store and feed, and in-process media gateway.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	redis *testpeer.Redis
 	st    *store.Store
@@ -57,7 +57,7 @@ type env struct {
 // testLogger is the log of one test: on stderr with ASADAPTER_TEST_LOG set, else kept in
 // memory and shown only if the test fails (call it before starting what logs: its cleanup
 // must run after theirs).
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("ASADAPTER_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -84,14 +84,14 @@ func (l *testLog) Write(p []byte) (int, error) {
 	return l.buf.Write(p)
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	return newEnvMedia(t, nil)
 }
 
 // newEnvMedia is newEnv with the media gateway's configuration adjusted by mod (shorter
 // timeouts for the tests of their paths).
-func newEnvMedia(t *testing.T, mod func(*mediagw.Config)) *env {
+func newEnvMedia(t testing.TB, mod func(*mediagw.Config)) *env {
 	t.Helper()
 	log := testLogger(t)
 	r := testpeer.StartRedis(t, testpeer.RedisOptions{NotifyKeyspaceEvents: "Khg"})

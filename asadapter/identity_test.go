@@ -50,7 +50,7 @@ func sippHeader(t *testing.T, s *testpeer.Sipp, prefix, header string) string {
 }
 
 // waitIdentity waits until the adapter's identities show client logged in (or not).
-func waitIdentity(t *testing.T, a *Adapter, client string, want bool) {
+func waitIdentity(t testing.TB, a *Adapter, client string, want bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitFor)
 	for {

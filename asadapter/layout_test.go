@@ -92,9 +92,10 @@ func TestDocMap(t *testing.T) {
 }
 
 // TestLayering holds the package's layering: the sub-packages import nothing of call
-// control (sdp, confinfo and sipport nothing of the project at all; users only the seam,
-// confinfo and the store), and call control no other role's package but the media
-// gateway's client types and the store (with what those two import).
+// control (sdp, confinfo, sipport and icsi nothing of the project at all; ptt only the
+// floor control library; users only the seam, confinfo, icsi and the store), and call
+// control no other role's package but the media gateway's client types and the store
+// (with what those two import), besides floorctl.
 func TestLayering(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -117,8 +118,11 @@ func TestLayering(t *testing.T) {
 		"dsmgw/asadapter/sdp":      nil,
 		"dsmgw/asadapter/confinfo": nil,
 		"dsmgw/asadapter/sipport":  nil,
-		"dsmgw/asadapter/users":    {"dsmgw/asadapter/sipport", "dsmgw/asadapter/confinfo", "dsmgw/store"},
-		"dsmgw/asadapter":          {"dsmgw/asadapter/sdp", "dsmgw/asadapter/sipport", "dsmgw/mediagw", "dsmgw/store"},
+		"dsmgw/asadapter/icsi":     nil,
+		"dsmgw/asadapter/ptt":      {"dsmgw/floorctl"},
+		"dsmgw/asadapter/users":    {"dsmgw/asadapter/sipport", "dsmgw/asadapter/confinfo", "dsmgw/asadapter/icsi", "dsmgw/store"},
+		"dsmgw/asadapter": {"dsmgw/asadapter/sdp", "dsmgw/asadapter/sipport", "dsmgw/asadapter/icsi",
+			"dsmgw/asadapter/ptt", "dsmgw/floorctl", "dsmgw/mediagw", "dsmgw/store"},
 	} {
 		allowed := map[string]bool{}
 		for _, d := range direct {

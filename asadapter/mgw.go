@@ -25,12 +25,17 @@ type MediaGateway interface {
 	Delete(ctx context.Context, id string) error
 	// DTMF sends RFC 4733 telephone-events for digits toward the SIP side.
 	DTMF(ctx context.Context, id string, digits string) error
+	// Gate opens or closes the gate of a gated (push-to-talk) termination: the
+	// browser's audio reaches the far end only while it is open.
+	Gate(ctx context.Context, id string, open bool) error
 }
 
 // LocalRequest asks for a local termination.
 type LocalRequest struct {
 	Player string // the player object's address, for the gateway's logs and events
 	CallID string
+	// Gated asks for a push-to-talk termination whose gate starts closed.
+	Gated bool
 }
 
 // Local is an allocated local termination.
@@ -58,7 +63,7 @@ func NewMediaGatewayClient(c *mediagw.Client, owner, eventURL string) *MediaGate
 // AddLocal implements MediaGateway.
 func (m *MediaGatewayClient) AddLocal(ctx context.Context, req LocalRequest) (Local, error) {
 	t, err := m.c.AddLocal(ctx, mediagw.AddLocalRequest{Owner: m.owner, CallID: req.CallID,
-		Player: req.Player, EventURL: m.eventURL})
+		Player: req.Player, EventURL: m.eventURL, Gated: req.Gated})
 	if err != nil {
 		return Local{}, err
 	}
@@ -114,12 +119,27 @@ func (m *MediaGatewayClient) DTMF(ctx context.Context, id, digits string) error 
 	return m.c.SendDTMF(ctx, id, mediagw.DTMFRequest{Digits: digits})
 }
 
+// Gate implements MediaGateway.
+func (m *MediaGatewayClient) Gate(ctx context.Context, id string, open bool) error {
+	_, err := m.c.Modify(ctx, id, mediagw.ModifyRequest{GateOpen: &open})
+	return err
+}
+
 // HandleMediaEvent receives the media gateway's events (in process through
 // mediagw.Config.OnEvent, or over HTTP through mediagw.EventHandler). A termination the
 // gateway ended (media timeout, setup timeout, gateway shutdown) fails its call: the
-// player is marked failed, and the call's owner, woken by that write, sends BYE.
+// player is marked failed, and the call's owner, woken by that write, sends BYE. The
+// browser of a push-to-talk call detaching releases the call's floor.
 func (a *Adapter) HandleMediaEvent(ev mediagw.Event) {
 	if ev.Player == "" || ev.CallID == "" {
+		return
+	}
+	if !ev.Type.Ends() {
+		// The browser of a push-to-talk call went away: the call lives on, but its floor
+		// is released now (call_ptt.go).
+		if c := a.callFor(ev.Player); c != nil && c.callID() == ev.CallID {
+			c.floorDetached()
+		}
 		return
 	}
 	ctx, cancel := a.cleanupCtx()

@@ -108,6 +108,9 @@ type dialog struct {
 	// Contact is our Contact when it is the user's registered one ("": derived, see
 	// dialogContact).
 	Contact string `json:"contact,omitempty"`
+	// Service is the call's IMS service ("mmtel", "poc"): our Contact in the dialog
+	// carries its feature tags (asadapter/icsi).
+	Service string `json:"service,omitempty"`
 	// InviteVia and InviteCSeq let another instance CANCEL our INVITE before an answer.
 	InviteVia  string     `json:"invite_via,omitempty"`
 	InviteCSeq uint32     `json:"invite_cseq,omitempty"`

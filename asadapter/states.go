@@ -8,6 +8,8 @@ type playerFields struct {
 	playerState, mgwState, mgwURL         string
 	progress, sipStatus, sipReason        string
 	caller, callID, dtmf, hold            string
+	// Push-to-talk (call_ptt.go): the page's intent and the floor state we write.
+	floor, floorState, floorTalker, floorReason, floorPosition, floorDuration string
 }
 
 func fieldsOf(s *store.Schema) playerFields {
@@ -17,6 +19,8 @@ func fieldsOf(s *store.Schema) playerFields {
 		playerState: f.PlayerState, mgwState: f.MgwState, mgwURL: f.MgwURL,
 		progress: f.Progress, sipStatus: f.SipStatus, sipReason: f.SipReason,
 		caller: f.Caller, callID: f.CallID, dtmf: f.DTMF, hold: f.Hold,
+		floor: f.Floor, floorState: f.FloorState, floorTalker: f.FloorTalker, floorReason: f.FloorReason,
+		floorPosition: f.FloorPosition, floorDuration: f.FloorDuration,
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"strings"
 	"time"
 
+	"dsmgw/floorctl"
 	"dsmgw/imsdemo/mixer"
 )
 
@@ -25,6 +27,12 @@ type Config struct {
 	Domain string
 	// EchoUser is the user part of the echo service (sip:echo@<Domain>).
 	EchoUser string
+	// TalkGroupDomain is the domain of talk groups: a request whose request URI has this
+	// host joins the push-to-talk group sip:<group>@<TalkGroupDomain> instead of a
+	// conference room (docs/imsdemo.md, "Routing"). Empty: no talk groups, every room
+	// is a conference. It has no default, since a domain of its own must be routed here
+	// by the CSCF; the demo stacks set ptt.sip.dsmgw.test.
+	TalkGroupDomain string
 
 	// RTPBindAddr is the address RTP sockets bind; RTPPublicAddr the one put in SDP
 	// (default: AdvertiseHost).
@@ -43,6 +51,10 @@ type Config struct {
 	MixWorkers int
 	// Mixer configures each room's mixer (jitter buffer, room size).
 	Mixer mixer.Config
+	// Floor configures each talk group's floor control server: MaxTalk (the talk time
+	// before Floor Revoke), RevokeGrace and QueueLimit (floorctl.Config; its
+	// participant timers are not used here). Zero fields take floorctl's defaults.
+	Floor floorctl.Config
 
 	// SubscribeMinExpires, SubscribeMaxExpires and SubscribeDefaultExpires bound the
 	// lifetime of conference subscriptions (RFC 6665 section 4.2.1.1).
@@ -74,6 +86,7 @@ func DefaultConfig() Config {
 		MaxRooms:                1000,
 		MixWorkers:              runtime.GOMAXPROCS(0),
 		Mixer:                   mixer.DefaultConfig(),
+		Floor:                   floorctl.DefaultConfig(),
 		SubscribeMinExpires:     60 * time.Second,
 		SubscribeMaxExpires:     3600 * time.Second,
 		SubscribeDefaultExpires: 3600 * time.Second,
@@ -142,6 +155,22 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Mixer.MaxParticipants <= 0 {
 		c.Mixer.MaxParticipants = d.Mixer.MaxParticipants
+	}
+	if c.Floor.MaxTalk <= 0 {
+		c.Floor.MaxTalk = d.Floor.MaxTalk
+	}
+	if c.Floor.RevokeGrace <= 0 {
+		c.Floor.RevokeGrace = d.Floor.RevokeGrace
+	}
+	if c.Floor.QueueLimit <= 0 {
+		c.Floor.QueueLimit = d.Floor.QueueLimit
+	}
+	if _, err := floorctl.NewServer(c.Floor, 0, nil); err != nil {
+		return c, fmt.Errorf("%w: floor control: %v", ErrConfig, err)
+	}
+	if c.TalkGroupDomain != "" && strings.EqualFold(c.TalkGroupDomain, c.Domain) {
+		// One domain for both would make every conference a talk group.
+		return c, fmt.Errorf("%w: TalkGroupDomain %q is the conference domain", ErrConfig, c.TalkGroupDomain)
 	}
 	if c.SubscribeMinExpires <= 0 {
 		c.SubscribeMinExpires = d.SubscribeMinExpires

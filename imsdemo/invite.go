@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net/netip"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/floorctl"
 	"dsmgw/imsdemo/mixer"
 )
 
@@ -40,11 +42,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(tx, req, 482, "Loop Detected", "", nil) // a forked copy of a session we have
 		return
 	}
-	name := req.Recipient.User
-	kind := KindConference
-	if name == s.cfg.EchoUser {
-		kind = KindEcho
-	}
+	name, kind := req.Recipient.User, s.kindOf(req.Recipient)
 	if !validRoomName(name) {
 		s.reply(tx, req, 404, "Not Found", "", nil)
 		return
@@ -66,14 +64,36 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(tx, req, 488, "Not Acceptable Here", "", nil, sip.NewHeader("Warning", `304 imsdemo "PCMU or PCMA audio only"`))
 		return
 	}
+	var fm floorctl.Media
+	if kind == KindTalkGroup {
+		if fm, err = floorctl.ParseMedia(req.Body()); err != nil {
+			code, reason, warn := 488, "Not Acceptable Here", `304 imsdemo "a talk group needs MCPTT floor control (m=application <port> udp MCPTT)"`
+			if !errors.Is(err, floorctl.ErrNoFloorControl) {
+				code, reason, warn = 400, "Bad SDP", `399 imsdemo "`+sanitize(err.Error())+`"`
+			}
+			log.Info("talk group offer refused", "err", err)
+			s.reply(tx, req, code, reason, "", nil, sip.NewHeader("Warning", warn))
+			return
+		}
+	}
 	media, err := openMedia(s.ports2, log)
 	if err != nil {
 		log.Warn("no RTP port", "err", err)
 		s.reply(tx, req, 503, "Service Unavailable", "", nil)
 		return
 	}
-	l := &leg{s: s, log: log, media: media, ackC: make(chan struct{}, 1), done: make(chan struct{}),
+	l := &leg{s: s, id: callID, log: log, media: media, ackC: make(chan struct{}, 1), done: make(chan struct{}),
 		sessID: rand.Uint64N(1 << 62), since: time.Now(), floor: kind != KindTalkGroup}
+	if kind == KindTalkGroup {
+		if l.fc, err = openFloorPort(s.ports2, netip.AddrPortFrom(fm.Addr, uint16(fm.Port)), log); err != nil {
+			media.close()
+			log.Warn("no floor control port", "err", err)
+			s.reply(tx, req, 503, "Service Unavailable", "", nil)
+			return
+		}
+		// Queueing when both sides support it, the offered priority (TS 24.380 section 14).
+		l.fparams = floorctl.AnswerParams(fm.Params, floorctl.Params{Queueing: !s.cfg.Floor.NoQueueing})
+	}
 	l.dlg = newDialog(req, sip.GenerateTagN(16), name)
 	r, err := s.reserve(name, kind, l)
 	if err != nil {
@@ -97,6 +117,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	l.mu.Unlock()
 	if err != nil {
 		media.close()
+		if l.fc != nil {
+			l.fc.close()
+		}
 		if r.leave(l, discFailed, "setup") {
 			s.dropRoom(r)
 		}
@@ -106,6 +129,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	s.addLeg(l)
 	media.start()
+	if l.fc != nil {
+		l.fc.start(func(d []byte) bool { return r.tg.receive(l, d) })
+	}
 	aor, display := identity(req)
 	contact := aor.String()
 	if c := req.Contact(); c != nil {
@@ -120,7 +146,31 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	l.mu.Unlock()
 	if !ok {
 		l.end(s.runContext(), discFailed, "no ACK", true)
+		return
 	}
+	if r.tg != nil {
+		// After the ACK: the member's floor participant is up, and Floor Idle or Floor
+		// Taken tells it at once who talks.
+		if err := r.tg.join(l, aor.String(), l.fparams); err != nil {
+			log.Info("cannot join the floor", "err", err)
+			l.end(s.runContext(), discFailed, "floor control", true)
+		}
+	}
+}
+
+// sanitize keeps text fit for a quoted Warning header: no quotes, no control
+// characters, at most 120 bytes.
+func sanitize(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			b[i] = '?'
+		}
+	}
+	if len(b) > 120 {
+		b = b[:120]
+	}
+	return string(b)
 }
 
 // onReInvite answers a re-INVITE: hold (sendonly, inactive), resume, a new address or
@@ -148,7 +198,7 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	var body []byte
 	if len(req.Body()) == 0 {
 		l.sdpVer++
-		body = offerSDP(s.cfg.RTPPublicAddr, l.media.port, l.neg.codec, l.neg.eventPT, l.neg.dir,
+		body = offerSDP(s.cfg.RTPPublicAddr, l.media.port, l.floorAnswer(), l.neg.codec, l.neg.eventPT, l.neg.dir,
 			l.sessID, l.sdpVer)
 		l.awaitAnswer = true
 	} else {
@@ -159,6 +209,12 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		if err == nil {
 			err = l.applyLocked(n)
+		}
+		if err == nil && l.fc != nil {
+			// A new floor address or port follows the offer, as the audio's does.
+			if fm, ferr := floorctl.ParseMedia(req.Body()); ferr == nil {
+				l.fc.setRemote(netip.AddrPortFrom(fm.Addr, uint16(fm.Port)))
+			}
 		}
 		if err != nil {
 			l.mu.Unlock()

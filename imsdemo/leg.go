@@ -9,6 +9,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/floorctl"
 	"dsmgw/imsdemo/mixer"
 )
 
@@ -17,11 +18,16 @@ import (
 type leg struct {
 	s     *Server
 	room  *room
+	id    string // the Call-ID: the leg's member ID in its talk group's floor control
 	log   *slog.Logger
 	media *mediaPort
-	ackC  chan struct{} // capacity 1: an ACK arrived
-	done  chan struct{} // closed when the leg has ended
-	once  sync.Once
+	// fc is the floor control port of a talk group member (nil in the other rooms);
+	// fparams the MCPTT fmtp of our answer.
+	fc      *floorPort
+	fparams floorctl.Params
+	ackC    chan struct{} // capacity 1: an ACK arrived
+	done    chan struct{} // closed when the leg has ended
+	once    sync.Once
 
 	mu     sync.Mutex // guards everything below
 	dlg    dialog
@@ -40,8 +46,8 @@ type leg struct {
 	// media timeout counts from here when nothing came after it.
 	since time.Time
 	// floor is whether the participant may talk apart from hold: always in a
-	// conference; in a talk group (to come) only while its floor control server grants
-	// it the floor.
+	// conference; in a talk group only while its floor control server grants it the
+	// floor.
 	floor bool
 
 	ep *endpoint // the leg's entry in the conference state; guarded by room.mu
@@ -113,15 +119,26 @@ func (l *leg) setFloor(on bool) {
 // answerLocked renders our answer to the last negotiation (l.mu held).
 func (l *leg) answerLocked(offer *sessionDesc) []byte {
 	l.sdpVer++
-	return answerSDP(offer, l.neg, l.s.cfg.RTPPublicAddr, l.media.port, l.sessID, l.sdpVer)
+	return answerSDP(offer, l.neg, l.floorAnswer(), l.s.cfg.RTPPublicAddr, l.media.port, l.sessID, l.sdpVer)
+}
+
+// floorAnswer is the leg's floor control stream for an answer or offer: none outside
+// talk groups.
+func (l *leg) floorAnswer() floorAnswer {
+	if l.fc == nil {
+		return floorAnswer{}
+	}
+	return floorAnswer{port: l.fc.port, params: l.fparams}
 }
 
 // timedOut reports whether the participant should be sending and sent nothing for the
-// media timeout.
+// media timeout. A talk group member sends only while it holds the floor, and a silent
+// talker is revoked after the maximum talk time; so in a talk group the timeout does not
+// apply (a dead member still ends with its SIP session).
 func (l *leg) timedOut(now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.ending || !l.neg.dir.sends() || l.part == nil {
+	if l.ending || !l.neg.dir.sends() || l.part == nil || l.fc != nil {
 		return false
 	}
 	last := l.part.LastReceived()
@@ -140,10 +157,16 @@ func (l *leg) end(ctx context.Context, method, reason string, bye bool) {
 		part := l.part
 		l.ending = true
 		l.mu.Unlock()
+		if l.room.tg != nil {
+			l.room.tg.leave(l) // the floor moves on before the session is gone
+		}
 		if part != nil {
 			l.room.mix.Remove(part)
 		}
 		l.media.close()
+		if l.fc != nil {
+			l.fc.close()
+		}
 		l.s.removeLeg(l)
 		if l.room.leave(l, method, reason) {
 			l.s.dropRoom(l.room)

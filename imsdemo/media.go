@@ -32,6 +32,37 @@ func newPortPool(bind string, lo, hi int) *portPool {
 // open binds a free pair, starting at a random place so that a restarted server does not
 // reuse the ports of the calls it just ended (late packets would reach a new session).
 func (p *portPool) open() (rtpConn, rtcpConn *net.UDPConn, err error) {
+	err = p.take(func(port int) bool {
+		rc, err1 := net.ListenUDP("udp", udpAddr(p.bind, port))
+		if err1 != nil {
+			return false
+		}
+		cc, err2 := net.ListenUDP("udp", udpAddr(p.bind, port+1))
+		if err2 != nil {
+			rc.Close()
+			return false
+		}
+		rtpConn, rtcpConn = rc, cc
+		return true
+	})
+	return rtpConn, rtcpConn, err
+}
+
+// openOne binds the even port of a free pair and leaves its odd partner unbound: the
+// floor control port of a talk group member (TS 24.380 floor control needs one port,
+// not an RTP/RTCP pair). Taking a whole pair keeps the pool's bookkeeping to pairs.
+func (p *portPool) openOne() (conn *net.UDPConn, err error) {
+	err = p.take(func(port int) bool {
+		c, err := net.ListenUDP("udp", udpAddr(p.bind, port))
+		conn = c
+		return err == nil
+	})
+	return conn, err
+}
+
+// take marks a free pair used and calls bind with its even port until bind succeeds
+// (a port taken by another process is skipped), starting at a random pair.
+func (p *portPool) take(bind func(port int) bool) error {
 	n := (p.max-p.min)/2 + 1
 	start := rand.IntN(n)
 	for i := range n {
@@ -45,17 +76,12 @@ func (p *portPool) open() (rtpConn, rtcpConn *net.UDPConn, err error) {
 		if taken {
 			continue
 		}
-		rc, err1 := net.ListenUDP("udp", udpAddr(p.bind, port))
-		if err1 == nil {
-			cc, err2 := net.ListenUDP("udp", udpAddr(p.bind, port+1))
-			if err2 == nil {
-				return rc, cc, nil
-			}
-			rc.Close()
+		if bind(port) {
+			return nil
 		}
 		p.release(port) // taken by another process: try the next pair
 	}
-	return nil, nil, fmt.Errorf("imsdemo: RTP ports %d-%d: %w", p.min, p.max+1, ErrNoPorts)
+	return fmt.Errorf("imsdemo: RTP ports %d-%d: %w", p.min, p.max+1, ErrNoPorts)
 }
 
 func (p *portPool) release(port int) {

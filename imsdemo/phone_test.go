@@ -16,6 +16,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/zaf/g711"
 
+	"dsmgw/floorctl"
 	"dsmgw/imsdemo/mixer"
 	"dsmgw/internal/testpeer"
 )
@@ -42,6 +43,9 @@ type testPhone struct {
 
 	// mangle, when set, rewrites the INVITE's offer (to test refusals).
 	mangle func([]byte) []byte
+	// floor, when set, makes the phone an MCPTT client: its offer carries the floor
+	// control stream, and the answer's floor port goes to the client.
+	floor *floorClient
 
 	mu      sync.Mutex
 	heard   []int16
@@ -119,9 +123,13 @@ func (p *testPhone) aor() string { return "sip:" + p.name + "@test.invalid" }
 func (p *testPhone) offer(dir Direction) []byte {
 	port := p.rtp.LocalAddr().(*net.UDPAddr).Port
 	pt := p.codec.PayloadType()
-	return []byte(fmt.Sprintf("v=0\r\no=- 1 %d IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
+	b := []byte(fmt.Sprintf("v=0\r\no=- 1 %d IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
 		"m=audio %d RTP/AVP %d 101\r\na=rtpmap:%d %s/8000\r\na=rtpmap:101 telephone-event/8000\r\n"+
 		"a=fmtp:101 0-16\r\na=ptime:20\r\na=%s\r\n", time.Now().UnixNano()%1e6, port, pt, pt, p.codec, dir))
+	if p.floor != nil {
+		b = floorctl.AppendMedia(b, p.floor.port(), floorctl.Params{Queueing: true, Priority: 5})
+	}
+	return b
 }
 
 // routeHeaders returns the pre-loaded Route to the outbound proxy, if any.
@@ -161,6 +169,9 @@ func (p *testPhone) call(target string) int {
 	}
 	p.sess = sess
 	p.useAnswer(sess.InviteResponse.Body())
+	if p.floor != nil {
+		p.floor.useAnswer(sess.InviteResponse.Body())
+	}
 	if err := sess.Ack(ctx); err != nil {
 		p.t.Fatalf("%s: ACK: %v", p.name, err)
 	}

@@ -9,7 +9,7 @@ import (
 )
 
 // newRoom makes a room and puts its mixer on the least busy clock (s.mu held).
-func (s *Server) newRoom(name string, kind Kind) *room {
+func (s *Server) newRoom(name string, kind Kind) (*room, error) {
 	mc := s.cfg.Mixer
 	if kind == KindEcho {
 		mc.HearSelf, mc.MaxParticipants = true, 1
@@ -20,26 +20,41 @@ func (s *Server) newRoom(name string, kind Kind) *room {
 			sched = sc
 		}
 	}
-	r := &room{s: s, name: name, uri: s.RoomURI(name), kind: kind, mix: mixer.New(mc), sched: sched,
-		log: s.log.With("room", name), legs: map[*leg]struct{}{}, subs: map[*subscription]struct{}{}}
+	uri := s.RoomURI(name)
+	if kind == KindTalkGroup {
+		uri = s.TalkGroupURI(name)
+	}
+	r := &room{s: s, name: name, uri: uri, kind: kind, mix: mixer.New(mc), sched: sched,
+		log: s.log.With("room", name, "kind", kind.String()), legs: map[*leg]struct{}{}, subs: map[*subscription]struct{}{}}
+	if kind == KindTalkGroup {
+		tg, err := newTalkGroup(s.cfg.Floor, r.log)
+		if err != nil {
+			return nil, err
+		}
+		r.tg = tg
+	}
 	sched.Add(r.mix)
-	return r
+	return r, nil
 }
 
 // reserve finds or creates the room of a newcomer and holds a place in it.
 func (s *Server) reserve(name string, kind Kind, l *leg) (*room, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.rooms[name]
+	key := roomKey{kind, name}
+	r := s.rooms[key]
 	if r == nil || kind == KindEcho {
 		if len(s.rooms)+len(s.echo) >= s.cfg.MaxRooms {
 			return nil, fmt.Errorf("imsdemo: room %s: %w (%d)", name, ErrTooManyRooms, s.cfg.MaxRooms)
 		}
-		r = s.newRoom(name, kind)
+		var err error
+		if r, err = s.newRoom(name, kind); err != nil {
+			return nil, err
+		}
 		if kind == KindEcho {
 			s.echo[r] = struct{}{}
 		} else {
-			s.rooms[name] = r
+			s.rooms[key] = r
 		}
 	}
 	r.mu.Lock()
@@ -51,17 +66,22 @@ func (s *Server) reserve(name string, kind Kind, l *leg) (*room, error) {
 	return r, nil
 }
 
-// reserveSub finds or creates the room of a new subscriber and adds it.
-func (s *Server) reserveSub(name string, sub *subscription) (*room, error) {
+// reserveSub finds or creates the room (a conference or a talk group) of a new
+// subscriber and adds it.
+func (s *Server) reserveSub(name string, kind Kind, sub *subscription) (*room, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.rooms[name]
+	key := roomKey{kind, name}
+	r := s.rooms[key]
 	if r == nil {
 		if len(s.rooms)+len(s.echo) >= s.cfg.MaxRooms {
 			return nil, fmt.Errorf("imsdemo: room %s: %w (%d)", name, ErrTooManyRooms, s.cfg.MaxRooms)
 		}
-		r = s.newRoom(name, KindConference)
-		s.rooms[name] = r
+		var err error
+		if r, err = s.newRoom(name, kind); err != nil {
+			return nil, err
+		}
+		s.rooms[key] = r
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -87,12 +107,15 @@ func (s *Server) dropLocked(r *room) {
 		return
 	}
 	r.closed = true
-	if s.rooms[r.name] == r {
-		delete(s.rooms, r.name)
+	if key := (roomKey{r.kind, r.name}); s.rooms[key] == r {
+		delete(s.rooms, key)
 	}
 	delete(s.echo, r)
 	r.sched.Remove(r.mix)
-	if r.kind == KindConference {
+	if r.tg != nil {
+		r.tg.close()
+	}
+	if r.kind != KindEcho {
 		r.log.Info("room closed")
 	}
 }
@@ -161,6 +184,7 @@ func (s *Server) roomList() []*room {
 type Stats struct {
 	Draining      bool                   `json:"draining"`
 	Rooms         int                    `json:"rooms"`
+	TalkGroups    int                    `json:"talk_groups"`
 	EchoSessions  int                    `json:"echo_sessions"`
 	Participants  int                    `json:"participants"`
 	Subscriptions int                    `json:"subscriptions"`
@@ -172,6 +196,11 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	st := Stats{Draining: s.draining.Load(), Rooms: len(s.rooms), EchoSessions: len(s.echo),
 		Participants: len(s.legs), Subscriptions: len(s.subs)}
+	for k := range s.rooms {
+		if k.kind == KindTalkGroup {
+			st.TalkGroups++
+		}
+	}
 	s.mu.Unlock()
 	for _, sc := range s.scheds {
 		st.Mixing = append(st.Mixing, sc.Stats())

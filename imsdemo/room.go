@@ -19,10 +19,10 @@ const (
 	KindConference Kind = iota
 	// KindEcho is a private room of one that hears itself: the echo service.
 	KindEcho
-	// KindTalkGroup is reserved for push-to-talk: the same room, roster and mixer, with
-	// one talker at a time. Nobody holds the floor when joining (leg.floor is false);
-	// a floor control server (3GPP TS 24.380, to come) grants it with leg.setFloor, which
-	// opens that participant's speak gate. No request creates one yet.
+	// KindTalkGroup is push-to-talk: the same room, roster and mixer, with one talker
+	// at a time. Nobody holds the floor when joining (leg.floor is false); the room's
+	// floor control server (talkGroup, 3GPP TS 24.380) grants it with leg.setFloor,
+	// which opens that participant's speak gate. Requests to TalkGroupDomain make one.
 	KindTalkGroup
 )
 
@@ -36,7 +36,14 @@ func (k Kind) String() string {
 	return "conference"
 }
 
-// room is one conference (or one echo session): a mixer on a scheduler's clock, the
+// roomKey names a room on the server: conferences and talk groups have a namespace each
+// (they live in different domains), so "ops" may be both.
+type roomKey struct {
+	kind Kind
+	name string
+}
+
+// room is one conference (or one echo session, or one talk group): a mixer on a scheduler's clock, the
 // conference state of RFC 4575 (members and their endpoints) and its subscribers.
 type room struct {
 	s     *Server
@@ -46,6 +53,7 @@ type room struct {
 	mix   *mixer.Mixer
 	sched *mixer.Scheduler
 	log   *slog.Logger
+	tg    *talkGroup // floor control of a talk group; nil for the other kinds
 
 	mu      sync.Mutex // guards everything below
 	members []*member  // in order of arrival, as the state lists them

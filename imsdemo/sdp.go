@@ -6,12 +6,14 @@ import (
 	"strconv"
 	"strings"
 
+	"dsmgw/floorctl"
 	"dsmgw/imsdemo/mixer"
 )
 
-// SDP offer/answer (RFC 3264) for audio only: the first audio stream of an offer gets
-// G.711 (the offerer's first of PCMU and PCMA) and, if offered, telephone-event, which the
-// mixer drops; every other stream is refused with port 0.
+// SDP offer/answer (RFC 3264) for audio: the first audio stream of an offer gets G.711
+// (the offerer's first of PCMU and PCMA) and, if offered, telephone-event, which the
+// mixer drops; in a talk group, the first MCPTT floor control stream gets our floor
+// port (TS 24.380 section 14); every other stream is refused with port 0.
 
 // Limits of the SDP parser: a body larger than an MTU-sized offer of many codecs, or
 // more streams and formats than any phone sends, is refused rather than parsed.
@@ -244,9 +246,23 @@ func negotiate(sd *sessionDesc) (negotiated, error) {
 	return negotiated{}, ErrNotAcceptable
 }
 
+// floorAnswer is our side of a talk group's floor control stream in an answer.
+type floorAnswer struct {
+	port   int             // our floor port; 0: no floor control (every MCPTT line refused)
+	params floorctl.Params // the fmtp of our answer (floorctl.AnswerParams)
+}
+
+// isFloorStream reports whether an m= line is MCPTT floor control ("m=application <port>
+// udp MCPTT"), as floorctl.ParseMedia finds it.
+func (m *sdpMedia) isFloorStream() bool {
+	return m.kind == "application" && strings.EqualFold(m.proto, "udp") && len(m.formats) > 0 &&
+		m.formats[0] == "MCPTT"
+}
+
 // answerSDP renders the answer to offer: our address and port for the negotiated audio
-// stream, port 0 for every other stream (RFC 3264 section 6).
-func answerSDP(offer *sessionDesc, n negotiated, host string, port int, sessID, version uint64) []byte {
+// stream and, when fa has a port, for the first offered floor control stream; port 0
+// for every other stream (RFC 3264 section 6).
+func answerSDP(offer *sessionDesc, n negotiated, fa floorAnswer, host string, port int, sessID, version uint64) []byte {
 	var b strings.Builder
 	ipv := "IP4"
 	if a, err := netip.ParseAddr(host); err == nil && a.Is6() && !a.Is4In6() {
@@ -254,8 +270,14 @@ func answerSDP(offer *sessionDesc, n negotiated, host string, port int, sessID, 
 	}
 	fmt.Fprintf(&b, "v=0\r\no=imsdemo %d %d IN %s %s\r\ns=imsdemo\r\nc=IN %s %s\r\nt=0 0\r\n",
 		sessID, version, ipv, host, ipv, host)
+	floorDone := fa.port == 0
 	for i, m := range offer.media {
 		if i != n.index {
+			if !floorDone && m.isFloorStream() {
+				b.Write(floorctl.AppendMedia(nil, fa.port, fa.params))
+				floorDone = true
+				continue
+			}
 			fmt.Fprintf(&b, "m=%s 0 %s %s\r\n", m.kind, m.proto, strings.Join(m.formats, " "))
 			continue
 		}
@@ -273,10 +295,13 @@ func answerSDP(offer *sessionDesc, n negotiated, host string, port int, sessID, 
 }
 
 // offerSDP renders our offer for a re-INVITE that came without one (a session refresh):
-// the stream as it is, so the answer in the ACK can only confirm or change the direction
-// and address.
-func offerSDP(host string, port int, codec mixer.Codec, eventPT int, dir Direction, sessID, version uint64) []byte {
+// the stream as it is (and the floor control stream of a talk group), so the answer in
+// the ACK can only confirm or change the direction and address.
+func offerSDP(host string, port int, fa floorAnswer, codec mixer.Codec, eventPT int, dir Direction, sessID, version uint64) []byte {
 	offer := &sessionDesc{media: []sdpMedia{{kind: "audio", proto: "RTP/AVP"}}}
+	if fa.port > 0 {
+		offer.media = append(offer.media, sdpMedia{kind: "application", proto: "udp", formats: []string{"MCPTT"}})
+	}
 	n := negotiated{index: 0, codec: codec, pt: int(codec.PayloadType()), eventPT: eventPT, dir: dir.reverse()}
-	return answerSDP(offer, n, host, port, sessID, version)
+	return answerSDP(offer, n, fa, host, port, sessID, version)
 }

@@ -66,7 +66,7 @@ func TestNegotiate(t *testing.T) {
 			if tc.remote == "" && n.remote.IsValid() || tc.remote != "" && n.remote != netip.MustParseAddrPort(tc.remote) {
 				t.Fatalf("remote %v, want %q", n.remote, tc.remote)
 			}
-			ans := string(answerSDP(sd, n, "192.0.2.1", 31000, 7, 2))
+			ans := string(answerSDP(sd, n, floorAnswer{}, "192.0.2.1", 31000, 7, 2))
 			for _, l := range tc.answer {
 				if !strings.Contains(ans, l) {
 					t.Fatalf("answer lacks %q:\n%s", l, ans)
@@ -114,7 +114,7 @@ func FuzzParseSDP(f *testing.F) {
 		if err != nil {
 			return
 		}
-		ans := answerSDP(sd, n, "127.0.0.1", 31000, 1, 1)
+		ans := answerSDP(sd, n, floorAnswer{}, "127.0.0.1", 31000, 1, 1)
 		back, err := parseSDP(ans)
 		if err != nil || len(back.media) != len(sd.media) {
 			t.Fatalf("answer does not parse back: %v\n%q\nfrom\n%q", err, ans, b)

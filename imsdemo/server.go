@@ -37,7 +37,7 @@ type Server struct {
 	wg       sync.WaitGroup // subscription senders and the janitor's session endings
 
 	mu    sync.Mutex               // guards the maps below; taken before any room's mutex
-	rooms map[string]*room         // conference rooms by name
+	rooms map[roomKey]*room        // conference rooms and talk groups
 	echo  map[*room]struct{}       // echo sessions: private rooms without a name to find
 	legs  map[string]*leg          // by Call-ID
 	subs  map[string]*subscription // by Call-ID
@@ -53,7 +53,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "imsdemo")
-	s := &Server{cfg: cfg, log: log, rooms: map[string]*room{}, echo: map[*room]struct{}{}, legs: map[string]*leg{},
+	s := &Server{cfg: cfg, log: log, rooms: map[roomKey]*room{}, echo: map[*room]struct{}{}, legs: map[string]*leg{},
 		subs: map[string]*subscription{}, ports2: newPortPool(cfg.RTPBindAddr, cfg.RTPPortMin, cfg.RTPPortMax)}
 	for range cfg.MixWorkers {
 		s.scheds = append(s.scheds, mixer.NewScheduler())

@@ -55,6 +55,23 @@ func (s *Server) RoomURI(room string) string {
 	return "sip:" + room + "@" + s.cfg.Domain
 }
 
+// TalkGroupURI is the URI of a talk group: sip:<group>@<TalkGroupDomain>.
+func (s *Server) TalkGroupURI(group string) string {
+	return "sip:" + group + "@" + s.cfg.TalkGroupDomain
+}
+
+// kindOf says what a request URI names: a talk group when its host is the talk group
+// domain, else the echo service or a conference room.
+func (s *Server) kindOf(u sip.Uri) Kind {
+	switch {
+	case s.cfg.TalkGroupDomain != "" && strings.EqualFold(u.Host, s.cfg.TalkGroupDomain):
+		return KindTalkGroup
+	case u.User == s.cfg.EchoUser:
+		return KindEcho
+	}
+	return KindConference
+}
+
 // contact is our Contact for a room's dialogs on a transport, with the isfocus feature
 // tag of RFC 4579 (this URI is a conference focus).
 func (s *Server) contact(user, transport string) *sip.ContactHeader {

@@ -113,8 +113,8 @@ func (s *Server) onSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 		s.refresh(req, tx, expires)
 		return
 	}
-	name := req.Recipient.User
-	if !validRoomName(name) || name == s.cfg.EchoUser {
+	name, kind := req.Recipient.User, s.kindOf(req.Recipient)
+	if !validRoomName(name) || kind == KindEcho {
 		s.reply(tx, req, 404, "Not Found", "", nil)
 		return
 	}
@@ -128,7 +128,7 @@ func (s *Server) onSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 	sub.dlg = newDialog(req, sip.GenerateTagN(16), name)
 	sub.eventID = eventID(evParams)
 	sub.expires = time.Now().Add(expires)
-	r, err := s.reserveSub(name, sub)
+	r, err := s.reserveSub(name, kind, sub)
 	if err != nil {
 		sub.log.Info("subscription refused", "err", err)
 		s.reply(tx, req, 503, "Service Unavailable", "", nil)

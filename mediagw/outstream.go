@@ -57,6 +57,9 @@ type outStream struct {
 	rewrite bool // ssrc or timestamps differ from the browser's: the header is patched
 	resync  bool // recompute seqOff at the next browser packet (after DTMF)
 	dtmf    bool // an event is being sent: browser audio is dropped
+	// gapped: browser packets were dropped at a closed gate (push-to-talk without the
+	// floor); the next one that passes starts a talkspurt, mapped like a new stream.
+	gapped bool
 }
 
 // outHeader is a browser packet's header as it goes out.
@@ -83,9 +86,15 @@ func (s *outStream) outgoing(in rtpInfo, clock uint32, now int64) (out outHeader
 	if clock == 0 {
 		clock = s.clock
 	}
-	if !s.inKnown || in.ssrc != s.inSSRC || restarted(in.seq-s.lastIn) {
-		newStream = true
-		s.inKnown, s.inSSRC, s.lastIn, s.resync = true, in.ssrc, in.seq, false
+	fresh := !s.inKnown || in.ssrc != s.inSSRC || restarted(in.seq-s.lastIn)
+	remapped := fresh || s.gapped
+	if remapped {
+		// A talkspurt after a closed gate is mapped as a new stream would be: the
+		// sequence goes on from the last number sent (RFC 3550: one per packet sent, so
+		// no gap the far end would count as loss), the timestamp from where the
+		// timeline has got to, with the marker bit (RFC 3551 4.1).
+		newStream = fresh
+		s.inKnown, s.inSSRC, s.lastIn, s.resync, s.gapped = true, in.ssrc, in.seq, false, false
 		if !s.started {
 			// The first thing sent: the browser's own stream, untouched.
 			s.started, s.ssrc, s.seqOff, s.tsOff, s.rewrite = true, in.ssrc, 0, 0, false
@@ -119,8 +128,8 @@ func (s *outStream) outgoing(in rtpInfo, clock uint32, now int64) (out outHeader
 	if int16(out.seq-s.lastSeq) > 0 {
 		s.lastSeq = out.seq
 	}
-	if d := out.ts - s.lastTS; int32(d) > 0 || newStream {
-		if !newStream && d < clock {
+	if d := out.ts - s.lastTS; int32(d) > 0 || remapped {
+		if !remapped && d < clock {
 			s.lastStep = d
 		}
 		s.lastTS, s.lastAt = out.ts, now
@@ -135,6 +144,13 @@ func (s *outStream) outgoing(in rtpInfo, clock uint32, now int64) (out outHeader
 		s.clock = clock
 	}
 	return out, newStream, true
+}
+
+// gap records that a browser packet was dropped at a closed gate.
+func (s *outStream) gap() {
+	s.mu.Lock()
+	s.gapped = true
+	s.mu.Unlock()
 }
 
 // restarted says a step of the browser's sequence numbers (this packet's minus the

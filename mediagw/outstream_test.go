@@ -214,6 +214,7 @@ func FuzzOutStream(f *testing.F) {
 	f.Add([]byte{0, 1, 0, 160, 0, 1, 0, 160, 1, 200, 9, 1, 2, 0, 1, 0, 160})
 	f.Add([]byte{2, 3, 0, 0, 0, 0, 0, 0, 2, 4})
 	f.Add([]byte{0, 0xff, 0xff, 0xff, 0xff, 0, 0x80, 0, 0, 1, 0, 0, 0, 3})
+	f.Add([]byte{0, 1, 1, 20, 6, 0, 0, 20, 6, 0, 0, 20, 0, 3, 3, 20, 0, 1, 1, 20})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		var s outStream
 		now := int64(1_000_000_000)
@@ -222,6 +223,7 @@ func FuzzOutStream(f *testing.F) {
 		var ssrc uint32
 		started := false
 		var lastSeq uint16
+		gapped := false // a packet was dropped at a closed gate since the last one sent
 		note := func(o outHeader, fresh bool) {
 			if started && o.ssrc != ssrc {
 				t.Fatalf("SSRC %#x after %#x", o.ssrc, ssrc)
@@ -245,6 +247,11 @@ func FuzzOutStream(f *testing.F) {
 				s.endDTMF(ts + 800)
 				continue
 			}
+			if op%8 == 6 { // a push-to-talk gate dropped a packet
+				s.gap()
+				gapped = true
+				continue
+			}
 			in := uint32(op % 4)
 			seqs[in] += uint16(int8(a))
 			tss[in] += uint32(int8(b)) * 160
@@ -252,10 +259,11 @@ func FuzzOutStream(f *testing.F) {
 			if !ok {
 				t.Fatal("audio dropped with no event running")
 			}
-			if fresh && started && !o.marker {
-				t.Fatalf("new stream without the marker")
+			if (fresh || gapped) && started && !o.marker {
+				t.Fatalf("new stream or talkspurt without the marker")
 			}
-			note(o, fresh)
+			note(o, fresh || gapped)
+			gapped = false
 		}
 	})
 }

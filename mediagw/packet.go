@@ -27,6 +27,7 @@ const (
 	dropDTMF
 	dropSendError
 	dropLatchWindow
+	dropGated
 	numDropReasons
 )
 
@@ -34,7 +35,7 @@ const (
 var dropNames = [numDropReasons]string{
 	"", DropTruncated, DropBadVersion, DropUnknownPT, DropOversized, DropForeignSource,
 	DropNotBinary, DropNoRemote, DropNotAttached, DropQueueFull, DropHeld, DropDTMF, DropSendError,
-	DropLatchWindow,
+	DropLatchWindow, DropGated,
 }
 
 // isRTCP tells RTP and RTCP apart as RFC 5761 section 4 does: RTCP packet types 192-223

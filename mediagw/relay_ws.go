@@ -137,8 +137,24 @@ func (t *termination) attach(conn *websocket.Conn) {
 	}
 	go w.writeLoop(t)
 	t.readWS(w)
-	t.ws.CompareAndSwap(w, nil)
+	if t.ws.CompareAndSwap(w, nil) && t.gated {
+		t.detached()
+	}
 	w.close(wsCloseNormal, "")
+}
+
+// detached closes the gate of a push-to-talk termination whose browser went away (not
+// replaced by a new attach) and tells the owner, so that the floor is released now:
+// nobody holds a talk group silent with a closed tab.
+func (t *termination) detached() {
+	t.gate.Store(false)
+	select {
+	case <-t.done:
+		return // the termination is ending: its own event says so
+	default:
+	}
+	t.log.Info("websocket detached from a gated termination")
+	t.g.notify(t.eventURL, t.event(EventDetached, "browser websocket closed"))
 }
 
 // readWS reads one packet per binary message into a reused buffer and relays it.
@@ -196,6 +212,13 @@ func (t *termination) fromWS(pkt []byte, hdr *rtp.Header) {
 		t.c.fromWS.update(a.info, clock, now)
 		if p.hold {
 			t.drop(dropHeld)
+			return
+		}
+		if t.gated && !t.gate.Load() {
+			// No floor: the packet goes nowhere, and the next one that passes starts a
+			// talkspurt (outStream.gap).
+			t.out.gap()
+			t.drop(dropGated)
 			return
 		}
 		out, newStream, ok := t.out.outgoing(a.info, clock, now)

@@ -34,6 +34,10 @@ type termination struct {
 	rtpConn, rtcpConn                   *net.UDPConn
 	c                                   counters
 	out                                 outStream
+	// gated: a push-to-talk termination, whose browser RTP passes only while gate is
+	// open (set by the owner through Modify; closed when the WebSocket detaches).
+	gated bool
+	gate  atomic.Bool
 
 	peer       atomic.Pointer[peerState]
 	ws         atomic.Pointer[wsConn]
@@ -72,6 +76,7 @@ func (g *Gateway) addLocal(req AddLocalRequest) (*termination, error) {
 	t := &termination{
 		g: g, id: id, owner: req.Owner, callID: req.CallID, player: req.Player, eventURL: req.EventURL,
 		created: time.Now(), port: port, rtpConn: rtpConn, rtcpConn: rtcpConn, done: make(chan struct{}),
+		gated: req.Gated,
 	}
 	t.log = g.log.With("termination", id, "call_id", req.CallID, "player", req.Player, "owner", req.Owner)
 	g.mu.Lock()
@@ -85,7 +90,7 @@ func (g *Gateway) addLocal(req AddLocalRequest) (*termination, error) {
 	t.wg.Add(2)
 	go t.readUDP(rtpConn, false)
 	go t.readUDP(rtcpConn, true)
-	t.log.Info("local termination added", "rtp_port", port)
+	t.log.Info("local termination added", "rtp_port", port, "gated", req.Gated)
 	return t, nil
 }
 
@@ -159,9 +164,18 @@ func newPeerState(r Remote, hold bool) (*peerState, error) {
 
 // modify applies a ModifyRequest.
 func (t *termination) modify(req ModifyRequest) error {
+	if req.GateOpen != nil {
+		if !t.gated {
+			return fmt.Errorf("%w: termination %s has no gate (add it with gated)", ErrConflict, t.id)
+		}
+		if t.gate.Swap(*req.GateOpen) != *req.GateOpen {
+			t.log.Info("gate changed", "open", *req.GateOpen)
+		}
+	}
 	cur := t.peer.Load()
 	if cur == nil {
 		if req.Address != nil || req.RTPPort != nil || req.RTCPPort != nil || req.PayloadTypes != nil || req.Hold != nil {
+			// The gate (above) is the one thing that may change before the remote.
 			return fmt.Errorf("%w: termination %s has no remote yet (add it first)", ErrConflict, t.id)
 		}
 		return nil
@@ -232,7 +246,8 @@ func (t *termination) closeSockets() {
 func (t *termination) view() Termination {
 	out := Termination{ID: t.id, Owner: t.owner, CallID: t.callID, Player: t.player,
 		Address: t.g.cfg.PublicAddr, RTPPort: t.port, RTCPPort: t.port + 1,
-		CreatedAt: t.created.UTC(), WSAttached: t.ws.Load() != nil, Counters: t.c.snapshot()}
+		CreatedAt: t.created.UTC(), WSAttached: t.ws.Load() != nil, Counters: t.c.snapshot(),
+		Gated: t.gated, GateOpen: t.gated && t.gate.Load()}
 	if p := t.peer.Load(); p != nil {
 		r := p.remote
 		r.PayloadTypes = slices.Clone(r.PayloadTypes)

@@ -13,6 +13,11 @@ type AddLocalRequest struct {
 	Player string `json:"player,omitempty"`
 	// EventURL receives signed events (media timeout ...) by POST; empty: none.
 	EventURL string `json:"event_url,omitempty"`
+	// Gated makes a push-to-talk termination: the browser's RTP reaches the far end only
+	// while its gate is open (ModifyRequest.GateOpen, set by the owner as the floor is
+	// granted and released). The gate starts closed and closes by itself when the
+	// browser's WebSocket detaches, which the owner hears as EventDetached.
+	Gated bool `json:"gated,omitempty"`
 }
 
 // LocalTermination is the answer to AddLocal: what to put in the SDP offer.
@@ -49,7 +54,10 @@ type MediaURL struct {
 // Address, RTPPort and RTCPPort change the remote address (a re-INVITE) and reset
 // latching.
 type ModifyRequest struct {
-	Hold         *bool         `json:"hold,omitempty"`
+	Hold *bool `json:"hold,omitempty"`
+	// GateOpen opens (true) or closes (false) the gate of a Gated termination; on
+	// another termination it is a conflict. It may change before the remote is added.
+	GateOpen     *bool         `json:"gate_open,omitempty"`
 	Address      *string       `json:"address,omitempty"`
 	RTPPort      *int          `json:"rtp_port,omitempty"`
 	RTCPPort     *int          `json:"rtcp_port,omitempty"`
@@ -79,6 +87,8 @@ type Termination struct {
 	LatchedRTP   string    `json:"latched_rtp,omitempty"`
 	LatchedRTCP  string    `json:"latched_rtcp,omitempty"`
 	Hold         bool      `json:"hold"`
+	Gated        bool      `json:"gated,omitempty"`
+	GateOpen     bool      `json:"gate_open,omitempty"`
 	WSAttached   bool      `json:"ws_attached"`
 	CreatedAt    time.Time `json:"created_at"`
 	LastPacketAt time.Time `json:"last_packet_at,omitzero"`
@@ -125,17 +135,25 @@ type TerminationList struct {
 	Terminations []Termination `json:"terminations"`
 }
 
-// EventType names why the gateway ended a termination.
+// EventType names why the gateway ended a termination, or what happened to a live one.
 type EventType string
 
-// Event types.
+// Event types. All but EventDetached mean the termination has ended.
 const (
 	EventMediaTimeout EventType = "media_timeout"
 	EventSetupTimeout EventType = "setup_timeout"
 	EventShutdown     EventType = "shutdown"
+	// EventDetached: the browser's WebSocket of a Gated termination closed (not
+	// replaced by a new attach). The termination lives on with its gate closed; the
+	// owner releases the floor at once rather than after the page is given up for gone.
+	EventDetached EventType = "ws_detached"
 )
 
-// Event tells the owner that the gateway ended one of its terminations.
+// Ends reports whether the event means the termination has ended.
+func (t EventType) Ends() bool { return t != EventDetached }
+
+// Event tells the owner that the gateway ended one of its terminations, or that the
+// browser of a gated one detached (Type says which).
 type Event struct {
 	Type          EventType `json:"type"`
 	TerminationID string    `json:"termination_id"`
@@ -158,8 +176,11 @@ const (
 	DropNotAttached   = "not_attached"
 	DropQueueFull     = "queue_full"
 	DropHeld          = "held"
-	DropDTMF          = "dtmf"
-	DropSendError     = "send_error"
+	// DropGated is a browser RTP packet while the gate of a Gated termination is closed
+	// (push-to-talk without the floor).
+	DropGated     = "gated"
+	DropDTMF      = "dtmf"
+	DropSendError = "send_error"
 	// DropLatchWindow is a packet from another source than the SDP's private address
 	// while that address still has LatchWindow to send first (source.go).
 	DropLatchWindow = "latch_window"

@@ -18,10 +18,10 @@ type Policy interface {
 // read and write the objects players/K/..., may write only the fields players/K/... of the
 // players index, may read the users directory (users), and, when it is bound to user U,
 // may read users/U and users/U/... (that user's object and conference lists, and no other
-// user's) and write the field conferences of users/U (the conferences the user's page
-// watches and joins: the page chooses them itself, the AS adapter subscribes to what it
-// lists). Which player objects exist is the schema's business (store refuses any but
-// players/K/<media>).
+// user's) and write the fields conferences and services of users/U (the conferences the
+// user's page watches and joins, and the IMS services it offers: the page chooses them
+// itself, the AS adapter subscribes to what the first lists and registers the second).
+// Which objects exist under players/K is the schema's business (store refuses the rest).
 type DefaultPolicy struct{}
 
 const (
@@ -29,8 +29,10 @@ const (
 	playersPrefix = "players/"
 	usersIndex    = "users"
 	usersPrefix   = "users/"
-	// conferencesField is the one field of users/<user> the user's own token writes.
+	// conferencesField and servicesField are the fields of users/<user> the user's own
+	// token writes.
 	conferencesField = "conferences"
+	servicesField    = "services"
 )
 
 func ownPlayer(c Claims, s string) bool {
@@ -66,7 +68,7 @@ func (DefaultPolicy) CanWrite(c Claims, obj, field string) bool {
 		return ownPlayer(c, field) && store.ValidAddress(field) == nil
 	}
 	if c.User != "" && obj == usersPrefix+c.User {
-		return field == conferencesField
+		return field == conferencesField || field == servicesField
 	}
 	return ownPlayer(c, obj)
 }

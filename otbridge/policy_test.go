@@ -24,6 +24,8 @@ func TestDefaultPolicy(t *testing.T) {
 		"read other user's list":    {alice, "users/bob/conf/c1", "", false, false},
 		"read a user prefix":        {alice, "users/alicex", "", false, false},
 		"own conferences":           {alice, "users/alice", "conferences", true, true},
+		"own services":              {alice, "users/alice", "services", true, true},
+		"other user's services":     {alice, "users/bob", "services", true, false},
 		"own registration":          {alice, "users/alice", "registration", true, false},
 		"own client key":            {alice, "users/alice", "client", true, false},
 		"other user's conferences":  {alice, "users/bob", "conferences", true, false},

@@ -35,8 +35,18 @@ type Schema struct {
 			CallID      string `json:"callID"`
 			DTMF        string `json:"dtmf"`
 			Hold        string `json:"hold"`
+			// Push-to-talk (docs/push-to-talk.md): the page writes Floor (a
+			// FloorIntents value, consumed by the gateway); the gateway writes the others.
+			Floor         string `json:"floor"`
+			FloorState    string `json:"floorState"`
+			FloorTalker   string `json:"floorTalker"`
+			FloorReason   string `json:"floorReason"`
+			FloorPosition string `json:"floorPosition"`
+			FloorDuration string `json:"floorDuration"`
 		} `json:"fields"`
 		Services     []string `json:"services"`
+		FloorIntents []string `json:"floorIntents"`
+		FloorStates  []string `json:"floorStates"`
 		States       []string `json:"states"`
 		PlayerStates []string `json:"playerStates"`
 		Encodings    []string `json:"encodings"`
@@ -51,6 +61,9 @@ type Schema struct {
 			Registration      string `json:"registration"`
 			RegistrationError string `json:"registrationError"`
 			Conferences       string `json:"conferences"`
+			// Services lists the IMS services the user's page offers ("mmtel poc"):
+			// the REGISTER's Contact carries their feature tags (asadapter/icsi).
+			Services string `json:"services"`
 		} `json:"fields"`
 		RegistrationStates []string `json:"registrationStates"`
 		ParticipantFields  struct {

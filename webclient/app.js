@@ -1,5 +1,6 @@
-// The demo page: dial a SIP URI or join a conference, hang up, answer or reject, send DTMF,
-// and watch the call state and the conference participants. Everything goes through the
+// The demo page: dial a SIP URI or join a conference or a talk group (push to talk,
+// ptt.js), hang up, answer or reject, send DTMF, and watch the call state and the
+// conference participants. Everything goes through the
 // DSM: the page writes fields of its player object and renders what the gateway writes.
 // window.dsmgw exposes the pieces for debugging and for the browser test.
 
@@ -7,6 +8,7 @@ import { DSM } from './dsm.js';
 import { loadSchema } from './schema.js';
 import { Player } from './player.js';
 import { Users } from './users.js';
+import { mountPushToTalk } from './ptt.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -49,6 +51,7 @@ function renderCall(s) {
   $('hangup').textContent = s.conference && live ? 'Leave' : 'Hang up';
   $('call').disabled = live;
   $('join').disabled = live;
+  $('pttjoin').disabled = live;
   for (const b of $('pad').querySelectorAll('button')) b.disabled = s.playerState !== 'connected';
   const st = s.stats;
   $('stats').textContent = s.media === 'idle' ? '' : `RTP sent ${st.sent} · received ${st.received} · played ${st.played} frames`;
@@ -159,6 +162,9 @@ async function main() {
       $('dtmf-sent').textContent = `sent ${b.textContent}`;
     }));
   }
+
+  app.ptt = mountPushToTalk(player, schema, { form: $('pttform'), group: $('talkgroup'), button: $('ptt'), floor: $('floor') },
+    { encoding, onError: (err) => text('sip', err.message) });
 
   if (dsm.user) {
     const users = new Users(dsm, schema, { user: dsm.user });

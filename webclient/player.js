@@ -41,6 +41,15 @@ export class Player {
     this.fns = new Set();
     this.stats = { sent: 0, received: 0, decoded: 0, ignored: 0, played: 0, captured: 0, underruns: 0 };
     this.tap = null; // see the packet handler in startMedia
+    this.sendFilter = null; // see setSendFilter
+  }
+
+  /**
+   * setSendFilter makes the microphone's frames leave the page only while fn() is true
+   * (push-to-talk: while the button is held); null sends always.
+   */
+  setSendFilter(fn) {
+    this.sendFilter = fn;
   }
 
   /** start subscribes to the own player object and adds it to the players index. */
@@ -120,7 +129,8 @@ export class Player {
     await this.addToIndex();
     const ops = [expect(F.playerState, cur)];
     // Clear what the previous call left, so nothing stale is shown or acted on.
-    for (const f of [F.mgwState, F.mgwURL, F.progress, F.sipStatus, F.sipReason, F.caller, F.callID, F.dtmf, F.hold, ...clear]) {
+    const floor = [F.floor, F.floorState, F.floorTalker, F.floorReason, F.floorPosition, F.floorDuration];
+    for (const f of [F.mgwState, F.mgwURL, F.progress, F.sipStatus, F.sipReason, F.caller, F.callID, F.dtmf, F.hold, ...floor, ...clear]) {
       ops.push(del(f));
     }
     ops.push(set(F.service, service));
@@ -217,7 +227,7 @@ export class Player {
         }
       },
       frame: (pcm) => {
-        if (!m.canSend()) return;
+        if (!m.canSend() || (this.sendFilter && !this.sendFilter())) return;
         m.send(sender.packet(encode(codec, pcm), pcm.length));
         this.stats.sent++;
       },

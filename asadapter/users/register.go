@@ -3,12 +3,14 @@ package users
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/icsi"
 	"dsmgw/asadapter/sipport"
 )
 
@@ -94,7 +96,10 @@ func (w *userWorker) buildRegister(aor, contact sip.Uri, expires time.Duration, 
 	req.AppendHeader(&sip.ToHeader{Address: aor, Params: sip.NewParams()})
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: w.cseq, MethodName: sip.REGISTER})
-	req.AppendHeader(&sip.ContactHeader{Address: contact})
+	// The feature tags of the services the page offers (TS 24.229 section 5.1.1.2.1).
+	cp := sip.NewParams()
+	icsi.AddRegisterTags(&cp, w.services)
+	req.AppendHeader(&sip.ContactHeader{Address: contact, Params: cp})
 	if stale != "" {
 		var su sip.Uri
 		if sip.ParseUri(stale, &su) == nil {
@@ -177,6 +182,7 @@ func (w *userWorker) register(ctx context.Context) {
 		w.u.met.registers.WithLabelValues("ok").Inc()
 		first := !w.registered
 		w.registered = true
+		w.regServices = slices.Clone(w.services)
 		w.backoff = 0
 		w.rec.Contact = w.contactString()
 		refresh := max(granted/2, minRefresh)

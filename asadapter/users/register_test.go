@@ -14,6 +14,7 @@ import (
 	"dsmgw/asadapter/internal/siptest"
 	"dsmgw/asadapter/sipport"
 	"dsmgw/internal/testpeer"
+	"dsmgw/store"
 )
 
 // TestRegisterDigestRefreshLogout: sipp as the registrar (reached as the outbound proxy)
@@ -251,4 +252,35 @@ func TestNoSecretsInRedis(t *testing.T) {
 		t.Fatalf("sipp registrar: exit %d, %v (the digest with the opened password failed?)", rc, err)
 	}
 	check("logged out")
+}
+
+// TestRegisterServiceTags: the REGISTER's Contact carries the feature tags of the
+// services the user's page offers (users/<user> services), checked by sipp with regular
+// expressions; when the page starts offering push-to-talk the user registers again at
+// once with the MCPTT tag and both ICSIs.
+func TestRegisterServiceTags(t *testing.T) {
+	t.Parallel()
+	scen, _ := filepath.Abs("testdata/register/registrar_services.xml")
+	sipp := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: scen, Args: []string{"-m", "1"}})
+	r := startUsers(t, siptest.New(t, sipp.Addr), Config{}, "")
+	if code, body := r.call(t, "POST", "/v1/users/tess/register", usersTestSecret, RegisterRequest{
+		SIPURI: "sip:tess@dsmgw.test", Client: "K7"}); code != 202 {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	f := r.u.schema.Users.Fields
+	obj := r.u.schema.UserAddress("tess")
+	r.waitFields(t, obj, "registered", func(m map[string]string) bool { return m[f.Registration] == sipport.RegRegistered })
+	waitCounter(t, r.u.met.registers.WithLabelValues("ok"), 1, "the first REGISTER")
+	// The page offers push-to-talk now, as ptt.js writes it.
+	if _, err := r.st.Commit(t.Context(), store.Commit{Obj: obj, Client: "browser/K7", Base: -1,
+		Ops: []store.Op{store.Set(f.Services, "mmtel poc")}}); err != nil {
+		t.Fatal(err)
+	}
+	waitCounter(t, r.u.met.registers.WithLabelValues("ok"), 2, "the REGISTER with the new tags")
+	if code, body := r.call(t, "DELETE", "/v1/users/tess/register", usersTestSecret, nil); code != 202 {
+		t.Fatalf("DELETE: %d %s", code, body)
+	}
+	if rc, err := sipp.Wait(30 * time.Second); err != nil || rc != 0 {
+		t.Fatalf("sipp registrar: exit %d, %v (a Contact without the expected tags fails its check)", rc, err)
+	}
 }

@@ -2,12 +2,15 @@ package users
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/icsi"
 	"dsmgw/asadapter/sipport"
 	"dsmgw/store"
 )
@@ -45,6 +48,11 @@ type userWorker struct {
 	gauge   string  // state counted in the registrations gauge ("" before the first)
 
 	subs map[string]*subHandle // conference id → running subscription
+
+	// services are the IMS services the user's page offers (users/<user> services), and
+	// regServices those the last successful REGISTER's Contact carried: a change
+	// registers again at once, so the S-CSCF routes each service to us.
+	services, regServices []icsi.Service
 }
 
 // regView is the part of users/<user> the worker writes.
@@ -152,7 +160,14 @@ func (w *userWorker) step(ctx context.Context) bool {
 	if keepContact != "" {
 		w.rec.Contact = keepContact
 	}
-	if (w.registered && !now.Before(w.refreshAt)) || (!w.registered && !now.Before(w.retryAt)) {
+	if s, ok := w.offered(ctx); ok {
+		w.services = s
+	}
+	changed := w.registered && !slices.Equal(w.services, w.regServices)
+	if changed {
+		w.log.Info("users: the page offers other services; registering again", "services", fmt.Sprint(w.services))
+	}
+	if (w.registered && (changed || !now.Before(w.refreshAt))) || (!w.registered && !now.Before(w.retryAt)) {
 		w.register(ctx)
 	}
 	w.want.sipURI = rec.SIPURI
@@ -240,6 +255,26 @@ func (w *userWorker) setGauge(state string) {
 		w.u.met.registrations.WithLabelValues(state).Inc()
 	}
 	w.gauge = state
+}
+
+// offered returns the IMS services the user's page offers (users/<user> services; none
+// listed: MMTel). Unknown names are skipped: the REGISTER names what we can serve.
+func (w *userWorker) offered(ctx context.Context) ([]icsi.Service, bool) {
+	r, err := w.u.st.Snapshot(ctx, w.u.schema.UserAddress(w.user))
+	if err != nil {
+		w.log.Warn("users: read services", "err", err)
+		return nil, false
+	}
+	var out []icsi.Service
+	for _, name := range strings.Fields(r.Fields[w.u.schema.Users.Fields.Services]) {
+		if s, err := icsi.Parse(name); err == nil && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		out = []icsi.Service{icsi.MMTel}
+	}
+	return out, true
 }
 
 // conferences returns the conference ids listed in users/<user>.

@@ -103,6 +103,32 @@ func (s *stack) start(ctx context.Context, root string) error {
 	return nil
 }
 
+// readyPoll is how often run asks the gateway whether it is ready before saying so.
+const readyPoll = 50 * time.Millisecond
+
+// waitReady returns once the gateway is ready (its /readyz would answer 200: Redis, the
+// feed readers and the bridge running), so that "ready" is printed only when it is
+// true, or an error when it is not within startTimeout or run ends first.
+func (s *stack) waitReady(ctx context.Context, runDone <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	t := time.NewTicker(readyPoll)
+	defer t.Stop()
+	for {
+		err := s.app.Ready(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("gateway not ready after %s: %w", startTimeout, err)
+		case <-runDone:
+			return fmt.Errorf("gateway stopped before it was ready: %w", err)
+		case <-t.C:
+		}
+	}
+}
+
 // run runs the gateway (and the conference server) until soft or hard ends. The
 // conference server stops after the gateway, which hangs up its calls to it first.
 func (s *stack) run(soft, hard context.Context) error {
@@ -114,34 +140,18 @@ func (s *stack) run(soft, hard context.Context) error {
 	} else {
 		confDone <- nil
 	}
-	// The summary says the gateway is ready: print it once /readyz would say so (its feed
-	// readers have read every shard), not merely once it is built.
-	ready, ran := make(chan struct{}), make(chan struct{})
+	runDone := make(chan struct{})
+	var err error
 	go func() {
-		defer close(ready)
-		deadline := time.Now().Add(startTimeout)
-		for soft.Err() == nil && time.Now().Before(deadline) {
-			select {
-			case <-ran:
-				return // Run ended (an error it returns): nothing to announce
-			default:
-			}
-			rctx, cancel := context.WithTimeout(soft, time.Second)
-			err := s.app.Ready(rctx)
-			cancel()
-			if err == nil {
-				s.summary(s.cfg)
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if soft.Err() == nil {
-			s.log.Warn("the gateway is not ready; see gateway.log", "after", startTimeout)
-		}
+		defer close(runDone)
+		err = s.app.Run(soft, hard)
 	}()
-	err := s.app.Run(soft, hard)
-	close(ran)
-	<-ready
+	if rerr := s.waitReady(soft, runDone); rerr != nil {
+		s.log.Error("not ready", "err", rerr)
+	} else {
+		s.summary(s.cfg)
+	}
+	<-runDone
 	stopConf()
 	if cerr := <-confDone; cerr != nil {
 		s.log.Warn("conference server", "err", cerr)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"dsmgw/floorctl"
 	"dsmgw/imsdemo"
 	"dsmgw/imsdemo/mixer"
 )
@@ -23,6 +24,11 @@ type env struct {
 	AdvertiseHost string `envconfig:"ADVERTISE_HOST"`
 	Domain        string `envconfig:"DOMAIN"`
 	EchoUser      string `envconfig:"ECHO_USER"`
+
+	TalkGroupDomain  string        `envconfig:"TALKGROUP_DOMAIN"`
+	FloorMaxTalk     time.Duration `envconfig:"FLOOR_MAX_TALK"`
+	FloorRevokeGrace time.Duration `envconfig:"FLOOR_REVOKE_GRACE"`
+	FloorQueueLimit  int           `envconfig:"FLOOR_QUEUE_LIMIT"`
 
 	RTPBindAddr   string        `envconfig:"RTP_BIND_ADDR"`
 	RTPPublicAddr string        `envconfig:"RTP_PUBLIC_ADDR"`
@@ -59,7 +65,9 @@ func loadEnv() (env, error) {
 func (e env) config() imsdemo.Config {
 	return imsdemo.Config{
 		ListenUDP: e.ListenUDP, ListenTCP: e.ListenTCP, AdvertiseHost: e.AdvertiseHost, Domain: e.Domain,
-		EchoUser: e.EchoUser, RTPBindAddr: e.RTPBindAddr, RTPPublicAddr: e.RTPPublicAddr,
+		EchoUser: e.EchoUser, TalkGroupDomain: e.TalkGroupDomain,
+		Floor:       floorctl.Config{MaxTalk: e.FloorMaxTalk, RevokeGrace: e.FloorRevokeGrace, QueueLimit: e.FloorQueueLimit},
+		RTPBindAddr: e.RTPBindAddr, RTPPublicAddr: e.RTPPublicAddr,
 		RTPPortMin: e.RTPPortMin, RTPPortMax: e.RTPPortMax, MediaTimeout: e.MediaTimeout,
 		MaxRooms: e.MaxRooms, MixWorkers: e.MixWorkers,
 		Mixer:               mixer.Config{JitterTarget: e.JitterTarget, JitterDepth: e.JitterDepth, MaxParticipants: e.RoomSize},

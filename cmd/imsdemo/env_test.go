@@ -49,6 +49,8 @@ func TestDocsTableAgreesWithDefaults(t *testing.T) {
 		"SUBSCRIBE_MIN_EXPIRES": d.SubscribeMinExpires, "SUBSCRIBE_MAX_EXPIRES": d.SubscribeMaxExpires,
 		"SUBSCRIBE_DEFAULT_EXPIRES": d.SubscribeDefaultExpires, "MAX_SUBSCRIPTIONS": d.MaxSubscriptions,
 		"DEPARTED_LINGER": d.DepartedLinger, "DRAIN": d.DrainTimeout,
+		"FLOOR_MAX_TALK": d.Floor.MaxTalk, "FLOOR_REVOKE_GRACE": d.Floor.RevokeGrace,
+		"FLOOR_QUEUE_LIMIT": d.Floor.QueueLimit,
 	}
 	typ := reflect.TypeOf(env{})
 	for i := range typ.NumField() {

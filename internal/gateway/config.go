@@ -92,6 +92,12 @@ type Config struct {
 	SIPAuthPassword  string        `envconfig:"SIP_AUTH_PASSWORD"`
 	SIPInviteTimeout time.Duration `envconfig:"SIP_INVITE_TIMEOUT" default:"60s"`
 	SIPDTMF          string        `envconfig:"SIP_DTMF" default:"rfc4733"`
+	// Push-to-talk (docs/push-to-talk.md): the domain of talk group ids, and the UDP
+	// ports of the floor channels (one per push-to-talk call).
+	SIPTalkGroupDomain string `envconfig:"SIP_TALKGROUP_DOMAIN"`
+	SIPFloorBindAddr   string `envconfig:"SIP_FLOOR_BIND_ADDR" default:"0.0.0.0"`
+	SIPFloorPortMin    int    `envconfig:"SIP_FLOOR_PORT_MIN" default:"30000"`
+	SIPFloorPortMax    int    `envconfig:"SIP_FLOOR_PORT_MAX" default:"30999"`
 
 	UsersSecret    string        `envconfig:"USERS_SECRET"`
 	UsersRegistrar string        `envconfig:"USERS_REGISTRAR"`

@@ -51,6 +51,9 @@ func packageKnobs() []knob {
 		{"SIP_USER", func() any { return ad.User }},
 		{"SIP_INVITE_TIMEOUT", func() any { return ad.InviteTimeout }},
 		{"SIP_DTMF", func() any { return ad.DTMF }},
+		{"SIP_FLOOR_BIND_ADDR", func() any { return ad.Floor.BindAddr }},
+		{"SIP_FLOOR_PORT_MIN", func() any { return ad.Floor.PortMin }},
+		{"SIP_FLOOR_PORT_MAX", func() any { return ad.Floor.PortMax }},
 
 		{"USERS_EXPIRES", func() any { return us.Expires }},
 		{"USERS_SUBSCRIBE_EXPIRES", func() any { return us.SubscribeExpires }},

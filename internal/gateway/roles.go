@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"dsmgw/asadapter"
+	"dsmgw/asadapter/ptt"
 	"dsmgw/asadapter/users"
 	"dsmgw/mediagw"
 	"dsmgw/otbridge"
@@ -181,7 +182,8 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 		TLSCert: cfg.SIPTLSCert, TLSKey: cfg.SIPTLSKey, TLSRootCAs: cfg.SIPTLSRootCAs, AdvertiseHost: cfg.SIPAdvertiseHost,
 		OutboundProxy: cfg.SIPOutboundProxy, AuthUser: cfg.SIPAuthUser, AuthPassword: cfg.SIPAuthPassword,
 		InviteTimeout: cfg.SIPInviteTimeout, DTMF: cfg.SIPDTMF, NoKeyspace: cfg.DSMNoKeyspace,
-		ConferenceDomain: cfg.UsersConfDom,
+		ConferenceDomain: cfg.UsersConfDom, TalkGroupDomain: cfg.SIPTalkGroupDomain,
+		Floor: ptt.Config{BindAddr: cfg.SIPFloorBindAddr, PortMin: cfg.SIPFloorPortMin, PortMax: cfg.SIPFloorPortMax},
 	}
 	apply(o.adapter, &acfg)
 	a.adapter, err = asadapter.New(acfg, a.st, a.feed, asadapter.NewMediaGatewayClient(mc, cfg.Instance, eventURL), a.reg, a.clog)

@@ -13,6 +13,10 @@
 //     they share.
 //   - The helpers internal/proc, internal/redisrun and internal/testpeer import no role
 //     package, so any test or tool can use them.
+//   - Libraries (floorctl: MCPTT floor control, pure, without I/O) may be imported by any
+//     package, roles included, and import no other package of the module: the AS
+//     adapter's push-to-talk calls and the demo conference server share the protocol
+//     without sharing a role.
 //
 // Tests are left out: an integration test may assemble several roles.
 package layering
