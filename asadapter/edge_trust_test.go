@@ -135,10 +135,10 @@ func invite(uri, callID string) string {
 func TestIncomingCallChecks(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.writeUser("live", "Live", store.Set("client", "livecl"), store.Set("sip_uri", "sip:live@ims.test"),
-		store.Set("registration", "registered"))
-	e.writeUser("pending", "Pending", store.Set("client", "pendingcl"), store.Set("sip_uri", "sip:pending@ims.test"),
-		store.Set("registration", "registering"))
+	e.dir.login("live", "livecl")
+	e.writeUser("live", "Live", store.Set("sip_uri", "sip:live@ims.test"), store.Set("registration", "registered"))
+	e.dir.login("pending", "pendingcl")
+	e.writeUser("pending", "Pending", store.Set("sip_uri", "sip:pending@ims.test"), store.Set("registration", "registering"))
 	i := e.adapter("gw1", func(c *Config) { c.Domain = "gw.test" })
 	waitIdentity(t, i.a, "livecl", true)
 	addr := i.a.Addr("udp")

@@ -1,21 +1,23 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"dsmgw/asadapter/users"
 	"dsmgw/internal/gwchild"
 	"dsmgw/internal/proc"
 	"dsmgw/internal/redisrun"
@@ -24,14 +26,17 @@ import (
 
 // The stack of a flood run: a private redis-server, Kamailio as the CSCF (the demo's
 // deploy/kamailio.cfg), one gateway in a child process whose outbound proxy (and so its
-// trust domain) is Kamailio, and a page user registered at Kamailio with the gateway's
-// contact. The tool plays the page: it answers the user's calls in the DSM.
+// trust domain) is Kamailio, and a page user the gateway registered at Kamailio with its
+// contact (through its registration API). The tool plays the page: it answers the user's
+// calls in the DSM.
 
 // Names of the run.
 const (
 	user       = "alice"
 	pageClient = "floodpage"
 	sipDomain  = "sip.dsmgw.test"
+	// usersSecret is the gateway's registration API secret (USERS_SECRET).
+	usersSecret = "sipflood-secret-0123456789"
 )
 
 // childOpts are the options of the run's children: the kernel kills them if the tool dies.
@@ -70,7 +75,7 @@ func startStack(ctx context.Context, root, dir string) (*stack, error) {
 	}
 	s.gwSIP = "127.0.0.1:" + strconv.Itoa(port)
 	env := []string{"GATEWAY_ROLES=asadapter,mediagw", "HTTP_ADDR=127.0.0.1:0", "REDIS_ADDRS=" + s.redis.Addr,
-		"INSTANCE=flooded", "MGW_SECRET=sipflood-secret-0123456789", "USERS_SECRET=sipflood-secret-0123456789",
+		"INSTANCE=flooded", "MGW_SECRET=sipflood-secret-0123456789", "USERS_SECRET=" + usersSecret,
 		"SIP_LISTEN_UDP=" + s.gwSIP, "SIP_LISTEN_TCP=" + s.gwSIP, "SIP_DOMAIN=" + sipDomain,
 		"SIP_OUTBOUND_PROXY=sip:" + s.kamAddr, "LOG_LEVEL=info", "MGW_PORT_MIN=41000", "MGW_PORT_MAX=41099"}
 	s.gwLog = filepath.Join(dir, "gateway.log")
@@ -132,62 +137,38 @@ func (s *stack) startKamailio(ctx context.Context, root string) error {
 	return nil
 }
 
-// register makes alice a page user: registered at Kamailio with the gateway's contact
-// (the REGISTER the users side would send), and in the DSM as the users side writes her,
-// logged in from the page's client.
+// register makes alice a page user as a page's sign-in does: through the gateway's
+// registration API, with the page's client key and a session that outlasts the run; the
+// users side REGISTERs her at Kamailio with the gateway's contact and writes users/alice.
+// It returns once she is registered.
 func (s *stack) register(ctx context.Context) error {
-	contact := "sip:" + user + "@" + s.gwSIP
-	msg := "REGISTER sip:" + sipDomain + " SIP/2.0\r\n" +
-		"Via: SIP/2.0/UDP LOCAL;branch=z9hG4bK-sipflood-reg;rport\r\n" +
-		"From: <sip:" + user + "@" + sipDomain + ">;tag=reg\r\n" +
-		"To: <sip:" + user + "@" + sipDomain + ">\r\n" +
-		"Call-ID: sipflood-reg\r\nCSeq: 1 REGISTER\r\n" +
-		"Contact: <" + contact + ">\r\nExpires: 3600\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-	status, err := request(s.kamAddr, msg)
+	body, err := json.Marshal(users.RegisterRequest{SIPURI: "sip:" + user + "@" + sipDomain, Client: pageClient,
+		Display: "Alice", TTLSeconds: 3600})
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(status, "SIP/2.0 200") {
-		return fmt.Errorf("REGISTER at Kamailio: %s", status)
-	}
-	f := s.st.Schema().Users.Fields
-	for _, c := range []store.Commit{
-		{Obj: s.st.Schema().Users.Index, Base: -1, Ops: []store.Op{store.Set(user, "Alice")}},
-		{Obj: s.st.Schema().UserAddress(user), Base: -1, Ops: []store.Op{store.Set(f.Client, pageClient),
-			store.Set(f.SipURI, "sip:"+user+"@"+sipDomain), store.Set(f.Registration, "registered")}},
-	} {
-		if _, err := s.st.Commit(ctx, c); err != nil {
-			return fmt.Errorf("write the page user: %w", err)
-		}
-	}
-	return nil
-}
-
-// request sends one request over UDP from 127.0.0.1 (LOCAL in msg is the socket's
-// address) and returns the status line of its final response.
-func request(to, msg string) (string, error) {
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.gwHTTP+"/v1/users/"+user+"/register",
+		bytes.NewReader(body))
 	if err != nil {
-		return "", err
+		return err
 	}
-	defer c.Close()
-	ra, err := net.ResolveUDPAddr("udp", to)
+	req.Header.Set("Authorization", "Bearer "+usersSecret)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return "", err
+		return fmt.Errorf("register the page user: %w", err)
 	}
-	if _, err := c.WriteTo([]byte(strings.ReplaceAll(msg, "LOCAL", c.LocalAddr().String())), ra); err != nil {
-		return "", err
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("register the page user: %s", res.Status)
 	}
-	buf := make([]byte, 8192)
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		n, _, err := c.ReadFrom(buf)
-		if err != nil {
-			return "", fmt.Errorf("no answer from %s: %w", to, err)
+	reg := s.st.Schema().Users.Fields.Registration
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		snap, err := s.st.Snapshot(ctx, s.st.Schema().UserAddress(user))
+		if err == nil && snap.Fields[reg] == "registered" {
+			return nil
 		}
-		line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
-		if !strings.HasPrefix(line, "SIP/2.0 1") {
-			return line, nil
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the page user is not registered (%v, %v): see %s", snap.Fields, err, s.gwLog)
 		}
 	}
 }
