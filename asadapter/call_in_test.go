@@ -21,7 +21,7 @@ func (e *env) registerUser(user, client string) {
 // sippCaller starts sipp's built-in UAC calling user at the adapter.
 func sippCaller(t *testing.T, user, adapterAddr string) *testpeer.Sipp {
 	return testpeer.StartSipp(t, testpeer.SippOptions{Scenario: "uac", Remote: adapterAddr,
-		RTPEcho: true, NoWait: true, Args: []string{"-m", "1", "-s", user, "-d", "300"}})
+		RTPEcho: true, Args: []string{"-m", "1", "-s", user, "-d", "300"}})
 }
 
 func TestIncomingCallAnsweredByBrowser(t *testing.T) {

@@ -258,7 +258,6 @@ func (f *faults) startPhone(t *testing.T) *phone {
 	stat := filepath.Join(dir, "stat.csv")
 	cscf := net.JoinHostPort(f.s.Service(t, "sip").Addr.String(), "5060")
 	sp := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: scenario, Remote: cscf, Host: f.s.Network.Gateway.String(),
-		MediaPort: testpeer.FreeUDPPort(t), NoWait: true,
 		Args: []string{"-inf", users, "-r", strconv.Itoa(phoneRate), "-l", "20", "-m", "100000",
 			"-trace_stat", "-stf", stat, "-fd", "1", "-timeout_error", "-recv_timeout", "20000"}})
 	return &phone{s: sp, stat: stat}
