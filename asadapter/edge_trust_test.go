@@ -25,7 +25,7 @@ func scenarioFrom(t *testing.T, name, ip, remote string, args ...string) *testpe
 		t.Fatal(err)
 	}
 	return testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path, Remote: remote, Host: ip,
-		MediaPort: testpeer.FreeUDPPort(t), NoWait: true, Args: append([]string{"-m", "1"}, args...)})
+		MediaPort: testpeer.FreeUDPPort(t), Args: append([]string{"-m", "1"}, args...)})
 }
 
 // TestUntrustedInviteRefusedCSCFRings: a caller outside the trust domain sends an INVITE
