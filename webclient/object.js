@@ -296,6 +296,13 @@ export class DSMObject {
   onSubError(code, msg) {
     const err = new DSMError(code, msg, this.addr);
     this.readyReject(err);
+    if (code !== 'unavailable') {
+      // Refused for good (forbidden, a bad address, too many subscriptions): the server
+      // holds no subscription, so the object is a blind one from now on. Writes waiting
+      // for a snapshot that will never come are sent and get their own answers.
+      this.subscribed = false;
+      this.pump();
+    }
     for (const fn of this.errorFns) this.dsm.safeCall(fn, err);
   }
 
