@@ -30,7 +30,7 @@ func TestSoakReturnsToBaseline(t *testing.T) {
 	testpeer.Need(t, "sipp")
 	var out bytes.Buffer
 	o := options{sessions: 300, warmup: 50, calls: 0.5, conc: 20, live: 10, wave: 150,
-		grace: time.Second, feedAge: 2 * time.Second, settle: 60 * time.Second}
+		grace: time.Second, feedAge: 2 * time.Second, settle: 60 * time.Second, verbose: true}
 	// A failure deadline, not a timing assertion.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
