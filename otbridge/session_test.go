@@ -70,6 +70,9 @@ func TestSessions(t *testing.T) {
 	if code, s := get(demo, "?user=bob"); code != http.StatusOK || s.User != "bob" {
 		t.Fatalf("demo mode: %d %+v", code, s)
 	}
+	if code, s := get(demo, "?user=bob%2Fx"); code != http.StatusBadRequest {
+		t.Fatalf("demo mode, a user that cannot be one: %d %+v, want 400", code, s)
+	}
 	for name, tc := range map[string]struct {
 		bearer, body string
 		want         int
@@ -80,8 +83,12 @@ func TestSessions(t *testing.T) {
 		"unknown field": {string(secret), `{"usr":"bob"}`, http.StatusBadRequest},
 		"ttl too long":  {string(secret), `{"user":"bob","ttl_seconds":999999999}`, http.StatusBadRequest},
 		"not json":      {string(secret), `user=bob`, http.StatusBadRequest},
-		"anonymous":     {string(secret), ``, http.StatusCreated},
-		"short ttl":     {string(secret), `{"user":"bob","ttl_seconds":60}`, http.StatusCreated},
+		// 10^10 s in nanoseconds overflows int64 into a negative lifetime: once a 201 with
+		// an expired token.
+		"ttl overflowing": {string(secret), `{"user":"bob","ttl_seconds":10000000000}`, http.StatusBadRequest},
+		"two objects":     {string(secret), `{"user":"bob"} {"user":"eve"}`, http.StatusBadRequest},
+		"anonymous":       {string(secret), ``, http.StatusCreated},
+		"short ttl":       {string(secret), `{"user":"bob","ttl_seconds":60}`, http.StatusCreated},
 	} {
 		if code, s := post(tc.bearer, tc.body); code != tc.want {
 			t.Errorf("POST /v1/sessions %s: %d %+v, want %d", name, code, s, tc.want)
