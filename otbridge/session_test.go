@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"dsmgw/internal/testpeer"
 	"dsmgw/otbridge"
 	"dsmgw/store"
@@ -131,5 +133,35 @@ func TestSessions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOriginChecked: the upgrade to /dsm refuses a browser page of another origin (403),
+// and takes one of the gateway's own origin and a client that sends no Origin.
+func TestOriginChecked(t *testing.T) {
+	t.Parallel()
+	r := testpeer.StartRedis(t, testpeer.RedisOptions{})
+	in := startInstance(t, newRedisClient(t, r.Addr), otbridge.Config{}, store.Config{}, nil)
+	own := in.srv.URL // http://127.0.0.1:port
+	for origin, want := range map[string]int{
+		"http://evil.example": http.StatusForbidden,
+		own + "1":             http.StatusForbidden, // another port
+		own:                   http.StatusSwitchingProtocols,
+		"":                    http.StatusSwitchingProtocols,
+	} {
+		h := http.Header{}
+		if origin != "" {
+			h.Set("Origin", origin)
+		}
+		ws, resp, err := websocket.DefaultDialer.Dial(in.url, h)
+		if ws != nil {
+			ws.Close()
+		}
+		if resp == nil {
+			t.Fatalf("Origin %q: no answer: %v", origin, err)
+		}
+		if resp.StatusCode != want {
+			t.Errorf("Origin %q: %d, want %d", origin, resp.StatusCode, want)
+		}
 	}
 }
