@@ -112,6 +112,13 @@ func (a *Adapter) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 		a.reject(tx, req, code, reason)
 		return
 	}
+	c.mu.Lock()
+	d := c.d
+	c.mu.Unlock()
+	// Before the answer: a takeover must know the version our answer carries.
+	ctx, cancel := c.cleanupCtx()
+	_ = a.saveDialog(ctx, &d)
+	cancel()
 	a.reply(tx, req, 200, "OK", "", body, hdrs...)
 	c.publishHold()
 }
@@ -208,6 +215,7 @@ func (c *call) modify(req *sip.Request) ([]sip.Header, []byte, int, string) {
 	}
 	c.mu.Lock()
 	c.remote = remote
+	c.d.Media = &remote
 	if !old.Same(remote) {
 		c.d.Origin.Version++
 	}

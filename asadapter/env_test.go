@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,7 +46,8 @@ type env struct {
 	seq   map[string]int64
 	wg    sync.WaitGroup // the feed's and the media gateway's Run
 
-	eventTo atomic.Pointer[Adapter] // receives the media gateway's events
+	emu     sync.Mutex          // guards eventTo
+	eventTo map[string]*Adapter // instance → adapter, receiving its terminations' events
 }
 
 // testLogger is the log of one test: on stderr with ASADAPTER_TEST_LOG set, else kept in
@@ -112,7 +112,8 @@ func newEnvMedia(t testing.TB, mod func(*mediagw.Config)) *env {
 }
 
 // startMediaGateway runs the real media gateway in process behind an httptest server. Its
-// events go in process to the first adapter the test starts, as cmd/gateway wires them.
+// events go in process to the adapter that owns the termination, as cmd/gateway wires
+// them.
 func (e *env) startMediaGateway(mod func(*mediagw.Config)) {
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
@@ -125,7 +126,10 @@ func (e *env) startMediaGateway(mod func(*mediagw.Config)) {
 		BindAddr: "127.0.0.1", PortMin: base, PortMax: base + 399,
 		PublicWSURL: "ws" + strings.TrimPrefix(srv.URL, "http"), Secret: testSecret,
 		OnEvent: func(ev mediagw.Event) {
-			if a := e.eventTo.Load(); a != nil {
+			e.emu.Lock()
+			a := e.eventTo[ev.Owner]
+			e.emu.Unlock()
+			if a != nil {
 				a.HandleMediaEvent(ev)
 			}
 		},
@@ -181,7 +185,12 @@ func (e *env) adapter(name string, mod func(*Config)) *instance {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.eventTo.CompareAndSwap(nil, a)
+	e.emu.Lock()
+	if e.eventTo == nil {
+		e.eventTo = map[string]*Adapter{}
+	}
+	e.eventTo[name] = a
+	e.emu.Unlock()
 	ctx, cancel := context.WithCancel(e.ctx)
 	i := &instance{a: a, stop: cancel, done: make(chan struct{})}
 	go func() {

@@ -12,7 +12,7 @@ type metrics struct {
 	attempts   *prometheus.CounterVec // call attempts, by direction
 	results    *prometheus.CounterVec // call ends, by result
 	setup      prometheus.Histogram   // connecting seen → media URL committed
-	takeovers  prometheus.Counter     // calls ended for an instance that died
+	takeovers  *prometheus.CounterVec // calls of a lost instance taken over, by outcome
 	fenced     prometheus.Counter     // calls this instance stopped acting on (lease.go)
 	wakeDrops  prometheus.Counter     // wake-ups dropped on a full queue
 	sipBad     prometheus.Counter     // requests answered 4xx as malformed or unknown
@@ -38,9 +38,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from seeing player_state connecting to committing the media URL.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
-		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "asadapter_takeovers_total", Help: "Calls ended on behalf of an instance that died.",
-		}),
+		takeovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "asadapter_takeovers_total",
+			Help: "Calls of a lost instance taken over, by outcome: continued here, or ended (refused re-INVITE, ringing, hung up).",
+		}, []string{"outcome"}),
 		fenced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "asadapter_fenced_total",
 			Help: "Calls this instance stopped acting on because it could not renew their claim in time (or another instance held it).",
