@@ -205,11 +205,17 @@ func (c *call) reanchor(ctx context.Context, why string) bool {
 
 // moveOffer sends the re-INVITE that offers local, retrying on 491 (RFC 3261 section
 // 14.1), and ACKs its 2xx. It returns the final response (a non-2xx too) and our offer.
+//
+// The offer is the session's next version (RFC 3264 section 8: the o= line of our last
+// description, its version one above), once: an offer answered 491 changed nothing, so
+// its retry is the same description, still one above the last the far end accepted.
 func (c *call) moveOffer(ctx context.Context, local Local) (*sip.Response, []byte, error) {
 	a := c.a
+	c.mu.Lock()
+	c.d.Origin.Version++
+	c.mu.Unlock()
 	for attempt := 0; ; attempt++ {
 		c.mu.Lock()
-		c.d.Origin.Version++
 		var media sdp.Remote
 		if c.d.Media != nil {
 			media = *c.d.Media
