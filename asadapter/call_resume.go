@@ -249,6 +249,11 @@ func (c *call) moveOffer(ctx context.Context, local Local) (*sip.Response, []byt
 		rctx, cancel := context.WithTimeout(ctx, cancelWait)
 		res, err := c.do(rctx, req)
 		cancel()
+		if err != nil || !res.IsSuccess() {
+			c.mu.Lock()
+			c.d.ReinviteCSeq = 0 // no 2xx to acknowledge
+			c.mu.Unlock()
+		}
 		if err != nil {
 			return nil, nil, err
 		}

@@ -234,3 +234,34 @@ func TestTakeoverRefusedEndsCall(t *testing.T) {
 		t.Fatalf("dialog record left after the call")
 	}
 }
+
+func TestTakeoverRetriesAfterGlare(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s, inst, target := e.farEnd(t, "takeover_glare.xml")
+	p := "players/ines/audio"
+	e.dial(p, target)
+	before := e.waitField(p, "mgw_state", "connected")
+	owner, _ := e.callOwner(p)
+	inst[owner].kill()
+	e.waitMoved(p, before["mgw_url"])
+
+	// The retry after 491 (RFC 3261 section 14.1) is a new transaction with the same
+	// offer: a 491 changed nothing in the session.
+	invites := sippRequests(t, s, "INVITE")
+	if len(invites) != 3 {
+		t.Fatalf("sipp received %d INVITEs, want the call's, the re-INVITE met with 491 and its retry", len(invites))
+	}
+	first, re := invites[1], invites[2]
+	cseq := func(v string) int { n, _ := strconv.Atoi(strings.Fields(v)[0]); return n }
+	if cseq(re.hdr["cseq"]) <= cseq(first.hdr["cseq"]) {
+		t.Fatalf("retry CSeq %q not above %q", re.hdr["cseq"], first.hdr["cseq"])
+	}
+	if sdpLine(re.body, "o=") != sdpLine(first.body, "o=") {
+		t.Fatalf("retry origin %q, want the refused offer's %q", sdpLine(re.body, "o="), sdpLine(first.body, "o="))
+	}
+	e.browser(p, store.Set("player_state", "disconnected"))
+	e.waitField(p, "mgw_state", "disconnected")
+	waitSipp(t, s)
+	e.waitNoTerminations()
+}
