@@ -89,6 +89,19 @@ func (c *call) keepLease(ctx context.Context) {
 				c.log.Warn("renew claim failed", "err", r.err, "fenced_in", time.Until(until).Round(time.Millisecond))
 			}
 		case <-fence.C:
+			// A process that was not scheduled for a while finds the fence timer and a
+			// renewal's answer ready at once, and select picks either: the answer counts
+			// first, if it came.
+			select {
+			case r := <-results:
+				busy = false
+				if r.err == nil && a.leaseFrom(r.sent).After(time.Now()) {
+					until = a.leaseFrom(r.sent)
+					fence.Reset(time.Until(until))
+					continue
+				}
+			default:
+			}
 			c.fence("claim not renewed in time: another instance may take the call")
 			return
 		}

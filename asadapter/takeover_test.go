@@ -120,13 +120,16 @@ func (e *env) waitMoved(player, old string) map[string]string {
 // adapters by name and the far end's URI. Through a proxy, as in a deployment: sipp
 // itself answers a request at the address the dialog's first request came from, which
 // after a takeover is the lost instance's.
-func (e *env) farEnd(t *testing.T, scenario string) (*testpeer.Sipp, map[string]*instance, string) {
+func (e *env) farEnd(t *testing.T, scenario string, mods ...func(*Config)) (*testpeer.Sipp, map[string]*instance, string) {
 	t.Helper()
 	s := sippScenario(t, scenario)
 	k := testpeer.StartKamailioWith(t, testpeer.KamailioOptions{ConfDomain: "far.test", ConfServer: "sip:" + s.Addr})
 	viaProxy := func(c *Config) {
 		c.OutboundProxy = k.URI("udp")
 		c.AuthUser, c.AuthPassword = "dsmgw", testpeer.KamailioPassword
+		for _, m := range mods {
+			m(c)
+		}
 	}
 	inst := map[string]*instance{"gw1": e.adapter("gw1", viaProxy), "gw2": e.adapter("gw2", viaProxy)}
 	return s, inst, "sip:service@far.test"
@@ -263,5 +266,29 @@ func TestTakeoverRetriesAfterGlare(t *testing.T) {
 	e.browser(p, store.Set("player_state", "disconnected"))
 	e.waitField(p, "mgw_state", "disconnected")
 	waitSipp(t, s)
+	e.waitNoTerminations()
+}
+
+func TestTakeoverKeepsSessionTimer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s, inst, target := e.farEnd(t, "takeover_se.xml", seConfig)
+	p := "players/jana/audio"
+	e.dial(p, target)
+	before := e.waitField(p, "mgw_state", "connected")
+	owner, _ := e.callOwner(p)
+	inst[owner].kill()
+	e.waitMoved(p, before["mgw_url"])
+	// sipp's scenario goes on only after the survivor's refresh (2 s, refresher=uac) came.
+	deadline := time.Now().Add(waitFor)
+	for len(sippRequests(t, s, "INVITE")) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no session refresh from the survivor")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.browser(p, store.Set("player_state", "disconnected"))
+	e.waitField(p, "mgw_state", "disconnected")
+	waitSipp(t, s) // its regexp check failed the call if the refresh lacked the interval
 	e.waitNoTerminations()
 }

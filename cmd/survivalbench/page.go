@@ -104,8 +104,11 @@ func (p *page) waitMedia(ctx context.Context, old string, d time.Duration) (stri
 // a frame every 20 ms and records the frames it receives.
 func (p *page) attach(ctx context.Context, url string) error {
 	p.detach()
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
+	ws, res, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
 	if err != nil {
+		if res != nil {
+			return fmt.Errorf("attach %s: %w (%s)", url, err, res.Status)
+		}
 		return fmt.Errorf("attach %s: %w", url, err)
 	}
 	p.mu.Lock()

@@ -18,6 +18,7 @@ import (
 func (b *bench) soak(ctx context.Context, n int, d time.Duration, burn int) error {
 	pages := make([]*page, n)
 	urls := make([]string, n)
+	// The calls are placed 20 a second, as users arrive, not in one burst.
 	for i := range pages {
 		b.calls++
 		pages[i] = newPage(b.st, b.calls)
@@ -25,6 +26,7 @@ func (b *bench) soak(ctx context.Context, n int, d time.Duration, burn int) erro
 		if err := pages[i].dial(ctx, b.far.uri); err != nil {
 			return err
 		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	for i, p := range pages {
 		u, err := p.waitMedia(ctx, "", callWait)
@@ -37,11 +39,11 @@ func (b *bench) soak(ctx context.Context, n int, d time.Duration, burn int) erro
 		}
 		urls[i], p.callID = u, fl["call_id"]
 	}
-	for _, p := range pages {
-		if err := b.waitFrames(ctx, p, time.Now(), framesNeeded); err != nil {
-			return err
-		}
-	}
+	// Like pages, they follow a call's media to a new URL.
+	fctx, stopFollow := context.WithCancel(ctx)
+	followed := make(chan struct{})
+	go func() { defer close(followed); follow(fctx, pages) }()
+	defer func() { stopFollow(); <-followed }() // before the pages detach (deferred earlier)
 	fenced0, taken0 := b.logCounts()
 	bctx, stop := context.WithCancel(ctx)
 	for range burn {
@@ -124,4 +126,27 @@ func (b *bench) logCounts() (fenced, taken int) {
 		f.Close()
 	}
 	return fenced, taken
+}
+
+// follow reattaches the media of every page whose player shows a new media URL, as the
+// page's media session does, until ctx ends.
+func follow(ctx context.Context, pages []*page) {
+	for ctx.Err() == nil {
+		for _, p := range pages {
+			fl, err := p.fields(ctx)
+			if err != nil {
+				continue
+			}
+			p.mu.Lock()
+			cur := p.url
+			p.mu.Unlock()
+			if u := fl["mgw_url"]; u != "" && u != cur && fl["mgw_state"] == "connected" {
+				_ = p.attach(ctx, u)
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
