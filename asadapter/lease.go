@@ -3,6 +3,7 @@ package asadapter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"dsmgw/store"
@@ -65,17 +66,19 @@ func (c *call) keepLease(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case due := <-tick.C:
 			if busy {
 				continue
 			}
 			busy = true
 			sent := time.Now()
+			a.met.renewals.WithLabelValues("tick").Observe(sent.Sub(due).Seconds())
 			c.help(func(ctx context.Context) {
 				results <- renewal{sent: sent, err: a.renew(ctx, c.cl)}
 			})
 		case r := <-results:
 			busy = false
+			a.met.renewals.WithLabelValues("answer").Observe(time.Since(r.sent).Seconds())
 			switch {
 			case r.err == nil:
 				if next := a.leaseFrom(r.sent); next.After(until) {
@@ -102,7 +105,8 @@ func (c *call) keepLease(ctx context.Context) {
 				}
 			default:
 			}
-			c.fence("claim not renewed in time: another instance may take the call")
+			c.fence(fmt.Sprintf("claim not renewed in time (last renewal sent %s ago, one in flight: %t): another instance may take the call",
+				time.Since(until.Add(-a.cfg.ClaimTTL+a.fenceMargin())).Round(time.Millisecond), busy))
 			return
 		}
 	}

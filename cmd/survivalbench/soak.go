@@ -29,15 +29,19 @@ func (b *bench) soak(ctx context.Context, n int, d time.Duration, burn int) erro
 		time.Sleep(50 * time.Millisecond)
 	}
 	for i, p := range pages {
-		u, err := p.waitMedia(ctx, "", callWait)
+		// A call may move before its page attaches (a false takeover during the set-up):
+		// follow attaches it wherever it is.
+		err := waitUntil(ctx, func() bool {
+			fl, err := p.fields(ctx)
+			if err != nil || fl["mgw_state"] != "connected" || fl["mgw_url"] == "" {
+				return false
+			}
+			urls[i], p.callID = fl["mgw_url"], fl["call_id"]
+			return true
+		})
 		if err != nil {
-			return fmt.Errorf("call %d: %w", i, err)
+			return fmt.Errorf("call %d set up: %w", i, err)
 		}
-		fl, err := p.fields(ctx)
-		if err != nil {
-			return err
-		}
-		urls[i], p.callID = u, fl["call_id"]
 	}
 	// Like pages, they follow a call's media to a new URL.
 	fctx, stopFollow := context.WithCancel(ctx)
