@@ -292,3 +292,40 @@ func TestTakeoverKeepsSessionTimer(t *testing.T) {
 	waitSipp(t, s) // its regexp check failed the call if the refresh lacked the interval
 	e.waitNoTerminations()
 }
+
+func TestTakeoverContinuesIncomingCall(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.registerUser("dana", "danaclient")
+	inst := map[string]*instance{"gw1": e.adapter("gw1", nil), "gw2": e.adapter("gw2", nil)}
+	// The caller reaches gw1 through Kamailio (with Record-Route), as through the CSCF.
+	k := testpeer.StartKamailioWith(t, testpeer.KamailioOptions{ConfDomain: "gw.test", ConfServer: "sip:" + inst["gw1"].a.Addr("udp")})
+	path, err := filepath.Abs("testdata/incoming_takeover.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path, Remote: k.Addr, RTPEcho: true, NoWait: true,
+		Args: []string{"-m", "1", "-s", "dana"}})
+	p := "players/danaclient/audio"
+	e.waitField(p, "player_state", "ringing")
+	e.browser(p, store.Set("player_state", "connecting"))
+	before := e.waitField(p, "mgw_state", "connected")
+	owner, _ := e.callOwner(p)
+	if owner != "gw1" {
+		t.Fatalf("call answered by %s, want gw1", owner)
+	}
+	inst[owner].kill()
+	after := e.waitMoved(p, before["mgw_url"])
+	if after["call_id"] != before["call_id"] || after["player_state"] != "connected" {
+		t.Fatalf("after takeover: %v (before %v)", after, before)
+	}
+	m := attachMedia(t, after["mgw_url"])
+	m.waitReceived(t, 25) // sipp echoes what the page sends, through gw2
+	if now, _ := e.callOwner(p); now != "gw2" {
+		t.Fatalf("claim held by %s after the takeover, want gw2", now)
+	}
+	e.browser(p, store.Set("player_state", "disconnected"))
+	e.waitField(p, "mgw_state", "disconnected")
+	waitSipp(t, s) // the re-INVITE was answered and the BYE came through Kamailio
+	e.waitNoTerminations()
+}
