@@ -3,7 +3,9 @@ package asadapter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -192,13 +194,33 @@ func (a *Adapter) refuseRinging(ctx context.Context, d *dialog, log *slog.Logger
 				return
 			case <-time.After(wait):
 			}
-			if err := a.srv.WriteResponse(res); err != nil {
+			if err := a.writeResponseTo(res, d); err != nil {
 				log.Warn("takeover: send 480 failed", "err", err)
 				return
 			}
 		}
 	})
 	log.Info("takeover: refused the ringing call with 480")
+}
+
+// writeResponseTo sends a response to the INVITE of a stored dialog to where the INVITE
+// came from. Over UDP it goes from a socket of its own: the SIP stack sends responses
+// only on connections it has seen a message on, and this instance never saw that INVITE;
+// the previous hop matches a response by its Via branch, not by its source. Over TCP or
+// TLS the INVITE's connection died with its instance, and the stack's answer stands.
+func (a *Adapter) writeResponseTo(res *sip.Response, d *dialog) error {
+	if !strings.EqualFold(d.InviteTransport, "udp") {
+		return a.srv.WriteResponse(res)
+	}
+	conn, err := net.Dial("udp", d.InviteSource)
+	if err != nil {
+		return fmt.Errorf("asadapter: response to %s: %w", d.InviteSource, err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(res.String())); err != nil {
+		return fmt.Errorf("asadapter: response to %s: %w", d.InviteSource, err)
+	}
+	return nil
 }
 
 // responseFromDialog rebuilds a final response to the incoming INVITE of a stored dialog.

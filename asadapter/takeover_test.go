@@ -329,3 +329,30 @@ func TestTakeoverContinuesIncomingCall(t *testing.T) {
 	waitSipp(t, s) // the re-INVITE was answered and the BYE came through Kamailio
 	e.waitNoTerminations()
 }
+
+// An incoming call still ringing on a lost instance ends with a clean 480 to the caller
+// from the survivor (docs/call-survival.md says why it does not ring on).
+func TestTakeoverOfRingingIncomingCall(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.registerUser("emil", "emilclient")
+	inst := map[string]*instance{"gw1": e.adapter("gw1", nil), "gw2": e.adapter("gw2", nil)}
+	k := testpeer.StartKamailioWith(t, testpeer.KamailioOptions{ConfDomain: "gw.test", ConfServer: "sip:" + inst["gw1"].a.Addr("udp")})
+	path, err := filepath.Abs("testdata/incoming_ringing_lost.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path, Remote: k.Addr, NoWait: true,
+		Args: []string{"-m", "1", "-s", "emil"}})
+	p := "players/emilclient/audio"
+	e.waitField(p, "player_state", "ringing")
+	// Set up and ringing: the player listed in the index is gw1's last write before its 180.
+	e.waitField(e.st.Schema().Players.Index, p, "audio")
+	inst["gw1"].kill()
+	fl := e.waitField(p, "mgw_state", "failed")
+	if fl["player_state"] != "failed" || fl["sip_status"] != "480" || fl["sip_reason"] != reasonInstanceLost {
+		t.Fatalf("after the takeover of a ringing call: %v", fl)
+	}
+	waitSipp(t, s) // the caller got the 480
+	e.waitNoTerminations()
+}
