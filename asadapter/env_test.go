@@ -177,7 +177,9 @@ func (e *env) adapter(name string, mod func(*Config)) *instance {
 	e.t.Helper()
 	cfg := Config{
 		Instance: name, ListenUDP: "127.0.0.1:0", ListenTCP: "127.0.0.1:0",
-		InviteTimeout: 10 * time.Second, ClaimTTL: 1500 * time.Millisecond,
+		// A 3 s lease: tests run with -race beside other packages' tests on a small machine,
+		// where a 1.5 s lease saw renewals late enough to move a call off a live instance.
+		InviteTimeout: 10 * time.Second, ClaimTTL: 3 * time.Second,
 		Rescan: 300 * time.Millisecond, Workers: 8, SIPLog: os.Getenv("ASADAPTER_TEST_LOG") == "sip",
 	}
 	if mod != nil {

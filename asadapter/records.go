@@ -36,9 +36,9 @@ func (k redisKeys) calls() string { return k.prefix + "calls" }
 // Cluster.
 func (k redisKeys) claimGen(player string) string { return "{" + k.claim(player) + "}:gen" }
 
-// claimGenTTL is how long a player's generation counter outlives its last claim: far
-// beyond any call, so a takeover always draws a generation above the lost owner's; a
-// player idle for that long starts again from 1, which no live call can tell.
+// claimGenTTL is how long a player's generation counter outlives its last claim when no
+// release deletes it (releaseScript): far beyond any call, so a takeover always draws a
+// generation above the lost owner's.
 const claimGenTTL = 30 * 24 * time.Hour
 
 // claimScript takes a free claim: the next generation of the player's counter, and the
@@ -59,9 +59,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`)
 
-// releaseScript deletes a claim only if we hold it, in the same generation.
+// releaseScript deletes a claim only if we hold it, in the same generation, and the
+// player's generation counter with it: nothing of a call is left in Redis once it ended
+// (the next call of the player counts from 1 again; a late commit of an owner of an
+// earlier call is refused by the call_id its commits expect, and by the claim_gen the
+// next call writes over its own).
 var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
   return redis.call('DEL', KEYS[1])
 end
 return 0`)
@@ -112,7 +117,7 @@ func (a *Adapter) renew(ctx context.Context, cl claimed) error {
 
 // release gives up our lease on a player (no-op if another instance holds it).
 func (a *Adapter) release(ctx context.Context, cl claimed) {
-	if err := releaseScript.Run(ctx, a.st.Redis(), []string{a.keys.claim(cl.player)}, cl.value).Err(); err != nil &&
+	if err := releaseScript.Run(ctx, a.st.Redis(), []string{a.keys.claim(cl.player), a.keys.claimGen(cl.player)}, cl.value).Err(); err != nil &&
 		!errors.Is(err, redis.Nil) {
 		a.log.Warn("release claim failed; it expires by itself", "player", cl.player, "err", err)
 	}
