@@ -304,7 +304,7 @@ func TestTakeoverContinuesIncomingCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path, Remote: k.Addr, RTPEcho: true, NoWait: true,
+	s := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path, Remote: k.Addr, RTPEcho: true,
 		Args: []string{"-m", "1", "-s", "dana"}})
 	p := "players/danaclient/audio"
 	e.waitField(p, "player_state", "ringing")
@@ -342,7 +342,7 @@ func TestTakeoverOfRingingIncomingCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path, Remote: k.Addr, NoWait: true,
+	s := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path, Remote: k.Addr,
 		Args: []string{"-m", "1", "-s", "emil"}})
 	p := "players/emilclient/audio"
 	e.waitField(p, "player_state", "ringing")
