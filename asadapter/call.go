@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -62,6 +63,12 @@ type call struct {
 	// (RFC 3261 section 8.2.2.2): From tag, CSeq and the user called ("" for outgoing).
 	merge string
 
+	// peer is where an incoming call's requests come from (the INVITE's source: the
+	// edge's next hop of the dialog); releaseEdge gives back the call's place in its
+	// untrusted source's bound (nil for a trusted source). Both are set before addCall.
+	peer        netip.Addr
+	releaseEdge func()
+
 	// resumed: the call was taken over from a lost instance (call_resume.go).
 	resumed  bool
 	answered atomic.Bool // the call runs confirmed (its media can move, mgwpool.go)
@@ -113,6 +120,9 @@ func (a *Adapter) newCall(ctx context.Context, cl claimed, dir Direction, callID
 func (c *call) end() {
 	c.stopFloor() // a call abandoned before its end was written still frees its floor port
 	c.a.removeCall(c)
+	if c.releaseEdge != nil {
+		c.releaseEdge()
+	}
 	c.stop()
 	c.helpers.stopAndWait()
 	c.fenceStop() // releases the context; nothing of the call runs any more

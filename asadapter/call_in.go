@@ -9,6 +9,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/edge"
 	"dsmgw/asadapter/icsi"
 	"dsmgw/asadapter/sdp"
 	"dsmgw/store"
@@ -47,9 +48,9 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		a.reply(tx, req, 503, "Service Unavailable", "", nil)
 		return
 	}
-	user := req.Recipient.User
-	if user == "" {
-		user = req.To().Address.User
+	user, ok := a.calledUser(req, tx)
+	if !ok {
+		return // answered: not ours, or nobody reachable (edge_calls.go)
 	}
 	merge := mergeKey(req, user)
 	if a.merged(req.CallID().Value(), merge) {
@@ -59,7 +60,8 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	a.reply(tx, req, 100, "Trying", "", nil)
 	player, err := a.playerOfUser(ctx, user)
 	if err != nil {
-		a.log.Info("incoming call for an unknown or absent user", "user", user, "call_id", req.CallID().Value(), "err", err)
+		a.edge.Refused(edge.ReasonUnknownUser, sourceOf(req).Addr())
+		a.log.Debug("incoming call for a user without a browser", "user", user, "call_id", req.CallID().Value(), "err", err)
 		a.reply(tx, req, 404, "Not Found", "", nil)
 		return
 	}
@@ -92,10 +94,19 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		a.reply(tx, req, 486, "Busy Here", "", nil)
 		return
 	}
+	releaseDialog, ok := a.openDialog(req)
+	if !ok {
+		a.release(ctx, cl)
+		a.reply(tx, req, 486, "Busy Here", "", nil) // this untrusted source has calls enough
+		return
+	}
 	c := a.newCall(ctx, cl, DirIn, req.CallID().Value())
-	c.merge, c.svc = merge, svc
+	c.merge, c.svc, c.peer, c.releaseEdge = merge, svc, sourceOf(req).Addr(), releaseDialog
 	if !a.addCall(c) {
 		c.stop()
+		if releaseDialog != nil {
+			releaseDialog()
+		}
 		a.release(ctx, cl)
 		if a.draining.Load() {
 			a.reply(tx, req, 503, "Service Unavailable", "", nil)
@@ -230,7 +241,7 @@ func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) boo
 	c.mu.Lock()
 	c.d.listed = true
 	c.mu.Unlock()
-	callerName, callerURI := a.callerOf(ctx, req)
+	callerName, callerURI := callerOf(req)
 	callerID := callerURI.String()
 	if callerName != "" {
 		callerID = callerName + " <" + callerID + ">"

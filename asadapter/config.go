@@ -7,6 +7,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/edge"
 	"dsmgw/asadapter/ptt"
 )
 
@@ -50,13 +51,22 @@ type Config struct {
 	// TLSRootCAs is a PEM file of the certificate authorities trusted when the adapter
 	// connects over TLS (a CSCF with a private CA). Default: the system's pool.
 	TLSRootCAs string
+	// TLSClientCAs is a PEM file of the certificate authorities whose client certificates
+	// the TLS listener accepts: mutual TLS with the CSCF, whose certificate then names one
+	// of Edge.TrustedNames. Empty, no client certificate is asked for. The listener's own
+	// certificate (TLSCert) is presented when the adapter connects to a CSCF that asks.
+	TLSClientCAs string
 	// AdvertiseHost is the host written in Via, Contact and SDP origin (a public
 	// address behind NAT). Default: the listen host, or 127.0.0.1 for 0.0.0.0.
 	AdvertiseHost string
 	// OutboundProxy is the CSCF's SIP URI ("sip:cscf.example.net:5060;transport=tcp").
 	// All out-of-dialog requests are sent to it as a pre-loaded route; "" sends
-	// directly to the request URI.
+	// directly to the request URI. Its host is part of the trust domain.
 	OutboundProxy string
+	// Edge configures the SIP edge (package asadapter/edge): the trust domain (the
+	// outbound proxy's host is added to Edge.Trusted), TLS peer names, direct peers'
+	// credentials (Edge.Realm defaults to Domain) and the per-source bounds.
+	Edge edge.Config
 	// AuthUser and AuthPassword answer 401/407 digest challenges.
 	AuthUser, AuthPassword string
 	// InviteTimeout bounds how long an outgoing call may ring before it is cancelled
@@ -116,6 +126,7 @@ func DefaultConfig() Config {
 		MinSessionExpires: 90 * time.Second, // RFC 4028 section 4: the Min-SE every compliant peer assumes
 		DTMF:              DTMFRFC4733,
 		KeyPrefix:         "asadapter:",
+		Edge:              edge.DefaultConfig(),
 		Floor:             ptt.DefaultConfig(),
 	}
 }
@@ -132,6 +143,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ListenTLS != "" && (c.TLSCert == "" || c.TLSKey == "") {
 		return c, fmt.Errorf("%w: ListenTLS needs TLSCert and TLSKey", ErrConfig)
+	}
+	if len(c.Edge.TrustedNames) > 0 && (c.ListenTLS == "" || c.TLSClientCAs == "") {
+		return c, fmt.Errorf("%w: trusted TLS peer names need ListenTLS and TLSClientCAs (client certificates)", ErrConfig)
 	}
 	if c.AdvertiseHost == "" {
 		for _, a := range []string{c.ListenUDP, c.ListenTCP, c.ListenTLS} {
@@ -161,6 +175,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Floor.PublicAddr == "" {
 		c.Floor.PublicAddr = c.AdvertiseHost
+	}
+	if c.Edge.Realm == "" {
+		c.Edge.Realm = c.Domain
 	}
 	if c.User == "" {
 		c.User = d.User

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"dsmgw/asadapter/edge"
 	"dsmgw/asadapter/sipport"
 	"dsmgw/internal/testpeer"
 	"dsmgw/mediagw"
@@ -181,6 +182,9 @@ func (e *env) adapter(name string, mod func(*Config)) *instance {
 		// where a 1.5 s lease saw renewals late enough to move a call off a live instance.
 		InviteTimeout: 10 * time.Second, ClaimTTL: 3 * time.Second,
 		Rescan: 300 * time.Millisecond, Workers: 8, SIPLog: os.Getenv("ASADAPTER_TEST_LOG") == "sip",
+		// The peers of these tests (sipp, Kamailio, baresip) run on 127.0.0.1; the tests
+		// of the SIP edge attack from 127.0.0.2, or leave this out.
+		Edge: edge.Config{Trusted: []string{"127.0.0.1"}},
 	}
 	if mod != nil {
 		mod(&cfg)

@@ -297,7 +297,10 @@ func TestTakeoverContinuesIncomingCall(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.registerUser("dana", "danaclient")
-	inst := map[string]*instance{"gw1": e.adapter("gw1", nil), "gw2": e.adapter("gw2", nil)}
+	// The Request-URI keeps the CSCF's domain for the gateway, which is the adapters' own
+	// (calls ring only users of our domains: the SIP edge).
+	gw := func(c *Config) { c.Domain = "gw.test" }
+	inst := map[string]*instance{"gw1": e.adapter("gw1", gw), "gw2": e.adapter("gw2", gw)}
 	// The caller reaches gw1 through Kamailio (with Record-Route), as through the CSCF.
 	k := testpeer.StartKamailioWith(t, testpeer.KamailioOptions{ConfDomain: "gw.test", ConfServer: "sip:" + inst["gw1"].a.Addr("udp")})
 	path, err := filepath.Abs("testdata/incoming_takeover.xml")
@@ -336,7 +339,8 @@ func TestTakeoverOfRingingIncomingCall(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.registerUser("emil", "emilclient")
-	inst := map[string]*instance{"gw1": e.adapter("gw1", nil), "gw2": e.adapter("gw2", nil)}
+	gw := func(c *Config) { c.Domain = "gw.test" } // calls ring only users of our domains
+	inst := map[string]*instance{"gw1": e.adapter("gw1", gw), "gw2": e.adapter("gw2", gw)}
 	k := testpeer.StartKamailioWith(t, testpeer.KamailioOptions{ConfDomain: "gw.test", ConfServer: "sip:" + inst["gw1"].a.Addr("udp")})
 	path, err := filepath.Abs("testdata/incoming_ringing_lost.xml")
 	if err != nil {

@@ -103,6 +103,19 @@ type Config struct {
 	SIPFloorPortMin    int    `envconfig:"SIP_FLOOR_PORT_MIN" default:"30000"`
 	SIPFloorPortMax    int    `envconfig:"SIP_FLOOR_PORT_MAX" default:"30999"`
 
+	// The SIP edge (asadapter/edge): the trust domain beside the outbound proxy, TLS
+	// peer names and the CAs of their client certificates, direct peers' credentials
+	// ("user:password"), and the bounds of each untrusted source.
+	SIPTrustedPeers       []string `envconfig:"SIP_TRUSTED_PEERS"`
+	SIPTrustedNames       []string `envconfig:"SIP_TRUSTED_NAMES"`
+	SIPTLSClientCAs       string   `envconfig:"SIP_TLS_CLIENT_CAS"`
+	SIPPeerCredentials    []string `envconfig:"SIP_PEER_CREDENTIALS"`
+	SIPSourceRate         float64  `envconfig:"SIP_SOURCE_RATE" default:"20"`
+	SIPSourceDropRate     float64  `envconfig:"SIP_SOURCE_DROP_RATE" default:"100"`
+	SIPSourceTransactions int      `envconfig:"SIP_SOURCE_TRANSACTIONS" default:"16"`
+	SIPSourceDialogs      int      `envconfig:"SIP_SOURCE_DIALOGS" default:"8"`
+	SIPSourceConnections  int      `envconfig:"SIP_SOURCE_CONNECTIONS" default:"16"`
+
 	UsersSecret    string        `envconfig:"USERS_SECRET"`
 	UsersRegistrar string        `envconfig:"USERS_REGISTRAR"`
 	UsersConfDom   string        `envconfig:"USERS_CONFERENCE_DOMAIN"`
