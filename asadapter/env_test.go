@@ -167,6 +167,13 @@ func (i *instance) kill() {
 // claim lease and rescan) adjusted by mod.
 func (e *env) adapter(name string, mod func(*Config)) *instance {
 	e.t.Helper()
+	return e.adapterMGW(name, mod, nil)
+}
+
+// adapterMGW is adapter with the media gateway client wrapped by wrap (nil: as is), for
+// the tests that hold a media gateway request at a chosen moment.
+func (e *env) adapterMGW(name string, mod func(*Config), wrap func(MediaGateway) MediaGateway) *instance {
+	e.t.Helper()
 	cfg := Config{
 		Instance: name, ListenUDP: "127.0.0.1:0", ListenTCP: "127.0.0.1:0",
 		InviteTimeout: 10 * time.Second, ClaimTTL: 1500 * time.Millisecond,
@@ -176,7 +183,10 @@ func (e *env) adapter(name string, mod func(*Config)) *instance {
 		mod(&cfg)
 	}
 	var a *Adapter
-	mgw := NewMediaGatewayClient(e.mgwc, name, "")
+	var mgw MediaGateway = NewMediaGatewayClient(e.mgwc, name, "")
+	if wrap != nil {
+		mgw = wrap(mgw)
+	}
 	a, err := New(cfg, e.st, e.feed, mgw, prometheus.NewRegistry(), e.log.With("instance", name))
 	if err != nil {
 		e.t.Fatal(err)
