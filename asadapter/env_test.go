@@ -252,6 +252,22 @@ func (e *env) waitField(player, field, want string) map[string]string {
 	}
 }
 
+// waitFieldFunc waits until ok accepts the player's fields, and returns them.
+func (e *env) waitFieldFunc(player, what string, ok func(map[string]string) bool) map[string]string {
+	e.t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for {
+		fl := e.fields(player)
+		if ok(fl) {
+			return fl
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s: never %s (fields %v)", player, what, fl)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // waitGone waits until no termination is left in the media gateway.
 func (e *env) waitNoTerminations() {
 	e.t.Helper()
