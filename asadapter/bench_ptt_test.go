@@ -95,9 +95,11 @@ func (w *floorWatch) write(player string, ops ...store.Op) {
 func BenchmarkFloorThroughDSM(b *testing.B) {
 	e := newEnv(b)
 	conf := startTalkGroups(b, imsdemo.Config{})
-	e.writeUser("amy", "Amy", store.Set("client", "amycl"), store.Set("sip_uri", "sip:amy@dsmgw.test"),
+	e.dir.login("amy", "amycl")
+	e.writeUser("amy", "Amy", store.Set("sip_uri", "sip:amy@dsmgw.test"),
 		store.Set("registration", "registered"))
-	e.writeUser("ben", "Ben", store.Set("client", "bencl"), store.Set("sip_uri", "sip:ben@dsmgw.test"),
+	e.dir.login("ben", "bencl")
+	e.writeUser("ben", "Ben", store.Set("sip_uri", "sip:ben@dsmgw.test"),
 		store.Set("registration", "registered"))
 	gw := e.adapter("gw1", func(c *Config) {
 		c.OutboundProxy = "sip:" + conf.Addr("udp")

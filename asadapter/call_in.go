@@ -158,7 +158,7 @@ func (a *Adapter) merged(callID, key string) bool {
 }
 
 // playerOfUser returns the audio player address of the browser a SIP user is logged in
-// with (users/<user> field client, written by the users side).
+// with, from the users side's records (sipport.Users.ClientOf), not the DSM.
 func (a *Adapter) playerOfUser(ctx context.Context, user string) (string, error) {
 	if user == "" {
 		return "", errors.New("no user in the request URI")
@@ -166,11 +166,13 @@ func (a *Adapter) playerOfUser(ctx context.Context, user string) (string, error)
 	if err := store.ValidAddress(a.schema.UserAddress(user)); err != nil {
 		return "", err
 	}
-	r, err := a.st.Snapshot(ctx, a.schema.UserAddress(user))
+	if a.users == nil {
+		return "", errors.New("no users side: nobody is logged in")
+	}
+	client, err := a.users.ClientOf(ctx, user)
 	if err != nil {
 		return "", err
 	}
-	client := r.Fields[a.schema.Users.Fields.Client]
 	if client == "" {
 		return "", errors.New("user has no browser client")
 	}

@@ -8,12 +8,14 @@ import (
 	"dsmgw/store"
 )
 
-// registerUser writes users/<user> as the registration half does once the browser with
-// client key client is logged in as user.
+// registerUser does what the registration half does once the browser with client key
+// client is logged in as user: the Directory names the browser, users/<user> says
+// registered (without the client key, which pages must not read).
 func (e *env) registerUser(user, client string) {
 	e.t.Helper()
+	e.dir.login(user, client)
 	if _, err := e.st.Commit(e.ctx, store.Commit{Obj: "users/" + user, Base: -1,
-		Ops: []store.Op{store.Set("client", client), store.Set("registration", "registered")}}); err != nil {
+		Ops: []store.Op{store.Set("registration", "registered")}}); err != nil {
 		e.t.Fatal(err)
 	}
 }

@@ -27,7 +27,7 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 	if !a.takingNew() {
 		return // left to the instances that stay
 	}
-	who := a.callerIdentity(player)
+	who := a.callerIdentity(ctx, player)
 	binding, held, elsewhere := a.bindingOf(ctx, who.user)
 	if elsewhere {
 		// The user is registered through another instance: its calls go there, where

@@ -46,14 +46,22 @@ type caller struct {
 func (a *Adapter) UseUsers(u sipport.Users) { a.users = u }
 
 // callerIdentity returns who a call placed from player is placed as: the registered user
-// its browser is logged in as, else the adapter.
-func (a *Adapter) callerIdentity(player string) caller {
+// its browser is logged in as (the users side's records say which), else the adapter.
+func (a *Adapter) callerIdentity(ctx context.Context, player string) caller {
 	ours := caller{display: a.cfg.DisplayName, aor: sip.Uri{Scheme: "sip", User: a.cfg.User, Host: a.cfg.Domain}}
 	client, _, ok := a.schema.ParsePlayerAddress(player)
-	if !ok {
+	if !ok || a.users == nil {
 		return ours
 	}
-	name, display, s, ok := a.ids.of(client)
+	name, err := a.users.UserOf(ctx, client)
+	if err != nil {
+		a.log.Warn("looking up the browser's user failed; calling with the adapter's identity", "player", player, "err", err)
+		return ours
+	}
+	if name == "" {
+		return ours
+	}
+	display, s, ok := a.ids.of(name)
 	if !ok {
 		return ours
 	}

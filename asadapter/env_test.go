@@ -3,6 +3,7 @@ package asadapter
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"sync"
 
 	"log/slog"
@@ -16,9 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"dsmgw/asadapter/sipport"
 	"dsmgw/internal/testpeer"
 	"dsmgw/mediagw"
 	"dsmgw/store"
@@ -45,6 +48,7 @@ type env struct {
 	mgwc  *mediagw.Client
 	log   *slog.Logger
 	seq   map[string]int64
+	dir   *testUsers     // which browser each user is logged in with, as the users side keeps it
 	wg    sync.WaitGroup // the feed's and the media gateway's Run
 
 	eventTo atomic.Pointer[Adapter] // receives the media gateway's events
@@ -93,7 +97,7 @@ func newEnvMedia(t testing.TB, mod func(*mediagw.Config)) *env {
 	r := testpeer.StartRedis(t, testpeer.RedisOptions{NotifyKeyspaceEvents: "Khg"})
 	rdb := r.Client(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{t: t, ctx: ctx, redis: r, log: log, seq: map[string]int64{}}
+	e := &env{t: t, ctx: ctx, redis: r, log: log, seq: map[string]int64{}, dir: &testUsers{byUser: map[string]string{}}}
 	// Runs before the client closes (cleanups run last-registered first): the feed and the
 	// media gateway end, and the test waits for them.
 	t.Cleanup(func() { cancel(); e.wg.Wait() })
@@ -191,6 +195,7 @@ func (e *env) adapterMGW(name string, mod func(*Config), wrap func(MediaGateway)
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	a.UseUsers(e.dir)
 	e.eventTo.CompareAndSwap(nil, a)
 	ctx, cancel := context.WithCancel(e.ctx)
 	i := &instance{a: a, stop: cancel, done: make(chan struct{})}
@@ -329,4 +334,49 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// testUsers is the users side of the tests that run call control without it: a map the
+// test fills as a login would, no bindings and no credentials (users_adapter_test.go and
+// b2bua_test.go run the real one).
+type testUsers struct {
+	mu     sync.Mutex // guards byUser
+	byUser map[string]string
+}
+
+var _ sipport.Users = (*testUsers)(nil)
+
+func (d *testUsers) login(user, client string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if client == "" {
+		delete(d.byUser, user)
+		return
+	}
+	d.byUser[user] = client
+}
+
+func (d *testUsers) ClientOf(_ context.Context, user string) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.byUser[user], nil
+}
+
+func (d *testUsers) UserOf(_ context.Context, client string) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for u, c := range d.byUser {
+		if c == client {
+			return u, nil
+		}
+	}
+	return "", nil
+}
+
+func (d *testUsers) Binding(context.Context, string) (sipport.Binding, bool, error) {
+	return sipport.Binding{}, false, nil
+}
+
+func (d *testUsers) Authorize(_ context.Context, user string, _ *sip.Request, _ *sip.Response) error {
+	return fmt.Errorf("test users: %s: %w", user, sipport.ErrNoCredentials)
 }

@@ -10,32 +10,31 @@ import (
 )
 
 // Calling identities: a call placed from the player of a browser that is logged in as a
-// SIP user (users/<user> says registered, with the browser's client key) goes out From
+// SIP user (the users side names the user, users/<user> says registered) goes out From
 // that user's address of record, so the far end sees who calls, not the gateway. Other
 // calls go out From the adapter's own identity.
 //
-// The client → user mapping follows the change feed (the registration half writes
-// users/<user>), so choosing a From costs no Redis round trip on the call path; it is
-// loaded once when Run starts and again when the feed reports lost entries.
+// The users' state follows the change feed (the registration half writes users/<user>);
+// it is loaded once when Run starts and again when the feed reports lost entries. Which
+// browser a user is logged in with is not in the DSM (pages must not read client keys):
+// it costs one lookup in the users side's records per call (sipport.Users.UserOf).
 
 // userIdentity is what the adapter knows of one user from the DSM.
 type userIdentity struct {
 	rev          int64 // revision of users/<user> last applied
-	client       string
 	sipURI       string
 	registration string
 	display      string // from the users index
 }
 
-// identities maps browser client keys to the users they are logged in as.
+// identities holds the registration state of the users.
 type identities struct {
-	mu       sync.RWMutex // guards users and byClient
-	users    map[string]*userIdentity
-	byClient map[string]string // client key → user
+	mu    sync.RWMutex // guards users
+	users map[string]*userIdentity
 }
 
 func newIdentities() *identities {
-	return &identities{users: make(map[string]*userIdentity), byClient: make(map[string]string)}
+	return &identities{users: make(map[string]*userIdentity)}
 }
 
 // user returns the entry of user, creating it. The caller holds mu for writing.
@@ -46,17 +45,6 @@ func (ids *identities) user(name string) *userIdentity {
 		ids.users[name] = u
 	}
 	return u
-}
-
-// setClient moves user's client mapping. The caller holds mu for writing.
-func (ids *identities) setClient(name string, u *userIdentity, client string) {
-	if u.client != "" && ids.byClient[u.client] == name {
-		delete(ids.byClient, u.client)
-	}
-	u.client = client
-	if client != "" {
-		ids.byClient[client] = name
-	}
 }
 
 // apply updates users/<user> from a change (ops) or a full read (fields, replace true),
@@ -72,7 +60,6 @@ func (ids *identities) apply(f *store.Schema, name string, rev int64, replace bo
 	u.rev = rev
 	if replace {
 		u.sipURI, u.registration = fields[uf.SipURI], fields[uf.Registration]
-		ids.setClient(name, u, fields[uf.Client])
 		return
 	}
 	for _, o := range ops {
@@ -87,8 +74,6 @@ func (ids *identities) apply(f *store.Schema, name string, rev int64, replace bo
 			u.sipURI = v
 		case uf.Registration:
 			u.registration = v
-		case uf.Client:
-			ids.setClient(name, u, v)
 		}
 	}
 }
@@ -100,20 +85,15 @@ func (ids *identities) setDisplay(name, display string) {
 	ids.mu.Unlock()
 }
 
-// of returns the registered identity of the browser with client key client: the user's
-// name, display name and address of record.
-func (ids *identities) of(client string) (name, display, sipURI string, ok bool) {
+// of returns the display name and address of record of user when it is registered.
+func (ids *identities) of(name string) (display, sipURI string, ok bool) {
 	ids.mu.RLock()
 	defer ids.mu.RUnlock()
-	name, found := ids.byClient[client]
-	if !found {
-		return "", "", "", false
-	}
 	u := ids.users[name]
-	if u.registration != sipport.RegRegistered || u.sipURI == "" {
-		return "", "", "", false
+	if u == nil || u.registration != sipport.RegRegistered || u.sipURI == "" {
+		return "", "", false
 	}
-	return name, u.display, u.sipURI, true
+	return u.display, u.sipURI, true
 }
 
 // userObject returns the user of a users/<user> address ("" for anything else, such as

@@ -54,7 +54,7 @@ func waitIdentity(t testing.TB, a *Adapter, client string, want bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitFor)
 	for {
-		if _, _, _, ok := a.ids.of(client); ok == want {
+		if ok := a.callerIdentity(t.Context(), "players/"+client+"/audio").user != ""; ok == want {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -80,16 +80,18 @@ func TestCallFromRegisteredUser(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	// Logged in before the adapter starts: found by the load at Run.
-	e.writeUser("webuser", `Web "W" User`, store.Set("client", "webcl"),
+	e.dir.login("webuser", "webcl")
+	e.writeUser("webuser", `Web "W" User`,
 		store.Set("sip_uri", "sip:webuser@ims.test;transport=tcp"), store.Set("registration", "registered"))
 	i := e.adapter("gw1", nil)
 	waitIdentity(t, i.a, "webcl", true)
 	// Logged in while it runs, but its registration failed: not an identity to call with.
-	e.writeUser("failer", "Failer", store.Set("client", "failcl"),
+	e.dir.login("failer", "failcl")
+	e.writeUser("failer", "Failer",
 		store.Set("sip_uri", "sip:failer@ims.test"), store.Set("registration", "registering"))
 	e.writeUser("failer", "Failer", store.Set("registration", "failed"))
 	deadline := time.Now().Add(waitFor)
-	for !i.a.ids.seen("failcl", "failed") {
+	for !i.a.ids.seen("failer", "failed") {
 		if time.Now().After(deadline) {
 			t.Fatal("the failed registration never reached the adapter")
 		}
@@ -122,7 +124,8 @@ func TestCallFromRegisteredUser(t *testing.T) {
 	}
 
 	// Logout removes the client: the browser's calls go out as the adapter again.
-	e.writeUser("webuser", "Web User", store.Del("client"), store.Set("registration", "unregistered"))
+	e.dir.login("webuser", "")
+	e.writeUser("webuser", "Web User", store.Set("registration", "unregistered"))
 	waitIdentity(t, i.a, "webcl", false)
 }
 
@@ -146,10 +149,10 @@ func TestNameAddrRoundTrip(t *testing.T) {
 	}
 }
 
-// seen reports whether client maps to a user in registration state reg (for tests).
-func (ids *identities) seen(client, reg string) bool {
+// seen reports whether user is known in registration state reg (for tests).
+func (ids *identities) seen(user, reg string) bool {
 	ids.mu.RLock()
 	defer ids.mu.RUnlock()
-	name, ok := ids.byClient[client]
-	return ok && ids.users[name].registration == reg
+	u, ok := ids.users[user]
+	return ok && u.registration == reg
 }

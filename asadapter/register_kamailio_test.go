@@ -60,8 +60,11 @@ func TestRegisterThroughKamailio(t *testing.T) {
 		t.Fatalf("POST: %d %s", code, body)
 	}
 	r.waitFields(t, schema.UserAddress("web1"), "registered", func(m map[string]string) bool {
-		return m[f.Registration] == sipport.RegRegistered && m[f.Client] == "KWEB1"
+		return m[f.Registration] == sipport.RegRegistered
 	})
+	if u, err := r.u.UserOf(t.Context(), "KWEB1"); err != nil || u != "web1" {
+		t.Fatalf("the adapter's directory: KWEB1 is %q (%v), want web1", u, err)
+	}
 	m := r.waitFields(t, schema.UserAddress("web2"), "failed", func(m map[string]string) bool {
 		return m[f.Registration] == sipport.RegFailed
 	})

@@ -33,6 +33,7 @@ type Bridge struct {
 	m        *metrics
 	hub      *hub
 	refresh  *refresher
+	presence *presence
 	upgrader websocket.Upgrader
 	limits   Limits
 	shards   int
@@ -85,12 +86,14 @@ func New(cfg Config, st *store.Store, feed *store.Feed, reg prometheus.Registere
 			MaxValueBytes: sc.Limits.MaxValueBytes,
 			MaxFields:     sc.MaxFields,
 			MaxSubs:       cfg.MaxSubs,
+			MaxObjects:    cfg.MaxObjects,
 			OpsPerSecond:  cfg.OpsPerSecond,
 		},
 		shards: sc.Shards,
 	}
 	b.readBufs.New = func() any { return new(bytes.Buffer) }
 	b.refresh = newRefresher()
+	b.presence = newPresence(b)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.upgrader = websocket.Upgrader{
 		// Small read buffers and pooled write buffers keep an idle connection well under
@@ -117,6 +120,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 		workers.Add(1)
 		go func() { defer workers.Done(); b.refresh.work(b.ctx, b) }()
 	}
+	pctx, stopPresence := context.WithCancel(b.ctx)
+	workers.Add(1)
+	go func() { defer workers.Done(); b.presence.run(pctx) }()
 	b.running.Store(true)
 	b.log.Info("DSM bridge running")
 	workers.Add(1)
@@ -140,6 +146,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		b.log.Warn("connections still open after drain timeout")
 	}
 	unsub()
+	stopPresence()
 	b.cancel()
 	workers.Wait()
 	return nil
@@ -267,6 +274,16 @@ func (b *Bridge) onChange(sc store.Change) {
 				s.c.forceResync(s)
 			}
 		})
+		return
+	}
+	if sc.Kind == store.ChangeRemoved {
+		// The object starts again from revision 0 (its owner was gone for good). A
+		// subscriber, rare since only the owner reads its players, starts over on a new
+		// connection: its sub since=<rev> then gets a snapshot, and its op in flight is
+		// resent to the new object.
+		for _, s := range b.hub.get(sc.Obj) {
+			s.c.close(CloseReset, "object removed; resubscribe")
+		}
 		return
 	}
 	subs := b.hub.get(sc.Obj)

@@ -45,6 +45,14 @@ type Config struct {
 	// CommitTimeout bounds one store round trip for an op or a read (5 s: Redis answers in
 	// well under a millisecond; five seconds means it is unreachable).
 	CommitTimeout time.Duration
+	// MaxObjects caps the objects of one client key (players/<key>/...: its player objects
+	// and private objects), counted at a page's first write of each (16: a page has one
+	// player per media kind; load tests keep a few more).
+	MaxObjects int
+	// PresenceInterval is how often the bridge tells the store that the client keys of its
+	// open connections are still present (30 s: the gateway sets it to a quarter of the
+	// Janitor's grace period, so a connected key is never taken for gone).
+	PresenceInterval time.Duration
 	// FeedDownClose is how long the change feed may fail to read before the bridge closes
 	// every connection with 1011 and refuses new ones (503) until it reads again (5 s: a
 	// Redis restart takes less; an instance cut off from Redis would otherwise keep pages
@@ -59,6 +67,10 @@ type Config struct {
 	Policy Policy
 	// CheckOrigin checks the Origin of an upgrade request (default: same host, as gorilla's).
 	CheckOrigin func(r *http.Request) bool
+	// DemoSessions lets GET /session?user=U mint a token bound to any user U, for anyone.
+	// Only a demo may do that (devstack and compose turn it on); off, user-bound sessions
+	// come from the site's backend (POST /v1/sessions or a token it signs).
+	DemoSessions bool
 }
 
 // minSecretBytes is the shortest token secret accepted: 128 bits, as HMAC-SHA256 keys
@@ -69,18 +81,20 @@ const minSecretBytes = 16
 // none: New refuses a Config without them.
 func DefaultConfig() Config {
 	return Config{
-		TokenTTL:       12 * time.Hour,
-		MaxFrameBytes:  32 << 10,
-		MaxSubs:        64,
-		OpsPerSecond:   200,
-		SendQueue:      256,
-		WriteTimeout:   10 * time.Second,
-		PingInterval:   30 * time.Second,
-		HelloTimeout:   10 * time.Second,
-		CommitTimeout:  5 * time.Second,
-		FeedDownClose:  5 * time.Second,
-		RefreshWorkers: 8,
-		Policy:         DefaultPolicy{},
+		TokenTTL:         12 * time.Hour,
+		MaxFrameBytes:    32 << 10,
+		MaxSubs:          64,
+		OpsPerSecond:     200,
+		SendQueue:        256,
+		WriteTimeout:     10 * time.Second,
+		PingInterval:     30 * time.Second,
+		HelloTimeout:     10 * time.Second,
+		CommitTimeout:    5 * time.Second,
+		RefreshWorkers:   8,
+		FeedDownClose:    5 * time.Second,
+		MaxObjects:       16,
+		PresenceInterval: 30 * time.Second,
+		Policy:           DefaultPolicy{},
 	}
 }
 
@@ -98,6 +112,8 @@ func (c Config) withDefaults() Config {
 	fill(&c.CommitTimeout, d.CommitTimeout)
 	fill(&c.FeedDownClose, d.FeedDownClose)
 	fill(&c.RefreshWorkers, d.RefreshWorkers)
+	fill(&c.PresenceInterval, d.PresenceInterval)
+	fill(&c.MaxObjects, d.MaxObjects)
 	if c.Policy == nil {
 		c.Policy = d.Policy
 	}

@@ -5,14 +5,23 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
 
-// closeWait bounds the courtesy close frame: on a healthy link it leaves at once, on a
-// stuck one there is no point waiting longer.
-const closeWait = time.Second
+// closeWait is how long the server waits for the client's answer to its close frame
+// before closing TCP: closing at once, with the client's frames still unread, makes the
+// kernel send a reset, and the client then loses the close frame (and its code) too.
+const closeWait = 2 * time.Second
+
+// refusalBurst: a client refused with rate_limited may go on sending at its rate with a
+// burst this many times OpsPerSecond before it is closed with 4029. A client that floods
+// for a moment, or does not read its nacks at once, stays connected; one that ignores
+// them for seconds on end is cut off.
+const refusalBurst = 10
 
 // conn is one WebSocket connection. The reader goroutine (serve) handles client messages
 // one at a time; a writer goroutine exists only while messages are queued, so an idle
@@ -23,12 +32,16 @@ type conn struct {
 	log *slog.Logger
 
 	// Owned by the reader goroutine.
-	authed bool
-	tokens float64   // rate-limit bucket
-	filled time.Time // when tokens was last topped up
+	authed  bool
+	tokens  float64         // rate-limit bucket
+	filled  time.Time       // when tokens and refusals were last topped up
+	refused float64         // refusal bucket: rate_limited answers left before 4029
+	claimed map[string]bool // own objects already counted (store.Claim) on this connection
 
-	// key is the client key, set once at hello before any subscription exists.
+	// key is the client key, set once at hello before any subscription exists, with the
+	// client's epoch (its page load) and the token's claims.
 	key    string
+	epoch  string
 	claims Claims
 
 	mu        sync.Mutex // guards everything below and every sub's state
@@ -41,6 +54,9 @@ type conn struct {
 	closeCode int // close with this code once the queue is drained (0: none)
 	closeWhy  string
 	ping      *time.Timer
+	room      *sync.Cond // signalled when the writer takes a batch or the connection closes
+
+	shut atomic.Bool // closed, readable without mu by the writer between frames
 }
 
 // inflight is the op of one object that awaits its ack (one per object per connection).
@@ -50,7 +66,25 @@ type inflight struct {
 }
 
 func newConn(b *Bridge, ws *websocket.Conn) *conn {
-	return &conn{b: b, ws: ws, log: b.log, subs: make(map[string]*sub), inflight: make(map[string]*inflight)}
+	c := &conn{b: b, ws: ws, log: b.log, subs: make(map[string]*sub), inflight: make(map[string]*inflight)}
+	c.room = sync.NewCond(&c.mu)
+	return c
+}
+
+// replyRoom is how full the send queue may be before the reader stops reading: replies
+// (acks, nacks, snapshots) come only from client messages, so a client that sends faster
+// than it reads is slowed down by TCP instead of filling the queue; the last quarter stays
+// for feed deliveries, which never wait.
+func (c *conn) replyRoom() int { return max(1, c.b.cfg.SendQueue*3/4) }
+
+// waitRoom blocks the reader until the send queue has room for replies or the connection
+// is closing.
+func (c *conn) waitRoom() {
+	c.mu.Lock()
+	for len(c.queue) >= c.replyRoom() && !c.closed && c.closeCode == 0 {
+		c.room.Wait()
+	}
+	c.mu.Unlock()
 }
 
 // serve reads and handles messages until the connection fails or is closed, then removes
@@ -61,8 +95,14 @@ func (c *conn) serve() {
 	c.ws.SetReadLimit(cfg.MaxFrameBytes)
 	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
 	idle := 2 * cfg.PingInterval
-	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(idle)) })
+	c.ws.SetPongHandler(func(string) error {
+		if c.shut.Load() {
+			return nil // closing: the deadline set by closeLocked stands
+		}
+		return c.ws.SetReadDeadline(time.Now().Add(idle))
+	})
 	for {
+		c.waitRoom()
 		mt, r, err := c.ws.NextReader()
 		if err != nil {
 			if !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
@@ -78,15 +118,23 @@ func (c *conn) serve() {
 			c.log.Debug("connection ended while reading a frame", "err", err)
 			return
 		}
-		if mt != websocket.TextMessage {
+		switch {
+		case c.shut.Load():
+			// Closing: read on until the client answers the close frame, handle nothing.
+		case mt != websocket.TextMessage:
 			c.reject(protoErr(CodeBadJSON, "binary frames are not part of the protocol"), "", "")
-		} else {
+		case !utf8.Valid(buf.Bytes()):
+			// RFC 6455 8.1: an endpoint that receives a text frame of invalid UTF-8 fails the
+			// connection with 1007. Nothing in the frame is handled.
+			c.b.m.rejects.WithLabelValues("invalid_utf8").Inc()
+			c.close(CloseInvalidUTF8, "text frame is not valid UTF-8")
+		default:
 			c.handle(buf.Bytes())
 		}
 		if buf.Cap() <= 64<<10 {
 			c.b.readBufs.Put(buf)
 		}
-		if c.authed {
+		if c.authed && !c.shut.Load() {
 			_ = c.ws.SetReadDeadline(time.Now().Add(idle))
 		}
 	}
@@ -95,6 +143,8 @@ func (c *conn) serve() {
 func (c *conn) cleanup() {
 	c.mu.Lock()
 	c.closed = true
+	c.shut.Store(true)
+	c.room.Broadcast()
 	c.queue, c.spare = nil, nil
 	if c.ping != nil {
 		c.ping.Stop()
@@ -110,11 +160,18 @@ func (c *conn) cleanup() {
 		c.b.hub.remove(s)
 	}
 	c.ws.Close()
+	if c.authed {
+		c.b.presence.closed(c.key)
+	}
 }
 
 func (c *conn) handle(b []byte) {
 	m, perr := Decode(b)
 	if perr != nil {
+		if c.authed && m.Nackable() {
+			c.nack(m, perr)
+			return
+		}
 		c.reject(perr, m.ID, m.Obj)
 		return
 	}
@@ -153,8 +210,11 @@ func (c *conn) hello(m Msg) {
 	c.authed = true
 	c.claims = claims
 	c.key = claims.Client
+	c.epoch = m.Epoch
+	c.b.presence.opened(c.key)
 	c.log = c.log.With("client", claims.Client)
 	c.tokens = 2 * c.b.cfg.OpsPerSecond
+	c.refused = refusalBurst * c.b.cfg.OpsPerSecond
 	c.filled = time.Now()
 	w, _ := json.Marshal(Welcome{T: TypeWelcome, Client: claims.Client, User: claims.User,
 		Instance: c.b.cfg.Instance, Limits: c.b.limits})
@@ -181,19 +241,30 @@ func (c *conn) sendPing() {
 }
 
 // allow takes one token from the connection's bucket (OpsPerSecond, burst twice that).
+// When the bucket is empty it takes one from the refusal bucket instead (the same rate,
+// burst refusalBurst times it); when that is empty too, the client has ignored its
+// rate_limited answers for seconds and the connection is closed with 4029 once the
+// answers already queued are written.
 func (c *conn) allow() bool {
 	now := time.Now()
 	rate := c.b.cfg.OpsPerSecond
-	c.tokens += now.Sub(c.filled).Seconds() * rate
+	dt := now.Sub(c.filled).Seconds() * rate
 	c.filled = now
-	if c.tokens > 2*rate {
-		c.tokens = 2 * rate
+	c.tokens = min(c.tokens+dt, 2*rate)
+	c.refused = min(c.refused+dt, refusalBurst*rate)
+	if c.tokens >= 1 {
+		c.tokens--
+		return true
 	}
-	if c.tokens < 1 {
-		return false
+	if c.refused--; c.refused < 0 {
+		c.mu.Lock()
+		if c.closeCode == 0 && !c.closed {
+			c.log.Warn("client ignored rate_limited; closing", "ops_per_second", rate)
+		}
+		c.closeAfterLocked(CloseRateLimited, "rate limit ignored")
+		c.mu.Unlock()
 	}
-	c.tokens--
-	return true
+	return false
 }
 
 func (c *conn) reject(e *ProtoError, id, obj string) {
@@ -203,7 +274,7 @@ func (c *conn) reject(e *ProtoError, id, obj string) {
 
 func (c *conn) nack(m Msg, e *ProtoError) {
 	c.b.m.rejects.WithLabelValues(e.Code).Inc()
-	c.send(encodeNack(m.Obj, m.Seq, e))
+	c.send(encodeNack(m.Obj, m.Seq, e, 0))
 }
 
 func (c *conn) send(msg []byte) {
@@ -254,15 +325,21 @@ func (c *conn) writeLoop() {
 		batch := c.queue
 		c.queue = c.spare[:0]
 		c.spare = nil
+		c.room.Broadcast()
 		c.mu.Unlock()
 		for i, m := range batch {
+			if c.shut.Load() {
+				break // closed meanwhile: the close frame goes next, nothing after it
+			}
 			_ = c.ws.SetWriteDeadline(time.Now().Add(c.b.cfg.WriteTimeout))
 			if err := c.ws.WriteMessage(websocket.TextMessage, m); err != nil {
 				c.log.Debug("write failed; closing", "err", err)
 				c.mu.Lock()
 				c.writing = false
 				c.closed = true
+				c.shut.Store(true)
 				c.queue = nil
+				c.room.Broadcast()
 				c.mu.Unlock()
 				c.ws.Close()
 				return
@@ -296,15 +373,22 @@ func (c *conn) close(code int, why string) {
 	c.mu.Unlock()
 }
 
+// closeLocked drops what is queued and starts the closing handshake (RFC 6455 7.1): the
+// close frame is written (waiting up to WriteTimeout for a client that reads slowly, so
+// that a slow consumer still learns why), then the reader goes on reading, and handling
+// nothing, until the client answers or closeWait passes; the reader's cleanup closes TCP.
 func (c *conn) closeLocked(code int, why string) {
 	if c.closed {
 		return
 	}
 	c.closed = true
+	c.shut.Store(true)
 	c.queue, c.spare = nil, nil
-	ws := c.ws
+	c.room.Broadcast()
+	ws, wt := c.ws, c.b.cfg.WriteTimeout
 	go func() {
-		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, why), time.Now().Add(closeWait))
-		ws.Close()
+		_ = ws.SetReadDeadline(time.Now().Add(wt + closeWait))
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, why), time.Now().Add(wt))
+		_ = ws.SetReadDeadline(time.Now().Add(closeWait))
 	}()
 }

@@ -32,12 +32,18 @@ const (
 	CodeStale            = "stale"
 	CodeBaseAhead        = "base_ahead"
 	CodeUnavailable      = "unavailable"
+	CodeSeqReused        = "seq_reused"
+	CodeTooManyObjects   = "too_many_objects"
+	CodeInternal         = "internal"
 )
 
 // WebSocket close codes the bridge uses.
 const (
 	CloseBadToken     = 4001 // bad_token: forged, malformed or expired token
 	CloseSlowConsumer = 4008 // the send queue was full
+	CloseReset        = 4010 // an object of this connection was removed (its owner was gone); resume
+	CloseRateLimited  = 4029 // the client kept sending far beyond its rate after rate_limited
+	CloseInvalidUTF8  = 1007 // a text frame that is not UTF-8 (RFC 6455 8.1)
 	CloseTooBig       = 1009 // frame over MaxFrameBytes (sent by gorilla/websocket)
 	CloseUnavailable  = 1011 // Redis did not answer a commit: reconnect and resend
 	CloseGoingAway    = 1001 // the gateway is shutting down

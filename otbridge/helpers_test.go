@@ -105,6 +105,7 @@ func startInstance(t testing.TB, rdb redis.UniversalClient, cfg otbridge.Config,
 	mux := http.NewServeMux()
 	mux.Handle("/dsm", b.Handler())
 	mux.Handle("/session", b.SessionHandler())
+	mux.Handle("/v1/sessions", b.SessionsAPIHandler())
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		cancel()
@@ -122,21 +123,26 @@ func startInstance(t testing.TB, rdb redis.UniversalClient, cfg otbridge.Config,
 	return &instance{st: st, feed: feed, b: b, reg: reg, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/dsm"}
 }
 
-// session gets a client key and token from GET /session.
+// session gets a client key and token: an anonymous one from GET /session, a user-bound
+// one from POST /v1/sessions, as a site's backend gets it.
 func (in *instance) session(t testing.TB, user string) otbridge.Session {
 	t.Helper()
-	u := in.srv.URL + "/session"
-	if user != "" {
-		u += "?user=" + user
+	var resp *http.Response
+	var err error
+	if user == "" {
+		resp, err = http.Get(in.srv.URL + "/session")
+	} else {
+		req, _ := http.NewRequest(http.MethodPost, in.srv.URL+"/v1/sessions", strings.NewReader(`{"user":"`+user+`"}`))
+		req.Header.Set("Authorization", "Bearer "+string(secret))
+		resp, err = http.DefaultClient.Do(req)
 	}
-	resp, err := http.Get(u)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var s otbridge.Session
 	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil || s.Token == "" {
-		t.Fatalf("session: %v %+v", err, s)
+		t.Fatalf("session: %v %+v (HTTP %d)", err, s, resp.StatusCode)
 	}
 	return s
 }
@@ -237,7 +243,17 @@ func (r *raw) next() (map[string]any, error) {
 
 func (r *raw) hello(token string) map[string]any {
 	r.t.Helper()
-	r.send(`{"t":"hello","token":"` + token + `"}`)
+	return r.helloEpoch(token, "")
+}
+
+// helloEpoch says hello as the page load epoch ("" for none).
+func (r *raw) helloEpoch(token, epoch string) map[string]any {
+	r.t.Helper()
+	if epoch == "" {
+		r.send(`{"t":"hello","token":"` + token + `"}`)
+	} else {
+		r.send(`{"t":"hello","token":"` + token + `","epoch":"` + epoch + `"}`)
+	}
 	m := r.recv()
 	if m["t"] != "welcome" {
 		r.t.Fatalf("hello: got %v", m)
@@ -258,3 +274,14 @@ func (r *raw) usable() {
 }
 
 func strconvItoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// objectKeys counts the keys of DSM objects and feeds in Redis (not the presence set,
+// which a hello writes).
+func objectKeys(t testing.TB, rdb *redis.Client) int {
+	t.Helper()
+	keys, err := rdb.Keys(context.Background(), "dsm:{*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(keys)
+}

@@ -25,6 +25,28 @@ func (c *conn) op(m Msg) {
 		c.nack(m, storeError(err))
 		return
 	}
+	if owner, ok := c.b.st.Schema().Owner(m.Obj); ok && owner == c.key && !c.claimed[m.Obj] {
+		// A page's first write of an object of its own counts it among the key's objects,
+		// so that one page cannot make objects without bound (each stays until the key is
+		// gone for good).
+		ctx, cancel := context.WithTimeout(c.b.ctx, c.b.cfg.CommitTimeout)
+		err := c.b.st.Claim(ctx, c.key, m.Obj, c.b.cfg.MaxObjects)
+		cancel()
+		switch {
+		case errors.Is(err, store.ErrTooManyObjects):
+			c.nack(m, protoErr(CodeTooManyObjects, "this client key has %d objects already", c.b.cfg.MaxObjects))
+			return
+		case err != nil:
+			c.b.m.rejects.WithLabelValues(CodeUnavailable).Inc()
+			c.log.Warn("object claim failed; closing the connection so the client resends", "obj", m.Obj, "err", err)
+			c.close(CloseUnavailable, CodeUnavailable)
+			return
+		}
+		if c.claimed == nil {
+			c.claimed = make(map[string]bool)
+		}
+		c.claimed[m.Obj] = true
+	}
 	inf := &inflight{seq: m.Seq}
 	c.mu.Lock()
 	if cur := c.inflight[m.Obj]; cur != nil {
@@ -41,7 +63,7 @@ func (c *conn) op(m Msg) {
 	}
 	ctx, cancel := context.WithTimeout(c.b.ctx, c.b.cfg.CommitTimeout)
 	start := time.Now()
-	res, err := c.b.st.Commit(ctx, store.Commit{Obj: m.Obj, Client: c.key, Seq: m.Seq, Base: base, Ops: m.Ops})
+	res, err := c.b.st.Commit(ctx, store.Commit{Obj: m.Obj, Client: c.key, Seq: m.Seq, Base: base, Epoch: c.epoch, Ops: m.Ops})
 	cancel()
 	c.b.m.commitTime.Observe(time.Since(start).Seconds())
 	if err != nil {
@@ -50,7 +72,16 @@ func (c *conn) op(m Msg) {
 			delete(c.inflight, m.Obj)
 		}
 		c.mu.Unlock()
+		var reused *store.SeqReusedError
+		if errors.As(err, &reused) {
+			c.b.m.rejects.WithLabelValues(CodeSeqReused).Inc()
+			c.send(encodeNack(m.Obj, m.Seq, protoErr(CodeSeqReused, "seq %d is taken; the last committed is %d", m.Seq, reused.Last), reused.Last))
+			return
+		}
 		if pe := storeError(err); pe.Code != CodeUnavailable {
+			if pe.Code == CodeInternal {
+				c.log.Error("commit script failed", "obj", m.Obj, "seq", m.Seq, "err", err)
+			}
 			c.nack(m, pe)
 			return
 		}
@@ -96,6 +127,10 @@ func storeError(err error) *ProtoError {
 		code = CodeValueTooLong
 	case errors.Is(err, store.ErrBadOp), errors.Is(err, store.ErrBadAddress):
 		code = CodeBadMessage
+	case errors.Is(err, store.ErrScript):
+		// Redis ran the script and it failed: nothing was written and a resend would fail
+		// the same way, so the op is refused rather than the connection closed for a resend.
+		code = CodeInternal
 	}
 	return &ProtoError{Code: code, Msg: err.Error()}
 }

@@ -96,3 +96,41 @@ func TestConfigDenied(t *testing.T) {
 		t.Fatalf("%d warnings, want 1:\n%s", n, logs.String())
 	}
 }
+
+// TestOutsideWriteUnwatched: a write made outside the commit path while nobody watches the
+// object (no subscriber, so no reconcile) reaches a client that resumes with since=<rev>:
+// it gets the new fields, and so does a fresh subscriber, and after the next commit both
+// agree with Redis. A resuming client once got an empty catch-up and kept the old value.
+func TestOutsideWriteUnwatched(t *testing.T) {
+	t.Parallel()
+	r := testpeer.StartRedis(t, testpeer.RedisOptions{})
+	rdb := newRedisClient(t, r.Addr)
+	in := startInstance(t, rdb, otbridge.Config{}, store.Config{}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sess := in.session(t, "")
+	obj := "players/" + sess.Client + "/audio"
+	c := dialRaw(t, in.url)
+	c.hello(sess.Token)
+	c.send(`{"t":"sub","obj":"` + obj + `"}`)
+	if m := c.recv(); m["t"] != "snap" {
+		t.Fatalf("got %v", m)
+	}
+	c.send(`{"t":"op","obj":"` + obj + `","base":0,"seq":1,"ops":[{"o":"set","f":"player_state","v":"connecting"}]}`)
+	if m := c.recv(); m["t"] != "ack" || m["rev"] != 1.0 {
+		t.Fatalf("got %v", m)
+	}
+	c.send(`{"t":"unsub","obj":"` + obj + `"}`)
+	if m := c.recv(); m["t"] != "unsubbed" {
+		t.Fatalf("got %v", m)
+	}
+	if err := rdb.HSet(ctx, keyOf(obj, "f", in.st.Config().Shards), "player_state", "failed").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.send(`{"t":"sub","obj":"` + obj + `","since":1}`)
+	m := c.recv()
+	fields, _ := m["fields"].(map[string]any)
+	if m["t"] != "snap" || m["rev"] != 2.0 || fields["player_state"] != "failed" {
+		t.Fatalf("resume after an outside write: got %v, want a snap at rev 2 with player_state failed", m)
+	}
+}

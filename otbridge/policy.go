@@ -16,10 +16,12 @@ type Policy interface {
 
 // DefaultPolicy implements the Grants of docs/dsm-protocol.md: a token for client K may
 // read and write the objects players/K/..., may write only the fields players/K/... of the
-// players index, and may read users and users/...; a token bound to user U may also write
-// the fields conferences and services of users/U (the conferences the user's page
-// watches and joins, and the IMS services it offers: the page chooses them itself, the
-// AS adapter subscribes to what the first lists and registers the second).
+// players index, may read the users directory (users), and, when it is bound to user U,
+// may read users/U and users/U/... (that user's object and conference lists, and no other
+// user's) and write the fields conferences and services of users/U (the conferences the
+// user's page watches and joins, and the IMS services it offers: the page chooses them
+// itself, the AS adapter subscribes to what the first lists and registers the second).
+// Which objects exist under players/K is the schema's business (store refuses the rest).
 type DefaultPolicy struct{}
 
 const (
@@ -42,9 +44,22 @@ func ownPlayer(c Claims, s string) bool {
 	return ok && rest != ""
 }
 
+// ownUser reports whether obj is users/<c.User> or below it.
+func ownUser(c Claims, obj string) bool {
+	if c.User == "" {
+		return false
+	}
+	rest, ok := strings.CutPrefix(obj, usersPrefix)
+	if !ok {
+		return false
+	}
+	u, _, _ := strings.Cut(rest, "/")
+	return u == c.User
+}
+
 // CanRead reports whether c may subscribe to obj.
 func (DefaultPolicy) CanRead(c Claims, obj string) bool {
-	return ownPlayer(c, obj) || obj == usersIndex || strings.HasPrefix(obj, usersPrefix)
+	return ownPlayer(c, obj) || obj == usersIndex || ownUser(c, obj)
 }
 
 // CanWrite reports whether c may write field of obj.

@@ -31,21 +31,27 @@ const maxIDBytes = 64
 
 // Msg is one decoded client message. Which fields are set depends on T.
 type Msg struct {
-	T     string     `json:"t"`
-	ID    string     `json:"id,omitempty"`
-	Token string     `json:"token,omitempty"`
-	Obj   string     `json:"obj,omitempty"`
-	Since *int64     `json:"since,omitempty"`
-	Base  *int64     `json:"base,omitempty"`
-	Seq   int64      `json:"seq,omitempty"`
+	T     string `json:"t"`
+	ID    string `json:"id,omitempty"`
+	Token string `json:"token,omitempty"`
+	Obj   string `json:"obj,omitempty"`
+	Since *int64 `json:"since,omitempty"`
+	Base  *int64 `json:"base,omitempty"`
+	Seq   int64  `json:"seq,omitempty"`
+	// Epoch (hello) names this client instance, a page load: seqs deduplicate within it,
+	// and a new epoch may not reuse a seq (docs/dsm-protocol.md, "Seq").
+	Epoch string     `json:"epoch,omitempty"`
 	Ops   []store.Op `json:"ops,omitempty"`
 }
 
 // Decode parses and checks one client frame. It returns a *ProtoError with bad_json when
-// the frame is not a JSON object and bad_message when the type is unknown or a field is
-// missing or malformed. Limits (op count, value length) are checked later, against the
-// store's configuration. The returned Msg carries whatever id and obj could be read, so an
-// error can echo them.
+// the frame is not a JSON object and bad_message when the type is unknown, a field is
+// missing or malformed, a number is beyond 2^53-1, or a string holds a \u escape of a lone
+// UTF-16 surrogate (which JSON decoders, Go's included, silently turn into U+FFFD: the
+// writer would keep a string no other replica has). Limits (op count, value length) are
+// checked later, against the store's configuration. The returned Msg carries whatever id
+// and obj could be read, so an error can echo them; for an op refused after it decoded,
+// Nackable tells that its obj and seq can be answered with a nack.
 func Decode(b []byte) (Msg, *ProtoError) {
 	var m Msg
 	if !json.Valid(b) || firstNonSpace(b) != '{' {
@@ -73,12 +79,15 @@ func Decode(b []byte) (Msg, *ProtoError) {
 		if m.Token == "" {
 			return m, protoErr(CodeBadMessage, "hello without token")
 		}
+		if !store.ValidEpoch(m.Epoch) {
+			return m, protoErr(CodeBadMessage, "epoch must be at most 32 characters of [A-Za-z0-9_-]")
+		}
 	case TypeSub:
 		if err := checkObj(m.Obj); err != nil {
 			return m, err
 		}
-		if m.Since != nil && *m.Since < 0 {
-			return m, protoErr(CodeBadMessage, "since %d < 0", *m.Since)
+		if m.Since != nil && (*m.Since < 0 || *m.Since > store.MaxSafeInt) {
+			return m, protoErr(CodeBadMessage, "since %d outside 0..2^53-1", *m.Since)
 		}
 	case TypeUnsub:
 		if err := checkObj(m.Obj); err != nil {
@@ -88,11 +97,11 @@ func Decode(b []byte) (Msg, *ProtoError) {
 		if err := checkObj(m.Obj); err != nil {
 			return m, err
 		}
-		if m.Seq < 1 {
-			return m, protoErr(CodeBadMessage, "op without seq >= 1")
+		if m.Seq < 1 || m.Seq > store.MaxSafeInt {
+			return m, protoErr(CodeBadMessage, "op without seq in 1..2^53-1")
 		}
-		if m.Base != nil && *m.Base < 0 {
-			return m, protoErr(CodeBadMessage, "base %d < 0", *m.Base)
+		if m.Base != nil && (*m.Base < 0 || *m.Base > store.MaxSafeInt) {
+			return m, protoErr(CodeBadMessage, "base %d outside 0..2^53-1", *m.Base)
 		}
 		if len(m.Ops) == 0 {
 			return m, protoErr(CodeBadMessage, "op without ops")
@@ -105,7 +114,65 @@ func Decode(b []byte) (Msg, *ProtoError) {
 		m.T = ""
 		return m, protoErr(CodeBadMessage, "unknown message type %.32q", t)
 	}
+	if hasLoneSurrogate(b) {
+		return m, protoErr(CodeBadMessage, "a string holds a lone UTF-16 surrogate escape (a string cut inside a character?)")
+	}
 	return m, nil
+}
+
+// Nackable reports whether a message Decode refused is an op whose obj and seq are valid,
+// so that the refusal is a nack the client matches to its op and rolls back, as for any
+// other refused op.
+func (m Msg) Nackable() bool {
+	return m.T == TypeOp && m.Seq >= 1 && m.Seq <= store.MaxSafeInt && store.ValidAddress(m.Obj) == nil
+}
+
+// hasLoneSurrogate reports whether valid JSON text b holds a \u escape of a UTF-16
+// surrogate that is not half of a high-low pair. Backslashes occur only inside strings in
+// valid JSON, so no string tracking is needed.
+func hasLoneSurrogate(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character; the loop steps past it
+		if i >= len(b) || b[i] != 'u' || i+4 >= len(b) {
+			continue
+		}
+		u := hex4(b[i+1 : i+5])
+		i += 4
+		switch {
+		case u >= 0xDC00 && u <= 0xDFFF:
+			return true // a low half without a high one before it
+		case u >= 0xD800 && u <= 0xDBFF:
+			if i+6 < len(b) && b[i+1] == '\\' && b[i+2] == 'u' {
+				if v := hex4(b[i+3 : i+7]); v >= 0xDC00 && v <= 0xDFFF {
+					i += 6
+					continue
+				}
+			}
+			return true // a high half not followed by a low one
+		}
+	}
+	return false
+}
+
+// hex4 decodes four hex digits (-1 if any is not one).
+func hex4(b []byte) int {
+	n := 0
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			n = n<<4 | int(c-'0')
+		case c >= 'a' && c <= 'f':
+			n = n<<4 | int(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			n = n<<4 | int(c-'A'+10)
+		default:
+			return -1
+		}
+	}
+	return n
 }
 
 func checkObj(obj string) *ProtoError {
@@ -210,10 +277,16 @@ func encodeAck(obj string, seq, rev int64) []byte {
 	return append(b, '}')
 }
 
-func encodeNack(obj string, seq int64, e *ProtoError) []byte {
+// encodeNack encodes a refused op; last > 0 adds the writer's last committed seq (for
+// seq_reused).
+func encodeNack(obj string, seq int64, e *ProtoError, last int64) []byte {
 	b := head(TypeNack, obj)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendInt(b, seq, 10)
+	if last > 0 {
+		b = append(b, `,"last":`...)
+		b = strconv.AppendInt(b, last, 10)
+	}
 	b = append(b, `,"code":`...)
 	b = appendString(b, e.Code)
 	b = append(b, `,"msg":`...)
@@ -291,6 +364,7 @@ type Limits struct {
 	MaxValueBytes int     `json:"max_value_bytes"`
 	MaxFields     int     `json:"max_fields"`
 	MaxSubs       int     `json:"max_subs"`
+	MaxObjects    int     `json:"max_objects"`
 	OpsPerSecond  float64 `json:"ops_per_second"`
 }
 

@@ -1,9 +1,12 @@
 package otbridge
 
 import (
+	"bytes"
 	"encoding/json"
 	"maps"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"dsmgw/store"
 )
@@ -15,7 +18,7 @@ func TestEncodersProduceValidJSON(t *testing.T) {
 	for name, b := range map[string][]byte{
 		"op":      encodeOp("players/x/audio", 3, 2, ops),
 		"ack":     encodeAck("o", 1, 2),
-		"nack":    encodeNack("o", 1, protoErr(CodeExpectFailed, "a \"quoted\" msg")),
+		"nack":    encodeNack("o", 1, protoErr(CodeExpectFailed, "a \"quoted\" msg"), 3),
 		"snap":    encodeFields(TypeSnap, "o", 4, fields),
 		"empty":   encodeFields(TypeResync, "o", 4, map[string]string{}),
 		"catchup": encodeCatchup("o", 9, []store.Entry{{Rev: 8, Client: "k", Seq: 3, Ops: ops}, {Rev: 9, Client: "z", Seq: 1, Ops: ops}}, "k"),
@@ -65,8 +68,15 @@ func TestDecode(t *testing.T) {
 		`{"t":"op","obj":"a","seq":1,"ops":[{"o":"set","f":"x"}]}`:                                   CodeBadMessage,
 		`{"t":"ping","id":"0123456789012345678901234567890123456789012345678901234567890123456789"}`: CodeBadMessage,
 		`{"t":"ping","id":"x"}`: "",
-		`{"t":"op","obj":"a","seq":1,"base":0,"ops":[{"o":"set","f":"x","v":"1"}]}`: "",
-		`{"t":"sub","obj":"users/bob","since":4}`:                                   "",
+		`{"t":"op","obj":"a","seq":1,"ops":[{"o":"set","f":"x","v":"\ud83d"}]}`:           CodeBadMessage,
+		`{"t":"op","obj":"a","seq":1,"ops":[{"o":"set","f":"x","v":"\ud83d\ude00"}]}`:     "",
+		`{"t":"op","obj":"a","seq":1,"ops":[{"o":"set","f":"x","v":"\\ud83d"}]}`:          "",
+		`{"t":"op","obj":"a","seq":9007199254740991,"ops":[{"o":"set","f":"x","v":"1"}]}`: "",
+		`{"t":"op","obj":"a","seq":9007199254740992,"ops":[{"o":"set","f":"x","v":"1"}]}`: CodeBadMessage,
+		`{"t":"op","obj":"a/../b","seq":1,"ops":[{"o":"set","f":"x","v":"1"}]}`:           CodeBadMessage,
+		`{"t":"sub","obj":"a","since":9007199254740992}`:                                  CodeBadMessage,
+		`{"t":"op","obj":"a","seq":1,"base":0,"ops":[{"o":"set","f":"x","v":"1"}]}`:       "",
+		`{"t":"sub","obj":"users/bob","since":4}`:                                         "",
 	}
 	for in, want := range cases {
 		_, err := Decode([]byte(in))
@@ -125,4 +135,49 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip lost elements")
 		}
 	})
+}
+
+// FuzzLoneSurrogate checks hasLoneSurrogate against what a JSON decoder does: a lone
+// surrogate escape is exactly what makes it put U+FFFD in a string, so for JSON text free
+// of U+FFFD of its own, the decoded strings hold U+FFFD if and only if the scanner reports
+// a lone surrogate.
+func FuzzLoneSurrogate(f *testing.F) {
+	for _, s := range []string{`"\ud83d"`, `"\ud83d\ude00"`, `"\\ud83d"`, `{"\udc00":"x"}`, `["a\u0041","\uDBFF\uDFFF"]`,
+		`"\ud83d\\ude00"`, `"\ud800\ud800\udc00"`, `"\\\ud800"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !json.Valid(b) || !utf8.Valid(b) || bytes.Contains(b, []byte("\ufffd")) || bytes.Contains(b, []byte("\uFFFD")) ||
+			bytes.Contains(b, []byte("\uFffd")) || bytes.ContainsRune(b, utf8.RuneError) || bytes.Contains(bytes.ToLower(b), []byte("\ufffd")) {
+			return
+		}
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			return
+		}
+		if got, want := hasLoneSurrogate(b), holdsReplacement(v); got != want {
+			t.Fatalf("%s: scanner says %v, decoder replaced: %v", b, got, want)
+		}
+	})
+}
+
+// holdsReplacement reports whether any string (or key) in a decoded JSON value holds U+FFFD.
+func holdsReplacement(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return strings.ContainsRune(x, utf8.RuneError)
+	case []any:
+		for _, e := range x {
+			if holdsReplacement(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if strings.ContainsRune(k, utf8.RuneError) || holdsReplacement(e) {
+				return true
+			}
+		}
+	}
+	return false
 }

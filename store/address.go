@@ -16,7 +16,8 @@ const MaxAddressSegments = 8
 const maxSegmentBytes = 128
 
 // ValidAddress checks an object address: 1 to 8 segments separated by '/', each 1 to 128
-// characters of [A-Za-z0-9._:@+-].
+// characters of [A-Za-z0-9._:@+-], and none of them "." or ".." (which would let a path
+// name another object's address once anything resolves it as a path).
 func ValidAddress(addr string) error {
 	if addr == "" {
 		return fmt.Errorf("%w: empty", ErrBadAddress)
@@ -28,6 +29,9 @@ func ValidAddress(addr string) error {
 	for _, s := range segs {
 		if s == "" || len(s) > maxSegmentBytes {
 			return fmt.Errorf("%w: segment of %d bytes in %.64q", ErrBadAddress, len(s), addr)
+		}
+		if s == "." || s == ".." {
+			return fmt.Errorf("%w: segment %q in %.64q", ErrBadAddress, s, addr)
 		}
 		for i := 0; i < len(s); i++ {
 			if !addrByte(s[i]) {
@@ -49,11 +53,12 @@ func addrByte(c byte) bool {
 // keys names the Redis keys of one object. All share the hash tag of the object's shard, so
 // one Lua script can touch them all on Redis Cluster.
 type keys struct {
-	shard  int
-	fields string
-	meta   string
-	log    string
-	feed   string
+	shard   int
+	fields  string
+	meta    string
+	log     string
+	feed    string
+	writers string // the shard's writer index (see Janitor)
 }
 
 func shardOf(addr string, shards int) int {
@@ -62,15 +67,21 @@ func shardOf(addr string, shards int) int {
 
 func feedKey(shard int) string { return fmt.Sprintf("dsm:{%d}:feed", shard) }
 
+// writersKey names the shard's writer index: a sorted set of "<client> <object>" scored by
+// the unix ms of the client's last commit to the object (or of any commit to an object the
+// client owns).
+func writersKey(shard int) string { return fmt.Sprintf("dsm:{%d}:w", shard) }
+
 func keysFor(addr string, shards int) keys {
 	n := shardOf(addr, shards)
 	p := fmt.Sprintf("dsm:{%d}:", n)
 	return keys{
-		shard:  n,
-		fields: p + "f:" + addr,
-		meta:   p + "m:" + addr,
-		log:    p + "l:" + addr,
-		feed:   feedKey(n),
+		shard:   n,
+		fields:  p + "f:" + addr,
+		meta:    p + "m:" + addr,
+		log:     p + "l:" + addr,
+		feed:    feedKey(n),
+		writers: writersKey(n),
 	}
 }
 

@@ -29,6 +29,9 @@ const (
 	// ChangeLost says that entries of Shard may have been lost (the stream was trimmed past
 	// the reader while it was disconnected): every object of that shard must be re-read.
 	ChangeLost
+	// ChangeRemoved says the object was removed because its owner was gone for good (see
+	// Janitor): its revision starts again from 0, and a subscriber must start over.
+	ChangeRemoved
 )
 
 // Change is one entry of the change feed. Handlers must treat it as read-only: the same
@@ -387,6 +390,8 @@ func parseEntry(shard int, m redis.XMessage) (Change, error) {
 		if c.Fields == nil {
 			c.Fields = map[string]string{}
 		}
+	case "removed":
+		c.Kind = ChangeRemoved
 	default:
 		return c, fmt.Errorf("unknown kind %q", str("kind"))
 	}

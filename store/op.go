@@ -6,7 +6,13 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 )
+
+// MaxSafeInt is the largest seq, revision or base the DSM accepts: 2^53-1, the largest
+// integer every client represents exactly (a JavaScript number, a Lua number in Redis's
+// scripts, a double in any JSON library). Beyond it two seqs could compare equal.
+const MaxSafeInt = 1<<53 - 1
 
 // OpKind is the kind of one element of an op.
 type OpKind string
@@ -86,7 +92,10 @@ type Limits struct {
 func DefaultLimits() Limits { return DefaultConfig().Limits }
 
 // Validate checks an op against the limits: it must have at least one element, known
-// kinds, non-empty field names, and stay within the sizes.
+// kinds, non-empty field names, strings of valid UTF-8, and stay within the sizes (bytes
+// of UTF-8). Invalid UTF-8 (a cut multi-byte sequence, an encoded UTF-16 surrogate) is
+// refused because JSON cannot carry it: every encoder on the way to another replica would
+// replace it with U+FFFD, and replicas would hold different strings.
 func Validate(ops []Op, l Limits) error {
 	if len(ops) == 0 {
 		return fmt.Errorf("%w: empty op", ErrBadOp)
@@ -106,6 +115,12 @@ func Validate(ops []Op, l Limits) error {
 		}
 		if o.Field == "" {
 			return fmt.Errorf("%w: element %d: empty field name", ErrBadOp, i)
+		}
+		if !utf8.ValidString(o.Field) {
+			return fmt.Errorf("%w: element %d: field name %.40q is not valid UTF-8", ErrBadOp, i, o.Field)
+		}
+		if o.Value != nil && !utf8.ValidString(*o.Value) {
+			return fmt.Errorf("%w: element %d: value of %.40q is not valid UTF-8", ErrBadOp, i, o.Field)
 		}
 		if l.MaxFieldBytes > 0 && len(o.Field) > l.MaxFieldBytes {
 			return fmt.Errorf("%w: field name of %d bytes > %d", ErrValueTooLong, len(o.Field), l.MaxFieldBytes)

@@ -42,7 +42,7 @@ func FuzzDecodeOps(f *testing.F) {
 
 func TestValidAddress(t *testing.T) {
 	good := []string{"players", "players/AB12/audio", "users/alice@example.com", "users/a/conf/c-1.x_y:z+w"}
-	bad := []string{"", "/", "a//b", "a/", "a b", "a/\x00", "a/b/c/d/e/f/g/h/i", string(make([]byte, 129))}
+	bad := []string{"", "/", "a//b", "a/", "a b", "a/\x00", ".", "..", "a/./b", "players/k/../j/audio", "a/b/c/d/e/f/g/h/i", string(make([]byte, 129))}
 	for _, a := range good {
 		if err := ValidAddress(a); err != nil {
 			t.Errorf("%q: %v", a, err)
@@ -70,4 +70,29 @@ func TestSchemaNames(t *testing.T) {
 	if _, _, ok := s.ParsePlayerAddress("players/k/video/x"); ok {
 		t.Fatal("ParsePlayerAddress accepted a deeper address")
 	}
+}
+
+// FuzzValidateIndexOp checks that whatever the players index accepts is a player address
+// of a known media kind whose value is that kind.
+func FuzzValidateIndexOp(f *testing.F) {
+	f.Add("players/k/audio", "audio")
+	f.Add("players/A/../B/audio", "audio")
+	f.Add("players/k/video", "audio")
+	f.Add("players//audio", "audio")
+	s, err := LoadSchema()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, field, value string) {
+		if err := s.ValidateIndexOp(s.Players.Index, []Op{Set(field, value)}); err != nil {
+			if !errors.Is(err, ErrBadOp) {
+				t.Fatalf("unclassified error: %v", err)
+			}
+			return
+		}
+		_, media, ok := s.ParsePlayerAddress(field)
+		if !ok || ValidAddress(field) != nil || !s.IsMedia(media) || value != media {
+			t.Fatalf("accepted %q = %q", field, value)
+		}
+	})
 }

@@ -64,7 +64,6 @@ type Schema struct {
 			// Services lists the IMS services the user's page offers ("mmtel poc"):
 			// the REGISTER's Contact carries their feature tags (asadapter/icsi).
 			Services string `json:"services"`
-			Client   string `json:"client"`
 		} `json:"fields"`
 		RegistrationStates []string `json:"registrationStates"`
 		ParticipantFields  struct {
@@ -108,6 +107,71 @@ func (s *Schema) UserAddress(user string) string { return s.Users.Prefix + user 
 // conference as seen by one user.
 func (s *Schema) ConferenceAddress(user, conf string) string {
 	return s.Users.Prefix + user + "/" + s.Users.ConfSegment + "/" + conf
+}
+
+// IsMedia reports whether m is one of the schema's media kinds.
+func (s *Schema) IsMedia(m string) bool {
+	for _, x := range s.Players.Media {
+		if x == m {
+			return true
+		}
+	}
+	return false
+}
+
+// ValidatePlayerAddress checks an object under the players prefix: players/<key>/<media>
+// with media one of the schema's kinds is a player (what the AS adapter acts on);
+// players/<key>/<name>/... with more segments is a private object of that key (load tests
+// keep theirs there), which the adapter leaves alone. Nothing else exists under the prefix.
+// Other addresses pass.
+func (s *Schema) ValidatePlayerAddress(obj string) error {
+	rest, ok := strings.CutPrefix(obj, s.Players.Prefix)
+	if !ok {
+		return nil
+	}
+	key, sub, _ := strings.Cut(rest, "/")
+	switch {
+	case key == "" || sub == "":
+		return fmt.Errorf("%w: %.80q is not %s<key>/<media>", ErrBadOp, obj, s.Players.Prefix)
+	case !strings.Contains(sub, "/") && !s.IsMedia(sub):
+		return fmt.Errorf("%w: %.80q: a player's media is one of %v", ErrBadOp, obj, s.Players.Media)
+	}
+	return nil
+}
+
+// Owner returns the client key owning obj: the <key> of players/<key>/..., which goes when
+// that key is gone for good (see Janitor). ok is false for objects nobody owns.
+func (s *Schema) Owner(obj string) (key string, ok bool) {
+	rest, found := strings.CutPrefix(obj, s.Players.Prefix)
+	if !found {
+		return "", false
+	}
+	key, sub, found := strings.Cut(rest, "/")
+	return key, found && key != "" && sub != ""
+}
+
+// ValidateIndexOp checks an op on the players index against the schema: every field it
+// touches is a player address players/<key>/<media> (a valid address, media one of the
+// schema's kinds) and every value it sets or expects is that media kind. Other objects
+// pass. The index is what the AS adapter walks to find players: a field that is not a
+// player address would make it act on an object nobody owns.
+func (s *Schema) ValidateIndexOp(obj string, ops []Op) error {
+	if obj != s.Players.Index {
+		return nil
+	}
+	for i, o := range ops {
+		if err := ValidAddress(o.Field); err != nil {
+			return fmt.Errorf("%w: element %d: index field: %v", ErrBadOp, i, err)
+		}
+		_, media, ok := s.ParsePlayerAddress(o.Field)
+		if !ok || !s.IsMedia(media) {
+			return fmt.Errorf("%w: element %d: index field %.80q is not %s<key>/<media>", ErrBadOp, i, o.Field, s.Players.Prefix)
+		}
+		if o.Value != nil && *o.Value != media {
+			return fmt.Errorf("%w: element %d: index value %.40q of %s must be %q", ErrBadOp, i, *o.Value, o.Field, media)
+		}
+	}
+	return nil
 }
 
 // IsIndex reports whether addr is one of the index objects, which are exempt from the

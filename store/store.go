@@ -7,16 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 )
 
 //go:embed lua/commit.lua
 var commitLua string
-
-//go:embed lua/reconcile.lua
-var reconcileLua string
 
 //go:embed lua/read.lua
 var readLua string
@@ -84,14 +84,14 @@ func fill[T int | int64 | time.Duration](v *T, d T) {
 
 // Store commits ops to objects in Redis and reads them back. It is safe for concurrent use.
 type Store struct {
-	cfg       Config
-	rdb       redis.UniversalClient
-	log       *slog.Logger
-	schema    *Schema
-	commit    *redis.Script
-	reconcile *redis.Script
-	read      *redis.Script
-	batch     *batcher
+	cfg    Config
+	rdb    redis.UniversalClient
+	log    *slog.Logger
+	schema *Schema
+	commit *redis.Script
+	// readScript also adopts outside writes (see read).
+	readScript *redis.Script
+	batch      *batcher
 }
 
 // New returns a Store on rdb (a *redis.Client or *redis.ClusterClient). A nil log
@@ -106,13 +106,12 @@ func New(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Store, error
 		return nil, err
 	}
 	s := &Store{
-		cfg:       cfg,
-		rdb:       rdb,
-		log:       log.With("component", "store"),
-		schema:    sc,
-		commit:    redis.NewScript(commitLua),
-		reconcile: redis.NewScript(reconcileLua),
-		read:      redis.NewScript(readLua),
+		cfg:        cfg,
+		rdb:        rdb,
+		log:        log.With("component", "store"),
+		schema:     sc,
+		commit:     redis.NewScript(commitLua),
+		readScript: redis.NewScript(readLua),
 	}
 	if cfg.Pipeline > 1 {
 		s.batch = newBatcher(rdb, s.commit, cfg.Pipeline, cfg.Pipelines)
@@ -132,10 +131,16 @@ func (s *Store) Redis() redis.UniversalClient { return s.rdb }
 // Commit is one op to commit.
 type Commit struct {
 	Obj    string
-	Client string // writer id for deduplication; "" disables it
-	Seq    int64  // 1, 2, 3 ... per (Client, Obj); 0 disables deduplication
+	Client string // writer id for deduplication (no spaces, at most 128 bytes); "" disables it
+	Seq    int64  // 1, 2, 3 ... per (Client, Obj), at most MaxSafeInt; 0 disables deduplication
 	Base   int64  // revision the op was made on; -1 for a blind write
-	Ops    []Op
+	// Epoch names the writer's incarnation (a page load of one client key; at most 32
+	// bytes of [A-Za-z0-9_-], "" for none). Seqs deduplicate within an epoch; an op of a
+	// new epoch whose Seq is not above the writer's last is refused with a
+	// *SeqReusedError, so a reloaded page renumbers instead of having its op taken for a
+	// resend of an older one.
+	Epoch string
+	Ops   []Op
 }
 
 // Committed is the outcome of a successful Commit.
@@ -145,14 +150,43 @@ type Committed struct {
 	ID  string // the feed entry ID ("" for a Dup)
 }
 
-// Commit applies one op atomically in one round trip (the commit script of
-// docs/dsm-protocol.md). It returns *ExpectError, ErrStale, ErrBaseAhead,
-// ErrTooManyFields or a validation error without writing anything.
-func (s *Store) Commit(ctx context.Context, c Commit) (Committed, error) {
+// maxClientBytes bounds a writer id: a client key is 26 bytes; service names are short.
+const maxClientBytes = 128
+
+// checkCommit checks what Validate does not: the address, the writer id, the seq and base
+// bounds, and the players index schema.
+func (s *Store) checkCommit(c Commit) error {
 	if err := ValidAddress(c.Obj); err != nil {
-		return Committed{}, err
+		return err
+	}
+	if len(c.Client) > maxClientBytes || strings.ContainsAny(c.Client, " \t\r\n") || !utf8.ValidString(c.Client) {
+		return fmt.Errorf("%w: writer id %.40q", ErrBadOp, c.Client)
+	}
+	if !ValidEpoch(c.Epoch) {
+		return fmt.Errorf("%w: epoch %.40q", ErrBadOp, c.Epoch)
+	}
+	if c.Seq < 0 || c.Seq > MaxSafeInt {
+		return fmt.Errorf("%w: seq %d outside 0..2^53-1", ErrBadOp, c.Seq)
+	}
+	if c.Base < -1 || c.Base > MaxSafeInt {
+		return fmt.Errorf("%w: base %d outside -1..2^53-1", ErrBadOp, c.Base)
 	}
 	if err := Validate(c.Ops, s.cfg.Limits); err != nil {
+		return err
+	}
+	if err := s.schema.ValidatePlayerAddress(c.Obj); err != nil {
+		return err
+	}
+	return s.schema.ValidateIndexOp(c.Obj, c.Ops)
+}
+
+// Commit applies one op atomically in one round trip (the commit script of
+// docs/dsm-protocol.md). It returns *ExpectError, ErrStale, ErrBaseAhead,
+// ErrTooManyFields, *SeqReusedError, ErrScript or a validation error without writing
+// anything; any other error means Redis did not answer, and the op may or may not have
+// been committed (a resend with the same seq tells).
+func (s *Store) Commit(ctx context.Context, c Commit) (Committed, error) {
+	if err := s.checkCommit(c); err != nil {
 		return Committed{}, err
 	}
 	writes, err := json.Marshal(Writes(c.Ops))
@@ -164,9 +198,13 @@ func (s *Store) Commit(ctx context.Context, c Commit) (Committed, error) {
 		maxFields = 0
 	}
 	k := keysFor(c.Obj, s.cfg.Shards)
-	keys := []string{k.fields, k.meta, k.log, k.feed}
-	args := make([]any, 0, 8+3*len(c.Ops))
-	args = append(args, c.Obj, c.Client, c.Seq, c.Base, writes, s.cfg.OplogLen, s.cfg.FeedLen, maxFields)
+	keys := []string{k.fields, k.meta, k.log, k.feed, k.writers}
+	// The owner of an object under players/ is the client key in its address, whoever
+	// writes it: the object goes when that key is gone for good (see Janitor).
+	owner, _ := s.schema.Owner(c.Obj)
+	args := make([]any, 0, 11+3*len(c.Ops))
+	args = append(args, c.Obj, c.Client, c.Seq, c.Base, writes, s.cfg.OplogLen, s.cfg.FeedLen, maxFields,
+		c.Epoch, owner, time.Now().UnixMilli())
 	for _, o := range c.Ops {
 		kind, v := "d", ""
 		switch {
@@ -186,6 +224,9 @@ func (s *Store) Commit(ctx context.Context, c Commit) (Committed, error) {
 		res, err = s.commit.Run(ctx, s.rdb, keys, args...).Slice()
 	}
 	if err != nil {
+		if scriptFailed(err) {
+			return Committed{}, fmt.Errorf("store: commit %s seq %d at base %d: %w: %v", c.Obj, c.Seq, c.Base, ErrScript, err)
+		}
 		return Committed{}, fmt.Errorf("store: commit %s seq %d at base %d: %w", c.Obj, c.Seq, c.Base, err)
 	}
 	if len(res) < 2 {
@@ -201,6 +242,9 @@ func (s *Store) Commit(ctx context.Context, c Commit) (Committed, error) {
 		return Committed{Rev: rev, Dup: true}, nil
 	case "stale":
 		return Committed{}, fmt.Errorf("store: %s seq %d: %w", c.Obj, c.Seq, ErrStale)
+	case "reused":
+		last, _ := strconv.ParseInt(fmt.Sprint(res[2]), 10, 64)
+		return Committed{}, &SeqReusedError{Obj: c.Obj, Seq: c.Seq, Last: last}
 	case "base_ahead":
 		return Committed{}, fmt.Errorf("store: %s base %d > rev %d: %w", c.Obj, c.Base, rev, ErrBaseAhead)
 	case "fields":
@@ -221,75 +265,6 @@ func (s *Store) Commit(ctx context.Context, c Commit) (Committed, error) {
 		return Committed{}, e
 	}
 	return Committed{}, fmt.Errorf("store: commit %s: unexpected reply %v", c.Obj, res)
-}
-
-// Entry is one committed op as kept in the op log and sent on the feed.
-type Entry struct {
-	Rev    int64  `json:"rev"`
-	Client string `json:"c"`
-	Seq    int64  `json:"q"`
-	Ops    []Op   `json:"ops"`
-}
-
-// Read is a consistent read of one object: either a snapshot (Fields non-nil) or, when
-// asked for the ops since a revision the op log still covers, the Log of entries after it,
-// oldest first.
-type Read struct {
-	Rev    int64
-	Fields map[string]string
-	Log    []Entry
-}
-
-// Snapshot returns the fields and revision of an object (rev 0 and no fields if it was
-// never written).
-func (s *Store) Snapshot(ctx context.Context, obj string) (Read, error) {
-	return s.Since(ctx, obj, -1)
-}
-
-// Since returns the entries committed after revision since, or a snapshot when the op log
-// no longer reaches back that far (or since is -1, or a resync happened in between).
-func (s *Store) Since(ctx context.Context, obj string, since int64) (Read, error) {
-	if err := ValidAddress(obj); err != nil {
-		return Read{}, err
-	}
-	k := keysFor(obj, s.cfg.Shards)
-	res, err := s.read.Run(ctx, s.rdb, []string{k.fields, k.meta, k.log}, since).Slice()
-	if err != nil {
-		return Read{}, fmt.Errorf("store: read %s since %d: %w", obj, since, err)
-	}
-	r := Read{Rev: res[0].(int64)}
-	if flat, ok := res[1].([]any); ok {
-		r.Fields = make(map[string]string, len(flat)/2)
-		for i := 0; i+1 < len(flat); i += 2 {
-			r.Fields[flat[i].(string)] = flat[i+1].(string)
-		}
-		return r, nil
-	}
-	r.Log = make([]Entry, len(res)-2)
-	for i := 2; i < len(res); i++ {
-		var e Entry
-		if err := json.Unmarshal([]byte(res[i].(string)), &e); err != nil {
-			return Read{}, fmt.Errorf("store: op log of %s: %w", obj, err)
-		}
-		r.Log[len(res)-1-i] = e // newest first in Redis, oldest first here
-	}
-	return r, nil
-}
-
-// Reconcile adopts a write made outside the commit path: if the fields no longer match the
-// signature kept by commits, the revision is bumped and a resync entry is published on the
-// feed. It reports whether it adopted anything.
-func (s *Store) Reconcile(ctx context.Context, obj string) (bool, error) {
-	k := keysFor(obj, s.cfg.Shards)
-	res, err := s.reconcile.Run(ctx, s.rdb, []string{k.fields, k.meta, k.log, k.feed}, obj, s.cfg.FeedLen).Slice()
-	if err != nil {
-		return false, fmt.Errorf("store: reconcile %s: %w", obj, err)
-	}
-	adopted := res[0] == "adopted"
-	if adopted {
-		s.log.Warn("adopted a write made outside the commit path", "obj", obj, "rev", res[1])
-	}
-	return adopted, nil
 }
 
 // EnableNotifications turns on the keyspace events the store needs (hash events and generic
@@ -342,4 +317,34 @@ func forEachMaster(ctx context.Context, rdb redis.UniversalClient, fn func(conte
 		return fn(ctx, c)
 	}
 	return errors.New("store: unsupported redis client type")
+}
+
+// maxEpochBytes bounds an epoch: 128 random bits in base64 are 22 characters.
+const maxEpochBytes = 32
+
+// ValidEpoch reports whether e can be a writer epoch: empty, or 1 to 32 characters of
+// [A-Za-z0-9_-].
+func ValidEpoch(e string) bool {
+	if len(e) > maxEpochBytes {
+		return false
+	}
+	for i := 0; i < len(e); i++ {
+		c := e[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// scriptFailed reports whether err is an error reply of a script that ran (a Lua runtime
+// error is "ERR user_script:..." or "ERR Error running script..."), as opposed to a
+// transient refusal (LOADING, READONLY, BUSY, OOM, CLUSTERDOWN) or no answer at all.
+func scriptFailed(err error) bool {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	msg := rerr.Error()
+	return strings.HasPrefix(msg, "ERR ") && strings.Contains(msg, "script")
 }

@@ -206,7 +206,7 @@ func TestTransformAndSchemaAgreeWithGo(t *testing.T) {
 	u := sc.Users.Fields
 	for jsName, goName := range map[string]string{
 		"name": u.Name, "sipURI": u.SipURI, "registration": u.Registration,
-		"registrationError": u.RegistrationError, "conferences": u.Conferences, "client": u.Client,
+		"registrationError": u.RegistrationError, "conferences": u.Conferences,
 	} {
 		if js.Fields.Users[jsName] != goName {
 			t.Errorf("users field %s: js %q go %q", jsName, js.Fields.Users[jsName], goName)

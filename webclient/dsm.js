@@ -61,6 +61,10 @@ export class DSM {
           log: (l, m) => this.log(l, m),
           onLost: (err) => this.fail(new DSMError('bad_token', err.message)),
         });
+    // The epoch names this page load among the pages that use the same client key over
+    // time (a reload that keeps its token): seqs deduplicate within it only, and the
+    // server refuses a seq an earlier epoch used with seq_reused (docs/dsm-protocol.md).
+    this.epoch = opts.epoch ?? newEpoch();
     this.objects = new Map(); // addr → DSMObject
     this.limits = {};
     this.client = null;
@@ -204,7 +208,7 @@ export class DSM {
     this.welcomed = false;
     ws.onopen = () => {
       this.lastHeard = Date.now();
-      this.sendRaw({ t: 'hello', token: s.token });
+      this.sendRaw({ t: 'hello', token: s.token, epoch: this.epoch });
     };
     ws.onmessage = (ev) => this.receive(ev.data);
     ws.onerror = () => {}; // onclose follows and handles it
@@ -286,7 +290,7 @@ export class DSM {
       case 'ack':
         return o && o.onAck(m.seq, m.rev);
       case 'nack':
-        return o && o.onNack(m.seq, m.code, m.msg);
+        return o && o.onNack(m.seq, m.code, m.msg, m.last);
       case 'error':
         return this.onErrorMsg(m);
       case 'pong':
@@ -369,6 +373,16 @@ export class DSM {
       // logging must never break the client
     }
   }
+}
+
+/** newEpoch returns 96 random bits in base64url. */
+function newEpoch() {
+  const b = new Uint8Array(12);
+  if (globalThis.crypto?.getRandomValues) globalThis.crypto.getRandomValues(b);
+  else for (let i = 0; i < b.length; i++) b[i] = Math.floor(Math.random() * 256);
+  let s = '';
+  for (const x of b) s += String.fromCharCode(x);
+  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
 function detach(ws) {

@@ -41,6 +41,9 @@ func (p sharedPolicy) CanWrite(c otbridge.Claims, obj, field string) bool {
 	return strings.HasPrefix(obj, "shared/") || p.DefaultPolicy.CanWrite(c, obj, field)
 }
 
+// testDSMSecret is the token secret of the test gateways.
+const testDSMSecret = "webclient-test-secret-0123456789"
+
 // gateway is an in-process test gateway: one Redis, and per instance a store, a feed, a
 // bridge and this package's handler on an httptest server, plus test-only endpoints.
 type gateway struct {
@@ -91,11 +94,12 @@ func startGateway(t *testing.T, opts gatewayOptions) *gateway {
 		}
 		feed := store.NewFeed(store.FeedConfig{}, st, log)
 		br, err := otbridge.New(otbridge.Config{
-			Secret:       []byte("webclient-test-secret-0123456789"),
+			Secret:       []byte(testDSMSecret),
 			TokenTTL:     opts.TokenTTL,
 			Instance:     "gw" + strconv.Itoa(i+1),
 			Policy:       sharedPolicy{},
 			OpsPerSecond: 5000, // the convergence clients write far faster than a page
+			DemoSessions: true, // the demo page asks for /session?user=alice
 		}, st, feed, prometheus.NewRegistry(), log)
 		if err != nil {
 			t.Fatal(err)
@@ -211,7 +215,8 @@ func TestNodeClient(t *testing.T) {
 	args := append([]string{"--test", "--test-reporter=spec", "--test-concurrency=1"}, files...)
 	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Env = append(os.Environ(), "DSM_GATEWAY_URL="+g.URLs[0], "DSM_GATEWAY_URL2="+g.URLs[1], "DSM_SEED="+seed,
-		"DSM_SHORT_TTL_URL="+short.URLs[0], "DSM_TOKEN_TTL="+strconv.Itoa(int(shortTTL/time.Second)))
+		"DSM_SHORT_TTL_URL="+short.URLs[0], "DSM_TOKEN_TTL="+strconv.Itoa(int(shortTTL/time.Second)),
+		"DSM_SECRET="+testDSMSecret) // a test signs tokens as a site's backend would
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -260,9 +260,18 @@ export class DSMObject {
     this.stateChanged();
   }
 
-  onNack(seq, code, msg) {
+  onNack(seq, code, msg, last) {
     const op = this.inflight;
     if (!op || op.seq !== seq) return;
+    if (code === 'seq_reused' && Number.isSafeInteger(last)) {
+      // An earlier page with this client key (a reload reusing its token; its epoch was
+      // another) committed up to last: number this op after it and send it again.
+      this.seq = Math.max(this.seq, last) + 1;
+      op.seq = this.seq;
+      op.sent = false;
+      this.pump();
+      return;
+    }
     this.refuse(code, msg);
   }
 

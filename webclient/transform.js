@@ -89,7 +89,20 @@ export function compose(a, b) {
   return [...last.values()];
 }
 
-/** validate checks one op against the limits announced in welcome; it returns an error text or null. */
+/**
+ * wellFormed reports whether s holds no lone UTF-16 surrogate. JSON.stringify turns one
+ * (a string cut inside an emoji) into a \uD83D escape that no other replica can store:
+ * the gateway refuses it, so the client refuses it first, without a round trip.
+ */
+export function wellFormed(s) {
+  if (typeof s.isWellFormed === 'function') return s.isWellFormed();
+  return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
+}
+
+/**
+ * validate checks one op against the limits announced in welcome (sizes in bytes of
+ * UTF-8, as the server counts them); it returns an error text or null.
+ */
 export function validate(ops, limits = {}) {
   if (!Array.isArray(ops) || ops.length === 0) return 'empty op';
   const maxOps = limits.max_ops ?? limits.maxOps ?? 32;
@@ -99,6 +112,8 @@ export function validate(ops, limits = {}) {
   for (const [i, o] of ops.entries()) {
     if (o.o !== 'set' && o.o !== 'del' && o.o !== 'expect') return `element ${i}: unknown kind ${o.o}`;
     if (typeof o.f !== 'string' || o.f === '') return `element ${i}: empty field name`;
+    if (!wellFormed(o.f)) return `element ${i}: field name holds a lone UTF-16 surrogate`;
+    if (typeof o.v === 'string' && !wellFormed(o.v)) return `element ${i}: value of ${o.f} holds a lone UTF-16 surrogate`;
     if (utf8Len(o.f) > maxField) return `value_too_long: field name of element ${i}`;
     if (o.o === 'set' && typeof o.v !== 'string') return `element ${i}: set ${o.f} without a string value`;
     if (o.o === 'expect' && o.v !== undefined && o.v !== null && typeof o.v !== 'string') {

@@ -38,7 +38,7 @@ const (
 )
 
 // Users is what call control asks the users side about a registered user whose page
-// places or answers a call, so that every request the page causes carries the user's
+// places or answers a call (which browser a user is logged in with, and back), so that every request the page causes carries the user's
 // identity: where the user is registered from (the Contact of the user's requests), and
 // the answer to a digest challenge made with the user's credentials. The users side keeps
 // the credentials and computes the answer itself: call control never holds a password,
@@ -52,6 +52,13 @@ type Users interface {
 	// credentials: it sets req's Authorization or Proxy-Authorization. The error wraps
 	// ErrNoCredentials when there are none for user.
 	Authorize(ctx context.Context, user string, req *sip.Request, res *sip.Response) error
+	// ClientOf returns the client key of the browser user is logged in with, "" when
+	// none. It is the users side's own state, never a DSM object: pages may read some
+	// DSM objects, and a client key is what a page is known by.
+	ClientOf(ctx context.Context, user string) (string, error)
+	// UserOf returns the user the browser with client key client is logged in as, ""
+	// when none.
+	UserOf(ctx context.Context, client string) (string, error)
 }
 
 // Binding is a user's registration as one gateway instance holds it.

@@ -12,4 +12,6 @@ var (
 	ErrLeaseLost = errors.New("user lease lost")
 	// ErrNoRegistration reports a user without a registration record.
 	ErrNoRegistration = errors.New("no registration")
+	// ErrSealed reports a stored password that cannot be opened (another secret sealed it).
+	ErrSealed = errors.New("sealed password unreadable")
 )

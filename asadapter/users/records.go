@@ -29,6 +29,10 @@ func (k userKeys) record(user string) string { return k.prefix + "reg:{" + user 
 // lease is the string naming the instance that holds the user ("<instance>/<random>").
 func (k userKeys) lease(user string) string { return k.prefix + "lease:{" + user + "}" }
 
+// client names the user a browser's client key is logged in as (the Directory's reverse
+// lookup), expiring with the record.
+func (k userKeys) client(key string) string { return k.prefix + "client:{" + key + "}" }
+
 // index is the sorted set of registered users, scored by session deadline (unix ms).
 func (k userKeys) index() string { return k.prefix + "regs" }
 
@@ -40,13 +44,21 @@ func (k userKeys) wakeChannel() string { return k.prefix + "users:wake" }
 const (
 	recSIPURI   = "sip_uri"
 	recAuthUser = "auth_user"
-	recPassword = "password"
+	recSealed   = "password_sealed" // the SIP password, sealed (sealed.go)
 	recClient   = "client"
 	recDisplay  = "display"
 	recDeadline = "deadline" // unix ms: the session ends then (logout = now)
 	recContact  = "contact"  // the contact the holder registered last
 	recCallID   = "call_id"  // its REGISTER Call-ID
 )
+
+// legacyPasswordField is the record field in which versions before sealing kept the SIP
+// password in plain text; saveRecord deletes it, loadRecord still reads it.
+const legacyPasswordField = "password"
+
+// legacyClientField is the field of users/<user> in which versions before the Directory
+// published the browser's client key; flush deletes it.
+const legacyClientField = "client"
 
 // regRecord is one registration as posted by the web server.
 type regRecord struct {
@@ -91,10 +103,13 @@ func (u *Users) saveRecord(ctx context.Context, user string, r *regRecord) error
 	ms := r.Deadline.UnixMilli()
 	key := u.keys.record(user)
 	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, key, recSIPURI, r.SIPURI, recAuthUser, r.AuthUser, recPassword, r.Password,
+		p.HSet(ctx, key, recSIPURI, r.SIPURI, recAuthUser, r.AuthUser, recSealed, u.seal.seal(user, r.Password),
 			recClient, r.Client, recDisplay, r.Display, recDeadline, strconv.FormatInt(ms, 10))
+		p.HDel(ctx, key, legacyPasswordField)
 		p.PExpireAt(ctx, key, r.Deadline.Add(recordGrace))
 		p.ZAdd(ctx, u.keys.index(), redis.Z{Score: float64(ms), Member: user})
+		p.Set(ctx, u.keys.client(r.Client), user, 0)
+		p.PExpireAt(ctx, u.keys.client(r.Client), r.Deadline.Add(recordGrace))
 		return nil
 	})
 	if err != nil {
@@ -145,8 +160,17 @@ func (u *Users) loadRecord(ctx context.Context, user string) (*regRecord, error)
 		return nil, nil
 	}
 	ms, _ := strconv.ParseInt(m[recDeadline], 10, 64)
+	password := m[legacyPasswordField]
+	if s, ok := m[recSealed]; ok {
+		p, err := u.seal.open(user, s)
+		if err != nil {
+			// The registrar will refuse us; the state says so, and the next post mends it.
+			u.log.Warn("users: stored password unreadable; registering without it", "user", user, "err", err)
+		}
+		password = p
+	}
 	return &regRecord{
-		SIPURI: m[recSIPURI], AuthUser: m[recAuthUser], Password: m[recPassword],
+		SIPURI: m[recSIPURI], AuthUser: m[recAuthUser], Password: password,
 		Client: m[recClient], Display: m[recDisplay], Deadline: time.UnixMilli(ms),
 		Contact: m[recContact], CallID: m[recCallID],
 	}, nil
@@ -162,6 +186,10 @@ func (u *Users) noteBinding(ctx context.Context, user, contact, callID string) {
 // finishRecord removes an ended session's record and index entry (unless re-posted).
 func (u *Users) finishRecord(ctx context.Context, user string) {
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	if client, err := u.st.Redis().HGet(ctx, u.keys.record(user), recClient).Result(); err == nil && client != "" {
+		// The reverse lookup checks the record anyway; deleting it only frees it early.
+		u.st.Redis().Del(ctx, u.keys.client(client))
+	}
 	if err := finishScript.Run(ctx, u.st.Redis(), []string{u.keys.record(user)}, now).Err(); err != nil {
 		u.log.Warn("users: delete ended registration", "user", user, "err", err)
 	}

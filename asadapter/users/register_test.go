@@ -1,12 +1,15 @@
 package users
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"dsmgw/asadapter/internal/siptest"
 	"dsmgw/asadapter/sipport"
@@ -34,11 +37,22 @@ func TestRegisterDigestRefreshLogout(t *testing.T) {
 	f := r.u.schema.Users.Fields
 	obj := r.u.schema.UserAddress("alice")
 	r.waitFields(t, obj, "registered", func(m map[string]string) bool { return m[f.Registration] == sipport.RegRegistered })
-	fields := r.waitFields(t, obj, "client and sip_uri", func(m map[string]string) bool {
-		return m[f.Client] == "CLIENTKEY1" && m[f.SipURI] == "sip:alice@dsmgw.test"
+	fields := r.waitFields(t, obj, "sip_uri", func(m map[string]string) bool {
+		return m[f.SipURI] == "sip:alice@dsmgw.test"
 	})
 	if _, ok := fields[f.RegistrationError]; ok {
 		t.Fatalf("registration_error set: %v", fields)
+	}
+	// The browser's client key is the Directory's, not the DSM's: a page can read
+	// users/alice, and must not learn another page's key.
+	if _, ok := fields[legacyClientField]; ok {
+		t.Fatalf("users/alice shows the client key: %v", fields)
+	}
+	if c, err := r.u.ClientOf(t.Context(), "alice"); err != nil || c != "CLIENTKEY1" {
+		t.Fatalf("ClientOf: %q %v", c, err)
+	}
+	if u, err := r.u.UserOf(t.Context(), "CLIENTKEY1"); err != nil || u != "alice" {
+		t.Fatalf("UserOf: %q %v", u, err)
 	}
 	idx := r.waitFields(t, r.u.schema.Users.Index, "users index", func(m map[string]string) bool { return m["alice"] != "" })
 	if idx["alice"] != "Alice" {
@@ -53,10 +67,15 @@ func TestRegisterDigestRefreshLogout(t *testing.T) {
 	if code, body := r.call(t, "DELETE", "/v1/users/alice/register", usersTestSecret, nil); code != 202 {
 		t.Fatalf("DELETE: %d %s", code, body)
 	}
-	r.waitFields(t, obj, "unregistered without client", func(m map[string]string) bool {
-		_, hasClient := m[f.Client]
-		return m[f.Registration] == sipport.RegUnregistered && !hasClient
+	r.waitFields(t, obj, "unregistered", func(m map[string]string) bool {
+		return m[f.Registration] == sipport.RegUnregistered
 	})
+	if c, err := r.u.ClientOf(t.Context(), "alice"); err != nil || c != "" {
+		t.Fatalf("ClientOf after logout: %q %v", c, err)
+	}
+	if u, err := r.u.UserOf(t.Context(), "CLIENTKEY1"); err != nil || u != "" {
+		t.Fatalf("UserOf after logout: %q %v", u, err)
+	}
 	if rc, err := sipp.Wait(30 * time.Second); err != nil || rc != 0 {
 		t.Fatalf("sipp registrar: exit %d, %v (a check of the digest or of Expires: 0 failed)", rc, err)
 	}
@@ -145,6 +164,94 @@ func TestRegisterNoResponse(t *testing.T) {
 	if v := metricValue(r.u.met.registers.WithLabelValues("error")); v < 2 {
 		t.Fatalf("REGISTER errors %v, want the quiet retry too", v)
 	}
+}
+
+// redisHolds reports the first key of Redis whose name or value contains s, as
+// "<key>" or "" when none does; prefix limits the scan to keys starting with it.
+func redisHolds(t *testing.T, rdb redis.UniversalClient, prefix, s string) string {
+	t.Helper()
+	ctx := t.Context()
+	keys, err := rdb.Keys(ctx, prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		var vals []string
+		typ, _ := rdb.Type(ctx, k).Result()
+		switch typ {
+		case "string":
+			v, _ := rdb.Get(ctx, k).Result()
+			vals = []string{v}
+		case "hash":
+			m, _ := rdb.HGetAll(ctx, k).Result()
+			for f, v := range m {
+				vals = append(vals, f, v)
+			}
+		case "list":
+			vals, _ = rdb.LRange(ctx, k, 0, -1).Result()
+		case "set":
+			vals, _ = rdb.SMembers(ctx, k).Result()
+		case "zset":
+			vals, _ = rdb.ZRange(ctx, k, 0, -1).Result()
+		case "stream":
+			msgs, _ := rdb.XRange(ctx, k, "-", "+").Result()
+			for _, m := range msgs {
+				for f, v := range m.Values {
+					vals = append(vals, f, fmt.Sprint(v))
+				}
+			}
+		default:
+			t.Fatalf("key %s of type %q: the scan does not know it", k, typ)
+		}
+		if strings.Contains(k, s) {
+			return k
+		}
+		for _, v := range vals {
+			if strings.Contains(v, s) {
+				return k
+			}
+		}
+	}
+	return ""
+}
+
+// TestNoSecretsInRedis: after registration, refreshes and logout, no key or value in
+// Redis holds the SIP password in plain text, and no DSM key (which pages read) holds the
+// browser's client key.
+func TestNoSecretsInRedis(t *testing.T) {
+	t.Parallel()
+	scen, _ := filepath.Abs("testdata/register/registrar_digest.xml")
+	sipp := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: scen, Args: []string{"-m", "1"}})
+	r := startUsers(t, siptest.New(t, sipp.Addr), Config{}, "")
+	const password, client = "secret", "CLIENTKEYSCAN"
+	check := func(when string) {
+		t.Helper()
+		if k := redisHolds(t, r.st.Redis(), "", password); k != "" {
+			t.Fatalf("%s: %s holds the SIP password", when, k)
+		}
+		if k := redisHolds(t, r.st.Redis(), "dsm:", client); k != "" {
+			t.Fatalf("%s: DSM key %s holds the client key", when, k)
+		}
+	}
+	code, body := r.call(t, "POST", "/v1/users/alice/register", usersTestSecret, RegisterRequest{
+		SIPURI: "sip:alice@dsmgw.test", AuthUser: "alice", Password: password, Client: client, Display: "Alice",
+	})
+	if code != 202 {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	f := r.u.schema.Users.Fields
+	r.waitFields(t, r.u.schema.UserAddress("alice"), "registered", func(m map[string]string) bool { return m[f.Registration] == sipport.RegRegistered })
+	check("registered")
+	waitCounter(t, r.u.met.registers.WithLabelValues("ok"), 3, "successful REGISTERs") // two refreshes
+	check("refreshed")
+	if code, body := r.call(t, "DELETE", "/v1/users/alice/register", usersTestSecret, nil); code != 202 {
+		t.Fatalf("DELETE: %d %s", code, body)
+	}
+	r.waitFields(t, r.u.schema.UserAddress("alice"), "unregistered", func(m map[string]string) bool { return m[f.Registration] == sipport.RegUnregistered })
+	if rc, err := sipp.Wait(30 * time.Second); err != nil || rc != 0 {
+		t.Fatalf("sipp registrar: exit %d, %v (the digest with the opened password failed?)", rc, err)
+	}
+	check("logged out")
 }
 
 // TestRegisterServiceTags: the REGISTER's Contact carries the feature tags of the

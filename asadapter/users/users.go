@@ -137,6 +137,7 @@ type Users struct {
 	schema *store.Schema
 	keys   userKeys
 	met    *metrics
+	seal   *sealer // SIP passwords at rest
 
 	mu      sync.Mutex             // guards workers, subs, runCtx and handingOff
 	workers map[string]*userWorker // user → worker of a user this instance holds
@@ -169,7 +170,12 @@ func New(cfg Config, port sipport.Port, st *store.Store, feed *store.Feed, reg p
 	if err != nil {
 		return nil, err
 	}
+	seal, err := newSealer(cfg.Secret)
+	if err != nil {
+		return nil, err
+	}
 	return &Users{
+		seal:    seal,
 		cfg:     cfg,
 		sip:     port,
 		st:      st,

@@ -56,7 +56,7 @@ type userWorker struct {
 }
 
 // regView is the part of users/<user> the worker writes.
-type regView struct{ state, err, sipURI, client string }
+type regView struct{ state, err, sipURI string }
 
 func newUserWorker(u *Users, user, token string) *userWorker {
 	return &userWorker{
@@ -170,7 +170,7 @@ func (w *userWorker) step(ctx context.Context) bool {
 	if (w.registered && (changed || !now.Before(w.refreshAt))) || (!w.registered && !now.Before(w.retryAt)) {
 		w.register(ctx)
 	}
-	w.want.sipURI, w.want.client = rec.SIPURI, rec.Client
+	w.want.sipURI = rec.SIPURI
 	w.flush(ctx)
 	if w.registered {
 		w.syncSubs(ctx)
@@ -209,7 +209,7 @@ func (w *userWorker) logout(ctx context.Context, rec *regRecord) {
 func (w *userWorker) writeState(ctx context.Context, state, errText string) {
 	w.want.state, w.want.err = state, errText
 	if w.rec != nil {
-		w.want.sipURI, w.want.client = w.rec.SIPURI, w.rec.Client
+		w.want.sipURI = w.rec.SIPURI
 	}
 	w.flush(ctx)
 }
@@ -231,11 +231,10 @@ func (w *userWorker) flush(ctx context.Context) {
 	if w.want.sipURI != "" {
 		ops = append(ops, store.Set(f.SipURI, w.want.sipURI))
 	}
-	if w.want.client != "" {
-		ops = append(ops, store.Set(f.Client, w.want.client))
-	} else {
-		ops = append(ops, store.Del(f.Client))
-	}
+	// The browser's client key is not written: pages may read users/<user>, and a client
+	// key is what a page is known by. It stays in the registration record (the Directory).
+	// Deleting it here removes what an older version wrote.
+	ops = append(ops, store.Del(legacyClientField))
 	_, err := w.u.st.Commit(ctx, store.Commit{Obj: w.u.schema.UserAddress(w.user), Base: -1, Ops: ops})
 	if err != nil {
 		w.log.Warn("users: write registration state", "state", w.want.state, "err", err)

@@ -79,6 +79,7 @@ func devEnv(o options) map[string]string {
 	env := map[string]string{
 		"HTTP_ADDR":         "127.0.0.1:8080",
 		"DSM_SECRET":        "devstack-dsm-secret-0123456789",
+		"DSM_DEMO_SESSIONS": "true", // the demo page's /session?user=<name>
 		"MGW_SECRET":        "devstack-mgw-secret-0123456789",
 		"USERS_SECRET":      "devstack-users-secret-0123456789",
 		"MGW_PUBLIC_WS_URL": "ws://127.0.0.1:8080",

@@ -71,7 +71,7 @@ func testDSMClients(t *testing.T, lb string) {
 	groups := make([]*group, dsmGroups)
 	for i := range groups {
 		sess := session(t, lb)
-		g := &group{obj: fmt.Sprintf("players/%s/topology", sess.Client), ack: make(chan struct{}, 1)}
+		g := &group{obj: fmt.Sprintf("players/%s/topology/dsm", sess.Client), ack: make(chan struct{}, 1)}
 		groups[i] = g
 		// Subscribers first: every op after their snapshot reaches them as an op.
 		for range dsmSubscribers {

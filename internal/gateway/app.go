@@ -35,6 +35,7 @@ type App struct {
 	st       *store.Store
 	feed     *store.Feed
 	bridge   *otbridge.Bridge
+	janitor  *store.Janitor
 	mgw      *mediagw.Gateway
 	adapter  *asadapter.Adapter
 	users    *users.Users
@@ -151,6 +152,9 @@ func (a *App) Run(soft, hard context.Context) error {
 	g.Go(func() error { return a.feed.Run(gctx) })
 	if a.bridge != nil {
 		g.Go(func() error { return a.bridge.Run(gctx) })
+	}
+	if a.janitor != nil {
+		g.Go(func() error { return a.janitor.Run(gctx) })
 	}
 	if a.mgw != nil {
 		g.Go(func() error { return a.mgw.Run(gctx) })

@@ -263,6 +263,7 @@ func TestConferenceOfTwoPagesAndAPhone(t *testing.T) {
 	cfg.MGWPublicWSURL = "ws://" + l.Addr().String()
 	cfg.SIPOutboundProxy, cfg.SIPDomain, cfg.UsersConfDom = k.URI("udp"), "dsmgw.test", confDomain
 	cfg.SIPAuthUser, cfg.SIPAuthPassword = "dsmgw", testpeer.KamailioPassword
+	cfg.DSMDemoSessions = true // the demo page signs in with /session?user=<name>
 	hard, stopHard := context.WithCancel(context.Background())
 	soft, stopSoft := context.WithCancel(hard)
 	app, err := Build(hard, cfg, log, WithListener(l))

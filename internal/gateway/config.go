@@ -47,6 +47,10 @@ type Config struct {
 	DSMMaxValue   int  `envconfig:"DSM_MAX_VALUE_BYTES" default:"4096"`
 	DSMMaxOps     int  `envconfig:"DSM_MAX_OPS_PER_MESSAGE" default:"32"`
 	DSMNoKeyspace bool `envconfig:"DSM_NO_KEYSPACE" default:"false"`
+	// DSMGrace is how long a client key may be without a connection before what its page
+	// left (player objects, index entries, dedup records) is removed and its calls end.
+	DSMGrace      time.Duration `envconfig:"DSM_GRACE" default:"2m"`
+	DSMFeedMaxAge time.Duration `envconfig:"DSM_FEED_MAX_AGE" default:"10m"`
 
 	DSMSecret       string        `envconfig:"DSM_SECRET"`
 	DSMTokenTTL     time.Duration `envconfig:"DSM_TOKEN_TTL" default:"12h"`
@@ -54,6 +58,9 @@ type Config struct {
 	DSMMaxSubs      int           `envconfig:"DSM_MAX_SUBS" default:"64"`
 	DSMOpsPerSecond float64       `envconfig:"DSM_OPS_PER_SECOND" default:"200"`
 	DSMSendQueue    int           `envconfig:"DSM_SEND_QUEUE" default:"256"`
+	DSMMaxObjects   int           `envconfig:"DSM_MAX_OBJECTS" default:"16"`
+	// DSMDemoSessions lets GET /session?user=U mint a session for any user: demos only.
+	DSMDemoSessions bool `envconfig:"DSM_DEMO_SESSIONS" default:"false"`
 
 	MGWURL          string        `envconfig:"MGW_URL"`
 	MGWSecret       string        `envconfig:"MGW_SECRET"`

@@ -25,7 +25,7 @@ type knob struct {
 // packageKnobs are the variables whose knob a role package defaults, with that default.
 // A package that gains a knob adds its line here.
 func packageKnobs() []knob {
-	st, br := store.DefaultConfig(), otbridge.DefaultConfig()
+	st, br, jn := store.DefaultConfig(), otbridge.DefaultConfig(), store.DefaultJanitorConfig()
 	ad, us, mg := asadapter.DefaultConfig(), users.DefaultConfig(), mediagw.DefaultConfig()
 	return []knob{
 		{"DSM_SHARDS", func() any { return st.Shards }},
@@ -34,12 +34,16 @@ func packageKnobs() []knob {
 		{"DSM_MAX_FIELDS", func() any { return st.MaxFields }},
 		{"DSM_MAX_VALUE_BYTES", func() any { return st.Limits.MaxValueBytes }},
 		{"DSM_MAX_OPS_PER_MESSAGE", func() any { return st.Limits.MaxOps }},
+		{"DSM_GRACE", func() any { return jn.Grace }},
+		{"DSM_FEED_MAX_AGE", func() any { return jn.FeedMaxAge }},
 
 		{"DSM_TOKEN_TTL", func() any { return br.TokenTTL }},
 		{"DSM_MAX_FRAME_BYTES", func() any { return br.MaxFrameBytes }},
 		{"DSM_MAX_SUBS", func() any { return br.MaxSubs }},
 		{"DSM_OPS_PER_SECOND", func() any { return br.OpsPerSecond }},
 		{"DSM_SEND_QUEUE", func() any { return br.SendQueue }},
+		{"DSM_DEMO_SESSIONS", func() any { return br.DemoSessions }},
+		{"DSM_MAX_OBJECTS", func() any { return br.MaxObjects }},
 
 		{"DSM_NO_KEYSPACE", func() any { return ad.NoKeyspace }},
 		{"SIP_LISTEN_UDP", func() any { return ad.ListenUDP }},

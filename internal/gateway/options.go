@@ -18,6 +18,7 @@ type Option func(*options)
 type options struct {
 	listener net.Listener
 	store    []func(*store.Config)
+	janitor  []func(*store.JanitorConfig)
 	bridge   []func(*otbridge.Config)
 	adapter  []func(*asadapter.Config)
 }
@@ -31,6 +32,12 @@ func WithListener(l net.Listener) Option { return func(o *options) { o.listener 
 // onto it.
 func WithStoreConfig(f func(*store.Config)) Option {
 	return func(o *options) { o.store = append(o.store, f) }
+}
+
+// WithJanitorConfig lets f change the janitor's configuration after Build mapped Config
+// onto it (dsmsoak: a sweep interval shorter than a production grace period's eighth).
+func WithJanitorConfig(f func(*store.JanitorConfig)) Option {
+	return func(o *options) { o.janitor = append(o.janitor, f) }
 }
 
 // WithBridgeConfig lets f change the bridge's configuration after Build mapped Config

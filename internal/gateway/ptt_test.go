@@ -116,6 +116,7 @@ func TestPushToTalkThreePages(t *testing.T) {
 	cfg.SIPOutboundProxy, cfg.SIPDomain, cfg.SIPTalkGroupDomain = k.URI("udp"), "dsmgw.test", tgDomain
 	cfg.SIPAuthUser, cfg.SIPAuthPassword = "dsmgw", testpeer.KamailioPassword
 	cfg.SIPFloorBindAddr = "127.0.0.1"
+	cfg.DSMDemoSessions = true // the demo page signs in with /session?user=<name>
 	hard, stopHard := context.WithCancel(context.Background())
 	soft, stopSoft := context.WithCancel(hard)
 	app, err := Build(hard, cfg, log, WithListener(l))

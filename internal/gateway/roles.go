@@ -74,21 +74,32 @@ func (a *App) buildCommon(o options) error {
 	return a.reg.Register(a.feed.Collector())
 }
 
-// buildBridge wires the DSM WebSocket bridge: /dsm and /session.
+// buildBridge wires the DSM WebSocket bridge (/dsm, /session, POST /v1/sessions) and the
+// janitor that removes what pages gone for good left behind: the bridge records which
+// client keys are present, so the janitor runs where it does.
 func (a *App) buildBridge(o options) error {
 	cfg := a.cfg
+	jcfg := store.JanitorConfig{Grace: cfg.DSMGrace, FeedMaxAge: cfg.DSMFeedMaxAge}
+	apply(o.janitor, &jcfg)
+	var err error
+	if a.janitor, err = store.NewJanitor(jcfg, a.st, cfg.Instance, a.ilog); err != nil {
+		return err
+	}
 	bcfg := otbridge.Config{
 		Secret: []byte(cfg.DSMSecret), TokenTTL: cfg.DSMTokenTTL, MaxFrameBytes: cfg.DSMMaxFrame,
 		MaxSubs: cfg.DSMMaxSubs, OpsPerSecond: cfg.DSMOpsPerSecond, SendQueue: cfg.DSMSendQueue,
-		Instance: cfg.Instance,
+		Instance: cfg.Instance, DemoSessions: cfg.DSMDemoSessions, MaxObjects: cfg.DSMMaxObjects,
+		// A quarter of the grace period: a connected key is refreshed three times before
+		// it could be taken for gone.
+		PresenceInterval: a.janitor.Config().Grace / 4,
 	}
 	apply(o.bridge, &bcfg)
-	var err error
 	if a.bridge, err = otbridge.New(bcfg, a.st, a.feed, a.reg, a.clog); err != nil {
 		return err
 	}
 	a.mux.Handle("/dsm", a.bridge.Handler())
 	a.mux.Handle("GET /session", a.bridge.SessionHandler())
+	a.mux.Handle("POST /v1/sessions", a.bridge.SessionsAPIHandler())
 	return nil
 }
 
@@ -191,6 +202,8 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 	// NOTIFYs of conference subscriptions arrive on the adapter's listeners; a registered
 	// user's calls carry the user's binding and credentials, which the users side holds.
 	a.adapter.OnRequest(sip.NOTIFY, a.users.HandleNotify)
+	// Incoming calls and calling identities also find a user's browser there: client keys
+	// stay out of the DSM.
 	a.adapter.UseUsers(a.users)
 	a.mux.Handle("/v1/users/", a.users.HTTPHandler())
 	return nil

@@ -7,6 +7,8 @@ package dsmclient
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -140,6 +142,10 @@ type Client struct {
 	cfg Config
 	log *slog.Logger
 
+	// epoch names this Client among the clients that use the same client key over time
+	// (docs/dsm-protocol.md, "Seq"): its seqs deduplicate among themselves only.
+	epoch string
+
 	mu      sync.Mutex // guards everything below and every Object's state
 	objects map[string]*Object
 	link    *link // nil while disconnected
@@ -148,6 +154,7 @@ type Client struct {
 	closed  bool
 	err     error // fatal: the token was refused on reconnect
 	done    chan struct{}
+	closing chan struct{} // closed by Close: wakes a reconnect backoff at once
 }
 
 type link struct {
@@ -163,7 +170,8 @@ func (l *link) close() { l.once.Do(func() { close(l.stop); l.ws.Close() }) }
 // itself until Close.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	cfg = cfg.withDefaults()
-	c := &Client{cfg: cfg, log: cfg.Log.With("component", "dsmclient"), objects: make(map[string]*Object), done: make(chan struct{})}
+	c := &Client{cfg: cfg, log: cfg.Log.With("component", "dsmclient"), objects: make(map[string]*Object),
+		done: make(chan struct{}), closing: make(chan struct{}), epoch: newEpoch()}
 	l, err := c.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -202,7 +210,7 @@ func (c *Client) connect(ctx context.Context) (*link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dsmclient: dial %s: %w", c.cfg.URL, err)
 	}
-	hello, _ := json.Marshal(map[string]string{"t": otbridge.TypeHello, "token": tok})
+	hello, _ := json.Marshal(map[string]string{"t": otbridge.TypeHello, "token": tok, "epoch": c.epoch})
 	if dl, ok := ctx.Deadline(); ok {
 		_ = ws.SetReadDeadline(dl)
 	}
@@ -260,7 +268,9 @@ func (c *Client) run(l *link) {
 				c.failSubLocked(o, err)
 			}
 			c.mu.Unlock()
-			c.log.Error("dsm client stopped", "err", err)
+			if !errors.Is(err, ErrClosed) {
+				c.log.Error("dsm client stopped", "err", err)
+			}
 			return
 		}
 	}
@@ -285,7 +295,11 @@ func (c *Client) reconnect() (*link, error) {
 			return nil, err
 		}
 		c.log.Debug("reconnect failed", "err", err, "retry_in", wait)
-		time.Sleep(wait)
+		select {
+		case <-time.After(wait):
+		case <-c.closing:
+			return nil, ErrClosed
+		}
 		if wait *= 2; wait > c.cfg.ReconnectMax {
 			wait = c.cfg.ReconnectMax
 		}
@@ -442,4 +456,11 @@ func (c *Client) opLimits() store.Limits {
 		return store.DefaultLimits()
 	}
 	return store.Limits{MaxOps: l.MaxOps, MaxFieldBytes: l.MaxFieldBytes, MaxValueBytes: l.MaxValueBytes}
+}
+
+// newEpoch returns 96 random bits in base64url: unique among the clients of one key.
+func newEpoch() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand does not fail on supported platforms
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }

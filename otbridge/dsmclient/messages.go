@@ -122,6 +122,9 @@ func (c *Client) Err() error {
 // Close closes the connection and stops reconnecting; safe to call twice.
 func (c *Client) Close() error {
 	c.mu.Lock()
+	if !c.closed {
+		close(c.closing)
+	}
 	c.closed = true
 	l := c.link
 	if l == nil {
@@ -151,6 +154,7 @@ type inMsg struct {
 	Log    []logEntry        `json:"log"`
 	Code   string            `json:"code"`
 	Msg    string            `json:"msg"`
+	Last   int64             `json:"last"`
 }
 
 // handle applies one server message.
@@ -211,6 +215,14 @@ func (c *Client) handle(b []byte) {
 		c.flushLocked(o)
 	case otbridge.TypeNack:
 		if o == nil || o.inflight == nil || o.inflight.seq != m.Seq {
+			break
+		}
+		if m.Code == otbridge.CodeSeqReused {
+			// An earlier page with this client key committed up to Last: number after it.
+			p := o.inflight
+			o.seq = max(o.seq, m.Last) + 1
+			p.seq = o.seq
+			c.sendOpLocked(o, p)
 			break
 		}
 		p := o.inflight

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadSchema } from '../schema.js';
 import { rng } from './rng.js';
-import { GW, GW2, GW_SHORT_TTL, client, goCommit, goRead, needGateway, outsideWrite, settled, sleep, until } from './gateway.js';
+import { GW, GW2, GW_SHORT_TTL, client, client as client_, goCommit, goRead, needGateway, outsideWrite, settled, sleep, until } from './gateway.js';
 
 const SEED = Number(process.env.DSM_SEED || Date.now() % 1e9);
 
@@ -168,26 +168,50 @@ test('session: the token is renewed before it expires and reconnects use the new
   dsm.close();
 });
 
-test(`convergence: clients on two instances race on shared objects with drops (seed ${SEED})`, async () => {
+// Values at the edges of Unicode: surrogate pairs, combining marks, NUL, 4-byte UTF-8,
+// right-to-left text, escapes JSON must keep.
+const UNI = ['😀', 'e\u0301', 'a\u0000b', '\u{10348}', 'שלום', '"\\\n', '\u{1F469}\u200D\u{1F4BB}', ''];
+
+test(`convergence: clients on two instances race on shared objects with drops and reloads (seed ${SEED})`, async () => {
   const r = rng(SEED);
   const N = 8;
   const OBJS = [0, 1, 2].map((i) => `shared/conv/${SEED}/${i}`);
-  const FIELDS = ['a', 'b', 'c', 'd', 'e'];
+  const FIELDS = ['a', 'b', 'c', '\u00e9', '😀'];
   const clients = [];
-  for (let i = 0; i < N; i++) clients.push(await client({ base: i % 2 ? GW2 : GW }));
+  const sessions = [];
+  for (let i = 0; i < N; i++) {
+    const c = await client({ base: i % 2 ? GW2 : GW });
+    clients.push(c);
+    sessions.push(c.session.current);
+  }
   const objs = clients.map((c) => OBJS.map((a) => c.object(a)));
   await Promise.all(objs.flat().map((o) => o.ready));
+  // Acknowledged revisions per client key: a reloaded page is the same key again.
   const acked = clients.map(() => OBJS.map(() => new Set()));
   const pending = [];
   const unexpected = [];
-  const work = clients.map(async (c, ci) => {
+  let reloads = 0;
+  const work = clients.map(async (c0, ci) => {
+    let c = c0;
     for (let n = 0; n < 200; n++) {
+      if (r() < 0.01) {
+        // The page reloads with its token (kept in sessionStorage, say): once its writes
+        // are answered it goes, and a new page with the same client key numbers from 1.
+        await until(() => settled(c), 'settled before the reload');
+        c.close();
+        const s = sessions[ci];
+        c = await client({ base: ci % 2 ? GW2 : GW, session: async () => s });
+        clients[ci] = c;
+        objs[ci] = OBJS.map((a) => c.object(a));
+        await Promise.all(objs[ci].map((o) => o.ready));
+        reloads++;
+      }
       const oi = Math.floor(r() * OBJS.length);
       const o = objs[ci][oi];
       const f = FIELDS[Math.floor(r() * FIELDS.length)];
       const k = r();
       let w;
-      if (k < 0.5) w = o.set({ [f]: `${ci}.${n}` });
+      if (k < 0.5) w = o.set({ [f]: `${ci}.${n}${UNI[Math.floor(r() * UNI.length)]}` });
       else if (k < 0.7) w = o.del(f);
       else {
         // A conditional write on what this replica sees now: it may fail on the server.
@@ -207,6 +231,7 @@ test(`convergence: clients on two instances race on shared objects with drops (s
   await Promise.all(work);
   await Promise.all(pending);
   assert.deepEqual(unexpected, []);
+  console.log(`# ${reloads} reloads`);
   await until(() => clients.every(settled), 'every client settled', 30000);
   for (const [oi, addr] of OBJS.entries()) {
     const want = await goRead(addr);
@@ -220,10 +245,80 @@ test(`convergence: clients on two instances race on shared objects with drops (s
     const log = (await goRead(addr, 0)).log;
     assert.equal(log.length, want.rev, 'the op log reaches back to the start');
     for (const [ci, c] of clients.entries()) {
+      assert.equal(c.client, sessions[ci].client);
       const mine = log.filter((e) => e.c === c.client).map((e) => e.rev).sort((x, y) => x - y);
       const got = [...acked[ci][oi]].sort((x, y) => x - y);
       assert.deepEqual(mine, got, `client ${ci} on ${addr}: committed revisions = acknowledged revisions`);
     }
   }
   for (const c of clients) c.close();
+});
+
+test('a page that reloads and reuses its token keeps its writes (index entry and player)', async () => {
+  const first = await client();
+  const s = first.session.current;
+  const addr = `players/${first.client}/audio`;
+  const p1 = first.object(addr);
+  await p1.ready;
+  await first.write('players', [{ o: 'set', f: addr, v: 'audio' }]);
+  await p1.set({ player_state: 'connecting', remote: 'sip:old@example.com' });
+  await goCommit('players', [{ o: 'del', f: addr }]); // the index entry went meanwhile
+  first.close();
+  for (const remote of ['sip:new@example.com', 'sip:newer@example.com']) {
+    const page = await client({ session: async () => s });
+    assert.equal(page.client, s.client);
+    const p = page.object(addr);
+    await p.ready;
+    const rev = await p.set({ remote });
+    await page.write('players', [{ o: 'set', f: addr, v: 'audio' }]);
+    const r = await goRead(addr);
+    assert.equal(r.fields.remote, remote, 'the reloaded page\'s write is applied');
+    assert.equal(r.rev, rev);
+    assert.deepEqual(p.fields(), r.fields);
+    assert.equal((await goRead('players')).fields[addr], 'audio', 'the blind write is applied too');
+    page.close();
+  }
+});
+
+test('strings at the edges of Unicode reach every replica unchanged; a cut surrogate is refused locally', async () => {
+  const a = await client();
+  const b = await client({ base: GW2 });
+  const obj = `shared/unicode/${SEED}`;
+  const oa = a.object(obj);
+  const ob = b.object(obj);
+  await Promise.all([oa.ready, ob.ready]);
+  // Field names carry the same characters (whole ones: a slice could cut a pair).
+  const values = Object.fromEntries(UNI.map((v, i) => [`f${i}${[...v].slice(0, 2).join('')}`, v]));
+  const rev = await oa.set(values);
+  await until(() => ob.rev === rev, 'the other replica');
+  assert.deepEqual(ob.fields(), oa.fields());
+  assert.deepEqual((await goRead(obj)).fields, oa.fields());
+  const cut = 'Bj\u{1F600}'.slice(0, 3);
+  await assert.rejects(oa.set({ cut }), (e) => e.code === 'bad_op');
+  assert.deepEqual((await goRead(obj)).fields, ob.fields());
+  a.close();
+  b.close();
+});
+
+test('a token the site backend signs itself, as docs/dsm-protocol.md shows, is accepted', async () => {
+  // The doc's example, line for line.
+  const { createHmac, randomBytes } = await import('node:crypto');
+  const b32 = (b) => { let bits = 0, v = 0, out = '';
+    for (const x of b) { v = (v << 8) | x; bits += 8;
+      while (bits >= 5) { out += 'abcdefghijklmnopqrstuvwxyz234567'[(v >>> (bits - 5)) & 31]; bits -= 5; } }
+    return bits ? out + 'abcdefghijklmnopqrstuvwxyz234567'[(v << (5 - bits)) & 31] : out; };
+  const client = b32(randomBytes(16));
+  const claims = Buffer.from(JSON.stringify({ k: client, u: 'alice', exp: Math.floor(Date.now() / 1000) + 3600 }));
+  const token = claims.toString('base64url') + '.' +
+    createHmac('sha256', process.env.DSM_SECRET).update(claims).digest('base64url');
+  assert.equal(client.length, 26);
+  const expires = Math.floor(Date.now() / 1000) + 3600;
+  const dsm = await client_({ session: async () => ({ client, token, expires }) });
+  assert.equal(dsm.client, client);
+  assert.equal(dsm.user, 'alice');
+  const own = dsm.object('users/alice');
+  await own.ready;
+  const other = dsm.object('users/bob');
+  await assert.rejects(other.ready, (e) => e.code === 'forbidden');
+  dsm.close();
 });

@@ -45,7 +45,9 @@ async function connected() {
   const ready = dsm.start();
   await tick();
   const ws = ScriptedSocket.all[0];
-  assert.deepEqual(ws.take(), [{ t: 'hello', token: 'T' }]);
+  const [hello] = ws.take();
+  assert.deepEqual(hello, { t: 'hello', token: 'T', epoch: dsm.epoch });
+  assert.match(dsm.epoch, /^[A-Za-z0-9_-]{16}$/);
   assert.equal(ws.url, 'ws://gw.test/dsm');
   ws.deliver({ t: 'welcome', client: 'K', user: '', instance: 'i1', limits: { max_ops: 32 } });
   await ready;
@@ -153,7 +155,7 @@ test('reconnect: re-subscribe with since, resend the in-flight op with the same 
   dsm.drop();
   await tick();
   const ws2 = ScriptedSocket.all[1];
-  assert.deepEqual(ws2.take(), [{ t: 'hello', token: 'T' }]);
+  assert.deepEqual(ws2.take(), [{ t: 'hello', token: 'T', epoch: dsm.epoch }]);
   ws2.deliver({ t: 'welcome', client: 'K', instance: 'i2', limits: {} });
   assert.deepEqual(ws2.take(), [{ t: 'sub', obj: 'o', since: 5, id: 'sub:o' }]);
   // Someone else wrote meanwhile; our op was not committed before the drop.
@@ -279,7 +281,7 @@ test('session: a token refused (4001) and not renewable ends the client with bad
   const ready = dsm.start();
   await tick();
   const ws = ScriptedSocket.all[0];
-  assert.deepEqual(ws.take(), [{ t: 'hello', token: 'T1' }]);
+  assert.deepEqual(ws.take(), [{ t: 'hello', token: 'T1', epoch: dsm.epoch }]);
   ws.deliver({ t: 'welcome', client: 'K', user: 'al', limits: {} });
   await ready;
   assert.deepEqual(calls, ['?user=al']);
@@ -307,5 +309,42 @@ test('a listener that throws is logged and the others still run; set() sends pro
   assert.match(logs[0][1], /^dsm: listener failed: Error: boom/);
   const [m] = ws.take();
   assert.deepEqual(m.ops, [{ o: 'expect', f: 'a', v: '0' }, { o: 'expect', f: 'c' }, { o: 'set', f: 'a', v: '1' }, { o: 'del', f: 'b' }]);
+  dsm.close();
+});
+
+test('a reloaded page reusing its token: seq_reused renumbers the op after the last seq and sends it as new', async () => {
+  const { dsm, ws, o } = await subscribed('players/K/audio', { a: 'old' }, 7);
+  const p = o.set({ a: 'new' });
+  const [m] = ws.take();
+  assert.equal(m.seq, 1);
+  ws.deliver({ t: 'nack', obj: o.addr, seq: 1, code: 'seq_reused', msg: 'taken', last: 41 });
+  const [again] = ws.take();
+  assert.equal(again.seq, 42);
+  assert.deepEqual(again.ops, m.ops);
+  assert.equal(o.get('a'), 'new'); // never rolled back
+  ws.deliver({ t: 'ack', obj: o.addr, seq: 42, rev: 8 });
+  assert.equal(await p, 8);
+  assert.deepEqual(o.serverFields(), { a: 'new' });
+  o.set({ b: '1' });
+  assert.equal(ws.take()[0].seq, 43);
+  dsm.close();
+});
+
+test('strings JSON cannot carry are refused locally: lone surrogates in names and values', async () => {
+  const { dsm, ws, o } = await subscribed('players/K/audio', {}, 1);
+  const cut = 'Bj\u{1F600}'.slice(0, 3); // an emoji cut in half: "Bj\uD83D"
+  for (const ops of [
+    [{ o: 'set', f: 'remote', v: cut }],
+    [{ o: 'set', f: '\uDC00', v: 'x' }],
+    [{ o: 'expect', f: 'a', v: '\uDE00\uD83D' }, { o: 'set', f: 'a', v: 'b' }],
+  ]) {
+    await assert.rejects(o.write(ops), (e) => e.code === 'bad_op' && /surrogate/.test(e.message));
+  }
+  await assert.rejects(dsm.write('players', [{ o: 'set', f: 'players/K/audio', v: '\uD800' }]), (e) => e.code === 'bad_op');
+  assert.deepEqual(ws.take(), []);
+  assert.deepEqual(o.fields(), {});
+  // Whole characters of every width pass, NUL included.
+  o.set({ emoji: 'Bj\u{1F600}rk', combining: 'e\u0301', nul: 'a\u0000b', four: '\u{10348}' });
+  assert.equal(ws.take().length, 1);
   dsm.close();
 });
