@@ -14,6 +14,7 @@
 
 const FRAME = 160; // 20 ms at 8 kHz, the G.711 packet size used by SIP phones
 const RATE = 8000;
+const RAMP = 16; // samples (2 ms) of the ramp that bridges a discontinuity
 
 // seqBefore reports whether 16-bit sequence number a comes before b (RFC 3550 wrap-around).
 function seqBefore(a, b) {
@@ -46,7 +47,24 @@ class MediaProcessor extends AudioWorkletProcessor {
     this.b = 0;
     this.frac = 0;
     this.inc = RATE / sampleRate;
-    this.stats = { captured: 0, received: 0, played: 0, underruns: 0, late: 0, overflow: 0, level: 0 };
+    this.stats = { captured: 0, received: 0, played: 0, underruns: 0, late: 0, overflow: 0, level: 0, lost: 0, concealed: 0, depth: 0 };
+    // Concealment: a missing frame is replaced by the last one, attenuated, at most
+    // twice in a row (beyond, silence); every discontinuity (a concealed frame, a frame
+    // after a gap or an underrun, the fall to silence) is bridged by a short linear ramp
+    // from the last sample played, so that no gap clicks.
+    this.prev = null; // the last frame played (8 kHz)
+    this.concealRun = 0;
+    this.gain = 1;
+    this.last = 0; // the last 8 kHz sample produced
+    this.ramp = 0; // samples of the ramp left
+    this.rampFrom = 0;
+    // Levels for the page's meters, about 20 times a second: the microphone (captured)
+    // and what is played (the other side).
+    this.outAcc = 0;
+    this.outN = 0;
+    this.levelEvery = Math.max(1, Math.round((sampleRate * 0.05) / 128));
+    this.levelQuanta = 0;
+    this.micPeak = 0;
     this.levelAcc = 0;
     this.levelN = 0;
     this.quanta = 0;
@@ -82,21 +100,62 @@ class MediaProcessor extends AudioWorkletProcessor {
   }
 
   nextSample() {
-    if (!this.cur || this.curIdx >= this.cur.length) {
-      if (!this.playing && this.queue.length >= this.target) this.playing = true;
-      if (!this.playing || this.queue.length === 0) {
-        if (this.playing) this.stats.underruns++;
-        this.playing = false;
-        this.cur = null;
-        return 0;
-      }
-      const f = this.queue.shift();
-      this.lastSeq = f.seq;
-      this.cur = f.pcm;
-      this.curIdx = 0;
-      this.stats.played++;
+    if (!this.cur || this.curIdx >= this.cur.length) this.nextFrame();
+    let x = this.cur ? (this.cur[this.curIdx++] * this.gain) / 32768 : 0;
+    if (this.ramp > 0) {
+      const w = this.ramp / RAMP;
+      x = x * (1 - w) + this.rampFrom * w;
+      this.ramp--;
     }
-    return this.cur[this.curIdx++] / 32768;
+    this.last = x;
+    this.outAcc += x * x;
+    this.outN++;
+    return x;
+  }
+
+  // nextFrame chooses what plays for the next 20 ms: the next frame in order, a
+  // concealment of a missing one, or silence.
+  nextFrame() {
+    const wasPlaying = this.cur !== null;
+    if (!this.playing && this.queue.length >= this.target) this.playing = true;
+    if (!this.playing || this.queue.length === 0) {
+      if (this.playing) this.stats.underruns++;
+      this.playing = false;
+      if (wasPlaying) this.bridge();
+      this.cur = null;
+      return;
+    }
+    const next = this.queue[0];
+    const gap = this.lastSeq >= 0 ? (next.seq - this.lastSeq - 1) & 0xffff : 0;
+    if (gap > 0 && gap < 0x8000 && this.prev && this.concealRun < 2) {
+      // A frame is missing: play the last one again, quieter, instead of skipping time.
+      this.concealRun++;
+      this.stats.concealed++;
+      this.stats.lost++;
+      this.lastSeq = (this.lastSeq + 1) & 0xffff;
+      this.cur = this.prev;
+      this.gain = this.concealRun === 1 ? 0.6 : 0.3;
+      this.curIdx = 0;
+      this.bridge();
+      return;
+    }
+    if (gap > 0 && gap < 0x8000) this.stats.lost += gap;
+    const f = this.queue.shift();
+    const jump = !wasPlaying || gap > 0 || this.concealRun > 0;
+    this.concealRun = 0;
+    this.lastSeq = f.seq;
+    this.cur = f.pcm;
+    this.prev = f.pcm;
+    this.gain = 1;
+    this.curIdx = 0;
+    this.stats.played++;
+    if (jump) this.bridge();
+  }
+
+  // bridge starts a ramp from the last sample played to what follows.
+  bridge() {
+    this.rampFrom = this.last;
+    this.ramp = RAMP;
   }
 
   process(inputs, outputs) {
@@ -116,7 +175,15 @@ class MediaProcessor extends AudioWorkletProcessor {
       }
       for (let c = 1; c < out.length; c++) out[c].set(ch0);
     }
+    if (++this.levelQuanta >= this.levelEvery) {
+      this.levelQuanta = 0;
+      const out = this.outN ? Math.sqrt(this.outAcc / this.outN) : 0;
+      this.outAcc = this.outN = 0;
+      this.port.postMessage({ type: 'level', mic: this.micPeak, out });
+      this.micPeak = 0;
+    }
     if (++this.quanta >= this.statsEvery) {
+      this.stats.depth = this.queue.length;
       this.quanta = 0;
       this.stats.level = this.levelN ? Math.sqrt(this.levelAcc / this.levelN) : 0;
       this.levelAcc = this.levelN = 0;
@@ -136,6 +203,7 @@ class MediaProcessor extends AudioWorkletProcessor {
       this.acc = this.accN = 0;
       this.levelAcc += x * x;
       this.levelN++;
+      if (Math.abs(x) > this.micPeak) this.micPeak = Math.abs(x);
       const s = Math.max(-32768, Math.min(32767, Math.round(x * 32767)));
       this.frame[this.fill++] = s;
       if (this.fill === FRAME) {
