@@ -338,7 +338,7 @@ async function main() {
   renderConnection();
   await dsm.start();
 
-  const player = new Player(dsm, schema, { processing: params.get('processing') !== 'off' });
+  const player = new Player(dsm, schema, { processing: params.get('processing') !== 'off', probe: params.get('probe') === 'on' });
   app.player = player;
   player.onChange(() => renderCall());
   await player.start();

@@ -60,7 +60,7 @@ export class MediaSession {
       numberOfInputs: 1,
       numberOfOutputs: 1,
       outputChannelCount: [1],
-      processorOptions: { jitterFrames: this.opts.jitterFrames ?? 3 },
+      processorOptions: { jitterFrames: this.opts.jitterFrames ?? 3, probe: this.opts.probe === true },
     });
     this.node = node;
     node.port.onmessage = (e) => {
@@ -68,6 +68,7 @@ export class MediaSession {
       const m = e.data;
       if (m.type === 'frame') this.cb.frame(m.pcm);
       else if (m.type === 'level') this.cb.level?.(m);
+      else if (m.type === 'probe') this.cb.probe?.(m);
       else if (m.type === 'stats') this.cb.stats(m);
     };
     const gain = ctx.createGain();

@@ -304,6 +304,7 @@ export class Player {
         this.micError = err;
         this.emit();
       },
+      probe: (p) => this.probe?.(p), // set by the latency benchmark
       suspended: (on) => {
         this.suspended = on;
         this.emit();

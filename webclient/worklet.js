@@ -47,7 +47,13 @@ class MediaProcessor extends AudioWorkletProcessor {
     this.b = 0;
     this.frac = 0;
     this.inc = RATE / sampleRate;
-    this.stats = { captured: 0, received: 0, played: 0, underruns: 0, late: 0, overflow: 0, level: 0, lost: 0, concealed: 0, depth: 0 };
+    this.stats = { captured: 0, received: 0, played: 0, underruns: 0, late: 0, overflow: 0, level: 0, lost: 0, concealed: 0, depth: 0, drained: 0 };
+    // Drain: a burst, or a start with frames waiting, leaves the queue deeper than
+    // target for good (the two ends' clocks are the same rate); when the queue never fell
+    // to target during a second of playout, the frames beyond are dropped, so that the
+    // delay returns to target instead of staying up to max.
+    this.minDepth = Infinity;
+    this.window = 0;
     // Concealment: a missing frame is replaced by the last one, attenuated, at most
     // twice in a row (beyond, silence); every discontinuity (a concealed frame, a frame
     // after a gap or an underrun, the fall to silence) is bridged by a short linear ramp
@@ -69,7 +75,23 @@ class MediaProcessor extends AudioWorkletProcessor {
     this.levelN = 0;
     this.quanta = 0;
     this.statsEvery = Math.max(1, Math.round((sampleRate * 0.5) / 128));
+    // probe (for the mouth-to-ear benchmark): the onset of a click after 100 ms of quiet
+    // is reported when captured, when its frame arrives and when it is played, each with
+    // the context's clock, so that the time at each stage can be told apart.
+    this.probe = o.probe === true;
+    this.quiet = { mic: 0, arrive: 0, out: 0 };
     this.port.onmessage = (e) => this.onMessage(e.data);
+  }
+
+  // onset reports whether x is the start of a click on path (a sample above 0.25 after
+  // 800 quiet ones at 8 kHz) and posts its time.
+  onset(path, x, t) {
+    if (Math.abs(x) < 0.25) {
+      this.quiet[path]++;
+      return;
+    }
+    if (this.quiet[path] >= 800) this.port.postMessage({ type: 'probe', at: path, t });
+    this.quiet[path] = 0;
   }
 
   onMessage(m) {
@@ -84,6 +106,7 @@ class MediaProcessor extends AudioWorkletProcessor {
 
   enqueue(seq, pcm) {
     this.stats.received++;
+    if (this.probe) for (const v of pcm) this.onset('arrive', v / 32768, currentTime); // its frame arrives
     if (this.lastSeq >= 0 && !seqBefore(this.lastSeq, seq)) {
       this.stats.late++; // already played past it
       return;
@@ -140,8 +163,20 @@ class MediaProcessor extends AudioWorkletProcessor {
       return;
     }
     if (gap > 0 && gap < 0x8000) this.stats.lost += gap;
+    let drained = false;
+    this.minDepth = Math.min(this.minDepth, this.queue.length);
+    if (++this.window >= 50) {
+      const extra = this.minDepth - this.target;
+      for (let i = 0; i < extra && this.queue.length > 1; i++) {
+        this.queue.shift();
+        this.stats.drained++;
+        drained = true;
+      }
+      this.minDepth = Infinity;
+      this.window = 0;
+    }
     const f = this.queue.shift();
-    const jump = !wasPlaying || gap > 0 || this.concealRun > 0;
+    const jump = !wasPlaying || gap > 0 || this.concealRun > 0 || drained;
     this.concealRun = 0;
     this.lastSeq = f.seq;
     this.cur = f.pcm;
@@ -160,7 +195,7 @@ class MediaProcessor extends AudioWorkletProcessor {
 
   process(inputs, outputs) {
     const inp = inputs[0] && inputs[0][0];
-    if (this.capture && inp) this.captureBlock(inp);
+    if (this.capture && inp) this.captureBlock(inp, currentTime);
     const out = outputs[0];
     if (out && out.length) {
       const ch0 = out[0];
@@ -171,6 +206,7 @@ class MediaProcessor extends AudioWorkletProcessor {
           this.frac -= 1;
           this.a = this.b;
           this.b = this.nextSample();
+          if (this.probe) this.onset('out', this.b, currentTime + i / sampleRate);
         }
       }
       for (let c = 1; c < out.length; c++) out[c].set(ch0);
@@ -192,7 +228,7 @@ class MediaProcessor extends AudioWorkletProcessor {
     return true;
   }
 
-  captureBlock(inp) {
+  captureBlock(inp, t0) {
     for (let i = 0; i < inp.length; i++) {
       this.acc += inp[i];
       this.accN++;
@@ -201,6 +237,7 @@ class MediaProcessor extends AudioWorkletProcessor {
       this.pos -= this.step;
       const x = this.acc / this.accN; // box filter over the input samples of one output sample
       this.acc = this.accN = 0;
+      if (this.probe) this.onset('mic', x, t0 + i / sampleRate);
       this.levelAcc += x * x;
       this.levelN++;
       if (Math.abs(x) > this.micPeak) this.micPeak = Math.abs(x);
