@@ -60,7 +60,7 @@ export class MediaSession {
       numberOfInputs: 1,
       numberOfOutputs: 1,
       outputChannelCount: [1],
-      processorOptions: { jitterFrames: this.opts.jitterFrames ?? 3, probe: this.opts.probe === true },
+      processorOptions: { jitterFrames: this.opts.jitterFrames ?? 3, probe: this.opts.probe === true, record: this.opts.record === true },
     });
     this.node = node;
     node.port.onmessage = (e) => {
@@ -69,6 +69,7 @@ export class MediaSession {
       if (m.type === 'frame') this.cb.frame(m.pcm);
       else if (m.type === 'level') this.cb.level?.(m);
       else if (m.type === 'probe') this.cb.probe?.(m);
+      else if (m.type === 'out') this.cb.out?.(m.pcm);
       else if (m.type === 'stats') this.cb.stats(m);
     };
     const gain = ctx.createGain();

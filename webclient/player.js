@@ -305,6 +305,7 @@ export class Player {
         this.emit();
       },
       probe: (p) => this.probe?.(p), // set by the latency benchmark
+      out: (pcm) => this.outTap?.(pcm), // what is played, with opts.record (tests)
       suspended: (on) => {
         this.suspended = on;
         this.emit();

@@ -79,6 +79,9 @@ class MediaProcessor extends AudioWorkletProcessor {
     // is reported when captured, when its frame arrives and when it is played, each with
     // the context's clock, so that the time at each stage can be told apart.
     this.probe = o.probe === true;
+    // record (for tests): the 8 kHz samples played are posted in blocks of 160.
+    this.record = o.record === true ? new Float32Array(FRAME) : null;
+    this.recN = 0;
     this.quiet = { mic: 0, arrive: 0, out: 0 };
     this.port.onmessage = (e) => this.onMessage(e.data);
   }
@@ -119,6 +122,7 @@ class MediaProcessor extends AudioWorkletProcessor {
       const old = this.queue.shift();
       this.lastSeq = old.seq;
       this.stats.overflow++;
+      this.skipped = true; // the next frame played does not follow the last one
     }
   }
 
@@ -131,6 +135,14 @@ class MediaProcessor extends AudioWorkletProcessor {
       this.ramp--;
     }
     this.last = x;
+    if (this.record) {
+      this.record[this.recN++] = x;
+      if (this.recN === FRAME) {
+        this.port.postMessage({ type: 'out', pcm: this.record });
+        this.record = new Float32Array(FRAME);
+        this.recN = 0;
+      }
+    }
     this.outAcc += x * x;
     this.outN++;
     return x;
@@ -176,7 +188,8 @@ class MediaProcessor extends AudioWorkletProcessor {
       this.window = 0;
     }
     const f = this.queue.shift();
-    const jump = !wasPlaying || gap > 0 || this.concealRun > 0 || drained;
+    const jump = !wasPlaying || gap > 0 || this.concealRun > 0 || drained || this.skipped;
+    this.skipped = false;
     this.concealRun = 0;
     this.lastSeq = f.seq;
     this.cur = f.pcm;
