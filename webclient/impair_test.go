@@ -85,10 +85,10 @@ func (r *impairRelay) counts() (passed, dropped, reordered int) {
 }
 
 // TestPageImpairedMedia: the far end's RTP reaches the media gateway through a relay that
-// drops 5% and reorders 2% of the packets. The page keeps playing (at least half the frames
-// sent are played, a loaded machine's playout drops some), shows the loss on its quality line, and its concealment does
-// not click: in what the worklet plays, no step between two samples is far above the
-// largest step of the tone itself.
+// drops 5% and reorders 2% of the packets. The page keeps playing (at least half the
+// frames sent are played: a loaded machine's playout drops some), shows the loss on its
+// quality line, and its concealment does not click: in what the worklet plays, no step
+// between two samples is far above the largest step of the tone itself.
 func TestPageImpairedMedia(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t, gatewayOptions{Instances: 1})

@@ -118,6 +118,16 @@ func TestPageIncomingCallCancelled(t *testing.T) {
 			shot(t, ctx, "failed-busy")
 		}
 	}
+	// A call whose microphone is refused: the page says so in words and stays in the call.
+	within(t, ctx, 5*time.Second, "refuse the microphone", chromedp.Evaluate[bool](`navigator.mediaDevices.getUserMedia =
+		() => Promise.reject(new DOMException('Permission denied', 'NotAllowedError')); true`))
+	commit(t, st, player, store.Set("call_id", "c2"), store.Set("player_state", "connected"), store.Set("mgw_state", "connected"),
+		store.Set("remote", "sip:dora@example.com"), store.Del("caller"), store.Del("sip_status"), store.Del("sip_reason"),
+		store.Set("mgw_url", "ws://127.0.0.1:9/media/t-none?token=4102444800.x"))
+	within(t, ctx, 10*time.Second, "microphone refusal explained", chromedp.Poll[bool](`document.getElementById('media').textContent.startsWith(
+		'The microphone is blocked.') && document.getElementById('call-status').textContent === 'In a call with dora' &&
+		!document.getElementById('hangup').disabled`))
+	shot(t, ctx, "microphone-blocked")
 	if body := within(t, ctx, 5*time.Second, "page text", chromedp.Evaluate[string](`document.querySelector('.status').textContent`)); strings.Contains(body, "Busy Here") {
 		t.Fatalf("raw SIP reason shown: %q", body)
 	}
