@@ -16,7 +16,7 @@ func TestFreshMediaURL(t *testing.T) {
 	e.registerUser("max", "maxclient")
 	a := e.adapter("gw1", nil)
 	testpeer.StartSipp(t, testpeer.SippOptions{Scenario: "uac", Remote: a.a.Addr("udp"),
-		RTPEcho: true, NoWait: true, Args: []string{"-m", "1", "-s", "max", "-d", "60000"}})
+		RTPEcho: true, Args: []string{"-m", "1", "-s", "max", "-d", "60000"}})
 	p := "players/maxclient/audio"
 	e.waitField(p, "player_state", "ringing")
 	e.browser(p, store.Set("player_state", "connecting"))

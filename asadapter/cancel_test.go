@@ -29,7 +29,7 @@ func cancelCaller(t *testing.T, scenario, user, adapterAddr string, pause time.D
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path, Remote: adapterAddr, RTPEcho: true, NoWait: true,
+	return testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path, Remote: adapterAddr, RTPEcho: true,
 		Args: []string{"-m", "1", "-s", user, "-d", strconv.Itoa(int(pause.Milliseconds()))}})
 }
 
