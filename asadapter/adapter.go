@@ -44,6 +44,9 @@ type Adapter struct {
 	pmu     sync.Mutex  // guards pending
 	pending map[string]struct{}
 	wake    *wakeFilter
+	// leases are the claims of other instances' calls, watched for their expiry
+	// (leasewatch.go).
+	leases *leaseWatch
 
 	cmu   sync.Mutex         // guards calls and byID
 	calls map[string]*call   // player address → live call owned here
@@ -117,12 +120,16 @@ func New(cfg Config, st *store.Store, feed *store.Feed, mgw MediaGateway, reg pr
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	a.wake = newWakeFilter()
+	a.leases = newLeaseWatch()
 	a.ids = newIdentities()
 	met, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
 	a.met = met
+	if m, ok := mgw.(mediaMover); ok {
+		m.onLoss(a.mediaLost)
+	}
 	if err := a.startUA(log); err != nil {
 		return nil, err
 	}
@@ -163,6 +170,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 		g.Go(func() error { return a.worker(ctx) })
 	}
 	g.Go(func() error { return a.rescanLoop(ctx) })
+	g.Go(func() error { a.watchDialogs(ctx); return a.watchLeases(ctx) })
 	if !a.cfg.NoKeyspace {
 		g.Go(func() error { return a.keyspaceLoop(ctx) })
 	}

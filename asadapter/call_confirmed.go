@@ -25,10 +25,16 @@ func (c *call) confirmed(ctx context.Context) {
 	se.Stop()
 	c.armSessionTimer(se)
 	c.poke() // the browser may have written something while we were answering
+	c.answered.Store(true)
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case why := <-c.moveC:
+			c.log.Info("moving the media to another media gateway", "why", why)
+			if !c.reanchor(ctx, why) {
+				return
+			}
 		case <-a.drainC:
 			c.log.Info("gateway shutting down; hanging up")
 			c.drained = true

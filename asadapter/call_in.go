@@ -113,17 +113,17 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			sip.NewHeader("Warning", `399 `+a.cfg.AdvertiseHost+` "`+warningText(err.Error())+`"`))
 		return
 	}
-	ok, claimedAt, err := a.claimIncoming(ctx, tx, player)
+	cl, ok, err := a.claimIncoming(ctx, tx, player)
 	if err != nil || !ok {
 		a.log.Info("incoming call for a busy user", "user", user, "player", player, "call_id", req.CallID().Value(), "err", err)
 		a.reply(tx, req, 486, "Busy Here", "", nil)
 		return
 	}
-	c := a.newCall(ctx, player, DirIn, req.CallID().Value())
+	c := a.newCall(ctx, cl, DirIn, req.CallID().Value())
 	c.merge, c.svc = merge, svc
 	if !a.addCall(c) {
 		c.stop()
-		a.release(ctx, player)
+		a.release(ctx, cl)
 		if a.draining.Load() {
 			a.reply(tx, req, 503, "Service Unavailable", "", nil)
 			return
@@ -131,7 +131,7 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		a.reply(tx, req, 486, "Busy Here", "", nil)
 		return
 	}
-	c.help(func(ctx context.Context) { c.keepLease(ctx, a.leaseFrom(claimedAt)) })
+	c.help(c.keepLease)
 	in := &incoming{user: user, req: req, tx: tx, offer: offer, chosen: chosen}
 	in.watchCancel()
 	c.runIn(c.ctx, in, remote)
@@ -240,7 +240,11 @@ func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) boo
 		LocalURI: nameAddr(req.To().DisplayName, req.To().Address), RemoteURI: caller,
 		LocalCSeq: 1 + rand.Uint32N(30000), RemoteCSeq: req.CSeq().SeqNo,
 		RouteSet: routeSet(req, false), Target: contactTarget(req), Term: local.ID,
-		Origin: sdp.Origin{Sess: rand.Uint64N(1 << 62), Version: 1}, Service: string(c.svc),
+		Origin: sdp.Origin{Sess: rand.Uint64N(1 << 62), Version: 1, Addr: local.Addr}, Service: string(c.svc),
+		InviteCSeq: req.CSeq().SeqNo, InviteSource: req.Source(), InviteTransport: req.Transport(),
+	}
+	for _, v := range req.GetHeaders("Via") {
+		c.d.InviteVias = append(c.d.InviteVias, v.Value())
 	}
 	if c.d.Target == "" {
 		c.d.Target = req.From().Address.String()
@@ -260,7 +264,7 @@ func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) boo
 	if callerName != "" {
 		callerID = callerName + " <" + callerID + ">"
 	}
-	err = c.commit(ctx,
+	err = c.commitClaiming(ctx,
 		store.Set(a.f.playerState, stateRinging), store.Set(a.f.mgwState, stateConnecting),
 		store.Set(a.f.caller, callerID), store.Set(a.f.callID, d.CallID),
 		store.Set(a.f.remote, callerURI.String()), store.Set(a.f.service, string(c.svc)),
@@ -354,6 +358,8 @@ func (c *call) answerIn(ctx context.Context, in *incoming) bool {
 	body := c.withFloor(sdp.Answer(c.d.Origin, a.cfg.User, local.Addr, local.Port, in.offer, in.chosen, remote), true)
 	c.answer = body
 	c.d.State = DialogConfirmed
+	c.d.Media = &remote
+	c.d.InviteVias, c.d.InviteSource, c.d.InviteTransport = nil, "", "" // answered: no takeover answers it
 	d := c.d
 	c.mu.Unlock()
 	if err := c.commit(ctx,

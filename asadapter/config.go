@@ -63,8 +63,13 @@ type Config struct {
 	// and failed with 408, and an incoming call before it is rejected with 480 (60 s: a
 	// minute of ringing is what phones allow).
 	InviteTimeout time.Duration
-	// ClaimTTL is the lease of a claim on a player: an instance that died loses its
-	// calls to another instance after at most this long (10 s, renewed every fifth: lease.go).
+	// ClaimTTL is the lease of a claim on a player: the calls of an instance that died
+	// or was cut off from Redis are taken over by another instance this long after their
+	// last renewal, and go on there (takeover.go). It is the main term of the media gap
+	// such a loss causes (1 s). Calls renew every quarter of it and stop acting (are
+	// fenced) when no renewal got through for half of it (lease.go): a shorter lease is a
+	// shorter gap, and more fenced calls taken over from a live instance on a machine too
+	// loaded to renew in time.
 	ClaimTTL time.Duration
 	// Rescan is how often the players index and the live calls are re-read, catching
 	// anything a lost notification missed (5 s).
@@ -103,7 +108,7 @@ func DefaultConfig() Config {
 		ListenUDP:         "0.0.0.0:5060",
 		ListenTCP:         "0.0.0.0:5060",
 		InviteTimeout:     60 * time.Second,
-		ClaimTTL:          10 * time.Second,
+		ClaimTTL:          time.Second,
 		Rescan:            5 * time.Second,
 		Workers:           64,
 		QueueLen:          16384,

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,7 +50,8 @@ type env struct {
 	dir   *testUsers     // which browser each user is logged in with, as the users side keeps it
 	wg    sync.WaitGroup // the feed's and the media gateway's Run
 
-	eventTo atomic.Pointer[Adapter] // receives the media gateway's events
+	emu     sync.Mutex          // guards eventTo
+	eventTo map[string]*Adapter // instance → adapter, receiving its terminations' events
 }
 
 // testLogger is the log of one test: on stderr with ASADAPTER_TEST_LOG set, else kept in
@@ -116,7 +116,8 @@ func newEnvMedia(t testing.TB, mod func(*mediagw.Config)) *env {
 }
 
 // startMediaGateway runs the real media gateway in process behind an httptest server. Its
-// events go in process to the first adapter the test starts, as cmd/gateway wires them.
+// events go in process to the adapter that owns the termination, as cmd/gateway wires
+// them.
 func (e *env) startMediaGateway(mod func(*mediagw.Config)) {
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
@@ -129,7 +130,10 @@ func (e *env) startMediaGateway(mod func(*mediagw.Config)) {
 		BindAddr: "127.0.0.1", PortMin: base, PortMax: base + 399,
 		PublicWSURL: "ws" + strings.TrimPrefix(srv.URL, "http"), Secret: testSecret,
 		OnEvent: func(ev mediagw.Event) {
-			if a := e.eventTo.Load(); a != nil {
+			e.emu.Lock()
+			a := e.eventTo[ev.Owner]
+			e.emu.Unlock()
+			if a != nil {
 				a.HandleMediaEvent(ev)
 			}
 		},
@@ -180,7 +184,9 @@ func (e *env) adapterMGW(name string, mod func(*Config), wrap func(MediaGateway)
 	e.t.Helper()
 	cfg := Config{
 		Instance: name, ListenUDP: "127.0.0.1:0", ListenTCP: "127.0.0.1:0",
-		InviteTimeout: 10 * time.Second, ClaimTTL: 1500 * time.Millisecond,
+		// A 3 s lease: tests run with -race beside other packages' tests on a small machine,
+		// where a 1.5 s lease saw renewals late enough to move a call off a live instance.
+		InviteTimeout: 10 * time.Second, ClaimTTL: 3 * time.Second,
 		Rescan: 300 * time.Millisecond, Workers: 8, SIPLog: os.Getenv("ASADAPTER_TEST_LOG") == "sip",
 	}
 	if mod != nil {
@@ -196,7 +202,12 @@ func (e *env) adapterMGW(name string, mod func(*Config), wrap func(MediaGateway)
 		e.t.Fatal(err)
 	}
 	a.UseUsers(e.dir)
-	e.eventTo.CompareAndSwap(nil, a)
+	e.emu.Lock()
+	if e.eventTo == nil {
+		e.eventTo = map[string]*Adapter{}
+	}
+	e.eventTo[name] = a
+	e.emu.Unlock()
 	ctx, cancel := context.WithCancel(e.ctx)
 	i := &instance{a: a, stop: cancel, done: make(chan struct{})}
 	go func() {

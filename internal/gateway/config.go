@@ -91,7 +91,11 @@ type Config struct {
 	SIPAuthUser      string        `envconfig:"SIP_AUTH_USER"`
 	SIPAuthPassword  string        `envconfig:"SIP_AUTH_PASSWORD"`
 	SIPInviteTimeout time.Duration `envconfig:"SIP_INVITE_TIMEOUT" default:"60s"`
-	SIPDTMF          string        `envconfig:"SIP_DTMF" default:"rfc4733"`
+	// SIPCallLease is the lease of a call's claim: the calls of an instance that died or
+	// was cut off from Redis go on through another instance this long after its last
+	// renewal (asadapter.Config.ClaimTTL).
+	SIPCallLease time.Duration `envconfig:"SIP_CALL_LEASE" default:"1s"`
+	SIPDTMF      string        `envconfig:"SIP_DTMF" default:"rfc4733"`
 	// Push-to-talk (docs/push-to-talk.md): the domain of talk group ids, and the UDP
 	// ports of the floor channels (one per push-to-talk call).
 	SIPTalkGroupDomain string `envconfig:"SIP_TALKGROUP_DOMAIN"`

@@ -50,6 +50,7 @@ func packageKnobs() []knob {
 		{"SIP_LISTEN_TCP", func() any { return ad.ListenTCP }},
 		{"SIP_USER", func() any { return ad.User }},
 		{"SIP_INVITE_TIMEOUT", func() any { return ad.InviteTimeout }},
+		{"SIP_CALL_LEASE", func() any { return ad.ClaimTTL }},
 		{"SIP_DTMF", func() any { return ad.DTMF }},
 		{"SIP_FLOOR_BIND_ADDR", func() any { return ad.Floor.BindAddr }},
 		{"SIP_FLOOR_PORT_MIN", func() any { return ad.Floor.PortMin }},

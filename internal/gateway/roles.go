@@ -182,7 +182,7 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 		ListenUDP: cfg.SIPListenUDP, ListenTCP: cfg.SIPListenTCP, ListenTLS: cfg.SIPListenTLS,
 		TLSCert: cfg.SIPTLSCert, TLSKey: cfg.SIPTLSKey, TLSRootCAs: cfg.SIPTLSRootCAs, AdvertiseHost: cfg.SIPAdvertiseHost,
 		OutboundProxy: cfg.SIPOutboundProxy, AuthUser: cfg.SIPAuthUser, AuthPassword: cfg.SIPAuthPassword,
-		InviteTimeout: cfg.SIPInviteTimeout, DTMF: cfg.SIPDTMF, NoKeyspace: cfg.DSMNoKeyspace,
+		InviteTimeout: cfg.SIPInviteTimeout, ClaimTTL: cfg.SIPCallLease, DTMF: cfg.SIPDTMF, NoKeyspace: cfg.DSMNoKeyspace,
 		ConferenceDomain: cfg.UsersConfDom, TalkGroupDomain: cfg.SIPTalkGroupDomain,
 		Floor: ptt.Config{BindAddr: cfg.SIPFloorBindAddr, PortMin: cfg.SIPFloorPortMin, PortMax: cfg.SIPFloorPortMax},
 	}
