@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -29,6 +30,32 @@ type incoming struct {
 	offer    *sdp.Session
 	chosen   int    // the offer's audio stream (sdp.NegotiateOffer)
 	seHeader string // the Session-Expires of our 2xx ("" without a session timer)
+	// cancelled is closed when the caller's CANCEL arrives: sipgo answers it (200, and
+	// 487 to the INVITE) at once, but the transaction ends (tx.Done) only after Timer I
+	// or H, seconds later; the browser must stop ringing at the CANCEL.
+	cancelled chan struct{}
+}
+
+// watchCancel closes in.cancelled when the INVITE is cancelled (or already was).
+func (in *incoming) watchCancel() {
+	in.cancelled = make(chan struct{})
+	var once sync.Once
+	stop := func(*sip.Request) { once.Do(func() { close(in.cancelled) }) }
+	// OnCancel runs stop under the transaction's lock: it only closes a channel. false:
+	// the transaction is cancelled or over already.
+	if !in.tx.OnCancel(stop) {
+		stop(nil)
+	}
+}
+
+// isCancelled reports whether the caller cancelled the INVITE.
+func (in *incoming) isCancelled() bool {
+	select {
+	case <-in.cancelled:
+		return true
+	default:
+		return false
+	}
 }
 
 // onInvite handles an INVITE: a re-INVITE in one of our dialogs, or a call to a
@@ -116,7 +143,9 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c.help(c.keepLease)
-	c.runIn(c.ctx, &incoming{user: user, req: req, tx: tx, offer: offer, chosen: chosen}, remote)
+	in := &incoming{user: user, req: req, tx: tx, offer: offer, chosen: chosen}
+	in.watchCancel()
+	c.runIn(c.ctx, in, remote)
 }
 
 // mergeKey identifies an initial INVITE to user for merged-request detection.
@@ -278,9 +307,11 @@ func (c *call) ring(ctx context.Context, in *incoming) bool {
 		select {
 		case <-ctx.Done():
 			return false // abandoned (crash or shutdown): the caller times out
+		case <-in.cancelled:
+			c.callerCancelled()
+			return false
 		case <-in.tx.Done():
-			c.log.Info("caller cancelled")
-			c.finish(resultCallerCancelled, append(a.endOps(), store.Set(a.f.sipReason, "caller cancelled"))...)
+			c.callerCancelled()
 			return false
 		case <-a.drainC:
 			// 480 rather than 503: the call reached the user, who is now unavailable;
@@ -319,11 +350,19 @@ func (c *call) answerIn(ctx context.Context, in *incoming) bool {
 	c.mu.Lock()
 	local, remote, tag := c.local, c.remote, c.d.LocalTag
 	c.mu.Unlock()
+	if in.isCancelled() {
+		c.callerCancelled()
+		return false
+	}
 	url, err := a.mgw.AddRemote(ctx, local.ID, remote)
 	if err != nil {
 		a.met.mgwErrors.WithLabelValues("add_remote").Inc()
 		c.log.Warn("add remote termination failed", "err", err)
 		c.rejectIn(in, 500, "Media Gateway Error", resultMGWError, a.failOps(500, "media gateway: "+err.Error())...)
+		return false
+	}
+	if in.isCancelled() { // the answer crossed the CANCEL: no 200 can go out any more
+		c.callerCancelled()
 		return false
 	}
 	c.mu.Lock()
@@ -353,6 +392,10 @@ func (c *call) answerIn(ctx context.Context, in *incoming) bool {
 		if ctx.Err() != nil {
 			return false // abandoned
 		}
+		if errors.Is(in.tx.Err(), sip.ErrTransactionCanceled) {
+			c.callerCancelled() // the CANCEL came just before our 200, which was dropped
+			return false
+		}
 		c.log.Warn("no ACK for our 200; hanging up")
 		c.bye()
 		c.finish(resultNoAck, a.failOps(408, "no ACK")...)
@@ -361,4 +404,11 @@ func (c *call) answerIn(ctx context.Context, in *incoming) bool {
 	c.log.Info("incoming call connected", "service", string(c.svc))
 	c.startFloor()
 	return true
+}
+
+// callerCancelled ends a call the caller cancelled before it was answered (sipgo has
+// answered the CANCEL and the INVITE with 487): the browser sees it end at once.
+func (c *call) callerCancelled() {
+	c.log.Info("caller cancelled")
+	c.finish(resultCallerCancelled, append(c.a.endOps(), store.Set(c.a.f.sipReason, "caller cancelled"))...)
 }

@@ -139,6 +139,7 @@ Each line names the SIP method or DSM trigger, the function that handles it and 
 	player_state disconnected, ringing in   call.ring                 call_in.go
 	player_state disconnected, connected    call.confirmed            call_confirmed.go
 	dtmf                                    call.sendDTMF             call_confirmed.go
+	mgw_url deleted, connected (page back)  call.renewMediaURL        call_media.go
 	floor (push-to-talk intent)             call.floorIntent          call_ptt.go
 	floor state from the floor server       call.publishFloor         call_ptt.go
 	media gateway event ws_detached         call.floorDetached        call_ptt.go

@@ -176,6 +176,13 @@ func (i *instance) kill() {
 // claim lease and rescan) adjusted by mod.
 func (e *env) adapter(name string, mod func(*Config)) *instance {
 	e.t.Helper()
+	return e.adapterMGW(name, mod, nil)
+}
+
+// adapterMGW is adapter with the media gateway client wrapped by wrap (nil: as is), for
+// the tests that hold a media gateway request at a chosen moment.
+func (e *env) adapterMGW(name string, mod func(*Config), wrap func(MediaGateway) MediaGateway) *instance {
+	e.t.Helper()
 	cfg := Config{
 		Instance: name, ListenUDP: "127.0.0.1:0", ListenTCP: "127.0.0.1:0",
 		// A 3 s lease: tests run with -race beside other packages' tests on a small machine,
@@ -190,7 +197,10 @@ func (e *env) adapter(name string, mod func(*Config)) *instance {
 		mod(&cfg)
 	}
 	var a *Adapter
-	mgw := NewMediaGatewayClient(e.mgwc, name, "")
+	var mgw MediaGateway = NewMediaGatewayClient(e.mgwc, name, "")
+	if wrap != nil {
+		mgw = wrap(mgw)
+	}
 	a, err := New(cfg, e.st, e.feed, mgw, prometheus.NewRegistry(), e.log.With("instance", name))
 	if err != nil {
 		e.t.Fatal(err)
@@ -257,6 +267,22 @@ func (e *env) waitField(player, field, want string) map[string]string {
 		}
 		if time.Now().After(deadline) {
 			e.t.Fatalf("%s: %s is %q, want %q (fields %v)", player, field, fl[field], want, fl)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitFieldFunc waits until ok accepts the player's fields, and returns them.
+func (e *env) waitFieldFunc(player, what string, ok func(map[string]string) bool) map[string]string {
+	e.t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for {
+		fl := e.fields(player)
+		if ok(fl) {
+			return fl
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s: never %s (fields %v)", player, what, fl)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -21,6 +21,9 @@ type MediaGateway interface {
 	AddRemote(ctx context.Context, id string, r sdp.Remote) (url string, err error)
 	// Modify changes the remote side after a re-INVITE (new address, hold, resume).
 	Modify(ctx context.Context, id string, r sdp.Remote) error
+	// NewURL returns a fresh media URL (a new token) for a termination with a remote: a
+	// page that reattaches after its URL's token expired (a reload) needs one.
+	NewURL(ctx context.Context, id string) (url string, err error)
 	// Delete removes a termination; deleting an unknown one is not an error.
 	Delete(ctx context.Context, id string) error
 	// DTMF sends RFC 4733 telephone-events for digits toward the SIP side.
@@ -88,6 +91,15 @@ func (m *MediaGatewayClient) AddRemote(ctx context.Context, id string, r sdp.Rem
 		if err := m.Modify(ctx, id, r); err != nil {
 			return "", err
 		}
+	}
+	return u.URL, nil
+}
+
+// NewURL implements MediaGateway.
+func (m *MediaGatewayClient) NewURL(ctx context.Context, id string) (string, error) {
+	u, err := m.c.NewURL(ctx, id)
+	if err != nil {
+		return "", err
 	}
 	return u.URL, nil
 }

@@ -242,6 +242,15 @@ func (p *MediaGatewayPool) Modify(ctx context.Context, id string, r sdp.Remote) 
 	return c.Modify(ctx, id, r)
 }
 
+// NewURL implements MediaGateway.
+func (p *MediaGatewayPool) NewURL(ctx context.Context, id string) (string, error) {
+	c, err := p.client(id)
+	if err != nil {
+		return "", err
+	}
+	return c.NewURL(ctx, id)
+}
+
 // DTMF implements MediaGateway.
 func (p *MediaGatewayPool) DTMF(ctx context.Context, id, digits string) error {
 	c, err := p.client(id)

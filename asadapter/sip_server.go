@@ -2,6 +2,7 @@ package asadapter
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -103,8 +104,9 @@ func (a *Adapter) reject(tx sip.ServerTransaction, req *sip.Request, code int, r
 }
 
 // respond2xx sends a 2xx to an INVITE and retransmits it over unreliable transports
-// until the ACK arrives (RFC 3261 section 13.3.1.4); false when no ACK came in time or
-// ctx (Run's) ended.
+// until the ACK arrives (RFC 3261 section 13.3.1.4); false when no ACK came in time,
+// ctx (Run's) ended or a CANCEL ended the transaction before the 2xx went out (the caller
+// then checks tx.Err()).
 func (a *Adapter) respond2xx(ctx context.Context, tx sip.ServerTransaction, req *sip.Request, tag string, body []byte, ackC chan struct{}, hdrs ...sip.Header) bool {
 	select { // an old ACK must not count for this 2xx
 	case <-ackC:
@@ -112,6 +114,11 @@ func (a *Adapter) respond2xx(ctx context.Context, tx sip.ServerTransaction, req 
 	}
 	res := a.reply(nil, req, 200, "OK", tag, body, hdrs...)
 	if err := tx.Respond(res); err != nil {
+		if errors.Is(err, sip.ErrTransactionCanceled) {
+			// A CANCEL won the race: the transaction answered 487 and drops our 200,
+			// so no ACK will ever come.
+			return false
+		}
 		a.log.Debug("respond 2xx failed", "err", err)
 	}
 	reliable := sip.IsReliable(req.Transport())

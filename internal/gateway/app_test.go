@@ -17,7 +17,7 @@ import (
 )
 
 // testConfig is a full configuration for one process on free loopback ports.
-func testConfig(t *testing.T, redisAddr string) Config {
+func testConfig(t testing.TB, redisAddr string) Config {
 	t.Setenv("REDIS_ADDRS", redisAddr)
 	t.Setenv("HTTP_ADDR", "127.0.0.1:0")
 	t.Setenv("DSM_SECRET", "test-secret-0123456789")
@@ -40,7 +40,7 @@ func testConfig(t *testing.T, redisAddr string) Config {
 	return cfg
 }
 
-func get(t *testing.T, url string) (int, string) {
+func get(t testing.TB, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {

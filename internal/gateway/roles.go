@@ -106,12 +106,13 @@ func (a *App) buildBridge(o options) error {
 
 // buildWeb wires the browser files and the schema.
 func (a *App) buildWeb() error {
-	web, err := webclient.New(webclient.Config{}, a.ilog)
+	web, err := webclient.New(webclient.Config{Page: webclient.PageConfig{SIPDomain: a.cfg.SIPDomain}}, a.ilog)
 	if err != nil {
 		return err
 	}
 	a.mux.Handle("/", web)
 	a.mux.Handle("GET "+webclient.SchemaPath, web)
+	a.mux.Handle("GET "+webclient.PageConfigPath, web)
 	return nil
 }
 
