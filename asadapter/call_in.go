@@ -86,9 +86,9 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			sip.NewHeader("Warning", `399 `+a.cfg.AdvertiseHost+` "`+warningText(err.Error())+`"`))
 		return
 	}
-	claimedAt := time.Now() // the claim's lease counts from the request (lease.go)
-	ok, err := a.claim(ctx, player)
+	ok, claimedAt, err := a.claimIncoming(ctx, tx, player)
 	if err != nil || !ok {
+		a.log.Info("incoming call for a busy user", "user", user, "player", player, "call_id", req.CallID().Value(), "err", err)
 		a.reply(tx, req, 486, "Busy Here", "", nil)
 		return
 	}

@@ -3,6 +3,7 @@ package asadapter
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"dsmgw/internal/testpeer"
 	"dsmgw/store"
@@ -23,7 +24,7 @@ func (e *env) registerUser(user, client string) {
 // sippCaller starts sipp's built-in UAC calling user at the adapter.
 func sippCaller(t *testing.T, user, adapterAddr string) *testpeer.Sipp {
 	return testpeer.StartSipp(t, testpeer.SippOptions{Scenario: "uac", Remote: adapterAddr,
-		RTPEcho: true, NoWait: true, Args: []string{"-m", "1", "-s", user, "-d", "300"}})
+		RTPEcho: true, Args: []string{"-m", "1", "-s", user, "-d", "300"}})
 }
 
 func TestIncomingCallAnsweredByBrowser(t *testing.T) {
@@ -71,5 +72,71 @@ func TestIncomingCallForUnknownUser(t *testing.T) {
 	s := sippCaller(t, "nobody", a.a.Addr("udp"))
 	if code, err := s.Wait(waitFor); err != nil || code != 1 {
 		t.Fatalf("sipp: exit %d (want 1: 404), %v", code, err)
+	}
+}
+
+// TestIncomingCallWaitsForEndingCall: an INVITE for a user whose previous call is over
+// but whose owner still holds the claim while it cleans up waits for the claim and rings
+// (it was answered 486 Busy: a phone calling a user again right after its call ended, as
+// in a rolling restart, lost the call). A user whose call is still up is busy at once.
+func TestIncomingCallWaitsForEndingCall(t *testing.T) {
+	t.Parallel()
+	for name, live := range map[string]bool{"ending": false, "live": true} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			user, client := "judy"+name, "judy"+name+"cl"
+			e.registerUser(user, client)
+			p := "players/" + client + "/audio"
+			// The previous call, owned by another instance which still holds the claim:
+			// over, or still up. A lease as long as the tests' failure deadline, so that
+			// the wait below is bounded by nothing but the release.
+			state := "disconnected"
+			if live {
+				state = "connected"
+			}
+			e.browser(p, store.Set("player_state", state), store.Set("mgw_state", state), store.Set("call_id", "previous"))
+			// Claimed before the adapter starts: its first rescan would take a live call
+			// without a claim over.
+			claim := redisKeys{prefix: DefaultConfig().KeyPrefix}.claim(p)
+			if err := e.st.Redis().Set(e.ctx, claim, "gw0", waitFor).Err(); err != nil {
+				t.Fatal(err)
+			}
+			i := e.adapter("gw1", func(c *Config) { c.ClaimTTL = waitFor })
+			if i.a.keys.claim(p) != claim {
+				t.Fatalf("claim key %s, the adapter's %s", claim, i.a.keys.claim(p))
+			}
+			s := sippCaller(t, user, i.a.Addr("udp"))
+			if live {
+				if code, err := s.Wait(waitFor); err != nil || code != 1 {
+					t.Fatalf("sipp: exit %d (want 1: busy), %v", code, err)
+				}
+				if !sippReceived(t, s, "SIP/2.0 486") {
+					t.Fatal("a call to a user in a call was not answered 486")
+				}
+				return
+			}
+			deadline := time.Now().Add(waitFor)
+			for counterValue(t, i.a.met.claimWaits) == 0 {
+				select {
+				case <-s.Done():
+					t.Fatalf("sipp ended before the INVITE waited for the claim (answered at once): %v", e.fields(p))
+				default:
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the INVITE did not wait for the claim")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if err := e.st.Redis().Del(e.ctx, claim).Err(); err != nil { // the owner's release
+				t.Fatal(err)
+			}
+			e.waitField(p, "player_state", "ringing")
+			e.browser(p, store.Set("player_state", "connecting"))
+			e.waitField(p, "mgw_state", "connected")
+			e.waitField(p, "player_state", "disconnected") // sipp hangs up after its pause
+			waitSipp(t, s)
+			e.waitNoTerminations()
+		})
 	}
 }

@@ -146,5 +146,5 @@ func sippScenarioPath(t *testing.T, name string) string {
 func sippUAC(t *testing.T, scen, user, adapterAddr string) *testpeer.Sipp {
 	t.Helper()
 	return testpeer.StartSipp(t, testpeer.SippOptions{Scenario: scen, Remote: adapterAddr,
-		MediaPort: testpeer.FreeUDPPort(t), NoWait: true, Args: []string{"-m", "1", "-s", user}})
+		Args: []string{"-m", "1", "-s", user}})
 }

@@ -39,7 +39,7 @@ func TestCallerIDFromAssertedIdentity(t *testing.T) {
 			e.registerUser(user, user+"cl")
 			a := e.adapter("gw1", func(c *Config) { c.OutboundProxy = tc.proxy })
 			s := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: scen, Remote: a.a.Addr("udp"),
-				MediaPort: testpeer.FreeUDPPort(t), NoWait: true, Args: []string{"-m", "1", "-s", user}})
+				Args: []string{"-m", "1", "-s", user}})
 			p := "players/" + user + "cl/audio"
 			fl := e.waitField(p, "player_state", "ringing")
 			if fl["caller"] != tc.caller || fl["remote"] != tc.remote {

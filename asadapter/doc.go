@@ -46,10 +46,11 @@ results back (mgw_state, progress, sip_status, mgw_url ...).
 
   - call_in.go: an INVITE for a user registered by the users side (package users) reaches
     Adapter.onInvite, which finds the player of the user's browser (playerOfUser),
-    negotiates the offer and claims the player; runIn writes the player ringing (setupIn,
-    with the caller id of caller.go: P-Asserted-Identity from the outbound proxy, else
-    From), waits for the browser (ring) and answers with 200 when it writes connecting
-    (answerIn). The call then goes on in call_confirmed.go, as above.
+    negotiates the offer and claims the player (call_in_claim.go: a claim still held by
+    the user's ending previous call is waited for, a call up or ringing is 486 at once);
+    runIn writes the player ringing (setupIn, with the caller id of caller.go:
+    P-Asserted-Identity from the outbound proxy, else From), waits for the browser (ring)
+    and answers with 200 when it writes connecting (answerIn). The call then goes on in call_confirmed.go, as above.
   - A call between two users of this instance comes back through the CSCF with the
     caller's Call-ID: both legs live here, told apart by their tags (callsByID, call.go);
     482 is kept for a true merged request (merged, call_in.go).

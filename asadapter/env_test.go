@@ -282,7 +282,7 @@ func sippScenario(t *testing.T, name string, args ...string) *testpeer.Sipp {
 		t.Fatal(err)
 	}
 	return testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path,
-		MediaPort: 0, RTPEcho: true, Args: append([]string{"-m", "1"}, args...)})
+		RTPEcho: true, Args: append([]string{"-m", "1"}, args...)})
 }
 
 // testpeerSipp starts a scenario on a given sipp transport ("u1", "t1").
@@ -292,13 +292,9 @@ func testpeerSipp(t *testing.T, name, transport string) *testpeer.Sipp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path, Transport: transport,
-		RTPEcho: true, Args: []string{"-m", "1"}, NoWait: transport[0] == 't'})
-	if transport[0] == 't' {
-		// StartSipp waits for the SIP port in the UDP table; over TCP, probe it instead.
-		testpeer.WaitTCP(t, s.Addr, waitFor)
-	}
-	return s
+	// StartSipp returns once sipp holds its SIP port (UDP socket or TCP listener).
+	return testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path, Transport: transport,
+		RTPEcho: true, Args: []string{"-m", "1"}})
 }
 
 func counterValue(t *testing.T, c prometheus.Counter) float64 {

@@ -13,6 +13,7 @@ type metrics struct {
 	results    *prometheus.CounterVec // call ends, by result
 	setup      prometheus.Histogram   // connecting seen → media URL committed
 	takeovers  prometheus.Counter     // calls ended for an instance that died
+	claimWaits prometheus.Counter     // incoming calls that waited for an ending call's claim
 	fenced     prometheus.Counter     // calls this instance stopped acting on (lease.go)
 	wakeDrops  prometheus.Counter     // wake-ups dropped on a full queue
 	sipBad     prometheus.Counter     // requests answered 4xx as malformed or unknown
@@ -41,6 +42,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "asadapter_takeovers_total", Help: "Calls ended on behalf of an instance that died.",
 		}),
+		claimWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "asadapter_incoming_claim_waits_total",
+			Help: "Incoming calls that waited for the claim of the user's previous call, which was ending.",
+		}),
 		fenced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "asadapter_fenced_total",
 			Help: "Calls this instance stopped acting on because it could not renew their claim in time (or another instance held it).",
@@ -64,7 +69,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "asadapter_dtmf_digits_total", Help: "DTMF digits sent.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.calls, m.attempts, m.results, m.setup, m.takeovers, m.fenced,
+	for _, c := range []prometheus.Collector{m.calls, m.attempts, m.results, m.setup, m.takeovers, m.claimWaits, m.fenced,
 		m.wakeDrops, m.sipBad, m.dsmErrors, m.mgwErrors, m.reinvites, m.dtmfDigits} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("asadapter: register metrics: %w", err)

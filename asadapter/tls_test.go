@@ -207,10 +207,9 @@ func TestTLSCallToSipp(t *testing.T) {
 	var sippAddr atomic.Value // set before the adapter dials: the relay reads it on accept
 	relay := startTLSRelay(t, cert, func() string { return sippAddr.Load().(string) })
 	path, _ := filepath.Abs("testdata/tls_answer.xml")
-	s := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path, Transport: "t1", RTPEcho: true, NoWait: true,
+	s := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path, Transport: "t1", RTPEcho: true,
 		Args: []string{"-m", "1", "-key", "relayport", strconv.Itoa(relay.port)}})
-	testpeer.WaitTCP(t, s.Addr, waitFor)
-	sippAddr.Store(s.Addr)
+	sippAddr.Store(s.Addr) // StartSipp returned once sipp listens
 	e.adapter("gw1", tlsConfig(cert))
 	p := "players/secure/audio"
 	e.dial(p, fmt.Sprintf("sip:service@127.0.0.1:%d;transport=tls", relay.port))

@@ -181,16 +181,21 @@ func (b *Bridge) watchFeed(ctx context.Context) {
 			downSince = time.Time{}
 		case downSince.IsZero():
 			downSince = time.Now()
-		case !b.feedDown.Load() && time.Since(downSince) >= b.cfg.FeedDownClose:
-			b.feedDown.Store(true)
+		case time.Since(downSince) >= b.cfg.FeedDownClose:
+			// Every look while down closes what is open: serveWS accepts as soon as the
+			// feed reads again, and a connection taken in a moment of reading between two
+			// looks must not stay on a feed that is down again.
+			first := !b.feedDown.Swap(true)
 			b.mu.Lock()
 			n := len(b.conns)
 			for c := range b.conns {
 				c.close(CloseUnavailable, "change feed unavailable on this instance")
 			}
 			b.mu.Unlock()
-			b.log.Warn("change feed down; closed every connection and refusing new ones until it reads again",
-				"connections", n, "down_for", time.Since(downSince).Round(time.Millisecond))
+			if first || n > 0 {
+				b.log.Warn("change feed down; closed every connection and refusing new ones until it reads again",
+					"connections", n, "down_for", time.Since(downSince).Round(time.Millisecond))
+			}
 		}
 	}
 }
@@ -210,7 +215,9 @@ func (b *Bridge) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "DSM bridge not running", http.StatusServiceUnavailable)
 		return
 	}
-	if b.feedDown.Load() {
+	// Refused while the feed that was down still is: once it reads again the bridge
+	// accepts at once, as Ready (and so /readyz) says, not at watchFeed's next look.
+	if b.feedDown.Load() && !b.feed.Ready() {
 		http.Error(w, "DSM change feed unavailable on this instance", http.StatusServiceUnavailable)
 		return
 	}

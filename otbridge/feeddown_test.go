@@ -67,16 +67,23 @@ func TestFeedDownClosesConnections(t *testing.T) {
 		t.Fatalf("a new connection while the feed is down: %s, want 503", res.Status)
 	}
 	thaw()
+	// Once the bridge says it is ready again (what /readyz reports, and what a load
+	// balancer goes by), it accepts connections: it once refused them until its next look
+	// at the feed's health, a quarter of a second later or more under load.
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ws2, _, err := websocket.DefaultDialer.Dial(in.url, nil)
-		if err == nil {
-			ws2.Close()
-			break
-		}
+	for !in.b.Ready() {
 		if time.Now().After(deadline) {
-			t.Fatalf("no connection accepted after the feed came back: %v", err)
+			t.Fatal("the bridge is not ready again after the feed came back")
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
+	ws2, res2, err := websocket.DefaultDialer.Dial(in.url, nil)
+	if err != nil {
+		status := ""
+		if res2 != nil {
+			status = res2.Status
+		}
+		t.Fatalf("a connection once the bridge is ready again: %v %s", err, status)
+	}
+	ws2.Close()
 }

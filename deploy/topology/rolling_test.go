@@ -23,11 +23,11 @@ import (
 const rollingUsers = 4
 
 // rollingRestart stops each gateway in turn with SIGTERM (docker compose restart) while
-// pages place calls one after the other, a phone (sipp, through the CSCF) calls page users
-// at a steady rate and DSM clients write: no new call may fail, no acknowledged op may be
-// lost, and before each gateway exits, the registrations it held must have moved to
-// another instance that registered its own contact (the CSCF then routes calls there).
-// It logs each drain's duration.
+// pages place calls one after the other, a phone (sipp, through the CSCF) keeps calling
+// page users, each again a second after its last call ended, and DSM clients write: no
+// new call may fail, no acknowledged op may be lost, and before each gateway exits, the
+// registrations it held must have moved to another instance that registered its own
+// contact (the CSCF then routes calls there). It logs each drain's duration.
 func (f *faults) rollingRestart(t *testing.T) {
 	s := f.s
 	gws := []string{"gw1", "gw2", "gw3"}
@@ -228,23 +228,27 @@ func (l *callLoop) run(stop <-chan struct{}) {
 	}
 }
 
-// phone is sipp calling the page users through the CSCF at a steady rate.
+// phone is sipp calling the page users through the CSCF, each user again once its last
+// call from the phone has ended.
 type phone struct {
 	s    *testpeer.Sipp
 	stat string
 }
 
-// phoneRate is the phone's calls per second: a steady stream that crosses every drain.
-const phoneRate = 2
-
 // startPhone starts sipp in the root namespace (a phone on the Docker host) on the
-// bridge's address, calling u1..u4 in turn through the CSCF.
+// bridge's address, calling u1..u4 through the CSCF: one sipp user per page user (-users
+// and an injection file in USER order), each calling its page user again a second after
+// its last call ended (the scenario's final pause), so about two calls a second cross
+// every drain. It once called them in turn at a fixed rate (-r 2): a call answered late
+// on a loaded machine, or sipp catching up after a stall of its own (its watchdog saw
+// 500 ms to 1 s), sent the next call to a user still in the previous one, whom the
+// gateway rightly answered 486 Busy.
 func (f *faults) startPhone(t *testing.T) *phone {
 	t.Helper()
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users.csv")
 	var b strings.Builder
-	b.WriteString("SEQUENTIAL\n")
+	b.WriteString("USER\n")
 	for i := range rollingUsers {
 		fmt.Fprintf(&b, "u%d\n", i+1)
 	}
@@ -258,8 +262,7 @@ func (f *faults) startPhone(t *testing.T) *phone {
 	stat := filepath.Join(dir, "stat.csv")
 	cscf := net.JoinHostPort(f.s.Service(t, "sip").Addr.String(), "5060")
 	sp := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: scenario, Remote: cscf, Host: f.s.Network.Gateway.String(),
-		MediaPort: testpeer.FreeUDPPort(t), NoWait: true,
-		Args: []string{"-inf", users, "-r", strconv.Itoa(phoneRate), "-l", "20", "-m", "100000",
+		Args: []string{"-inf", users, "-users", strconv.Itoa(rollingUsers), "-m", "100000",
 			"-trace_stat", "-stf", stat, "-fd", "1", "-timeout_error", "-recv_timeout", "20000"}})
 	return &phone{s: sp, stat: stat}
 }

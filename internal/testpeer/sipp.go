@@ -1,7 +1,7 @@
 package testpeer
 
 import (
-	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -35,13 +35,10 @@ type SippOptions struct {
 	// RTPEcho makes sipp echo RTP received on MediaPort back to its sender (-rtp_echo).
 	RTPEcho bool
 	// MediaPort is the media port (-mp) advertised in the built-in scenarios' SDP and used
-	// by RTPEcho. 0 with RTPEcho picks a free one (sipp also binds MediaPort+2 for video).
+	// by RTPEcho. 0 picks a free one (sipp also binds MediaPort+2 for video).
 	MediaPort int
 	// Args are extra arguments appended as given (-m, -r, -l, -d, -key ...).
 	Args []string
-	// NoWait skips waiting for the SIP port to be bound (for client scenarios, which
-	// start sending at once and may end before a check could see them).
-	NoWait bool
 }
 
 // Sipp is a running sipp process. Its working directory (trace, error and message
@@ -57,11 +54,20 @@ type Sipp struct {
 	child *proc.Child
 }
 
+// sippStartAttempts is how often StartSipp starts sipp again on new ports after it could
+// not bind one: a port picked free can be taken by another test before sipp binds it,
+// which is rare, so five attempts only fail on a machine whose ports are exhausted.
+const sippStartAttempts = 5
+
 // StartSipp starts sipp on 127.0.0.1 with a private control port (-cp; by default sipp
 // opens 0.0.0.0:8888, which collides between parallel tests) and 4 MiB socket buffers
 // (-buff_size; without it sipp overflows UDP buffers under load). Logs and traces go to
-// a temporary directory, and the process is stopped by PID when the test ends. A server
-// scenario is ready when StartSipp returns.
+// a temporary directory, and the process is stopped by PID when the test ends.
+//
+// StartSipp returns once sipp itself holds its ports (or, for a client, has already
+// ended): a server scenario is ready then. A port picked free a moment before can be
+// taken by another test first; sipp then exits at once ("Unable to bind"), and StartSipp
+// starts it again on new ports (the ones it picked: a port the caller chose stays).
 func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 	t.Helper()
 	bin := Need(t, "sipp")
@@ -71,18 +77,40 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 	if opts.Transport == "" {
 		opts.Transport = "u1"
 	}
-	if opts.Port == 0 {
-		opts.Port = FreeUDPPort(t)
-	}
-	if opts.RTPEcho && opts.MediaPort == 0 {
-		opts.MediaPort = freeMediaPort(t)
-	}
-	dir := t.TempDir()
 	if opts.Host == "" {
 		opts.Host = "127.0.0.1"
 	}
+	pickPort, pickMedia := opts.Port == 0, opts.MediaPort == 0
+	var lastErr error
+	for range sippStartAttempts {
+		o := opts
+		if pickPort {
+			o.Port = FreeUDPPort(t)
+		}
+		if pickMedia {
+			o.MediaPort = freeMediaPort(t)
+		}
+		s, err := startSipp(t, bin, o)
+		if err == nil {
+			return s
+		}
+		if !errors.Is(err, errSippBind) {
+			t.Fatalf("testpeer: %v", err)
+		}
+		lastErr = err
+		t.Logf("testpeer: %v; starting sipp again", err)
+	}
+	t.Fatalf("testpeer: sipp, %d times: %v", sippStartAttempts, lastErr)
+	return nil
+}
+
+// startSipp starts one sipp with opts (its ports chosen) and waits until it holds them.
+// On an error the process has ended and nothing is left to clean up.
+func startSipp(t testing.TB, bin string, opts SippOptions) (*Sipp, error) {
+	dir := t.TempDir()
+	ctrl := FreeUDPPort(t)
 	args := []string{"-i", opts.Host, "-p", strconv.Itoa(opts.Port), "-t", opts.Transport,
-		"-cp", strconv.Itoa(FreeUDPPort(t)), "-buff_size", "4194304", "-nostdin",
+		"-cp", strconv.Itoa(ctrl), "-buff_size", "4194304", "-nostdin",
 		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
 		"-trace_msg", "-message_file", filepath.Join(dir, "messages.log")}
 	if strings.HasSuffix(opts.Scenario, ".xml") {
@@ -90,9 +118,7 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 	} else {
 		args = append(args, "-sn", opts.Scenario)
 	}
-	if opts.MediaPort != 0 {
-		args = append(args, "-mi", opts.Host, "-mp", strconv.Itoa(opts.MediaPort))
-	}
+	args = append(args, "-mi", opts.Host, "-mp", strconv.Itoa(opts.MediaPort))
 	if opts.RTPEcho {
 		args = append(args, "-rtp_echo")
 	}
@@ -102,26 +128,54 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
-	child, err := proc.Start("sipp", cmd, peerOptions(filepath.Join(dir, "sipp.log")))
+	logf := filepath.Join(dir, "sipp.log")
+	child, err := proc.Start("sipp", cmd, peerOptions(logf))
 	if err != nil {
-		t.Fatalf("testpeer: %v", err)
+		return nil, err
 	}
 	s := &Sipp{Addr: net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)), Port: opts.Port, MediaPort: opts.MediaPort,
 		PID: child.PID(), Dir: dir, child: child}
-	stopOnCleanup(t, child, filepath.Join(dir, "sipp.log"), filepath.Join(dir, "errors.log"),
-		filepath.Join(dir, "messages.log"))
-	if !opts.NoWait {
-		ports := []int{opts.Port}
-		if opts.RTPEcho {
-			ports = append(ports, opts.MediaPort)
-		}
-		for _, p := range ports {
-			if err := waitUDPBound(p, 10*time.Second, child.Done()); err != nil {
-				t.Fatalf("testpeer: sipp (pid %d): %v", s.PID, err)
-			}
-		}
+	// What sipp binds at its start: the control socket (UDP), the SIP socket (UDP, or a
+	// TCP listener for a server; a TCP client connects from a port of the kernel's), the
+	// audio and video media sockets.
+	ports := []boundPort{{"udp", ctrl, false}}
+	switch {
+	case opts.Transport[0] == 'u':
+		ports = append(ports, boundPort{"udp", opts.Port, false})
+	case opts.Remote == "":
+		ports = append(ports, boundPort{"tcp", opts.Port, true})
 	}
-	return s
+	ports = append(ports, boundPort{"udp", opts.MediaPort, false}, boundPort{"udp", opts.MediaPort + 2, false})
+	err = waitBound(child, ports, sippReadyTimeout)
+	switch {
+	case err == nil:
+	case errors.Is(err, proc.ErrExited):
+		b, _ := os.ReadFile(logf)
+		if bytes.Contains(b, []byte("Unable to bind")) {
+			return nil, fmt.Errorf("sipp (pid %d) on port %d: %w: %s", s.PID, opts.Port, errSippBind, lastLine(b))
+		}
+		if opts.Remote == "" {
+			logTail(t, "sipp (pid "+strconv.Itoa(s.PID)+") sipp.log", logf)
+			return nil, fmt.Errorf("sipp (pid %d): %w", s.PID, err)
+		}
+		// A client that already ended: its exit status tells the test how its calls went.
+	default:
+		child.Stop()
+		logTail(t, "sipp (pid "+strconv.Itoa(s.PID)+") sipp.log", logf)
+		return nil, fmt.Errorf("sipp (pid %d): %w", s.PID, err)
+	}
+	stopOnCleanup(t, child, logf, filepath.Join(dir, "errors.log"), filepath.Join(dir, "messages.log"))
+	return s, nil
+}
+
+// sippReadyTimeout bounds the wait for sipp's sockets: it binds them within milliseconds
+// of its start; 10 s covers a loaded machine.
+const sippReadyTimeout = 10 * time.Second
+
+// lastLine returns the last non-empty line of b.
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
 }
 
 // Wait waits up to timeout for sipp to exit and returns its exit code (0: every call
@@ -144,71 +198,3 @@ func (s *Sipp) Wait(timeout time.Duration) (int, error) {
 
 // Done is closed when sipp has exited.
 func (s *Sipp) Done() <-chan struct{} { return s.child.Done() }
-
-// freeMediaPort returns an even UDP port p with p and p+2 free (sipp's audio and video
-// echo ports).
-func freeMediaPort(t testing.TB) int {
-	t.Helper()
-	for i := 0; i < 100; i++ {
-		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatalf("testpeer: media port: %v", err)
-		}
-		p := c.LocalAddr().(*net.UDPAddr).Port &^ 1
-		c.Close()
-		ok := true
-		for _, q := range []int{p, p + 1, p + 2} {
-			c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: q})
-			if err != nil {
-				ok = false
-				break
-			}
-			c.Close()
-		}
-		if ok {
-			return p
-		}
-	}
-	t.Fatalf("testpeer: no free media port")
-	return 0
-}
-
-// waitUDPBound waits until some socket is bound to UDP port (listed in /proc/net/udp),
-// because a UDP server cannot be probed like a TCP one.
-func waitUDPBound(port int, timeout time.Duration, exited <-chan struct{}) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if udpBound(port) {
-			return nil
-		}
-		select {
-		case <-exited:
-			return fmt.Errorf("exited before binding udp port %d", port)
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("udp port %d not bound after %s", port, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func udpBound(port int) bool {
-	want := fmt.Sprintf(":%04X", port)
-	for _, f := range []string{"/proc/net/udp", "/proc/net/udp6"} {
-		fh, err := os.Open(f)
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(fh)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) > 1 && strings.HasSuffix(fields[1], want) {
-				fh.Close()
-				return true
-			}
-		}
-		fh.Close()
-	}
-	return false
-}
