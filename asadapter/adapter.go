@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"dsmgw/asadapter/edge"
 	"dsmgw/asadapter/ptt"
 	"dsmgw/asadapter/sipport"
 	"dsmgw/store"
@@ -44,6 +45,9 @@ type Adapter struct {
 	pmu     sync.Mutex  // guards pending
 	pending map[string]struct{}
 	wake    *wakeFilter
+	// leases are the claims of other instances' calls, watched for their expiry
+	// (leasewatch.go).
+	leases *leaseWatch
 
 	cmu   sync.Mutex         // guards calls and byID
 	calls map[string]*call   // player address → live call owned here
@@ -53,7 +57,10 @@ type Adapter struct {
 	// users is the users side (bindings, credentials of registered users); nil without
 	// one. Set by UseUsers before Run, read-only after.
 	users sipport.Users
-	proxy proxyAddrs // the outbound proxy's addresses, trusted for P-Asserted-Identity
+	// edge decides on every message the listeners read (edge_hook.go); conns are the
+	// stream connections it knows.
+	edge  *edge.Edge
+	conns *edgeConns
 
 	// own owns every goroutine the adapter starts and every SIP handler while it runs;
 	// Run waits for them before it returns.
@@ -117,12 +124,19 @@ func New(cfg Config, st *store.Store, feed *store.Feed, mgw MediaGateway, reg pr
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	a.wake = newWakeFilter()
+	a.leases = newLeaseWatch()
 	a.ids = newIdentities()
 	met, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
 	a.met = met
+	if err := a.newEdge(reg, log); err != nil {
+		return nil, err
+	}
+	if m, ok := mgw.(mediaMover); ok {
+		m.onLoss(a.mediaLost)
+	}
 	if err := a.startUA(log); err != nil {
 		return nil, err
 	}
@@ -155,6 +169,8 @@ func (a *Adapter) OnRequest(method sip.RequestMethod, h sipgo.RequestHandler) {
 func (a *Adapter) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	a.runCtx.Store(&ctx)
+	a.edge.Refresh(ctx) // the trust domain's names, before the first request is read
+	g.Go(func() error { return a.edgeLoop(ctx) })
 	a.tp.serve(g, a.srv)
 	unsub := a.feed.Subscribe(a.onChange)
 	defer unsub()
@@ -163,6 +179,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 		g.Go(func() error { return a.worker(ctx) })
 	}
 	g.Go(func() error { return a.rescanLoop(ctx) })
+	g.Go(func() error { a.watchDialogs(ctx); return a.watchLeases(ctx) })
 	if !a.cfg.NoKeyspace {
 		g.Go(func() error { return a.keyspaceLoop(ctx) })
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -30,6 +31,8 @@ type call struct {
 	a      *Adapter
 	player string
 	dir    Direction
+	// cl is our claim on the player (records.go): its generation guards every commit.
+	cl claimed
 	// svc is the call's IMS service (asadapter/icsi), set before the call's goroutine
 	// starts; ptt its floor side when it is a push-to-talk call (call_ptt.go), nil
 	// otherwise, set by the call's goroutine under mu.
@@ -42,6 +45,7 @@ type call struct {
 	byeC  chan struct{} // the far end sent BYE (cap 1)
 	ackC  chan struct{} // the ACK for our 2xx arrived (cap 1)
 	seC   chan struct{} // the peer refreshed the session (cap 1)
+	moveC chan string   // move the media to another media gateway, and why (cap 1; mgwpool.go)
 	done  chan struct{} // closed when the call's goroutine and its helpers have ended
 
 	// ctx is the call's life: Run's context, cancelled by end to stop the call's helpers
@@ -59,6 +63,15 @@ type call struct {
 	// (RFC 3261 section 8.2.2.2): From tag, CSeq and the user called ("" for outgoing).
 	merge string
 
+	// peer is where an incoming call's requests come from (the INVITE's source: the
+	// edge's next hop of the dialog); releaseEdge gives back the call's place in its
+	// untrusted source's bound (nil for a trusted source). Both are set before addCall.
+	peer        netip.Addr
+	releaseEdge func()
+
+	// resumed: the call was taken over from a lost instance (call_resume.go).
+	resumed  bool
+	answered atomic.Bool // the call runs confirmed (its media can move, mgwpool.go)
 	finished atomic.Bool // finish ran: the call was ended, not abandoned
 	drained  bool        // the drain ended it (only the call's goroutine touches it)
 	// fenced is set when the call stops acting because its claim may pass to another
@@ -84,15 +97,16 @@ type call struct {
 	seNext  time.Time    // when we refresh (we are the refresher; zero: not us)
 }
 
-// newCall makes the call of player under Run's context ctx.
-func (a *Adapter) newCall(ctx context.Context, player string, dir Direction, callID string) *call {
+// newCall makes the call of a player we claimed (cl) under Run's context ctx.
+func (a *Adapter) newCall(ctx context.Context, cl claimed, dir Direction, callID string) *call {
 	cctx, stop := context.WithCancel(ctx)
 	fctx, fstop := context.WithCancel(context.Background())
+	player := cl.player
 	c := &call{
-		a: a, player: player, dir: dir, seenAt: time.Now(),
+		a: a, player: player, dir: dir, seenAt: time.Now(), cl: cl,
 		log:   a.log.With("player", player, "call_id", callID),
 		wakeC: make(chan struct{}, 1), byeC: make(chan struct{}, 1),
-		ackC: make(chan struct{}, 1), seC: make(chan struct{}, 1),
+		ackC: make(chan struct{}, 1), seC: make(chan struct{}, 1), moveC: make(chan string, 1),
 		done: make(chan struct{}),
 		ctx:  cctx, stop: stop,
 		fenceCtx: fctx, fenceStop: fstop,
@@ -106,6 +120,9 @@ func (a *Adapter) newCall(ctx context.Context, player string, dir Direction, cal
 func (c *call) end() {
 	c.stopFloor() // a call abandoned before its end was written still frees its floor port
 	c.a.removeCall(c)
+	if c.releaseEdge != nil {
+		c.releaseEdge()
+	}
 	c.stop()
 	c.helpers.stopAndWait()
 	c.fenceStop() // releases the context; nothing of the call runs any more
@@ -174,7 +191,9 @@ func (a *Adapter) addCall(c *call) bool {
 	a.byID[c.d.CallID] = append(a.byID[c.d.CallID], c)
 	c.unwatch = a.feed.Watch(c.player)
 	a.met.calls.WithLabelValues(string(c.dir)).Inc()
-	a.met.attempts.WithLabelValues(string(c.dir)).Inc()
+	if !c.resumed {
+		a.met.attempts.WithLabelValues(string(c.dir)).Inc()
+	}
 	return true
 }
 
@@ -234,7 +253,7 @@ func (c *call) finish(res result, ops ...store.Op) {
 		}
 	}
 	a.deleteDialog(ctx, c.player)
-	a.release(ctx, c.player)
+	a.release(ctx, c.cl)
 	a.met.results.WithLabelValues(string(res)).Inc()
 	c.log.Info("call ended", "result", string(res))
 }

@@ -25,10 +25,16 @@ func (c *call) confirmed(ctx context.Context) {
 	se.Stop()
 	c.armSessionTimer(se)
 	c.poke() // the browser may have written something while we were answering
+	c.answered.Store(true)
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case why := <-c.moveC:
+			c.log.Info("moving the media to another media gateway", "why", why)
+			if !c.reanchor(ctx, why) {
+				return
+			}
 		case <-a.drainC:
 			c.log.Info("gateway shutting down; hanging up")
 			c.drained = true
@@ -55,6 +61,7 @@ func (c *call) confirmed(ctx context.Context) {
 				c.sendDTMF(ctx, dt)
 			}
 			c.floorIntent(ctx, fl)
+			c.renewMediaURL(ctx, fl)
 		case <-c.seC:
 			c.armSessionTimer(se)
 		case <-se.C:

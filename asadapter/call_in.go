@@ -5,10 +5,12 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/edge"
 	"dsmgw/asadapter/icsi"
 	"dsmgw/asadapter/sdp"
 	"dsmgw/store"
@@ -28,6 +30,32 @@ type incoming struct {
 	offer    *sdp.Session
 	chosen   int    // the offer's audio stream (sdp.NegotiateOffer)
 	seHeader string // the Session-Expires of our 2xx ("" without a session timer)
+	// cancelled is closed when the caller's CANCEL arrives: sipgo answers it (200, and
+	// 487 to the INVITE) at once, but the transaction ends (tx.Done) only after Timer I
+	// or H, seconds later; the browser must stop ringing at the CANCEL.
+	cancelled chan struct{}
+}
+
+// watchCancel closes in.cancelled when the INVITE is cancelled (or already was).
+func (in *incoming) watchCancel() {
+	in.cancelled = make(chan struct{})
+	var once sync.Once
+	stop := func(*sip.Request) { once.Do(func() { close(in.cancelled) }) }
+	// OnCancel runs stop under the transaction's lock: it only closes a channel. false:
+	// the transaction is cancelled or over already.
+	if !in.tx.OnCancel(stop) {
+		stop(nil)
+	}
+}
+
+// isCancelled reports whether the caller cancelled the INVITE.
+func (in *incoming) isCancelled() bool {
+	select {
+	case <-in.cancelled:
+		return true
+	default:
+		return false
+	}
 }
 
 // onInvite handles an INVITE: a re-INVITE in one of our dialogs, or a call to a
@@ -47,9 +75,9 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		a.reply(tx, req, 503, "Service Unavailable", "", nil)
 		return
 	}
-	user := req.Recipient.User
-	if user == "" {
-		user = req.To().Address.User
+	user, ok := a.calledUser(req, tx)
+	if !ok {
+		return // answered: not ours, or nobody reachable (edge_calls.go)
 	}
 	merge := mergeKey(req, user)
 	if a.merged(req.CallID().Value(), merge) {
@@ -59,7 +87,8 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	a.reply(tx, req, 100, "Trying", "", nil)
 	player, err := a.playerOfUser(ctx, user)
 	if err != nil {
-		a.log.Info("incoming call for an unknown or absent user", "user", user, "call_id", req.CallID().Value(), "err", err)
+		a.edge.Refused(edge.ReasonUnknownUser, sourceOf(req).Addr())
+		a.log.Debug("incoming call for a user without a browser", "user", user, "call_id", req.CallID().Value(), "err", err)
 		a.reply(tx, req, 404, "Not Found", "", nil)
 		return
 	}
@@ -86,17 +115,26 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			sip.NewHeader("Warning", `399 `+a.cfg.AdvertiseHost+` "`+warningText(err.Error())+`"`))
 		return
 	}
-	ok, claimedAt, err := a.claimIncoming(ctx, tx, player)
+	cl, ok, err := a.claimIncoming(ctx, tx, player)
 	if err != nil || !ok {
 		a.log.Info("incoming call for a busy user", "user", user, "player", player, "call_id", req.CallID().Value(), "err", err)
 		a.reply(tx, req, 486, "Busy Here", "", nil)
 		return
 	}
-	c := a.newCall(ctx, player, DirIn, req.CallID().Value())
-	c.merge, c.svc = merge, svc
+	releaseDialog, ok := a.openDialog(req)
+	if !ok {
+		a.release(ctx, cl)
+		a.reply(tx, req, 486, "Busy Here", "", nil) // this untrusted source has calls enough
+		return
+	}
+	c := a.newCall(ctx, cl, DirIn, req.CallID().Value())
+	c.merge, c.svc, c.peer, c.releaseEdge = merge, svc, sourceOf(req).Addr(), releaseDialog
 	if !a.addCall(c) {
 		c.stop()
-		a.release(ctx, player)
+		if releaseDialog != nil {
+			releaseDialog()
+		}
+		a.release(ctx, cl)
 		if a.draining.Load() {
 			a.reply(tx, req, 503, "Service Unavailable", "", nil)
 			return
@@ -104,8 +142,10 @@ func (a *Adapter) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		a.reply(tx, req, 486, "Busy Here", "", nil)
 		return
 	}
-	c.help(func(ctx context.Context) { c.keepLease(ctx, a.leaseFrom(claimedAt)) })
-	c.runIn(c.ctx, &incoming{user: user, req: req, tx: tx, offer: offer, chosen: chosen}, remote)
+	c.help(c.keepLease)
+	in := &incoming{user: user, req: req, tx: tx, offer: offer, chosen: chosen}
+	in.watchCancel()
+	c.runIn(c.ctx, in, remote)
 }
 
 // mergeKey identifies an initial INVITE to user for merged-request detection.
@@ -211,7 +251,11 @@ func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) boo
 		LocalURI: nameAddr(req.To().DisplayName, req.To().Address), RemoteURI: caller,
 		LocalCSeq: 1 + rand.Uint32N(30000), RemoteCSeq: req.CSeq().SeqNo,
 		RouteSet: routeSet(req, false), Target: contactTarget(req), Term: local.ID,
-		Origin: sdp.Origin{Sess: rand.Uint64N(1 << 62), Version: 1}, Service: string(c.svc),
+		Origin: sdp.Origin{Sess: rand.Uint64N(1 << 62), Version: 1, Addr: local.Addr}, Service: string(c.svc),
+		InviteCSeq: req.CSeq().SeqNo, InviteSource: req.Source(), InviteTransport: req.Transport(),
+	}
+	for _, v := range req.GetHeaders("Via") {
+		c.d.InviteVias = append(c.d.InviteVias, v.Value())
 	}
 	if c.d.Target == "" {
 		c.d.Target = req.From().Address.String()
@@ -226,12 +270,12 @@ func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) boo
 	c.mu.Lock()
 	c.d.listed = true
 	c.mu.Unlock()
-	callerName, callerURI := a.callerOf(ctx, req)
+	callerName, callerURI := callerOf(req)
 	callerID := callerURI.String()
 	if callerName != "" {
 		callerID = callerName + " <" + callerID + ">"
 	}
-	err = c.commit(ctx,
+	err = c.commitClaiming(ctx,
 		store.Set(a.f.playerState, stateRinging), store.Set(a.f.mgwState, stateConnecting),
 		store.Set(a.f.caller, callerID), store.Set(a.f.callID, d.CallID),
 		store.Set(a.f.remote, callerURI.String()), store.Set(a.f.service, string(c.svc)),
@@ -263,9 +307,11 @@ func (c *call) ring(ctx context.Context, in *incoming) bool {
 		select {
 		case <-ctx.Done():
 			return false // abandoned (crash or shutdown): the caller times out
+		case <-in.cancelled:
+			c.callerCancelled()
+			return false
 		case <-in.tx.Done():
-			c.log.Info("caller cancelled")
-			c.finish(resultCallerCancelled, append(a.endOps(), store.Set(a.f.sipReason, "caller cancelled"))...)
+			c.callerCancelled()
 			return false
 		case <-a.drainC:
 			// 480 rather than 503: the call reached the user, who is now unavailable;
@@ -304,6 +350,10 @@ func (c *call) answerIn(ctx context.Context, in *incoming) bool {
 	c.mu.Lock()
 	local, remote, tag := c.local, c.remote, c.d.LocalTag
 	c.mu.Unlock()
+	if in.isCancelled() {
+		c.callerCancelled()
+		return false
+	}
 	url, err := a.mgw.AddRemote(ctx, local.ID, remote)
 	if err != nil {
 		a.met.mgwErrors.WithLabelValues("add_remote").Inc()
@@ -311,10 +361,16 @@ func (c *call) answerIn(ctx context.Context, in *incoming) bool {
 		c.rejectIn(in, 500, "Media Gateway Error", resultMGWError, a.failOps(500, "media gateway: "+err.Error())...)
 		return false
 	}
+	if in.isCancelled() { // the answer crossed the CANCEL: no 200 can go out any more
+		c.callerCancelled()
+		return false
+	}
 	c.mu.Lock()
 	body := c.withFloor(sdp.Answer(c.d.Origin, a.cfg.User, local.Addr, local.Port, in.offer, in.chosen, remote), true)
 	c.answer = body
 	c.d.State = DialogConfirmed
+	c.d.Media = &remote
+	c.d.InviteVias, c.d.InviteSource, c.d.InviteTransport = nil, "", "" // answered: no takeover answers it
 	d := c.d
 	c.mu.Unlock()
 	if err := c.commit(ctx,
@@ -336,6 +392,10 @@ func (c *call) answerIn(ctx context.Context, in *incoming) bool {
 		if ctx.Err() != nil {
 			return false // abandoned
 		}
+		if errors.Is(in.tx.Err(), sip.ErrTransactionCanceled) {
+			c.callerCancelled() // the CANCEL came just before our 200, which was dropped
+			return false
+		}
 		c.log.Warn("no ACK for our 200; hanging up")
 		c.bye()
 		c.finish(resultNoAck, a.failOps(408, "no ACK")...)
@@ -344,4 +404,11 @@ func (c *call) answerIn(ctx context.Context, in *incoming) bool {
 	c.log.Info("incoming call connected", "service", string(c.svc))
 	c.startFloor()
 	return true
+}
+
+// callerCancelled ends a call the caller cancelled before it was answered (sipgo has
+// answered the CANCEL and the INVITE with 487): the browser sees it end at once.
+func (c *call) callerCancelled() {
+	c.log.Info("caller cancelled")
+	c.finish(resultCallerCancelled, append(c.a.endOps(), store.Set(c.a.f.sipReason, "caller cancelled"))...)
 }

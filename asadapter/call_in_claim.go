@@ -26,17 +26,16 @@ const endingPoll = 20 * time.Millisecond
 // bounded by one lease (ClaimTTL): the holder releases the claim after a media gateway
 // request and three Redis round trips, and if it dies meanwhile the claim expires within
 // a lease; a caller that has seen 100 Trying waits that long without retransmitting
-// (Timer B: 32 s). It returns whether the player is ours and when the successful claim
-// was sent (the lease counts from then, lease.go).
-func (a *Adapter) claimIncoming(ctx context.Context, tx sip.ServerTransaction, player string) (bool, time.Time, error) {
+// (Timer B: 32 s). It returns our claim (whose lease counts from when it was sent,
+// lease.go) and whether the player is ours.
+func (a *Adapter) claimIncoming(ctx context.Context, tx sip.ServerTransaction, player string) (claimed, bool, error) {
 	deadline := time.NewTimer(a.cfg.ClaimTTL)
 	defer deadline.Stop()
 	waited := false
 	for {
-		sent := time.Now()
-		ok, err := a.claim(ctx, player)
+		cl, ok, err := a.claim(ctx, player)
 		if err != nil {
-			return false, sent, err
+			return claimed{}, false, err
 		}
 		if ok {
 			// Our own previous call released the claim and is leaving the table.
@@ -47,10 +46,10 @@ func (a *Adapter) claimIncoming(ctx context.Context, tx sip.ServerTransaction, p
 				case <-ctx.Done():
 				}
 			}
-			return true, sent, nil
+			return cl, true, nil
 		}
 		if !a.callEnding(ctx, player) {
-			return false, sent, nil
+			return claimed{}, false, nil
 		}
 		if !waited {
 			waited = true
@@ -58,11 +57,11 @@ func (a *Adapter) claimIncoming(ctx context.Context, tx sip.ServerTransaction, p
 		}
 		select {
 		case <-ctx.Done():
-			return false, sent, ctx.Err()
+			return claimed{}, false, ctx.Err()
 		case <-tx.Done():
-			return false, sent, nil // the caller gave up
+			return claimed{}, false, nil // the caller gave up
 		case <-deadline.C:
-			return false, sent, nil
+			return claimed{}, false, nil
 		case <-time.After(endingPoll):
 		}
 	}

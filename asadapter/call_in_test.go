@@ -10,11 +10,16 @@ import (
 )
 
 // registerUser does what the registration half does once the browser with client key
-// client is logged in as user: the Directory names the browser, users/<user> says
-// registered (without the client key, which pages must not read).
+// client is logged in as user: the Directory names the browser, the users index lists
+// the user, users/<user> says registered (without the client key, which pages must not
+// read).
 func (e *env) registerUser(user, client string) {
 	e.t.Helper()
 	e.dir.login(user, client)
+	if _, err := e.st.Commit(e.ctx, store.Commit{Obj: "users", Base: -1,
+		Ops: []store.Op{store.Set(user, user)}}); err != nil {
+		e.t.Fatal(err)
+	}
 	if _, err := e.st.Commit(e.ctx, store.Commit{Obj: "users/" + user, Base: -1,
 		Ops: []store.Op{store.Set("registration", "registered")}}); err != nil {
 		e.t.Fatal(err)

@@ -112,6 +112,13 @@ func (a *Adapter) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 		a.reject(tx, req, code, reason)
 		return
 	}
+	c.mu.Lock()
+	d := c.d
+	c.mu.Unlock()
+	// Before the answer: a takeover must know the version our answer carries.
+	ctx, cancel := c.cleanupCtx()
+	_ = a.saveDialog(ctx, &d)
+	cancel()
 	a.reply(tx, req, 200, "OK", "", body, hdrs...)
 	c.publishHold()
 }
@@ -165,6 +172,14 @@ func (c *call) publishHold() {
 func (c *call) modify(req *sip.Request) ([]sip.Header, []byte, int, string) {
 	a := c.a
 	c.mu.Lock()
+	// Our own re-INVITE is in progress (a session refresh, or the one that moves the media
+	// of a call taken over, which has no media here until it is answered): a re-INVITE
+	// or an offer crossing it gets 491 (RFC 3261 section 14.2, RFC 3311 section 5.2), and
+	// the far end retries after its wait.
+	if (req.Method == sip.INVITE || len(req.Body()) > 0) && (c.d.ReinviteCSeq != 0 || (c.resumed && c.local.ID == "")) {
+		c.mu.Unlock()
+		return nil, nil, 491, "Request Pending"
+	}
 	hdrs := []sip.Header{a.dialogContact(&c.d, req.Transport())}
 	se := c.sessionTimerFromRequest(req)
 	c.mu.Unlock()
@@ -208,6 +223,7 @@ func (c *call) modify(req *sip.Request) ([]sip.Header, []byte, int, string) {
 	}
 	c.mu.Lock()
 	c.remote = remote
+	c.d.Media = &remote
 	if !old.Same(remote) {
 		c.d.Origin.Version++
 	}

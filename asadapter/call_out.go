@@ -35,8 +35,7 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 		// died, another instance registers the user anew and a rescan finds the player).
 		return
 	}
-	claimedAt := time.Now() // the claim's lease counts from the request (lease.go)
-	ok, err := a.claim(ctx, player)
+	cl, ok, err := a.claim(ctx, player)
 	if err != nil {
 		a.log.Warn("claim failed; the rescan retries", "player", player, "err", err)
 		return
@@ -63,6 +62,7 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 		store.Set(a.f.mgwState, stateConnecting), store.Set(a.f.callID, callID),
 		store.Del(a.f.sipStatus), store.Del(a.f.sipReason), store.Del(a.f.mgwURL),
 		store.Del(a.f.progress), store.Del(a.f.hold), store.Del(a.f.caller),
+		store.Set(a.f.claimGen, cl.genString()),
 	}
 	if terr == nil && serr != nil {
 		// Never a silent MMTel call for a service we do not offer.
@@ -74,18 +74,18 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 		ops = append(ops, store.Set(a.f.callID, callID))
 	}
 	if err := a.commit(ctx, player, ops...); err != nil {
-		a.release(ctx, player)
+		a.release(ctx, cl)
 		if !errors.Is(err, store.ErrExpectFailed) {
 			a.log.Warn("start call failed; the rescan retries", "player", player, "err", err)
 		}
 		return
 	}
 	if terr != nil {
-		a.release(ctx, player)
+		a.release(ctx, cl)
 		a.log.Info("refused a call", "player", player, "remote", dest, "service", fl[a.f.service], "err", terr)
 		return
 	}
-	c := a.newCall(ctx, player, DirOut, callID)
+	c := a.newCall(ctx, cl, DirOut, callID)
 	if !a.addCall(c) {
 		if a.draining.Load() {
 			c.finish(resultDrained, a.shutdownOps()...)
@@ -101,7 +101,7 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 		c.d.Contact = binding.Contact.String()
 		c.mu.Unlock()
 	}
-	c.help(func(ctx context.Context) { c.keepLease(ctx, a.leaseFrom(claimedAt)) })
+	c.help(c.keepLease)
 	if !a.own.spawn(func() { c.runOut(c.ctx, target, fl[a.f.encoding]) }) {
 		c.end() // Run is ending: the call is abandoned before it began, for a takeover
 	}
@@ -198,7 +198,7 @@ func (c *call) prepareOut(ctx context.Context, target, encoding string) (*sip.Re
 		CallID: c.d.CallID, LocalTag: sip.GenerateTagN(16), User: c.who.user, Contact: c.d.Contact,
 		LocalURI: nameAddr(c.who.display, c.who.aor), RemoteURI: "<" + target + ">",
 		LocalCSeq: 1 + rand.Uint32N(30000), Target: target, InviteURI: target, Term: local.ID,
-		Origin: sdp.Origin{Sess: rand.Uint64N(1 << 62), Version: 1}, Service: string(c.svc),
+		Origin: sdp.Origin{Sess: rand.Uint64N(1 << 62), Version: 1, Addr: local.Addr}, Service: string(c.svc),
 	}
 	offer := c.withFloor(sdp.Offer(c.d.Origin, a.cfg.User, local.Addr, local.Port, encoding, sdp.SendRecv), false)
 	c.answer = offer
@@ -301,6 +301,8 @@ func (c *call) connectOut(ctx context.Context, res *sip.Response) bool {
 	}
 	c.mu.Lock()
 	c.remote = remote
+	c.d.Media = &remote
+	d := c.d
 	c.mu.Unlock()
 	err = c.commit(ctx,
 		store.Expect(a.f.callID, c.callID()), store.Expect(a.f.playerState, stateConnecting),
@@ -315,6 +317,10 @@ func (c *call) connectOut(ctx context.Context, res *sip.Response) bool {
 		c.bye()
 		c.finish(resultCancelled, a.endOps()...)
 		return false
+	}
+	// The negotiated media, for a takeover's re-offer.
+	if err := a.saveDialog(ctx, &d); err != nil {
+		c.log.Warn("save dialog failed", "err", err)
 	}
 	a.met.setup.Observe(time.Since(c.seenAt).Seconds())
 	c.log.Info("call connected", "remote_rtp", fmt.Sprintf("%s:%d", remote.Addr, remote.Port), "service", string(c.svc))

@@ -86,12 +86,40 @@ func (c *call) sessionTimerFromRequest(req *sip.Request) string {
 	return fmt.Sprintf("%d;refresher=uac", n)
 }
 
+// sessionTimerFromReinvite applies the Session-Expires of the 2xx to a re-INVITE of ours
+// (RFC 4028 section 7.4: "refresher=uac" is us, the UAC of this transaction); without one
+// the session keeps its interval and refresher, counted again from now. The caller holds
+// c.mu.
+func (c *call) sessionTimerFromReinvite(res *sip.Response) {
+	n, ref := parseSessionExpires(headerValue(res, "Session-Expires", "x"), c.a.minSE())
+	if n == 0 && c.d.SessionExpires == 0 {
+		return
+	}
+	if n > 0 {
+		c.d.SessionExpires, c.d.Refresher = n, "peer"
+		if ref == "" || ref == "uac" {
+			c.d.Refresher = "uas" // us, in the terms of the dialog's INVITE (weRefresh)
+			if c.d.Dir == DirOut {
+				c.d.Refresher = "uac"
+			}
+		}
+	}
+	c.scheduleSession(time.Now())
+	signal(c.seC) // the confirmed call re-arms its timer
+}
+
+// weRefresh reports whether we refresh the session: Refresher names the side in the
+// terms of the INVITE that set up the dialog ("peer" when the far end refreshes). The
+// caller holds c.mu.
+func (c *call) weRefresh() bool {
+	return (c.d.Refresher == "uac" && c.d.Dir == DirOut) || (c.d.Refresher == "uas" && c.d.Dir == DirIn)
+}
+
 // scheduleSession sets seNext or seDue from d. The caller holds c.mu.
 func (c *call) scheduleSession(now time.Time) {
 	n := time.Duration(c.d.SessionExpires) * time.Second
 	c.seNext, c.seDue = time.Time{}, time.Time{}
-	weRefresh := (c.d.Refresher == "uac" && c.d.Dir == DirOut) || (c.d.Refresher == "uas" && c.d.Dir == DirIn)
-	if weRefresh {
+	if c.weRefresh() {
 		c.seNext = now.Add(n / 2)
 		return
 	}
@@ -155,8 +183,10 @@ func (c *call) refresh(ctx context.Context) error {
 	c.mu.Lock()
 	req, err := a.request(&c.d, sip.INVITE, c.answer, "application/sdp")
 	if err == nil {
-		req.AppendHeader(sip.NewHeader("Session-Expires", fmt.Sprintf("%d;refresher=%s", c.d.SessionExpires, c.d.Refresher)))
+		// We refresh, and are the UAC of the refresh (RFC 4028 section 7.4).
+		req.AppendHeader(sip.NewHeader("Session-Expires", fmt.Sprintf("%d;refresher=uac", c.d.SessionExpires)))
 		req.AppendHeader(sip.NewHeader("Supported", "timer"))
+		c.d.ReinviteCSeq = c.d.LocalCSeq // a takeover ACKs its 2xx
 	}
 	d := c.d
 	c.mu.Unlock()
@@ -167,6 +197,11 @@ func (c *call) refresh(ctx context.Context) error {
 	rctx, cancel := context.WithTimeout(ctx, cancelWait)
 	defer cancel()
 	res, err := c.do(rctx, req)
+	if err != nil || !res.IsSuccess() {
+		c.mu.Lock()
+		c.d.ReinviteCSeq = 0 // no 2xx to acknowledge
+		c.mu.Unlock()
+	}
 	if err != nil {
 		return err
 	}
@@ -178,9 +213,17 @@ func (c *call) refresh(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	ack, err := a.requestWithCSeq(&c.d, sip.ACK, req.CSeq().SeqNo, nil, "")
+	c.d.ReinviteCSeq = 0
+	d = c.d
 	c.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	return a.cli.WriteRequest(ack, prebuilt)
+	if err := a.cli.WriteRequest(ack, prebuilt); err != nil {
+		return err
+	}
+	if err := a.saveDialog(ctx, &d); err != nil {
+		c.log.Warn("save dialog failed", "err", err)
+	}
+	return nil
 }

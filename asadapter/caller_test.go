@@ -12,8 +12,9 @@ import (
 )
 
 // TestCallerIDFromAssertedIdentity: an incoming call shows the caller asserted in
-// P-Asserted-Identity when the INVITE comes from the outbound proxy's address, and From
-// otherwise (a P-Asserted-Identity from anyone else is ignored, as anyone can write one).
+// P-Asserted-Identity when the INVITE comes from the trust domain (a trusted address, or
+// the outbound proxy's, by address or by name), and From when a direct peer outside it
+// sends one (the edge removes it; see TestDirectPeerCallerID). sipp sends from 127.0.0.1.
 func TestCallerIDFromAssertedIdentity(t *testing.T) {
 	t.Parallel()
 	scen, err := filepath.Abs("testdata/pai_invite.xml")
@@ -21,29 +22,26 @@ func TestCallerIDFromAssertedIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, tc := range map[string]struct {
-		proxy  string // the adapter's outbound proxy; %s is sipp's port
-		caller string
-		remote string
+		trusted []string // Edge.Trusted
+		proxy   string   // the adapter's outbound proxy
 	}{
-		// sipp sends from 127.0.0.1: the proxy on that address is trusted, one on
-		// 127.0.0.2 (another loopback address) is not.
-		"from the proxy":  {"sip:127.0.0.1:5999", `Asserted Alice <sip:alice@ims.test>`, "sip:alice@ims.test"},
-		"from elsewhere":  {"sip:127.0.0.2:5999", `From Header <sip:fromheader@elsewhere.test>`, "sip:fromheader@elsewhere.test"},
-		"no proxy at all": {"", `From Header <sip:fromheader@elsewhere.test>`, "sip:fromheader@elsewhere.test"},
-		"proxy by a name": {"sip:localhost:5999", `Asserted Alice <sip:alice@ims.test>`, "sip:alice@ims.test"},
+		"trusted address": {[]string{"127.0.0.1"}, ""},
+		"trusted prefix":  {[]string{"127.0.0.0/30"}, ""},
+		"from the proxy":  {nil, "sip:127.0.0.1:5999"},
+		"proxy by a name": {nil, "sip:localhost:5999"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			user := "pai" + strings.ReplaceAll(name, " ", "")
 			e.registerUser(user, user+"cl")
-			a := e.adapter("gw1", func(c *Config) { c.OutboundProxy = tc.proxy })
+			a := e.adapter("gw1", func(c *Config) { c.OutboundProxy, c.Edge.Trusted = tc.proxy, tc.trusted })
 			s := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: scen, Remote: a.a.Addr("udp"),
 				Args: []string{"-m", "1", "-s", user}})
 			p := "players/" + user + "cl/audio"
 			fl := e.waitField(p, "player_state", "ringing")
-			if fl["caller"] != tc.caller || fl["remote"] != tc.remote {
-				t.Fatalf("caller %q remote %q, want %q %q", fl["caller"], fl["remote"], tc.caller, tc.remote)
+			if want := `Asserted Alice <sip:alice@ims.test>`; fl["caller"] != want || fl["remote"] != "sip:alice@ims.test" {
+				t.Fatalf("caller %q remote %q, want %q", fl["caller"], fl["remote"], want)
 			}
 			e.browser(p, store.Set("player_state", "disconnected"))
 			e.waitField(p, "mgw_state", "disconnected")

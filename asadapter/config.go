@@ -7,6 +7,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"dsmgw/asadapter/edge"
 	"dsmgw/asadapter/ptt"
 )
 
@@ -50,21 +51,35 @@ type Config struct {
 	// TLSRootCAs is a PEM file of the certificate authorities trusted when the adapter
 	// connects over TLS (a CSCF with a private CA). Default: the system's pool.
 	TLSRootCAs string
+	// TLSClientCAs is a PEM file of the certificate authorities whose client certificates
+	// the TLS listener accepts: mutual TLS with the CSCF, whose certificate then names one
+	// of Edge.TrustedNames. Empty, no client certificate is asked for. The listener's own
+	// certificate (TLSCert) is presented when the adapter connects to a CSCF that asks.
+	TLSClientCAs string
 	// AdvertiseHost is the host written in Via, Contact and SDP origin (a public
 	// address behind NAT). Default: the listen host, or 127.0.0.1 for 0.0.0.0.
 	AdvertiseHost string
 	// OutboundProxy is the CSCF's SIP URI ("sip:cscf.example.net:5060;transport=tcp").
 	// All out-of-dialog requests are sent to it as a pre-loaded route; "" sends
-	// directly to the request URI.
+	// directly to the request URI. Its host is part of the trust domain.
 	OutboundProxy string
+	// Edge configures the SIP edge (package asadapter/edge): the trust domain (the
+	// outbound proxy's host is added to Edge.Trusted), TLS peer names, direct peers'
+	// credentials (Edge.Realm defaults to Domain) and the per-source bounds.
+	Edge edge.Config
 	// AuthUser and AuthPassword answer 401/407 digest challenges.
 	AuthUser, AuthPassword string
 	// InviteTimeout bounds how long an outgoing call may ring before it is cancelled
 	// and failed with 408, and an incoming call before it is rejected with 480 (60 s: a
 	// minute of ringing is what phones allow).
 	InviteTimeout time.Duration
-	// ClaimTTL is the lease of a claim on a player: an instance that died loses its
-	// calls to another instance after at most this long (10 s, renewed every fifth: lease.go).
+	// ClaimTTL is the lease of a claim on a player: the calls of an instance that died
+	// or was cut off from Redis are taken over by another instance this long after their
+	// last renewal, and go on there (takeover.go). It is the main term of the media gap
+	// such a loss causes (1 s). Calls renew every quarter of it and stop acting (are
+	// fenced) when no renewal got through for half of it (lease.go): a shorter lease is a
+	// shorter gap, and more fenced calls taken over from a live instance on a machine too
+	// loaded to renew in time.
 	ClaimTTL time.Duration
 	// Rescan is how often the players index and the live calls are re-read, catching
 	// anything a lost notification missed (5 s).
@@ -103,7 +118,7 @@ func DefaultConfig() Config {
 		ListenUDP:         "0.0.0.0:5060",
 		ListenTCP:         "0.0.0.0:5060",
 		InviteTimeout:     60 * time.Second,
-		ClaimTTL:          10 * time.Second,
+		ClaimTTL:          time.Second,
 		Rescan:            5 * time.Second,
 		Workers:           64,
 		QueueLen:          16384,
@@ -111,6 +126,7 @@ func DefaultConfig() Config {
 		MinSessionExpires: 90 * time.Second, // RFC 4028 section 4: the Min-SE every compliant peer assumes
 		DTMF:              DTMFRFC4733,
 		KeyPrefix:         "asadapter:",
+		Edge:              edge.DefaultConfig(),
 		Floor:             ptt.DefaultConfig(),
 	}
 }
@@ -127,6 +143,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ListenTLS != "" && (c.TLSCert == "" || c.TLSKey == "") {
 		return c, fmt.Errorf("%w: ListenTLS needs TLSCert and TLSKey", ErrConfig)
+	}
+	if len(c.Edge.TrustedNames) > 0 && (c.ListenTLS == "" || c.TLSClientCAs == "") {
+		return c, fmt.Errorf("%w: trusted TLS peer names need ListenTLS and TLSClientCAs (client certificates)", ErrConfig)
 	}
 	if c.AdvertiseHost == "" {
 		for _, a := range []string{c.ListenUDP, c.ListenTCP, c.ListenTLS} {
@@ -156,6 +175,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Floor.PublicAddr == "" {
 		c.Floor.PublicAddr = c.AdvertiseHost
+	}
+	if c.Edge.Realm == "" {
+		c.Edge.Realm = c.Domain
 	}
 	if c.User == "" {
 		c.User = d.User

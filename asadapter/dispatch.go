@@ -81,6 +81,7 @@ func (a *Adapter) onChange(c store.Change) {
 		return
 	}
 	a.wake.fed(c.Obj, time.Now())
+	a.watchCommit(c.Obj, c.Client)
 	if c.Client == a.client {
 		return // our own write: nothing new for us
 	}
@@ -218,9 +219,27 @@ func (a *Adapter) rescan(ctx context.Context) {
 		a.log.Warn("rescan: read dialogs failed", "err", err)
 		return
 	}
+	now := time.Now()
 	for _, p := range members {
 		if a.callFor(p) == nil && a.takingNew() {
+			a.leases.watch(p, now)
 			a.maybeTakeover(ctx, p)
+		}
+	}
+}
+
+// watchDialogs watches the claims of every stored dialog not ours (at Run's start: calls
+// of instances that were running before us).
+func (a *Adapter) watchDialogs(ctx context.Context) {
+	members, err := a.st.Redis().SMembers(ctx, a.keys.calls()).Result()
+	if err != nil {
+		a.log.Warn("read dialogs failed; the rescan reads them again", "err", err)
+		return
+	}
+	now := time.Now()
+	for _, p := range members {
+		if a.callFor(p) == nil {
+			a.leases.watch(p, now)
 		}
 	}
 }

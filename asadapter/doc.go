@@ -42,15 +42,32 @@ results back (mgw_state, progress, sip_status, mgw_url ...).
   - call.go: finish deletes the termination, writes the result, drops the dialog record and
     the claim; end removes the call and waits for its helpers.
 
+# Before anything: the SIP edge
+
+  - edge_hook.go: every read of every listener and connection passes the SIP edge
+    (package edge) before sipgo parses it (Adapter.readFilter): from the trust domain (the
+    outbound proxy's addresses and what Edge.Trusted adds; or a TLS client certificate
+    naming one of Edge.TrustedNames) it passes untouched; from elsewhere identity headers
+    are removed, a request of no dialog of ours is answered statelessly (403, or 401 to a
+    direct peer with credentials), and per-source buckets answer 503 or drop a flood. No
+    transaction, no log line and no Redis read is spent on a refused request.
+  - edge_calls.go: call control tells the edge which dialogs are ours (Adapter.Dialog),
+    bounds the requests and calls of untrusted sources in progress (admitRequest in
+    owned, sip_server.go; openDialog), and decides whom an INVITE may ring (calledUser):
+    a user whose registration is live, for a Request-URI of our domain or a contact we
+    registered, looked up in the identities the feed keeps (identity.go).
+
 # An incoming call
 
   - call_in.go: an INVITE for a user registered by the users side (package users) reaches
-    Adapter.onInvite, which finds the player of the user's browser (playerOfUser),
-    negotiates the offer and claims the player (call_in_claim.go: a claim still held by
-    the user's ending previous call is waited for, a call up or ringing is 486 at once);
-    runIn writes the player ringing (setupIn, with the caller id of caller.go:
-    P-Asserted-Identity from the outbound proxy, else From), waits for the browser (ring)
-    and answers with 200 when it writes connecting (answerIn). The call then goes on in call_confirmed.go, as above.
+    Adapter.onInvite, which checks whom it may ring (calledUser, edge_calls.go), finds the
+    player of the user's browser (playerOfUser), negotiates the offer and claims the
+    player (call_in_claim.go: a claim still held by the user's ending previous call is
+    waited for, a call up or ringing is 486 at once); runIn writes the player ringing
+    (setupIn, with the caller id of caller.go: P-Asserted-Identity, which only the trust
+    domain's messages still carry, else From), waits for the browser (ring) and answers
+    with 200 when it writes connecting (answerIn). The call then goes on in
+    call_confirmed.go, as above.
   - A call between two users of this instance comes back through the CSCF with the
     caller's Call-ID: both legs live here, told apart by their tags (callsByID, call.go);
     482 is kept for a true merged request (merged, call_in.go).
@@ -90,6 +107,12 @@ results back (mgw_state, progress, sip_status, mgw_url ...).
 Each line names the SIP method or DSM trigger, the function that handles it and its file
 (a test checks that each function exists in its file):
 
+	any read, before parsing (the edge)     Adapter.readFilter        edge_hook.go
+	a TCP or TLS connection accepted        edgeListener.Accept       edge_hook.go
+	a dialog named by a request (the edge)  Adapter.Dialog            edge_calls.go
+	any request, before its handler         Adapter.owned             sip_server.go
+	any request of an untrusted source      Adapter.admitRequest      edge_calls.go
+	whom an initial INVITE may ring         Adapter.calledUser        edge_calls.go
 	INVITE, new call                        Adapter.onInvite          call_in.go
 	INVITE, in a dialog (re-INVITE)         Adapter.onReInvite        call_indialog.go
 	ACK                                     Adapter.onAck             call_indialog.go
@@ -99,12 +122,13 @@ Each line names the SIP method or DSM trigger, the function that handles it and 
 	UPDATE                                  Adapter.onUpdate          call_indialog.go
 	OPTIONS                                 Adapter.onOptions         sip_server.go
 	NOTIFY and others, mounted by wiring    Adapter.OnRequest         adapter.go
+	any method nobody handles (405)         Adapter.onNoRoute         sip_server.go
 	a 2xx retransmitted after its INVITE    Adapter.onStrayResponse   call_indialog.go
 	responses to our INVITE                 inviting.response         call_out_invite.go
 	401/407 to our INVITE                   inviting.reauthenticate   call_out_invite.go
 	401/407 to BYE, INFO, re-INVITE         Adapter.do                caller.go
 	credentials of a call's identity        Adapter.authorize         caller.go
-	P-Asserted-Identity of an INVITE        Adapter.callerOf          caller.go
+	P-Asserted-Identity of an INVITE        callerOf                  caller.go
 	any DSM change (feed)                   Adapter.onChange          dispatch.go
 	keyspace event (a write the feed lost)  Adapter.keyspaceLoop      dispatch.go
 	feed lost entries                       Adapter.kickAll           dispatch.go
@@ -115,6 +139,7 @@ Each line names the SIP method or DSM trigger, the function that handles it and 
 	player_state disconnected, ringing in   call.ring                 call_in.go
 	player_state disconnected, connected    call.confirmed            call_confirmed.go
 	dtmf                                    call.sendDTMF             call_confirmed.go
+	mgw_url deleted, connected (page back)  call.renewMediaURL        call_media.go
 	floor (push-to-talk intent)             call.floorIntent          call_ptt.go
 	floor state from the floor server       call.publishFloor         call_ptt.go
 	media gateway event ws_detached         call.floorDetached        call_ptt.go

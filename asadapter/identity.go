@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"dsmgw/asadapter/sipport"
 	"dsmgw/store"
@@ -31,6 +32,9 @@ type userIdentity struct {
 type identities struct {
 	mu    sync.RWMutex // guards users
 	users map[string]*userIdentity
+	// ready is set once a load has read every user: from then on a user missing here is
+	// missing from the DSM (incoming calls are checked against it, edge_calls.go).
+	ready atomic.Bool
 }
 
 func newIdentities() *identities {
@@ -147,4 +151,5 @@ func (a *Adapter) loadIdentities(ctx context.Context) {
 		}
 		a.ids.apply(a.schema, name, r.Rev, true, r.Fields, nil)
 	}
+	a.ids.ready.Store(true)
 }

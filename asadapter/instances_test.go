@@ -73,27 +73,3 @@ func TestTwoInstancesHandleEachPlayerOnce(t *testing.T) {
 	t.Logf("calls per instance: gw1 %v, gw2 %v", counterValue(t, i1.a.met.attempts.WithLabelValues(string(DirOut))),
 		counterValue(t, i2.a.met.attempts.WithLabelValues(string(DirOut))))
 }
-
-func TestTakeoverWhenOwnerDies(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	s := sippScenario(t, "answer.xml")
-	inst := map[string]*instance{"gw1": e.adapter("gw1", nil), "gw2": e.adapter("gw2", nil)}
-	p := "players/gina/audio"
-	e.dial(p, sippTarget(s.Addr))
-	e.waitField(p, "mgw_state", "connected")
-	owner, err := e.st.Redis().Get(e.ctx, "asadapter:claim:"+p).Result()
-	if err != nil {
-		t.Fatalf("claim of a live call: %v", err)
-	}
-	inst[owner].kill() // no BYE: its listeners are gone
-	fl := e.waitField(p, "mgw_state", "failed")
-	if fl["sip_reason"] != reasonInstanceLost || fl["player_state"] != "failed" || fl["mgw_url"] != "" {
-		t.Fatalf("after takeover: %v", fl)
-	}
-	waitSipp(t, s) // sipp got the BYE from the survivor and answered it
-	e.waitNoTerminations()
-	if n, _ := e.st.Redis().Exists(e.ctx, "asadapter:dialog:"+p).Result(); n != 0 {
-		t.Fatalf("dialog record left after takeover")
-	}
-}

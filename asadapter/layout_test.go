@@ -118,11 +118,12 @@ func TestLayering(t *testing.T) {
 		"dsmgw/asadapter/sdp":      nil,
 		"dsmgw/asadapter/confinfo": nil,
 		"dsmgw/asadapter/sipport":  nil,
+		"dsmgw/asadapter/edge":     nil,
 		"dsmgw/asadapter/icsi":     nil,
 		"dsmgw/asadapter/ptt":      {"dsmgw/floorctl"},
 		"dsmgw/asadapter/users":    {"dsmgw/asadapter/sipport", "dsmgw/asadapter/confinfo", "dsmgw/asadapter/icsi", "dsmgw/store"},
 		"dsmgw/asadapter": {"dsmgw/asadapter/sdp", "dsmgw/asadapter/sipport", "dsmgw/asadapter/icsi",
-			"dsmgw/asadapter/ptt", "dsmgw/floorctl", "dsmgw/mediagw", "dsmgw/store"},
+			"dsmgw/asadapter/ptt", "dsmgw/asadapter/edge", "dsmgw/floorctl", "dsmgw/mediagw", "dsmgw/store"},
 	} {
 		allowed := map[string]bool{}
 		for _, d := range direct {

@@ -3,6 +3,7 @@ package asadapter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"dsmgw/store"
@@ -10,27 +11,32 @@ import (
 
 // Fencing. A call is driven by the instance holding its claim, a lease in Redis that
 // expires ClaimTTL after its last renewal; another instance takes a call whose claim
-// expired and ends it (takeover.go). An instance that cannot renew (cut off from Redis,
-// or paused) must therefore stop acting on the call before the claim can expire, or two
-// instances would drive one dialog. It cannot ask Redis whether it still holds the claim,
-// so it counts: a claim set or renewed by a request sent at t expires no earlier than
-// t + ClaimTTL, and the call acts only until t + ClaimTTL - fenceMargin of its last
+// expired and continues it (takeover.go). An instance that cannot renew (cut off from
+// Redis, or paused) must therefore stop acting on the call before the claim can expire, or
+// two instances would drive one dialog. It cannot ask Redis whether it still holds the
+// claim, so it counts: a claim set or renewed by a request sent at t expires no earlier
+// than t + ClaimTTL, and the call acts only until t + ClaimTTL - fenceMargin of its last
 // successful request. Past that it is fenced: no SIP, no media, no commits for it; it is
 // left as a crash leaves it, to the instance that takes the claim.
 //
-// A command sent to Redis just before the fence could still arrive after the claim
-// expired, if the network held it: the gateway's Redis connections are closed with
-// SO_LINGER 0 when a command times out (internal/gateway), which discards what the kernel
-// still holds, and the margin exceeds the Redis client's read timeout (3 s).
+// A request held by the network and delivered late cannot undo that: a renewal names the
+// claim's generation ("<instance>/<gen>", records.go), so a late one finds another value
+// and does nothing; and every commit about the call expects the generation in the
+// player's claim_gen field, which the next owner rewrites before anything else, so a late
+// commit is refused. The margin therefore only covers what happens on the instance
+// itself: a fence timer that fires late on a loaded machine, a request already past its
+// check when the fence falls.
 
-// fenceMargin is how long before the claim can expire a call stops acting on it: 4 s of
-// the default 10 s lease, above the Redis client's 3 s read timeout (see above) with room
-// for scheduling delays.
-func (a *Adapter) fenceMargin() time.Duration { return a.cfg.ClaimTTL * 2 / 5 }
+// fenceMargin is how long before the claim can expire a call stops acting on it: a
+// quarter of the lease (250 ms of the default second), far above a timer's lateness on a
+// loaded machine, and it leaves the call half the lease (two renewals) to get a renewal
+// through before it is fenced.
+func (a *Adapter) fenceMargin() time.Duration { return a.cfg.ClaimTTL / 4 }
 
-// renewEvery is how often a live call renews its claim: a fifth of the lease, so a call
-// outlives two failed renewals (a Redis hiccup of about 4 s) before it is fenced.
-func (a *Adapter) renewEvery() time.Duration { return a.cfg.ClaimTTL / 5 }
+// renewEvery is how often a live call renews its claim: a quarter of the lease, so a call
+// survives one lost or slow renewal: it is fenced only when no renewal sent in the last
+// half lease was answered.
+func (a *Adapter) renewEvery() time.Duration { return a.cfg.ClaimTTL / 4 }
 
 // leaseFrom returns until when a claim set or renewed by a request sent at sent may be
 // acted on.
@@ -40,9 +46,10 @@ func (a *Adapter) leaseFrom(sent time.Time) time.Time {
 
 // keepLease renews the call's claim every renewEvery and fences the call when its lease
 // runs out or another instance holds the claim. It runs as a helper of the call from the
-// claim on; until is the lease of the claim itself.
-func (c *call) keepLease(ctx context.Context, until time.Time) {
+// claim on.
+func (c *call) keepLease(ctx context.Context) {
 	a := c.a
+	until := a.leaseFrom(c.cl.at)
 	tick := time.NewTicker(a.renewEvery())
 	defer tick.Stop()
 	fence := time.NewTimer(time.Until(until))
@@ -59,17 +66,19 @@ func (c *call) keepLease(ctx context.Context, until time.Time) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case due := <-tick.C:
 			if busy {
 				continue
 			}
 			busy = true
 			sent := time.Now()
+			a.met.renewals.WithLabelValues("tick").Observe(sent.Sub(due).Seconds())
 			c.help(func(ctx context.Context) {
-				results <- renewal{sent: sent, err: a.renew(ctx, c.player)}
+				results <- renewal{sent: sent, err: a.renew(ctx, c.cl)}
 			})
 		case r := <-results:
 			busy = false
+			a.met.renewals.WithLabelValues("answer").Observe(time.Since(r.sent).Seconds())
 			switch {
 			case r.err == nil:
 				if next := a.leaseFrom(r.sent); next.After(until) {
@@ -83,7 +92,21 @@ func (c *call) keepLease(ctx context.Context, until time.Time) {
 				c.log.Warn("renew claim failed", "err", r.err, "fenced_in", time.Until(until).Round(time.Millisecond))
 			}
 		case <-fence.C:
-			c.fence("claim not renewed in time: another instance may take the call")
+			// A process that was not scheduled for a while finds the fence timer and a
+			// renewal's answer ready at once, and select picks either: the answer counts
+			// first, if it came.
+			select {
+			case r := <-results:
+				busy = false
+				if r.err == nil && a.leaseFrom(r.sent).After(time.Now()) {
+					until = a.leaseFrom(r.sent)
+					fence.Reset(time.Until(until))
+					continue
+				}
+			default:
+			}
+			c.fence(fmt.Sprintf("claim not renewed in time (last renewal sent %s ago, one in flight: %t): another instance may take the call",
+				time.Since(until.Add(-a.cfg.ClaimTTL+a.fenceMargin())).Round(time.Millisecond), busy))
 			return
 		}
 	}
@@ -100,6 +123,9 @@ func (c *call) fence(why string) {
 	c.fenceStop() // cuts cleanups in progress (a BYE's retransmissions, a commit)
 	c.a.met.fenced.Inc()
 	c.log.Warn("fenced: no longer acting on the call", "why", why)
+	// Whoever takes the claim takes the call; this instance may be the one, once it
+	// reaches Redis again.
+	c.a.leases.watch(c.player, time.Now().Add(c.a.cfg.ClaimTTL))
 	c.stop() // the call's goroutine and helpers see their context end
 	c.mu.Lock()
 	term := c.d.Term
@@ -117,12 +143,25 @@ func (c *call) fence(why string) {
 // acting reports whether the call may still act (it is not fenced).
 func (c *call) acting() bool { return !c.fenced.Load() }
 
-// commit writes ops to the call's player object, unless the call is fenced.
+// commit writes ops to the call's player object, unless the call is fenced, and only
+// while the player's claim_gen is the generation of our claim: a commit of an owner that
+// lost the call is refused (ErrExpectFailed) even when it reaches Redis late.
 func (c *call) commit(ctx context.Context, ops ...store.Op) error {
 	if !c.acting() {
 		return ErrFenced
 	}
-	return c.a.commit(ctx, c.player, ops...)
+	all := make([]store.Op, 0, len(ops)+1)
+	all = append(all, store.Expect(c.a.f.claimGen, c.cl.genString()))
+	return c.a.commit(ctx, c.player, append(all, ops...)...)
+}
+
+// commitClaiming is the call's first commit: it writes our claim's generation into the
+// player (over the last owner's) with ops, whose expects decide whether it lands.
+func (c *call) commitClaiming(ctx context.Context, ops ...store.Op) error {
+	if !c.acting() {
+		return ErrFenced
+	}
+	return c.a.commit(ctx, c.player, append(ops, store.Set(c.a.f.claimGen, c.cl.genString()))...)
 }
 
 // cleanupCtx is the adapter's cleanup context (drain.go), also ended when the call is

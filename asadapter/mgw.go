@@ -21,6 +21,9 @@ type MediaGateway interface {
 	AddRemote(ctx context.Context, id string, r sdp.Remote) (url string, err error)
 	// Modify changes the remote side after a re-INVITE (new address, hold, resume).
 	Modify(ctx context.Context, id string, r sdp.Remote) error
+	// NewURL returns a fresh media URL (a new token) for a termination with a remote: a
+	// page that reattaches after its URL's token expired (a reload) needs one.
+	NewURL(ctx context.Context, id string) (url string, err error)
 	// Delete removes a termination; deleting an unknown one is not an error.
 	Delete(ctx context.Context, id string) error
 	// DTMF sends RFC 4733 telephone-events for digits toward the SIP side.
@@ -92,6 +95,15 @@ func (m *MediaGatewayClient) AddRemote(ctx context.Context, id string, r sdp.Rem
 	return u.URL, nil
 }
 
+// NewURL implements MediaGateway.
+func (m *MediaGatewayClient) NewURL(ctx context.Context, id string) (string, error) {
+	u, err := m.c.NewURL(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return u.URL, nil
+}
+
 // Modify implements MediaGateway: hold when the stream is not sendrecv (or has no
 // address), and the new address and payload types otherwise.
 func (m *MediaGatewayClient) Modify(ctx context.Context, id string, r sdp.Remote) error {
@@ -126,23 +138,39 @@ func (m *MediaGatewayClient) Gate(ctx context.Context, id string, open bool) err
 }
 
 // HandleMediaEvent receives the media gateway's events (in process through
-// mediagw.Config.OnEvent, or over HTTP through mediagw.EventHandler). A termination the
-// gateway ended (media timeout, setup timeout, gateway shutdown) fails its call: the
-// player is marked failed, and the call's owner, woken by that write, sends BYE. The
+// mediagw.Config.OnEvent, or over HTTP through mediagw.EventHandler). Only the events of
+// the current termination of a call of ours count: a call whose media moved (a takeover,
+// a lost media gateway) leaves its old termination behind, and the events of a stopping
+// instance are its own business, not its calls' (they go on elsewhere). A termination
+// the gateway ended (media timeout, setup timeout) fails its call: the player is marked
+// failed and the call's goroutine, woken by that write, sends BYE; a media gateway that
+// stops while another can take its calls has them moved there instead (mgwpool.go). The
 // browser of a push-to-talk call detaching releases the call's floor.
 func (a *Adapter) HandleMediaEvent(ev mediagw.Event) {
 	if ev.Player == "" || ev.CallID == "" {
 		return
 	}
+	c := a.callFor(ev.Player)
+	if c == nil || a.runContext().Err() != nil {
+		return
+	}
+	c.mu.Lock()
+	current := c.d.CallID == ev.CallID && c.d.Term == ev.TerminationID
+	c.mu.Unlock()
+	if !current {
+		c.log.Debug("event of a termination the call no longer uses", "event", ev.Type, "term", ev.TerminationID)
+		return
+	}
 	if !ev.Type.Ends() {
 		// The browser of a push-to-talk call went away: the call lives on, but its floor
 		// is released now (call_ptt.go).
-		if c := a.callFor(ev.Player); c != nil && c.callID() == ev.CallID {
-			c.floorDetached()
-		}
+		c.floorDetached()
 		return
 	}
-	ctx, cancel := a.cleanupCtx()
+	if ev.Type == mediagw.EventShutdown && c.moveMedia("media gateway stopped") {
+		return
+	}
+	ctx, cancel := c.cleanupCtx()
 	defer cancel()
 	reason := fmt.Sprintf("media gateway: %s", ev.Type)
 	if ev.Type == mediagw.EventMediaTimeout {
@@ -150,12 +178,11 @@ func (a *Adapter) HandleMediaEvent(ev mediagw.Event) {
 	}
 	// The media URL goes in the same commit: it points at the termination that just ended.
 	ops := append([]store.Op{store.Expect(a.f.callID, ev.CallID)}, a.failOps(0, reason)...)
-	err := a.commit(ctx, ev.Player, append(ops, store.Del(a.f.mgwURL))...)
+	err := c.commit(ctx, append(ops, store.Del(a.f.mgwURL))...)
 	if err != nil && !errors.Is(err, store.ErrExpectFailed) {
-		a.log.Warn("mark player failed after a media event", "player", ev.Player, "call_id", ev.CallID, "err", err)
+		c.log.Warn("mark player failed after a media event", "err", err)
 		return
 	}
-	a.log.Info("media gateway ended a termination", "player", ev.Player, "call_id", ev.CallID,
-		"event", ev.Type, "reason", ev.Reason)
-	a.kick(ev.Player)
+	c.log.Info("media gateway ended a termination", "event", ev.Type, "reason", ev.Reason)
+	c.poke()
 }

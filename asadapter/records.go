@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -28,48 +31,95 @@ func (k redisKeys) dialog(player string) string { return k.prefix + "dialog:" + 
 // calls is the set of players that have a dialog record (scanned for dead owners).
 func (k redisKeys) calls() string { return k.prefix + "calls" }
 
-// renewScript extends a claim only if we still hold it.
+// claimGen is the key of a player's claim generation counter. Its hash tag is the whole
+// claim key, so both hash to the claim key's slot and one script takes both on Redis
+// Cluster.
+func (k redisKeys) claimGen(player string) string { return "{" + k.claim(player) + "}:gen" }
+
+// claimGenTTL is how long a player's generation counter outlives its last claim when no
+// release deletes it (releaseScript): far beyond any call, so a takeover always draws a
+// generation above the lost owner's.
+const claimGenTTL = 30 * 24 * time.Hour
+
+// claimScript takes a free claim: the next generation of the player's counter, and the
+// claim "<instance>/<generation>" with the lease; 0 when someone holds it.
+var claimScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+local gen = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1] .. '/' .. gen, 'PX', ARGV[2])
+return gen`)
+
+// renewScript extends a claim only if we still hold it, in the same generation.
 var renewScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0`)
 
-// releaseScript deletes a claim only if we hold it.
+// releaseScript deletes a claim only if we hold it, in the same generation, and the
+// player's generation counter with it: nothing of a call is left in Redis once it ended
+// (the next call of the player counts from 1 again; a late commit of an owner of an
+// earlier call is refused by the call_id its commits expect, and by the claim_gen the
+// next call writes over its own).
 var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
   return redis.call('DEL', KEYS[1])
 end
 return 0`)
 
-// claim takes the lease on a player for this instance. It fails (false, nil) when another
-// live instance holds it; a claim whose holder died has expired and is taken.
-func (a *Adapter) claim(ctx context.Context, player string) (bool, error) {
-	ok, err := a.st.Redis().SetNX(ctx, a.keys.claim(player), a.cfg.Instance, a.cfg.ClaimTTL).Result()
-	if err != nil {
-		return false, fmt.Errorf("asadapter: claim %s: %w", player, err)
-	}
-	return ok, nil
+// claimed is a claim this instance holds on a player: its generation (also the value of
+// the player's claim_gen field while the call is ours, which every commit about the call
+// expects) and when the request that took it was sent (the lease counts from then,
+// lease.go).
+type claimed struct {
+	player string
+	gen    int64
+	at     time.Time
+	value  string // "<instance>/<gen>", the claim key's value
 }
 
-// renew extends our lease on a player; ErrClaimLost if another instance took it.
-func (a *Adapter) renew(ctx context.Context, player string) error {
-	n, err := renewScript.Run(ctx, a.st.Redis(), []string{a.keys.claim(player)},
-		a.cfg.Instance, a.cfg.ClaimTTL.Milliseconds()).Int()
+// genString is the generation as the player's claim_gen field holds it.
+func (c claimed) genString() string { return strconv.FormatInt(c.gen, 10) }
+
+// claim takes the lease on a player for this instance, in a new generation. It fails
+// (ok false, nil error) when another live instance holds it; a claim whose holder died
+// has expired and is taken.
+func (a *Adapter) claim(ctx context.Context, player string) (claimed, bool, error) {
+	at := time.Now()
+	gen, err := claimScript.Run(ctx, a.st.Redis(), []string{a.keys.claim(player), a.keys.claimGen(player)},
+		a.cfg.Instance, a.cfg.ClaimTTL.Milliseconds(), claimGenTTL.Milliseconds()).Int64()
 	if err != nil {
-		return fmt.Errorf("asadapter: renew claim %s: %w", player, err)
+		return claimed{}, false, fmt.Errorf("asadapter: claim %s: %w", player, err)
+	}
+	if gen == 0 {
+		return claimed{}, false, nil
+	}
+	return claimed{player: player, gen: gen, at: at, value: a.cfg.Instance + "/" + strconv.FormatInt(gen, 10)}, true, nil
+}
+
+// renew extends our lease on a player; ErrClaimLost if another instance (or another
+// generation of ours) holds it, or nobody does.
+func (a *Adapter) renew(ctx context.Context, cl claimed) error {
+	n, err := renewScript.Run(ctx, a.st.Redis(), []string{a.keys.claim(cl.player)},
+		cl.value, a.cfg.ClaimTTL.Milliseconds()).Int()
+	if err != nil {
+		return fmt.Errorf("asadapter: renew claim %s: %w", cl.player, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("asadapter: renew claim %s: %w", player, ErrClaimLost)
+		return fmt.Errorf("asadapter: renew claim %s: %w", cl.player, ErrClaimLost)
 	}
 	return nil
 }
 
 // release gives up our lease on a player (no-op if another instance holds it).
-func (a *Adapter) release(ctx context.Context, player string) {
-	if err := releaseScript.Run(ctx, a.st.Redis(), []string{a.keys.claim(player)}, a.cfg.Instance).Err(); err != nil &&
+func (a *Adapter) release(ctx context.Context, cl claimed) {
+	if err := releaseScript.Run(ctx, a.st.Redis(), []string{a.keys.claim(cl.player), a.keys.claimGen(cl.player)}, cl.value).Err(); err != nil &&
 		!errors.Is(err, redis.Nil) {
-		a.log.Warn("release claim failed; it expires by itself", "player", player, "err", err)
+		a.log.Warn("release claim failed; it expires by itself", "player", cl.player, "err", err)
 	}
 }
 
@@ -82,7 +132,16 @@ func (a *Adapter) claimHolder(ctx context.Context, player string) (string, error
 	if err != nil {
 		return "", fmt.Errorf("asadapter: read claim %s: %w", player, err)
 	}
-	return v, nil
+	return ClaimInstance(v), nil
+}
+
+// ClaimInstance returns the instance named by a claim key's value ("<instance>/<gen>"),
+// for tools and tests that read claims.
+func ClaimInstance(value string) string {
+	if i := strings.LastIndexByte(value, '/'); i >= 0 {
+		return value[:i]
+	}
+	return value
 }
 
 // dialog is a call's SIP dialog state (RFC 3261 section 12) plus what another instance
@@ -112,10 +171,24 @@ type dialog struct {
 	// carries its feature tags (asadapter/icsi).
 	Service string `json:"service,omitempty"`
 	// InviteVia and InviteCSeq let another instance CANCEL our INVITE before an answer.
-	InviteVia  string     `json:"invite_via,omitempty"`
-	InviteCSeq uint32     `json:"invite_cseq,omitempty"`
-	InviteURI  string     `json:"invite_uri,omitempty"`
-	Origin     sdp.Origin `json:"origin"`
+	InviteVia  string `json:"invite_via,omitempty"`
+	InviteCSeq uint32 `json:"invite_cseq,omitempty"`
+	InviteURI  string `json:"invite_uri,omitempty"`
+	// InviteVias, InviteFrom and InviteSource let another instance give the final answer
+	// to an incoming INVITE still ringing here (takeover.go): its Via headers in order,
+	// and the address and transport it came from.
+	InviteVias      []string `json:"invite_vias,omitempty"`
+	InviteSource    string   `json:"invite_src,omitempty"`
+	InviteTransport string   `json:"invite_tp,omitempty"`
+	// Origin is our SDP origin: its session id, address and the version of the last
+	// description we sent (a takeover's re-offer sends the next).
+	Origin sdp.Origin `json:"origin"`
+	// Media is the media the session negotiated: the far end's address, the payload types
+	// agreed and the direction; a takeover re-offers these codecs and keeps the hold.
+	Media *sdp.Remote `json:"media,omitempty"`
+	// ReinviteCSeq is the CSeq of our re-INVITE in progress (0: none): an instance that
+	// takes the call over ACKs its 2xx, which went to the lost instance.
+	ReinviteCSeq uint32 `json:"reinvite,omitempty"`
 	// Session timer (RFC 4028): interval in seconds and who refreshes ("uac"/"uas").
 	SessionExpires int    `json:"se,omitempty"`
 	Refresher      string `json:"refresher,omitempty"`

@@ -2,6 +2,7 @@ package asadapter
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -28,6 +29,9 @@ func (a *Adapter) registerHandlers() {
 	a.srv.OnInfo(a.owned(a.onInfo))
 	a.srv.OnUpdate(a.owned(a.onUpdate))
 	a.srv.OnOptions(a.owned(a.onOptions))
+	// Any other method (REGISTER, MESSAGE, a NOTIFY when nothing mounted one ...): 405
+	// with our Allow, through owned like the others (sipgo's own logs a warning a request).
+	a.srv.OnNoRoute(a.owned(a.onNoRoute))
 }
 
 // owned wraps a handler so the adapter's owner counts it while it runs. Once Run is
@@ -41,8 +45,31 @@ func (a *Adapter) owned(h sipgo.RequestHandler) sipgo.RequestHandler {
 			return
 		}
 		defer a.own.leave()
+		if !answerable(req) {
+			// No response could be matched to it (RFC 3261 section 8.1.3.3): nothing is
+			// sent, sipgo ends the transaction once the handler returns. Only the trust
+			// domain's requests get here so: the edge drops the others.
+			a.met.sipBad.Inc()
+			a.log.Debug("unanswerable SIP request dropped", "method", req.Method.String(), "source", req.Source())
+			return
+		}
+		release, ok := a.admitRequest(req)
+		if !ok {
+			// Too many requests of this untrusted source in progress: one 503, no work.
+			a.reply(tx, req, 503, "Service Unavailable", "", nil, sip.NewHeader("Retry-After", "10"))
+			return
+		}
+		if release != nil {
+			defer release()
+		}
 		h(req, tx)
 	}
+}
+
+// answerable reports whether req has what a response copies and its reader matches it
+// by (RFC 3261 section 8.2.6.2): a Via, From, To, Call-ID and CSeq.
+func answerable(req *sip.Request) bool {
+	return req.Via() != nil && req.From() != nil && req.To() != nil && req.CallID() != nil && req.CSeq() != nil
 }
 
 // wellFormed checks the headers every handler relies on. sipgo already answers 400 to
@@ -77,8 +104,9 @@ func (a *Adapter) reject(tx sip.ServerTransaction, req *sip.Request, code int, r
 }
 
 // respond2xx sends a 2xx to an INVITE and retransmits it over unreliable transports
-// until the ACK arrives (RFC 3261 section 13.3.1.4); false when no ACK came in time or
-// ctx (Run's) ended.
+// until the ACK arrives (RFC 3261 section 13.3.1.4); false when no ACK came in time,
+// ctx (Run's) ended or a CANCEL ended the transaction before the 2xx went out (the caller
+// then checks tx.Err()).
 func (a *Adapter) respond2xx(ctx context.Context, tx sip.ServerTransaction, req *sip.Request, tag string, body []byte, ackC chan struct{}, hdrs ...sip.Header) bool {
 	select { // an old ACK must not count for this 2xx
 	case <-ackC:
@@ -86,6 +114,11 @@ func (a *Adapter) respond2xx(ctx context.Context, tx sip.ServerTransaction, req 
 	}
 	res := a.reply(nil, req, 200, "OK", tag, body, hdrs...)
 	if err := tx.Respond(res); err != nil {
+		if errors.Is(err, sip.ErrTransactionCanceled) {
+			// A CANCEL won the race: the transaction answered 487 and drops our 200,
+			// so no ACK will ever come.
+			return false
+		}
 		a.log.Debug("respond 2xx failed", "err", err)
 	}
 	reliable := sip.IsReliable(req.Transport())
@@ -117,6 +150,15 @@ func (a *Adapter) respond2xx(ctx context.Context, tx sip.ServerTransaction, req 
 func (a *Adapter) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	a.reply(tx, req, 200, "OK", "", nil, sip.NewHeader("Allow", allowMethods),
 		sip.NewHeader("Accept", "application/sdp"), sip.NewHeader("Supported", "timer"))
+}
+
+// onNoRoute answers a method we do not handle.
+func (a *Adapter) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
+	if req.Method == sip.ACK {
+		return // an ACK has no answer
+	}
+	a.met.sipBad.Inc()
+	a.reply(tx, req, 405, "Method Not Allowed", "", nil, sip.NewHeader("Allow", allowMethods))
 }
 
 // onCancel sees only CANCELs that match no INVITE transaction (sipgo answers the others

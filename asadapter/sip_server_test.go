@@ -8,8 +8,9 @@ import (
 )
 
 // TestMalformedSIPFromTheNetwork throws broken datagrams at the UDP listener: the
-// unparsable are dropped, parsable but incomplete requests get 400, and the adapter
-// still answers a valid OPTIONS afterwards.
+// unparsable are dropped, and so are requests without what a response copies; the
+// otherwise incomplete get 400, an unhandled method 405, and the adapter still answers a
+// valid OPTIONS afterwards.
 func TestMalformedSIPFromTheNetwork(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -45,12 +46,34 @@ func TestMalformedSIPFromTheNetwork(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// An INVITE without Call-ID: parsable, not usable.
-	if _, err := conn.Write([]byte(req("INVITE", ""))); err != nil {
+	// Parsable, but without a header every response copies (Call-ID, To): no complete
+	// response could answer them, so none is sent (the edge drops them from outside the
+	// trust domain just so). Once both are counted, nothing of theirs can follow.
+	bad := counterValue(t, a.a.met.sipBad)
+	noTo := strings.Replace(req("MESSAGE", "Call-ID: no-to\r\n"), "To: <sip:x@127.0.0.1>\r\n", "", 1)
+	for _, m := range []string{req("INVITE", ""), noTo} {
+		if _, err := conn.Write([]byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(waitFor); counterValue(t, a.a.met.sipBad) < bad+2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("requests without Call-ID or To not counted as rejected")
+		}
+	}
+	// A CSeq of another method than the request's: answerable, and refused.
+	if _, err := conn.Write([]byte(strings.Replace(req("INVITE", "Call-ID: cseq\r\n"), "CSeq: 1 INVITE", "CSeq: 1 BYE", 1))); err != nil {
 		t.Fatal(err)
 	}
 	if got := read(); !strings.HasPrefix(got, "SIP/2.0 400") {
-		t.Fatalf("INVITE without Call-ID answered %q", firstLine(got))
+		t.Fatalf("INVITE with a BYE CSeq answered %q", firstLine(got))
+	}
+	// A method nobody handles: 405 with what we allow (RFC 3261 section 21.4.6).
+	if _, err := conn.Write([]byte(req("MESSAGE", "Call-ID: message\r\n"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); !strings.HasPrefix(got, "SIP/2.0 405") || !strings.Contains(got, "\r\nAllow: "+allowMethods+"\r\n") {
+		t.Fatalf("MESSAGE answered %q", got)
 	}
 	// A BYE outside any dialog.
 	if _, err := conn.Write([]byte(req("BYE", "Call-ID: nothing-here\r\n"))); err != nil {

@@ -20,6 +20,11 @@ import (
 // The users side sends and receives through the adapter's listeners.
 var _ sipport.Port = (*Adapter)(nil)
 
+// udpReadBuffer is the UDP listener's socket receive buffer: 4 MiB absorbs a burst of
+// some two thousand datagrams while the reader is busy (the default, about 200 KiB, holds
+// a hundred; sipp and Kamailio ask for as much). The kernel caps it at net.core.rmem_max.
+const udpReadBuffer = 4 << 20
+
 // transports holds the listeners bound by New and what we advertise for each transport.
 type transports struct {
 	udp     net.PacketConn
@@ -66,7 +71,9 @@ func (a *Adapter) startUA(base *slog.Logger) error {
 			sip.WithTransactionLayerLogger(sipLog),
 			sip.WithTransactionLayerUnhandledResponseHandler(a.onStrayResponse),
 		),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
+		// Every read passes the SIP edge before sipgo parses it (edge_hook.go).
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog),
+			sip.WithTransportLayerReadFilter(a.readFilter)),
 	}
 	tlsConf, err := a.tlsConfig()
 	if err != nil {
@@ -98,6 +105,10 @@ func (a *Adapter) startUA(base *slog.Logger) error {
 		if err != nil {
 			return fail(fmt.Errorf("asadapter: listen udp %s: %w", a.cfg.ListenUDP, err))
 		}
+		if uc, ok := c.(*net.UDPConn); ok {
+			_ = uc.SetReadBuffer(udpReadBuffer) // best effort: the kernel caps it
+			c = &edgePacketConn{UDPConn: uc, edge: a.edge}
+		}
 		t.udp = c
 		t.closers = append(t.closers, c.Close)
 		t.laddrs["udp"] = c.LocalAddr().String()
@@ -108,7 +119,7 @@ func (a *Adapter) startUA(base *slog.Logger) error {
 		if err != nil {
 			return fail(fmt.Errorf("asadapter: listen tcp %s: %w", a.cfg.ListenTCP, err))
 		}
-		t.tcp = l
+		t.tcp = &edgeListener{Listener: l, a: a}
 		t.closers = append(t.closers, l.Close)
 		t.laddrs["tcp"] = l.Addr().String()
 		t.ports["tcp"] = l.Addr().(*net.TCPAddr).Port
@@ -118,7 +129,7 @@ func (a *Adapter) startUA(base *slog.Logger) error {
 		if err != nil {
 			return fail(fmt.Errorf("asadapter: listen tls %s: %w", a.cfg.ListenTLS, err))
 		}
-		t.tls = l
+		t.tls = &edgeListener{Listener: l, a: a}
 		t.closers = append(t.closers, l.Close)
 		t.laddrs["tls"] = l.Addr().String()
 		t.ports["tls"] = l.Addr().(*net.TCPAddr).Port
@@ -142,6 +153,19 @@ func (a *Adapter) tlsConfig() (*tls.Config, error) {
 			return nil, fmt.Errorf("asadapter: load TLS certificate: %w", err)
 		}
 		conf.Certificates = []tls.Certificate{cert}
+	}
+	if a.cfg.TLSClientCAs != "" {
+		pem, err := os.ReadFile(a.cfg.TLSClientCAs)
+		if err != nil {
+			return nil, fmt.Errorf("asadapter: read TLS client CAs: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%w: TLSClientCAs %s holds no PEM certificate", ErrConfig, a.cfg.TLSClientCAs)
+		}
+		// A certificate is asked for, and one given must verify; a peer without one is
+		// served as untrusted (the edge then trusts it by nothing but credentials).
+		conf.ClientCAs, conf.ClientAuth = pool, tls.VerifyClientCertIfGiven
 	}
 	if a.cfg.TLSRootCAs != "" {
 		pem, err := os.ReadFile(a.cfg.TLSRootCAs)

@@ -10,6 +10,8 @@ type playerFields struct {
 	caller, callID, dtmf, hold            string
 	// Push-to-talk (call_ptt.go): the page's intent and the floor state we write.
 	floor, floorState, floorTalker, floorReason, floorPosition, floorDuration string
+	// claimGen is the generation of the claim of the call's owner (records.go).
+	claimGen string
 }
 
 func fieldsOf(s *store.Schema) playerFields {
@@ -20,7 +22,7 @@ func fieldsOf(s *store.Schema) playerFields {
 		progress: f.Progress, sipStatus: f.SipStatus, sipReason: f.SipReason,
 		caller: f.Caller, callID: f.CallID, dtmf: f.DTMF, hold: f.Hold,
 		floor: f.Floor, floorState: f.FloorState, floorTalker: f.FloorTalker, floorReason: f.FloorReason,
-		floorPosition: f.FloorPosition, floorDuration: f.FloorDuration,
+		floorPosition: f.FloorPosition, floorDuration: f.FloorDuration, claimGen: f.ClaimGen,
 	}
 }
 
@@ -91,4 +93,5 @@ const (
 	resultMGWError        result = "mgw_error"              // the media gateway refused a termination
 	resultError           result = "error"                  // our own failure (storage, a request we could not build)
 	resultTakenOver       result = "taken_over"             // ended for an instance that died
+	resultReinviteRefused result = "reinvite_refused"       // the far end refused the re-INVITE that moves the media
 )

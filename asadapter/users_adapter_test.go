@@ -42,6 +42,9 @@ func startUsersOnAdapter(t *testing.T, e *env, acfg Config, ucfg users.Config) *
 	if acfg.ListenUDP == "" {
 		acfg.ListenUDP = "127.0.0.1:0"
 	}
+	if acfg.Edge.Trusted == nil {
+		acfg.Edge.Trusted = []string{"127.0.0.1"} // the peers of these tests (see env.adapter)
+	}
 	a, err := New(acfg, e.st, e.feed, NewMediaGatewayClient(e.mgwc, acfg.Instance, ""), prometheus.NewRegistry(),
 		e.log.With("instance", acfg.Instance))
 	if err != nil {

@@ -29,13 +29,14 @@ func TestBadInput(t *testing.T) {
 	op := func(obj, ops string) string { return `{"t":"op","obj":"` + obj + `","seq":1,"ops":` + ops + `}` }
 
 	type check struct {
-		send   []string // after hello (unless noHello)
-		want   string   // expected code of an error or nack ("" when closeCode is checked)
-		nack   bool     // the answer is a nack rather than an error
-		close  int      // the connection must be closed with this code
-		hello  bool     // send hello first
-		token  string   // hello with this token instead
-		binary bool
+		send    []string // after hello (unless noHello)
+		want    string   // expected code of an error or nack ("" when closeCode is checked)
+		nack    bool     // the answer is a nack rather than an error
+		close   int      // the connection must be closed with this code
+		hello   bool     // send hello first
+		token   string   // hello with this token instead
+		binary  bool
+		rehello bool // no hello was accepted: one must work afterwards
 	}
 	cases := map[string]check{
 		"malformed JSON":       {hello: true, send: []string{`{"t":"sub",`}, want: otbridge.CodeBadJSON},
@@ -72,6 +73,13 @@ func TestBadInput(t *testing.T) {
 		"seq 2^53":             {hello: true, send: []string{`{"t":"op","obj":"` + own + `","seq":9007199254740992,"ops":[{"o":"set","f":"a","v":"b"}]}`}, want: otbridge.CodeBadMessage},
 		"base 2^53":            {hello: true, send: []string{`{"t":"op","obj":"` + own + `","base":9007199254740992,"seq":1,"ops":[{"o":"set","f":"a","v":"b"}]}`}, want: otbridge.CodeBadMessage, nack: true},
 		"since 2^53":           {hello: true, send: []string{`{"t":"sub","obj":"` + own + `","since":9007199254740992}`}, want: otbridge.CodeBadMessage},
+		"negative seq":         {hello: true, send: []string{`{"t":"op","obj":"` + own + `","seq":-1,"ops":[{"o":"set","f":"a","v":"b"}]}`}, want: otbridge.CodeBadMessage},
+		"fractional seq":       {hello: true, send: []string{`{"t":"op","obj":"` + own + `","seq":1.5,"ops":[{"o":"set","f":"a","v":"b"}]}`}, want: otbridge.CodeBadMessage},
+		"seq as a string":      {hello: true, send: []string{`{"t":"op","obj":"` + own + `","seq":"1","ops":[{"o":"set","f":"a","v":"b"}]}`}, want: otbridge.CodeBadMessage},
+		// Epochs name a page load: a short token of [A-Za-z0-9_-].
+		"epoch with a space":      {send: []string{`{"t":"hello","token":"` + sess.Token + `","epoch":"a b"}`}, want: otbridge.CodeBadMessage, rehello: true},
+		"epoch too long":          {send: []string{`{"t":"hello","token":"` + sess.Token + `","epoch":"` + strings.Repeat("e", 33) + `"}`}, want: otbridge.CodeBadMessage, rehello: true},
+		"own user's registration": {hello: true, send: []string{op("users/bob", `[{"o":"set","f":"registration","v":"registered"}]`)}, want: otbridge.CodeForbidden, nack: true},
 		// Addresses and the players index against the schema, and the objects a key may own.
 		"dot-dot address":          {hello: true, send: []string{`{"t":"sub","obj":"players/` + sess.Client + `/../x/audio"}`}, want: otbridge.CodeBadMessage},
 		"dot-dot index field":      {hello: true, send: []string{op("players", `[{"o":"set","f":"players/`+sess.Client+`/../B/audio","v":"audio"}]`)}, want: otbridge.CodeForbidden, nack: true},
@@ -134,7 +142,7 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("no %s", tc.want)
 			}
 			if tc.close == 0 {
-				if tc.want == otbridge.CodeNotAuthenticated {
+				if tc.want == otbridge.CodeNotAuthenticated || tc.rehello {
 					c.hello(sess.Token) // still usable: hello works afterwards
 				}
 				if tc.want != otbridge.CodeRateLimited {

@@ -1,9 +1,11 @@
 package otbridge
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -48,6 +50,11 @@ func (b *Bridge) SessionHandler() http.Handler {
 				"GET /session?user= is the demo mode only (DSM_DEMO_SESSIONS)", http.StatusForbidden)
 			return
 		}
+		if user != "" && !validUser(user) {
+			// Refused here rather than minted into a token that every hello would refuse.
+			http.Error(w, errBadUser, http.StatusBadRequest)
+			return
+		}
 		b.mint(w, user, now.Add(b.cfg.TokenTTL))
 	})
 }
@@ -79,34 +86,54 @@ func (b *Bridge) SessionsAPIHandler() http.Handler {
 			http.Error(w, "missing or wrong bearer secret", http.StatusUnauthorized)
 			return
 		}
-		var req SessionRequest
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxSessionRequestBytes+1))
-		if err == nil && len(body) > maxSessionRequestBytes {
-			err = errors.New("body too large")
-		}
-		if err == nil && len(strings.TrimSpace(string(body))) > 0 {
-			dec := json.NewDecoder(strings.NewReader(string(body)))
-			dec.DisallowUnknownFields()
-			err = dec.Decode(&req)
-		}
 		if err != nil {
 			http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		if req.User != "" && !validUser(req.User) {
-			http.Error(w, "user must be one address segment of [A-Za-z0-9._:@+-]", http.StatusBadRequest)
+		req, ttl, err := parseSessionRequest(body, b.cfg.TokenTTL)
+		if err != nil {
+			http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
 			return
-		}
-		ttl := b.cfg.TokenTTL
-		if req.TTLSeconds < 0 || time.Duration(req.TTLSeconds)*time.Second > ttl {
-			http.Error(w, "ttl_seconds must be between 1 and "+ttl.String(), http.StatusBadRequest)
-			return
-		}
-		if req.TTLSeconds > 0 {
-			ttl = time.Duration(req.TTLSeconds) * time.Second
 		}
 		b.mintStatus(w, http.StatusCreated, req.User, time.Now().Add(ttl))
 	})
+}
+
+// errBadUser is the refusal of a user name that cannot be one.
+const errBadUser = "user must be one address segment of [A-Za-z0-9._:@+-]"
+
+// parseSessionRequest checks the body of POST /v1/sessions (empty: an anonymous session
+// of the longest lifetime) and returns it with the token lifetime, at most maxTTL.
+func parseSessionRequest(body []byte, maxTTL time.Duration) (SessionRequest, time.Duration, error) {
+	var req SessionRequest
+	if len(body) > maxSessionRequestBytes {
+		return req, 0, fmt.Errorf("body over %d bytes", maxSessionRequestBytes)
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return SessionRequest{}, 0, err
+		}
+		if dec.More() {
+			return SessionRequest{}, 0, errors.New("data after the JSON object")
+		}
+	}
+	if req.User != "" && !validUser(req.User) {
+		return SessionRequest{}, 0, errors.New(errBadUser)
+	}
+	// Compared in seconds: a huge ttl_seconds times time.Second would overflow into a
+	// negative lifetime that passes a comparison in nanoseconds.
+	maxSec := int64(maxTTL / time.Second)
+	if req.TTLSeconds < 0 || req.TTLSeconds > maxSec {
+		return SessionRequest{}, 0, fmt.Errorf("ttl_seconds must be between 1 and %d", maxSec)
+	}
+	ttl := maxTTL
+	if req.TTLSeconds > 0 {
+		ttl = time.Duration(req.TTLSeconds) * time.Second
+	}
+	return req, ttl, nil
 }
 
 // bearerOK compares the request's bearer with the secret in constant time.

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"dsmgw/internal/testpeer"
 	"dsmgw/otbridge"
 	"dsmgw/store"
@@ -70,6 +72,9 @@ func TestSessions(t *testing.T) {
 	if code, s := get(demo, "?user=bob"); code != http.StatusOK || s.User != "bob" {
 		t.Fatalf("demo mode: %d %+v", code, s)
 	}
+	if code, s := get(demo, "?user=bob%2Fx"); code != http.StatusBadRequest {
+		t.Fatalf("demo mode, a user that cannot be one: %d %+v, want 400", code, s)
+	}
 	for name, tc := range map[string]struct {
 		bearer, body string
 		want         int
@@ -80,8 +85,12 @@ func TestSessions(t *testing.T) {
 		"unknown field": {string(secret), `{"usr":"bob"}`, http.StatusBadRequest},
 		"ttl too long":  {string(secret), `{"user":"bob","ttl_seconds":999999999}`, http.StatusBadRequest},
 		"not json":      {string(secret), `user=bob`, http.StatusBadRequest},
-		"anonymous":     {string(secret), ``, http.StatusCreated},
-		"short ttl":     {string(secret), `{"user":"bob","ttl_seconds":60}`, http.StatusCreated},
+		// 10^10 s in nanoseconds overflows int64 into a negative lifetime: once a 201 with
+		// an expired token.
+		"ttl overflowing": {string(secret), `{"user":"bob","ttl_seconds":10000000000}`, http.StatusBadRequest},
+		"two objects":     {string(secret), `{"user":"bob"} {"user":"eve"}`, http.StatusBadRequest},
+		"anonymous":       {string(secret), ``, http.StatusCreated},
+		"short ttl":       {string(secret), `{"user":"bob","ttl_seconds":60}`, http.StatusCreated},
 	} {
 		if code, s := post(tc.bearer, tc.body); code != tc.want {
 			t.Errorf("POST /v1/sessions %s: %d %+v, want %d", name, code, s, tc.want)
@@ -124,5 +133,35 @@ func TestSessions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOriginChecked: the upgrade to /dsm refuses a browser page of another origin (403),
+// and takes one of the gateway's own origin and a client that sends no Origin.
+func TestOriginChecked(t *testing.T) {
+	t.Parallel()
+	r := testpeer.StartRedis(t, testpeer.RedisOptions{})
+	in := startInstance(t, newRedisClient(t, r.Addr), otbridge.Config{}, store.Config{}, nil)
+	own := in.srv.URL // http://127.0.0.1:port
+	for origin, want := range map[string]int{
+		"http://evil.example": http.StatusForbidden,
+		own + "1":             http.StatusForbidden, // another port
+		own:                   http.StatusSwitchingProtocols,
+		"":                    http.StatusSwitchingProtocols,
+	} {
+		h := http.Header{}
+		if origin != "" {
+			h.Set("Origin", origin)
+		}
+		ws, resp, err := websocket.DefaultDialer.Dial(in.url, h)
+		if ws != nil {
+			ws.Close()
+		}
+		if resp == nil {
+			t.Fatalf("Origin %q: no answer: %v", origin, err)
+		}
+		if resp.StatusCode != want {
+			t.Errorf("Origin %q: %d, want %d", origin, resp.StatusCode, want)
+		}
 	}
 }

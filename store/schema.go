@@ -43,6 +43,10 @@ type Schema struct {
 			FloorReason   string `json:"floorReason"`
 			FloorPosition string `json:"floorPosition"`
 			FloorDuration string `json:"floorDuration"`
+			// ClaimGen is the generation of the gateway instance's claim on the call
+			// (asadapter/records.go): every commit the owner makes about the call
+			// expects it, so a commit of an owner that lost the call is refused.
+			ClaimGen string `json:"claimGen"`
 		} `json:"fields"`
 		Services     []string `json:"services"`
 		FloorIntents []string `json:"floorIntents"`

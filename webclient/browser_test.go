@@ -169,17 +169,17 @@ func TestBrowserDemoPage(t *testing.T) {
 	}
 	waitStore(t, st, "players", "players index entry", func(f map[string]string) bool { return f[player] == "audio" })
 
-	// 2. A write made in Go appears in the page.
-	commit(t, st, player, store.Set("progress", "180 Ringing"))
-	within(t, ctx, 10*time.Second, "Go write shown in the page",
-		chromedp.Poll[bool](`document.getElementById('progress').textContent === '180 Ringing'`))
+	shot(t, ctx, "idle")
+	if dis := within(t, ctx, 5*time.Second, "controls enabled", chromedp.Evaluate[bool](`document.getElementById('call').disabled`)); dis {
+		t.Fatal("Call is disabled on a connected, idle page")
+	}
 
 	// 3. The users structure: registration and a participant list.
 	commit(t, st, "users/alice", store.Set("registration", "registered"), store.Set("conferences", "conf-1"))
 	commit(t, st, "users/alice/conf/conf-1", store.Set("sip:carol@example.com", `{"display":"Carol","status":"connected"}`))
 	within(t, ctx, 10*time.Second, "participants shown",
 		chromedp.Poll[bool](`document.getElementById('rosters').textContent.includes('Carol') &&
-			document.getElementById('registration').textContent.includes('registered')`))
+			document.getElementById('registration').dataset.state === 'registered'`))
 
 	// 4. A write made in the page (dialling) appears in Redis.
 	within(t, ctx, 5*time.Second, "dial", chromedp.Steps(
@@ -192,6 +192,16 @@ func TestBrowserDemoPage(t *testing.T) {
 	if f["remote"] != "sip:bob@example.com" || f["service"] != "mmtel" || f["encoding"] != "PCMU" || f["progress"] != "" {
 		t.Fatalf("player object after dialling: %v", f)
 	}
+	shot(t, ctx, "calling")
+
+	// 4a. A write made in Go (as the AS adapter) appears in the page: in words, with
+	// ringback, and raw in the technical details.
+	commit(t, st, player, store.Set("mgw_state", "connecting"), store.Set("progress", "180 Ringing"))
+	within(t, ctx, 10*time.Second, "Go write shown in the page",
+		chromedp.Poll[bool](`document.getElementById('progress').textContent === '180 Ringing' &&
+			document.getElementById('call-status').textContent === 'Ringing at bob…' &&
+			window.dsmgw.tones.name === 'ringback'`))
+	shot(t, ctx, "ringing-far-end")
 
 	// 5. Media: act as the AS adapter with a UDP socket as the SIP side.
 	far, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -212,26 +222,40 @@ func TestBrowserDemoPage(t *testing.T) {
 	commit(t, st, player, store.Set("mgw_state", "connected"), store.Set("mgw_url", mu.URL), store.Del("progress"))
 	within(t, ctx, 15*time.Second, "media connected",
 		chromedp.Poll[bool](`window.dsmgw.player.status.media === 'connected'`))
+	within(t, ctx, 10*time.Second, "ringback stops", chromedp.Poll[bool](`window.dsmgw.tones.name === ''`))
 	waitStore(t, st, player, "player_state connected written by the page", func(f map[string]string) bool {
 		return f["player_state"] == "connected"
 	})
 
-	// 5a. The fake microphone's tone arrives at the UDP side as G.711 RTP.
+	// 5a. The fake microphone's tone arrives at the UDP side as G.711 RTP; the page's
+	// microphone meter moves, the received meter stays still (nothing arrives yet).
 	checkUplink(t, far)
+	within(t, ctx, 10*time.Second, "microphone meter moves, received meter still",
+		chromedp.Poll[bool](`document.getElementById('mic-meter').value > 0.05 && document.getElementById('rx-meter').value === 0 &&
+			document.getElementById('media').textContent.startsWith('Connected, waiting for sound')`))
+	shot(t, ctx, "connected-silent")
 
 	// 5b. RTP from the UDP side is played by the page's worklet.
 	dst := &net.UDPAddr{IP: net.ParseIP(lt.Address), Port: lt.RTPPort}
-	sent := sendTone(t, far, dst, 100)
+	toneDone := make(chan int, 1)
+	go func() { toneDone <- sendTone(t, far, dst, 150) }()
+	within(t, ctx, 15*time.Second, "received meter moves with the far end's audio",
+		chromedp.Poll[bool](`document.getElementById('rx-meter').value > 0.05 && document.getElementById('media').textContent === 'Sound flows both ways.'`))
+	shot(t, ctx, "connected")
+	// Muted: the microphone meter falls to nothing (silence is sent instead).
+	within(t, ctx, 5*time.Second, "mute", chromedp.Click(chromedp.CSS(`#mute`)))
+	within(t, ctx, 10*time.Second, "muted", chromedp.Poll[bool](`document.getElementById('mic-meter').value === 0 &&
+		document.getElementById('media').textContent === 'You are muted.'`))
+	shot(t, ctx, "muted")
+	within(t, ctx, 5*time.Second, "unmute", chromedp.Click(chromedp.CSS(`#mute`)))
+	// On a phone's screen (390 px wide), Hang up and the keypad are on screen during the call.
+	checkPhoneLayout(t, ctx)
+	sent := <-toneDone
 	within(t, ctx, 15*time.Second, "frames played by the worklet",
 		chromedp.Poll[bool](fmt.Sprintf(`window.dsmgw.player.status.stats.decoded >= %d && window.dsmgw.player.status.stats.played >= %d`, sent*9/10, sent/2)))
-
-	// DSMGW_SCREENSHOT=<file.png> saves how the page looks during the call (for a person to check).
-	if path := os.Getenv("DSMGW_SCREENSHOT"); path != "" {
-		png := within(t, ctx, 10*time.Second, "screenshot", chromedp.FullScreenshot(100))
-		if err := os.WriteFile(path, png, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// Without audio from the far end the received meter falls still again.
+	within(t, ctx, 10*time.Second, "received meter still after the far end stops",
+		chromedp.Poll[bool](`document.getElementById('rx-meter').value === 0`))
 
 	// 6. Hang up from the page.
 	within(t, ctx, 5*time.Second, "hang up", chromedp.Click(chromedp.CSS(`#hangup`)))
@@ -239,6 +263,51 @@ func TestBrowserDemoPage(t *testing.T) {
 		return f["player_state"] == "disconnected"
 	})
 	within(t, ctx, 10*time.Second, "media stopped", chromedp.Poll[bool](`window.dsmgw.player.status.media === 'idle'`))
+	commit(t, st, player, store.Set("mgw_state", "disconnected"))
+	within(t, ctx, 10*time.Second, "ended in words", chromedp.Poll[bool](`document.getElementById('call-status').textContent === 'Call ended' &&
+		document.getElementById('progress').textContent === '–' && !document.getElementById('call').disabled`))
+	shot(t, ctx, "ended")
+}
+
+// shot saves a screenshot of the page as <name>.png in DSMGW_SCREENSHOT_DIR (for a person
+// to look at each state of the page); without the variable it does nothing.
+func shot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("DSMGW_SCREENSHOT_DIR")
+	if dir == "" {
+		return
+	}
+	png := within(t, ctx, 10*time.Second, "screenshot "+name, chromedp.FullScreenshot(100))
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkPhoneLayout narrows the page to a phone's screen (390 x 844 CSS pixels) and checks
+// that Hang up and every keypad button lie inside the viewport without scrolling; it
+// restores the desktop size.
+func checkPhoneLayout(t *testing.T, ctx context.Context) {
+	t.Helper()
+	within(t, ctx, 5*time.Second, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	defer within(t, ctx, 5*time.Second, "desktop viewport", chromedp.EmulateViewport(1100, 900))
+	within(t, ctx, 5*time.Second, "scroll to top", chromedp.Evaluate[bool](`window.scrollTo(0, 0); true`))
+	type box struct {
+		Name                     string
+		Left, Top, Right, Bottom float64
+	}
+	boxes := within(t, ctx, 5*time.Second, "bounding boxes", chromedp.Evaluate[[]box](`[document.getElementById('hangup'),
+		...document.querySelectorAll('#pad button')].map((e) => { const r = e.getBoundingClientRect();
+		return { name: e.id || e.textContent, left: r.left, top: r.top, right: r.right, bottom: r.bottom }; })`))
+	vw := within(t, ctx, 5*time.Second, "viewport", chromedp.Evaluate[[]float64](`[window.innerWidth, window.innerHeight, window.scrollY]`))
+	if len(boxes) != 13 || len(vw) != 3 {
+		t.Fatalf("boxes %v, viewport %v", boxes, vw)
+	}
+	for _, b := range boxes {
+		if b.Left < 0 || b.Top < 0 || b.Right > vw[0] || b.Bottom > vw[1] || b.Right-b.Left < 40 {
+			t.Fatalf("at 390 px, %q lies at %+v outside the viewport %v x %v", b.Name, b, vw[0], vw[1])
+		}
+	}
+	shot(t, ctx, "connected-390px")
 }
 
 // checkUplink reads RTP at the far end until 50 packets of one stream arrived, and checks

@@ -42,7 +42,8 @@ const DEFAULTS = {
  * DSM is one page's connection to the shared memory. Options: base (the gateway's URL;
  * default location.href), user (bind a user to the session), path ('/dsm'),
  * WebSocket and fetch implementations (default the globals), session (an async function
- * returning {client, token, expires}, instead of GET /session), log(level, msg).
+ * returning {client, token, expires}, instead of GET /session), store ({load(), save(s)}:
+ * keeps the session across reloads, e.g. in sessionStorage), log(level, msg).
  */
 export class DSM {
   constructor(opts = {}) {
@@ -59,6 +60,7 @@ export class DSM {
           user: opts.user,
           fetchImpl: opts.fetch ?? globalThis.fetch.bind(globalThis),
           log: (l, m) => this.log(l, m),
+          store: opts.store,
           onLost: (err) => this.fail(new DSMError('bad_token', err.message)),
         });
     // The epoch names this page load among the pages that use the same client key over
@@ -83,6 +85,10 @@ export class DSM {
     this.errorFns = new Set();
     this.welcomeFns = new Set();
     this.readyWaiters = [];
+    // problem is why the page is not connected, for the page to say ({kind: 'session',
+    // status, message} when GET /session failed, {kind: 'socket', code, neverOpened} when
+    // the WebSocket closed, {kind: 'token'} when the session is gone), null when connected.
+    this.problem = null;
   }
 
   /** start connects and resolves on the first welcome (rejects if the session cannot be had). */
@@ -190,6 +196,7 @@ export class DSM {
       s = await this.session.get();
     } catch (err) {
       this.log('warn', `dsm: ${err.message}`);
+      this.setProblem({ kind: 'session', status: err.status ?? 0, message: err.body ?? '' });
       if (!this.stopped) this.retry();
       return;
     }
@@ -206,7 +213,9 @@ export class DSM {
     }
     this.ws = ws;
     this.welcomed = false;
+    let opened = false;
     ws.onopen = () => {
+      opened = true;
       this.lastHeard = Date.now();
       this.sendRaw({ t: 'hello', token: s.token, epoch: this.epoch });
     };
@@ -218,6 +227,9 @@ export class DSM {
         // bad_token: the next attempt fetches a fresh session first.
         this.session.current && (this.session.current.expires = 0);
       }
+      // A WebSocket refused at the upgrade (a 403 from the gateway's Origin check or a
+      // proxy) closes without ever opening: the page says so instead of "reconnecting".
+      this.setProblem({ kind: 'socket', code: ev.code, neverOpened: !opened });
       this.lost(`closed ${ev.code} ${ev.reason || ''}`.trim());
     };
   }
@@ -249,6 +261,7 @@ export class DSM {
   }
 
   fail(err) {
+    this.setProblem({ kind: 'token', message: err.message });
     for (const fn of this.errorFns) this.safeCall(fn, err);
     for (const w of this.readyWaiters.splice(0)) w.reject(err);
     this.close();
@@ -308,6 +321,7 @@ export class DSM {
     this.user = m.user ?? null;
     this.instance = m.instance ?? null;
     this.limits = m.limits ?? {};
+    this.problem = null;
     this.setState(OPEN);
     clearInterval(this.pingTimer);
     this.pingTimer = setInterval(() => this.ping(), this.opts.pingInterval);
@@ -345,6 +359,12 @@ export class DSM {
     this.send({ t: 'unsub', obj: o.addr });
     o.synced = false;
     if (!o.inflight && !o.buffer.length) this.objects.delete(o.addr);
+  }
+
+  // setProblem records why the page is not connected and tells the connection listeners.
+  setProblem(p) {
+    this.problem = p;
+    for (const fn of this.connectionFns) this.safeCall(fn, this.state);
   }
 
   setState(s) {

@@ -17,12 +17,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"dsmgw/internal/proc"
 	"dsmgw/internal/testpeer"
 	"dsmgw/otbridge"
 	"dsmgw/store"
@@ -210,27 +212,41 @@ func TestNodeClient(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatal("no node tests found")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	args := append([]string{"--test", "--test-reporter=spec", "--test-concurrency=1"}, files...)
-	cmd := exec.CommandContext(ctx, node, args...)
+	// Each test of the files gets a deadline of its own (a hang names its test), the
+	// runner exits when they are done even if a file left a timer or a socket behind,
+	// and node runs in a process group of its own that is stopped whole: the runner
+	// starts one process per file, which a kill of the runner alone left running.
+	args := append([]string{"--test", "--test-reporter=spec", "--test-concurrency=1",
+		"--test-timeout=60000", "--test-force-exit"}, files...)
+	cmd := exec.Command(node, args...)
 	cmd.Env = append(os.Environ(), "DSM_GATEWAY_URL="+g.URLs[0], "DSM_GATEWAY_URL2="+g.URLs[1], "DSM_SEED="+seed,
 		"DSM_SHORT_TTL_URL="+short.URLs[0], "DSM_TOKEN_TTL="+strconv.Itoa(int(shortTTL/time.Second)),
 		"DSM_SECRET="+testDSMSecret) // a test signs tokens as a site's backend would
-	out, err := cmd.StdoutPipe()
+	// A pipe of our own: the child's reaper must not close it before the output is read.
+	out, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = w, w
+	child, err := proc.Start("node tests", cmd, proc.Options{Pdeathsig: syscall.SIGKILL})
+	w.Close() // node holds its own copy
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(child.Stop)
+	// A failure deadline for the whole run, far above its usual half minute.
+	stop := time.AfterFunc(5*time.Minute, func() {
+		t.Error("node tests still running after 5 minutes: stopped")
+		child.Stop()
+	})
+	defer stop.Stop()
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		t.Log(sc.Text())
 	}
-	if err := cmd.Wait(); err != nil {
+	if err := child.Wait(); err != nil {
 		t.Fatalf("node tests failed: %v (replay with DSM_SEED=%s)", err, seed)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -29,11 +30,23 @@ var assets embed.FS
 // (it lies under the bridge's /dsm prefix).
 const SchemaPath = "/dsm/schema.json"
 
+// PageConfigPath is where the demo page reads what it needs of the gateway's
+// configuration (PageConfig as JSON).
+const PageConfigPath = "/dsm/page.json"
+
+// PageConfig is what the demo page is told of the deployment.
+type PageConfig struct {
+	// SIPDomain completes what a person types: "bob" calls sip:bob@<SIPDomain>.
+	SIPDomain string `json:"sip_domain"`
+}
+
 // Config tunes the Handler. Zero fields take their value from DefaultConfig.
 type Config struct {
 	// MaxAge is the Cache-Control max-age of the assets. The default 0 means "no-cache":
 	// the module file names carry no content hash (there is no build step), so a browser
 	// must revalidate every time; the ETag makes that a cheap 304.
+	// Page is served at PageConfigPath for the demo page.
+	Page   PageConfig
 	MaxAge time.Duration
 	// CSP is the Content-Security-Policy of HTML pages (default: scripts, styles and workers
 	// from the page's origin only; WebSocket connections anywhere, since the media gateway
@@ -124,6 +137,15 @@ func New(cfg Config, log *slog.Logger) (*Handler, error) {
 		return nil, fmt.Errorf("webclient: schema: %w", err)
 	}
 	h.files[SchemaPath] = sa
+	pc, err := json.Marshal(cfg.Page)
+	if err != nil {
+		return nil, fmt.Errorf("webclient: page config: %w", err)
+	}
+	pa, err := prepare("page.json", pc)
+	if err != nil {
+		return nil, fmt.Errorf("webclient: page config: %w", err)
+	}
+	h.files[PageConfigPath] = pa
 	h.log.Debug("browser files ready", "files", len(h.files))
 	return h, nil
 }

@@ -2,7 +2,9 @@
 // "dsm-media" worklet (worklet.js), the microphone stream and the WebSocket to the media
 // gateway, and hands frames and packets to the player (player.js), which does the G.711
 // and RTP work. Callbacks: open(), frame(Int16Array 160), packet(ArrayBuffer), stats(s),
-// failed(err).
+// level({mic, out}), mic(err) (no microphone: the call goes on receive-only),
+// suspended(bool) (the browser holds the sound until a click), failed(err) (err.attach is
+// true when the WebSocket never opened: its URL's token may have expired).
 
 // The media gateway's attach token lives 30 s by default, so a lost media WebSocket is
 // retried a few times quickly (0.5, 1, 2 s) and then reported as failed.
@@ -24,6 +26,16 @@ export class MediaSession {
     this.ws = null;
     this.tries = 0;
     this.timer = null;
+    this.gain = null; // the volume
+    this.volume = opts.volume ?? 1;
+    this.muted = false;
+    this.opened = false;
+  }
+
+  /** setVolume sets the playout volume (0 to 1.5). */
+  setVolume(v) {
+    this.volume = v;
+    if (this.gain) this.gain.gain.value = v;
   }
 
   /** start sets up audio (errors are reported, the call stays up receive-only) and connects. */
@@ -32,7 +44,9 @@ export class MediaSession {
     try {
       await this.audio();
     } catch (err) {
-      if (!this.closed) this.cb.failed(new Error(`audio: ${err.message || err}`));
+      if (this.closed) return;
+      if (err.mic) this.cb.mic?.(err.cause);
+      else this.cb.failed(new Error(`audio: ${err.message || err}`));
     }
   }
 
@@ -46,25 +60,39 @@ export class MediaSession {
       numberOfInputs: 1,
       numberOfOutputs: 1,
       outputChannelCount: [1],
-      processorOptions: { jitterFrames: this.opts.jitterFrames ?? 3 },
+      processorOptions: { jitterFrames: this.opts.jitterFrames ?? 3, probe: this.opts.probe === true, record: this.opts.record === true },
     });
     this.node = node;
     node.port.onmessage = (e) => {
       if (this.closed) return;
       const m = e.data;
       if (m.type === 'frame') this.cb.frame(m.pcm);
+      else if (m.type === 'level') this.cb.level?.(m);
+      else if (m.type === 'probe') this.cb.probe?.(m);
+      else if (m.type === 'out') this.cb.out?.(m.pcm);
       else if (m.type === 'stats') this.cb.stats(m);
     };
-    node.connect(ctx.destination);
+    const gain = ctx.createGain();
+    gain.gain.value = this.volume;
+    this.gain = gain;
+    node.connect(gain).connect(ctx.destination);
     // Resume without awaiting: without a user gesture it may wait for one, and the
-    // microphone and the WebSocket need not wait with it.
+    // microphone and the WebSocket need not wait with it. The page asks for a click
+    // while the context stays suspended.
+    ctx.onstatechange = () => !this.closed && this.cb.suspended?.(ctx.state === 'suspended');
     ctx.resume().catch(() => {});
+    if (ctx.state === 'suspended') this.cb.suspended?.(true);
     const p = this.opts.processing !== false;
     const gum = this.opts.getUserMedia ?? ((c) => navigator.mediaDevices.getUserMedia(c));
-    const stream = await gum({
-      audio: { echoCancellation: p, noiseSuppression: p, autoGainControl: p, channelCount: 1 },
-      video: false,
-    });
+    let stream;
+    try {
+      stream = await gum({
+        audio: { echoCancellation: p, noiseSuppression: p, autoGainControl: p, channelCount: 1 },
+        video: false,
+      });
+    } catch (err) {
+      throw Object.assign(new Error('microphone'), { mic: true, cause: err });
+    }
     if (this.closed) {
       stream.getTracks().forEach((t) => t.stop());
       return;
@@ -81,6 +109,7 @@ export class MediaSession {
     this.ws = ws;
     ws.onopen = () => {
       this.tries = 0;
+      this.opened = true;
       this.cb.open();
     };
     ws.onmessage = (e) => {
@@ -89,13 +118,27 @@ export class MediaSession {
     ws.onclose = (e) => {
       if (this.closed || this.ws !== ws) return;
       this.ws = null;
+      if (!this.opened && this.tokenExpired()) {
+        // Refused at the upgrade with an expired token (a page reloaded more than
+        // MGW_TOKEN_TTL into the call): retrying the same URL cannot work.
+        this.cb.failed(Object.assign(new Error('media token expired'), { attach: true }));
+        return;
+      }
       if (e.code === 4001 || this.tries >= RETRIES) {
         // 4001: another attach replaced this one (the call moved to another tab).
-        this.cb.failed(new Error(`media connection closed (${e.code}${e.reason ? ' ' + e.reason : ''})`));
+        const err = new Error(`media connection closed (${e.code}${e.reason ? ' ' + e.reason : ''})`);
+        err.replaced = e.code === 4001;
+        err.attach = !this.opened;
+        this.cb.failed(err);
         return;
       }
       this.timer = setTimeout(() => this.connect(), RETRY_MS * 2 ** this.tries++);
     };
+  }
+
+  /** tokenExpired reports whether the URL's token (<expiry unix s>.<mac>) has expired. */
+  tokenExpired() {
+    return urlExpired(this.url);
   }
 
   canSend() {
@@ -128,5 +171,16 @@ export class MediaSession {
     if (this.stream) this.stream.getTracks().forEach((t) => t.stop());
     if (this.node) this.node.disconnect();
     if (this.ctx) this.ctx.close().catch(() => {});
+  }
+}
+
+/** urlExpired reports whether a media URL's token has expired (or expires within a second). */
+export function urlExpired(url) {
+  try {
+    const tok = new URL(url).searchParams.get('token') || '';
+    const exp = Number(tok.split('.')[0]);
+    return Number.isFinite(exp) && exp > 0 && exp * 1000 < Date.now() + 1000;
+  } catch {
+    return false;
   }
 }

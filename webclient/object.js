@@ -296,6 +296,14 @@ export class DSMObject {
   onSubError(code, msg) {
     const err = new DSMError(code, msg, this.addr);
     this.readyReject(err);
+    if (code === 'forbidden' || code === 'too_many_subs') {
+      // Refused for good: the server holds no subscription, so the object is a blind one
+      // from now on. Writes waiting for a snapshot that will never come are sent and get
+      // their own answers. (A bad_message such as "already subscribed" leaves the
+      // subscription the server has.)
+      this.subscribed = false;
+      this.pump();
+    }
     for (const fn of this.errorFns) this.dsm.safeCall(fn, err);
   }
 

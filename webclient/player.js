@@ -16,7 +16,7 @@
 
 import { CODECS, codecByPT, decode, encode } from './g711.js';
 import { RTPSender, isRTCP, parseRTP } from './rtp.js';
-import { MediaSession } from './media.js';
+import { MediaSession, urlExpired } from './media.js';
 import { del, expect, set } from './transform.js';
 
 const LIVE = new Set(['ringing', 'connecting', 'connected']);
@@ -42,6 +42,38 @@ export class Player {
     this.stats = { sent: 0, received: 0, decoded: 0, ignored: 0, played: 0, captured: 0, underruns: 0 };
     this.tap = null; // see the packet handler in startMedia
     this.sendFilter = null; // see setSendFilter
+    this.micError = null; // why the microphone is not used (the call is receive-only)
+    this.suspended = false; // the browser holds the sound until a click
+    this.levels = { mic: 0, out: 0 }; // peak of the microphone, RMS of what plays (0-1)
+    this.jitter = 0; // RFC 3550 interarrival jitter, in 8 kHz samples
+    this.transit = null;
+    this.muted = false;
+    this.localHold = false;
+    this.volume = 1;
+    this.renewing = ''; // the expired media URL a fresh one was asked for
+  }
+
+  /** setMuted stops (true) or resumes sending the microphone (silence is sent instead). */
+  setMuted(on) {
+    this.muted = !!on;
+    this.emit();
+  }
+
+  /**
+   * setHold holds the call on this side (true): the microphone is not sent and nothing is
+   * played, until setHold(false).
+   */
+  setHold(on) {
+    this.localHold = !!on;
+    this.media?.setVolume(this.localHold ? 0 : this.volume);
+    this.emit();
+  }
+
+  /** setVolume sets the playout volume (0 to 1.5). */
+  setVolume(v) {
+    this.volume = Math.max(0, Math.min(1.5, Number(v) || 0));
+    if (!this.localHold) this.media?.setVolume(this.volume);
+    this.emit();
   }
 
   /**
@@ -95,6 +127,19 @@ export class Player {
       hold: g(F.hold) ?? '',
       media: this.mediaState,
       mediaError: this.mediaError,
+      micError: this.micError,
+      suspended: this.suspended,
+      levels: { ...this.levels },
+      quality: {
+        lost: this.stats.lost ?? 0,
+        concealed: this.stats.concealed ?? 0,
+        jitterMs: this.jitter / 8,
+        bufferMs: (this.stats.depth ?? 0) * 20,
+        late: this.stats.late ?? 0,
+      },
+      muted: this.muted,
+      localHold: this.localHold,
+      volume: this.volume,
       stats: { ...this.stats },
     };
   }
@@ -206,9 +251,27 @@ export class Player {
     const ms = this.obj.get(F.mgwState);
     const url = this.obj.get(F.mgwURL);
     const wantMedia = (ps === 'connecting' || ps === 'connected') && ms === 'connected' && url;
-    if (wantMedia && (!this.media || this.media.url !== url)) this.startMedia(url);
-    else if (!wantMedia && this.media) this.stopMedia();
+    if (wantMedia && (!this.media || this.media.url !== url)) {
+      // A URL whose token expired (the page came back to a call after MGW_TOKEN_TTL)
+      // cannot attach: ask the AS adapter for a fresh one instead (asadapter/call_media.go).
+      if (urlExpired(url)) this.renewURL(url);
+      else this.startMedia(url);
+    } else if (!wantMedia && this.media) this.stopMedia();
+    if (!LIVE.has(ps)) {
+      this.micError = null;
+      this.localHold = false;
+      this.muted = false;
+    }
     this.emit();
+  }
+
+  /** renewURL deletes an unusable media URL so that the AS adapter writes a fresh one. */
+  renewURL(url) {
+    if (this.renewing === url) return;
+    this.renewing = url;
+    this.stopMedia();
+    this.setMedia('connecting');
+    this.obj.write([expect(this.F.mgwURL, url), del(this.F.mgwURL)]).catch(() => {}); // changed meanwhile: react() sees it
   }
 
   startMedia(url) {
@@ -228,8 +291,24 @@ export class Player {
       },
       frame: (pcm) => {
         if (!m.canSend() || (this.sendFilter && !this.sendFilter())) return;
+        // Muted or held: silence keeps the stream (and the far end's jitter buffer) going.
+        if (this.muted || this.localHold) pcm.fill(0);
         m.send(sender.packet(encode(codec, pcm), pcm.length));
         this.stats.sent++;
+      },
+      level: (l) => {
+        this.levels = { mic: this.muted || this.localHold ? 0 : l.mic, out: l.out };
+        this.emit();
+      },
+      mic: (err) => {
+        this.micError = err;
+        this.emit();
+      },
+      probe: (p) => this.probe?.(p), // set by the latency benchmark
+      out: (pcm) => this.outTap?.(pcm), // what is played, with opts.record (tests)
+      suspended: (on) => {
+        this.suspended = on;
+        this.emit();
       },
       packet: (data) => {
         const b = new Uint8Array(data);
@@ -242,6 +321,13 @@ export class Player {
           return;
         }
         this.stats.decoded++;
+        // RFC 3550 section 6.4.1 interarrival jitter, in timestamp units (8 kHz).
+        const transit = (performance.now() * 8) - p.timestamp;
+        if (this.transit !== null) {
+          const d = Math.abs(transit - this.transit);
+          if (d < 80000) this.jitter += (d - this.jitter) / 16; // a jump of 10 s is a new stream, not jitter
+        }
+        this.transit = transit;
         const pcm = decode(name, p.payload);
         // tap(pcm, seq), when set, sees each received frame before the worklet takes its
         // buffer (copy what you keep): a level meter, or a test listening to the call.
@@ -249,16 +335,24 @@ export class Player {
         m.play(p.seq, pcm);
       },
       stats: (s) => {
-        this.stats.played = s.played;
-        this.stats.captured = s.captured;
-        this.stats.underruns = s.underruns;
+        for (const k of ['played', 'captured', 'underruns', 'lost', 'concealed', 'depth', 'late', 'overflow']) this.stats[k] = s[k];
         this.emit();
       },
       failed: (err) => {
-        this.mediaError = err.message || String(err);
+        if (err.attach && this.media === m && urlExpired(url)) {
+          this.renewURL(url);
+          return;
+        }
+        this.mediaError = err.replaced ? 'replaced' : err.message || String(err);
         this.setMedia('failed');
       },
     });
+    this.stats = { sent: 0, received: 0, decoded: 0, ignored: 0, played: 0, captured: 0, underruns: 0 };
+    this.levels = { mic: 0, out: 0 };
+    m.setVolume(this.localHold ? 0 : this.volume);
+    this.jitter = 0;
+    this.transit = null;
+    this.renewing = '';
     this.media = m;
     m.start();
   }

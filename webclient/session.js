@@ -10,7 +10,7 @@ export const SESSION_PATH = '/session';
  * successful fetch; onLost(err) when the token expired and could not be renewed.
  */
 export class Session {
-  constructor({ base, user, fetchImpl, onRenew, onLost, log }) {
+  constructor({ base, user, fetchImpl, onRenew, onLost, log, store }) {
     this.base = base;
     this.user = user;
     this.fetch = fetchImpl;
@@ -20,12 +20,23 @@ export class Session {
     this.current = null; // {client, token, expires, user}
     this.timer = null;
     this.closed = false;
+    // store ({load(), save(s)}) keeps the session across reloads of the page: a page that
+    // comes back keeps its client key, so its player object and its call are still its own.
+    this.store = store ?? null;
+    const kept = this.store?.load();
+    if (kept && typeof kept.client === 'string' && typeof kept.token === 'string' &&
+        kept.expires > Date.now() / 1000 + 5 && (kept.user ?? undefined) === (user ?? undefined)) {
+      this.current = kept;
+    }
   }
 
   /** get returns a valid session, fetching or renewing one when needed. */
   async get() {
     const now = Date.now() / 1000;
-    if (this.current && this.current.expires > now + 1) return this.current;
+    if (this.current && this.current.expires > now + 1) {
+      if (!this.timer && !this.closed) this.schedule(); // a kept session: renew it in time
+      return this.current;
+    }
     if (this.current) {
       try {
         return await this.renew();
@@ -63,6 +74,7 @@ export class Session {
       }
       const err = new Error(`session: GET ${url.pathname}: HTTP ${res.status} ${msg}`.trim());
       err.status = res.status;
+      err.body = msg.trim();
       throw err;
     }
     const s = await res.json();
@@ -73,6 +85,7 @@ export class Session {
       this.log('warn', `session: renewal changed the client key from ${this.current.client} to ${s.client}`);
     }
     this.current = s;
+    this.store?.save(s);
     this.schedule();
     this.onRenew(s);
     return s;

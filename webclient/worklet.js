@@ -14,6 +14,7 @@
 
 const FRAME = 160; // 20 ms at 8 kHz, the G.711 packet size used by SIP phones
 const RATE = 8000;
+const RAMP = 16; // samples (2 ms) of the ramp that bridges a discontinuity
 
 // seqBefore reports whether 16-bit sequence number a comes before b (RFC 3550 wrap-around).
 function seqBefore(a, b) {
@@ -46,12 +47,54 @@ class MediaProcessor extends AudioWorkletProcessor {
     this.b = 0;
     this.frac = 0;
     this.inc = RATE / sampleRate;
-    this.stats = { captured: 0, received: 0, played: 0, underruns: 0, late: 0, overflow: 0, level: 0 };
+    this.stats = { captured: 0, received: 0, played: 0, underruns: 0, late: 0, overflow: 0, level: 0, lost: 0, concealed: 0, depth: 0, drained: 0 };
+    // Drain: a burst, or a start with frames waiting, leaves the queue deeper than
+    // target for good (the two ends' clocks are the same rate); when the queue never fell
+    // to target during a second of playout, the frames beyond are dropped, so that the
+    // delay returns to target instead of staying up to max.
+    this.minDepth = Infinity;
+    this.window = 0;
+    // Concealment: a missing frame is replaced by the last one, attenuated, at most
+    // twice in a row (beyond, silence); every discontinuity (a concealed frame, a frame
+    // after a gap or an underrun, the fall to silence) is bridged by a short linear ramp
+    // from the last sample played, so that no gap clicks.
+    this.prev = null; // the last frame played (8 kHz)
+    this.concealRun = 0;
+    this.gain = 1;
+    this.last = 0; // the last 8 kHz sample produced
+    this.ramp = 0; // samples of the ramp left
+    this.rampFrom = 0;
+    // Levels for the page's meters, about 20 times a second: the microphone (captured)
+    // and what is played (the other side).
+    this.outAcc = 0;
+    this.outN = 0;
+    this.levelEvery = Math.max(1, Math.round((sampleRate * 0.05) / 128));
+    this.levelQuanta = 0;
+    this.micPeak = 0;
     this.levelAcc = 0;
     this.levelN = 0;
     this.quanta = 0;
     this.statsEvery = Math.max(1, Math.round((sampleRate * 0.5) / 128));
+    // probe (for the mouth-to-ear benchmark): the onset of a click after 100 ms of quiet
+    // is reported when captured, when its frame arrives and when it is played, each with
+    // the context's clock, so that the time at each stage can be told apart.
+    this.probe = o.probe === true;
+    // record (for tests): the 8 kHz samples played are posted in blocks of 160.
+    this.record = o.record === true ? new Float32Array(FRAME) : null;
+    this.recN = 0;
+    this.quiet = { mic: 0, arrive: 0, out: 0 };
     this.port.onmessage = (e) => this.onMessage(e.data);
+  }
+
+  // onset reports whether x is the start of a click on path (a sample above 0.25 after
+  // 800 quiet ones at 8 kHz) and posts its time.
+  onset(path, x, t) {
+    if (Math.abs(x) < 0.25) {
+      this.quiet[path]++;
+      return;
+    }
+    if (this.quiet[path] >= 800) this.port.postMessage({ type: 'probe', at: path, t });
+    this.quiet[path] = 0;
   }
 
   onMessage(m) {
@@ -66,6 +109,7 @@ class MediaProcessor extends AudioWorkletProcessor {
 
   enqueue(seq, pcm) {
     this.stats.received++;
+    if (this.probe) for (const v of pcm) this.onset('arrive', v / 32768, currentTime); // its frame arrives
     if (this.lastSeq >= 0 && !seqBefore(this.lastSeq, seq)) {
       this.stats.late++; // already played past it
       return;
@@ -78,30 +122,93 @@ class MediaProcessor extends AudioWorkletProcessor {
       const old = this.queue.shift();
       this.lastSeq = old.seq;
       this.stats.overflow++;
+      this.skipped = true; // the next frame played does not follow the last one
     }
   }
 
   nextSample() {
-    if (!this.cur || this.curIdx >= this.cur.length) {
-      if (!this.playing && this.queue.length >= this.target) this.playing = true;
-      if (!this.playing || this.queue.length === 0) {
-        if (this.playing) this.stats.underruns++;
-        this.playing = false;
-        this.cur = null;
-        return 0;
-      }
-      const f = this.queue.shift();
-      this.lastSeq = f.seq;
-      this.cur = f.pcm;
-      this.curIdx = 0;
-      this.stats.played++;
+    if (!this.cur || this.curIdx >= this.cur.length) this.nextFrame();
+    let x = this.cur ? (this.cur[this.curIdx++] * this.gain) / 32768 : 0;
+    if (this.ramp > 0) {
+      const w = this.ramp / RAMP;
+      x = x * (1 - w) + this.rampFrom * w;
+      this.ramp--;
     }
-    return this.cur[this.curIdx++] / 32768;
+    this.last = x;
+    if (this.record) {
+      this.record[this.recN++] = x;
+      if (this.recN === FRAME) {
+        this.port.postMessage({ type: 'out', pcm: this.record });
+        this.record = new Float32Array(FRAME);
+        this.recN = 0;
+      }
+    }
+    this.outAcc += x * x;
+    this.outN++;
+    return x;
+  }
+
+  // nextFrame chooses what plays for the next 20 ms: the next frame in order, a
+  // concealment of a missing one, or silence.
+  nextFrame() {
+    const wasPlaying = this.cur !== null;
+    if (!this.playing && this.queue.length >= this.target) this.playing = true;
+    if (!this.playing || this.queue.length === 0) {
+      if (this.playing) this.stats.underruns++;
+      this.playing = false;
+      if (wasPlaying) this.bridge();
+      this.cur = null;
+      return;
+    }
+    const next = this.queue[0];
+    const gap = this.lastSeq >= 0 ? (next.seq - this.lastSeq - 1) & 0xffff : 0;
+    if (gap > 0 && gap < 0x8000 && this.prev && this.concealRun < 2) {
+      // A frame is missing: play the last one again, quieter, instead of skipping time.
+      this.concealRun++;
+      this.stats.concealed++;
+      this.stats.lost++;
+      this.lastSeq = (this.lastSeq + 1) & 0xffff;
+      this.cur = this.prev;
+      this.gain = this.concealRun === 1 ? 0.6 : 0.3;
+      this.curIdx = 0;
+      this.bridge();
+      return;
+    }
+    if (gap > 0 && gap < 0x8000) this.stats.lost += gap;
+    let drained = false;
+    this.minDepth = Math.min(this.minDepth, this.queue.length);
+    if (++this.window >= 50) {
+      const extra = this.minDepth - this.target;
+      for (let i = 0; i < extra && this.queue.length > 1; i++) {
+        this.queue.shift();
+        this.stats.drained++;
+        drained = true;
+      }
+      this.minDepth = Infinity;
+      this.window = 0;
+    }
+    const f = this.queue.shift();
+    const jump = !wasPlaying || gap > 0 || this.concealRun > 0 || drained || this.skipped;
+    this.skipped = false;
+    this.concealRun = 0;
+    this.lastSeq = f.seq;
+    this.cur = f.pcm;
+    this.prev = f.pcm;
+    this.gain = 1;
+    this.curIdx = 0;
+    this.stats.played++;
+    if (jump) this.bridge();
+  }
+
+  // bridge starts a ramp from the last sample played to what follows.
+  bridge() {
+    this.rampFrom = this.last;
+    this.ramp = RAMP;
   }
 
   process(inputs, outputs) {
     const inp = inputs[0] && inputs[0][0];
-    if (this.capture && inp) this.captureBlock(inp);
+    if (this.capture && inp) this.captureBlock(inp, currentTime);
     const out = outputs[0];
     if (out && out.length) {
       const ch0 = out[0];
@@ -112,11 +219,20 @@ class MediaProcessor extends AudioWorkletProcessor {
           this.frac -= 1;
           this.a = this.b;
           this.b = this.nextSample();
+          if (this.probe) this.onset('out', this.b, currentTime + i / sampleRate);
         }
       }
       for (let c = 1; c < out.length; c++) out[c].set(ch0);
     }
+    if (++this.levelQuanta >= this.levelEvery) {
+      this.levelQuanta = 0;
+      const out = this.outN ? Math.sqrt(this.outAcc / this.outN) : 0;
+      this.outAcc = this.outN = 0;
+      this.port.postMessage({ type: 'level', mic: this.micPeak, out });
+      this.micPeak = 0;
+    }
     if (++this.quanta >= this.statsEvery) {
+      this.stats.depth = this.queue.length;
       this.quanta = 0;
       this.stats.level = this.levelN ? Math.sqrt(this.levelAcc / this.levelN) : 0;
       this.levelAcc = this.levelN = 0;
@@ -125,7 +241,7 @@ class MediaProcessor extends AudioWorkletProcessor {
     return true;
   }
 
-  captureBlock(inp) {
+  captureBlock(inp, t0) {
     for (let i = 0; i < inp.length; i++) {
       this.acc += inp[i];
       this.accN++;
@@ -134,8 +250,10 @@ class MediaProcessor extends AudioWorkletProcessor {
       this.pos -= this.step;
       const x = this.acc / this.accN; // box filter over the input samples of one output sample
       this.acc = this.accN = 0;
+      if (this.probe) this.onset('mic', x, t0 + i / sampleRate);
       this.levelAcc += x * x;
       this.levelN++;
+      if (Math.abs(x) > this.micPeak) this.micPeak = Math.abs(x);
       const s = Math.max(-32768, Math.min(32767, Math.round(x * 32767)));
       this.frame[this.fill++] = s;
       if (this.fill === FRAME) {

@@ -9,18 +9,21 @@ import (
 
 // Remote is the negotiated far end of a call's media: what the media gateway's termination
 // sends to and which payload types it may use.
+//
+// Call control keeps it in its dialog record (a takeover re-offers its codecs), hence
+// the JSON names.
 type Remote struct {
-	Addr      string        // RTP address of the far end
-	Port      int           // RTP port of the far end (0: no media, as after a hold with port 0)
-	Payloads  []PayloadType // negotiated payload types, preferred first
-	Direction Direction     // media direction seen from the gateway (hold: sendonly/inactive)
+	Addr      string        `json:"addr"`          // RTP address of the far end
+	Port      int           `json:"port"`          // RTP port of the far end (0: no media, as after a hold with port 0)
+	Payloads  []PayloadType `json:"pts,omitempty"` // negotiated payload types, preferred first
+	Direction Direction     `json:"dir,omitempty"` // media direction seen from the gateway (hold: sendonly/inactive)
 }
 
 // PayloadType is one negotiated RTP payload type.
 type PayloadType struct {
-	PT        uint8
-	Name      string // "PCMU", "PCMA", "telephone-event"
-	ClockRate int
+	PT        uint8  `json:"pt"`
+	Name      string `json:"name"` // "PCMU", "PCMA", "telephone-event"
+	ClockRate int    `json:"rate"`
 }
 
 // Held reports whether the far end holds the call: the stream is not sendrecv, or it has
@@ -156,6 +159,11 @@ const (
 type Origin struct {
 	Sess    uint64 `json:"sess"`
 	Version uint64 `json:"ver"`
+	// Addr is the o= line's address, fixed for the session's life (RFC 3264 section 8:
+	// a later description repeats the o= line but for the version), so a gateway
+	// instance that takes a call over writes the first instance's address there; ""
+	// writes the description's own address.
+	Addr string `json:"addr,omitempty"`
 }
 
 // Offer builds our offer for RTP at addr:port: one audio stream with PCMU and PCMA (the
@@ -210,10 +218,44 @@ func Answer(o Origin, user, addr string, port int, offer *Session, chosen int, r
 }
 
 func writeSessionHead(b *strings.Builder, o Origin, user, addr string) {
-	ipv := "IP4"
-	if ip := net.ParseIP(addr); ip != nil && ip.To4() == nil {
-		ipv = "IP6"
+	oaddr := o.Addr
+	if oaddr == "" {
+		oaddr = addr
 	}
 	fmt.Fprintf(b, "v=0\r\no=%s %d %d IN %s %s\r\ns=dsmgw\r\nc=IN %s %s\r\nt=0 0\r\n",
-		user, o.Sess, o.Version, ipv, addr, ipv, addr)
+		user, o.Sess, o.Version, ipVersion(oaddr), oaddr, ipVersion(addr), addr)
+}
+
+// ipVersion is the SDP address type of addr.
+func ipVersion(addr string) string {
+	if ip := net.ParseIP(addr); ip != nil && ip.To4() == nil {
+		return "IP6"
+	}
+	return "IP4"
+}
+
+// Reoffer builds a new offer in a running session for RTP at addr:port, with the codecs
+// the session negotiated (r.Payloads, their numbers as agreed) and direction dir: what a
+// gateway instance that took the call over sends to move the media to itself. Without
+// negotiated codecs it offers what Offer does.
+func Reoffer(o Origin, user, addr string, port int, r Remote, dir Direction) []byte {
+	if len(r.Payloads) == 0 {
+		return Offer(o, user, addr, port, "", dir)
+	}
+	var b strings.Builder
+	writeSessionHead(&b, o, user, addr)
+	pts := make([]string, 0, len(r.Payloads))
+	for _, p := range r.Payloads {
+		pts = append(pts, strconv.Itoa(int(p.PT)))
+	}
+	fmt.Fprintf(&b, "m=audio %d RTP/AVP %s\r\n", port, strings.Join(pts, " "))
+	for _, p := range r.Payloads {
+		fmt.Fprintf(&b, "a=rtpmap:%d %s/%d\r\n", p.PT, p.Name, p.ClockRate)
+		if p.Name == "telephone-event" {
+			fmt.Fprintf(&b, "a=fmtp:%d 0-16\r\n", p.PT)
+		}
+	}
+	b.WriteString("a=ptime:20\r\n")
+	fmt.Fprintf(&b, "a=%s\r\n", dir)
+	return []byte(b.String())
 }

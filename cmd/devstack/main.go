@@ -88,9 +88,14 @@ func devEnv(o options) map[string]string {
 		"SIP_DOMAIN":        sipDomain,
 	}
 	if o.sip {
+		// Kamailio is the outbound proxy, and so the SIP edge's trust domain: bob and the
+		// conference server reach the gateway through it.
 		env["SIP_OUTBOUND_PROXY"] = "sip:" + o.cscf
 		env["USERS_REGISTRAR"] = "sip:" + sipDomain
 		env["USERS_CONFERENCE_DOMAIN"] = confDomain
+	} else {
+		// Without a CSCF, a softphone on this machine calls the gateway directly.
+		env["SIP_TRUSTED_PEERS"] = "127.0.0.1"
 	}
 	return env
 }

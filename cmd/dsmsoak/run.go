@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -147,6 +148,9 @@ func report(out io.Writer, o options, b, a snapshot, p *pages, soak time.Duratio
 			float64(a.used-b.used)/float64(n), float64((a.used-a.cliMem)-(b.used-b.cliMem))/float64(n),
 			float64(a.dataset-b.dataset)/float64(n))
 	}
+	if gone, added := keyDiff(b.names, a.names); len(gone)+len(added) > 0 {
+		fmt.Fprintf(out, "keys only in the baseline: %s\nkeys only after: %s\n", listSome(gone), listSome(added))
+	}
 	if a.perKey != nil {
 		var sb, sa int64
 		for _, v := range b.perKey {
@@ -183,6 +187,34 @@ func report(out io.Writer, o options, b, a snapshot, p *pages, soak time.Duratio
 			}
 		}
 	}
+}
+
+// keyDiff returns the names only in b and those only in a, sorted.
+func keyDiff(b, a map[string]bool) (gone, added []string) {
+	for k := range b {
+		if !a[k] {
+			gone = append(gone, k)
+		}
+	}
+	for k := range a {
+		if !b[k] {
+			added = append(added, k)
+		}
+	}
+	sort.Strings(gone)
+	sort.Strings(added)
+	return gone, added
+}
+
+// listSome joins up to 10 names, and says how many more there are.
+func listSome(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	if len(names) > 10 {
+		return fmt.Sprintf("%s and %d more", strings.Join(names[:10], " "), len(names)-10)
+	}
+	return strings.Join(names, " ")
 }
 
 func pct(d, of int64) float64 {

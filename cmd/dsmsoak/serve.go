@@ -149,6 +149,13 @@ func serveMain(args []string) error {
 	cfg.MGWPublicWSURL = "ws://" + l.Addr().String()
 	cfg.SIPListenUDP, cfg.SIPListenTCP = "127.0.0.1:0", ""
 	cfg.SIPInviteTimeout = 10 * time.Second // a loopback UAS answers at once
+	// The sipp UAS is called directly, without a CSCF: it is the trust domain here, or
+	// its answers (dozens a second) would pay the SIP edge's per-source bounds.
+	cfg.SIPTrustedPeers = []string{"127.0.0.1"}
+	// The soak measures memory, not takeovers: with the 1 s default, a machine loaded by
+	// the soak (and by tests beside it) delays renewals enough that the single instance
+	// fences its own calls (docs/call-survival.md), and calls set up then fail.
+	cfg.SIPCallLease = 10 * time.Second
 	cfg.Drain = 5 * time.Second
 	hard := context.Background()
 	app, err := gateway.Build(hard, cfg, log, gateway.WithListener(l),

@@ -11,6 +11,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/redis/go-redis/v9"
+
+	"dsmgw/asadapter"
 )
 
 // bob is the demo phone of the sip service: baresip, answering with a 440 Hz tone.
@@ -130,7 +132,7 @@ func testMediaPlacement(t *testing.T, s *Stack, browser context.Context, lb, wsO
 		if err != nil && !errors.Is(err, redis.Nil) {
 			t.Fatal(err)
 		}
-		if holder == claimBy {
+		if asadapter.ClaimInstance(holder) == claimBy {
 			break
 		}
 		if holder != "" || time.Now().After(deadline) {

@@ -10,7 +10,7 @@ import (
 
 // kill SIGKILLs the gateway holding the most calls while pages are in calls and DSM
 // clients write through nginx. The clients reconnect through nginx to a survivor and lose
-// no acknowledged op; the dead instance's calls are dealt with by a survivor
+// no acknowledged op; the dead instance's calls go on through a survivor
 // (afterInstanceLoss), and the test logs how long that took from the SIGKILL.
 func (f *faults) kill(t *testing.T) {
 	s := f.s
@@ -31,9 +31,9 @@ func (f *faults) kill(t *testing.T) {
 		}
 	}
 	lost := byHolder[victim]
-	callIDs := map[*goPage]string{}
+	callIDs, urls := map[*goPage]string{}, map[*goPage]string{}
 	for _, p := range lost {
-		callIDs[p] = p.fields()["call_id"]
+		callIDs[p], urls[p] = p.fields()["call_id"], p.fields()["mgw_url"]
 	}
 	t.Logf("calls by instance: %v; killing %s with %d calls", counts(byHolder), victim, len(lost))
 
@@ -47,16 +47,37 @@ func (f *faults) kill(t *testing.T) {
 	}
 	var last time.Duration
 	for _, p := range lost {
-		d := afterInstanceLoss(t, p, t0)
+		d := afterInstanceLoss(t, p, t0, urls[p])
 		last = max(last, d)
 	}
-	t.Logf("SIGKILL of %s to its %d calls ended by a survivor: %s (claim TTL 10 s + rescan 5 s at most)",
-		victim, len(lost), last.Round(time.Millisecond))
+	t.Logf("SIGKILL of %s to its %d calls continued by a survivor: %s (call lease %s)",
+		victim, len(lost), last.Round(time.Millisecond), env(s.Project.Services[victim], "SIP_CALL_LEASE"))
 
-	// Every call of the dead instance got its BYE from one survivor; no dialog was driven
-	// by two instances.
+	// Every call of the dead instance was re-INVITEd by one survivor, which also carries
+	// the page's hang-up (its BYE); no dialog was driven by two instances at once.
 	delete(gateways, s.Service(t, victim).Addr.String())
-	pkts := trace.waitFor(t, "a BYE for every call of "+victim, 15*time.Second, func(pkts []sipPacket) bool {
+	pkts := trace.waitFor(t, "a re-INVITE for every call of "+victim, 15*time.Second, func(pkts []sipPacket) bool {
+		for _, p := range lost {
+			if len(reinviteFrom(pkts, callIDs[p], gateways)) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	heir := map[*goPage]string{}
+	for _, p := range lost {
+		by := reinviteFrom(pkts, callIDs[p], gateways)
+		if len(by) != 1 {
+			t.Errorf("call %s of %s: re-INVITE from %v, want one survivor", callIDs[p], victim, by)
+			continue
+		}
+		for gw, at := range by {
+			heir[p] = gw
+			t.Logf("call %s: re-INVITE from %s %s after the SIGKILL", callIDs[p], gw, at.Sub(t0).Round(time.Millisecond))
+		}
+		p.hangUp(t)
+	}
+	pkts = trace.waitFor(t, "a BYE for every call of "+victim, 15*time.Second, func(pkts []sipPacket) bool {
 		for _, p := range lost {
 			if len(byeFrom(pkts, callIDs[p], gateways)) == 0 {
 				return false
@@ -65,13 +86,8 @@ func (f *faults) kill(t *testing.T) {
 		return true
 	})
 	for _, p := range lost {
-		by := byeFrom(pkts, callIDs[p], gateways)
-		if len(by) != 1 {
-			t.Errorf("call %s of %s: BYE from %v, want one survivor", callIDs[p], victim, by)
-			continue
-		}
-		for gw, at := range by {
-			t.Logf("call %s: BYE from %s %s after the SIGKILL", callIDs[p], gw, at.Sub(t0).Round(time.Millisecond))
+		if by := byeFrom(pkts, callIDs[p], gateways); len(by) != 1 || by[heir[p]].IsZero() {
+			t.Errorf("call %s of %s: BYE from %v, want %s, which continued it", callIDs[p], victim, by, heir[p])
 		}
 	}
 	checkOneDriver(t, trace, gatewayAddrs(s))
@@ -100,17 +116,23 @@ func (f *faults) kill(t *testing.T) {
 }
 
 // afterInstanceLoss waits for what happens to a call whose instance died, and returns how
-// long after the loss (at t0) it was done. It is the one place that says what that is:
-// today a survivor ends the call cleanly (BYE to the far end, the player marked failed
-// with the reason "gateway instance lost"); the call-survival work changes it to a call
-// that continues on a survivor.
-func afterInstanceLoss(t *testing.T, p *goPage, t0 time.Time) time.Duration {
+// long after the loss (at t0) it was done. It is the one place that says what that is: a
+// survivor continues the call (the same call, connected, with a media URL of its own in
+// place of url); a call that fails instead fails the test at once.
+func afterInstanceLoss(t *testing.T, p *goPage, t0 time.Time, url string) time.Duration {
 	t.Helper()
-	// A failure deadline, not a timing assertion: the claim TTL (10 s) plus the rescan
-	// (5 s), with room for a loaded machine.
-	p.waitFields(t, "call of the lost instance ended by a survivor", 60*time.Second, func(f map[string]string) bool {
-		return f["mgw_state"] == "failed" && f["sip_reason"] == "gateway instance lost"
+	callID := p.fields()["call_id"]
+	// A failure deadline, not a timing assertion: the claim lease (1 s) and a re-INVITE,
+	// with room for a loaded machine.
+	f := p.waitFields(t, "call of the lost instance continued by a survivor", 60*time.Second, func(f map[string]string) bool {
+		if f["mgw_state"] == "failed" || f["player_state"] == "failed" || f["call_id"] != callID {
+			t.Fatalf("call %s of the lost instance did not go on: %v", callID, f)
+		}
+		return f["mgw_state"] == "connected" && f["mgw_url"] != "" && f["mgw_url"] != url
 	})
+	if f["player_state"] != "connected" {
+		t.Fatalf("call %s continued, but the page shows %v", callID, f)
+	}
 	return time.Since(t0)
 }
 

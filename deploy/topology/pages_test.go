@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"dsmgw/asadapter"
 	"dsmgw/otbridge"
 	"dsmgw/otbridge/dsmclient"
 	"dsmgw/store"
@@ -159,7 +160,8 @@ func redisClient(t *testing.T, s *Stack) *redis.Client {
 	return rdb
 }
 
-// claimHolder returns the instance holding a player's call claim ("" for none).
+// claimHolder returns the instance holding a player's call claim ("" for none). The
+// claim's value is "<instance>/<generation>" (asadapter.ClaimInstance).
 func claimHolder(t *testing.T, rdb *redis.Client, player string) string {
 	t.Helper()
 	v, err := rdb.Get(context.Background(), claimKey(player)).Result()
@@ -169,7 +171,7 @@ func claimHolder(t *testing.T, rdb *redis.Client, player string) string {
 	if err != nil {
 		t.Fatalf("read claim of %s: %v", player, err)
 	}
-	return v
+	return asadapter.ClaimInstance(v)
 }
 
 // gatewayAddrs maps the running gateways' addresses to their names.

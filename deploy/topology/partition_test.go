@@ -33,9 +33,10 @@ func (f *faults) partitionLink(t *testing.T) {
 
 // partition puts calls on the gateways, cuts the one holding most of them off with cut,
 // and checks fencing: the cut-off instance stops acting on each of its calls before
-// another instance takes the call (its log says when, the survivor's BYE says when), it
-// sends no request in those dialogs afterwards, no dialog is driven by two instances (SIP
-// trace at the CSCF), and each call is ended by a survivor as after a crash. Then heal
+// another instance takes the call (its log says when, the survivor's re-INVITE says when),
+// it sends no request in those dialogs afterwards, no dialog is driven by two instances at
+// once (SIP trace at the CSCF), and each call goes on through a survivor, which also sends
+// its BYE when the page hangs up. Then heal
 // restores the link and the instance rejoins without a restart: ready again, and new
 // connections and calls land on it.
 func (f *faults) partition(t *testing.T, how string, cut, heal func(*Service)) {
@@ -57,9 +58,9 @@ func (f *faults) partition(t *testing.T, how string, cut, heal func(*Service)) {
 	sv := s.Service(t, victim)
 	pid := sv.PID()
 	cutOff := byHolder[victim]
-	callIDs := map[string]*goPage{}
+	callIDs, urls := map[string]*goPage{}, map[*goPage]string{}
 	for _, p := range cutOff {
-		callIDs[p.fields()["call_id"]] = p
+		callIDs[p.fields()["call_id"]], urls[p] = p, p.fields()["mgw_url"]
 	}
 	t.Logf("calls by instance: %v; cutting %s off (%s) with %d calls", counts(byHolder), victim, how, len(cutOff))
 
@@ -72,14 +73,14 @@ func (f *faults) partition(t *testing.T, how string, cut, heal func(*Service)) {
 		}
 	}()
 	for _, p := range cutOff {
-		d := afterInstanceLoss(t, p, t0)
-		t.Logf("call %s ended by a survivor %s after the cut", p.fields()["call_id"], d.Round(time.Millisecond))
+		d := afterInstanceLoss(t, p, t0, urls[p])
+		t.Logf("call %s continued by a survivor %s after the cut", p.fields()["call_id"], d.Round(time.Millisecond))
 	}
 	survivors := gatewayAddrs(s)
 	delete(survivors, sv.Addr.String())
-	pkts := trace.waitFor(t, "a survivor's BYE for every call of "+victim, 15*time.Second, func(pkts []sipPacket) bool {
+	pkts := trace.waitFor(t, "a survivor's re-INVITE for every call of "+victim, 15*time.Second, func(pkts []sipPacket) bool {
 		for id := range callIDs {
-			if len(byeFrom(pkts, id, survivors)) == 0 {
+			if len(reinviteFrom(pkts, id, survivors)) == 0 {
 				return false
 			}
 		}
@@ -88,10 +89,10 @@ func (f *faults) partition(t *testing.T, how string, cut, heal func(*Service)) {
 	fenced := waitLogEvents(t, sv, "fenced: no longer acting on the call", slices.Collect(maps.Keys(callIDs)))
 	for id := range callIDs {
 		var taken time.Time
-		for _, at := range byeFrom(pkts, id, survivors) {
+		for _, at := range reinviteFrom(pkts, id, survivors) {
 			taken = at
 		}
-		t.Logf("call %s: %s fenced %s after the cut, a survivor's BYE %s after it", id, victim,
+		t.Logf("call %s: %s fenced %s after the cut, a survivor's re-INVITE %s after it", id, victim,
 			fenced[id].Sub(t0).Round(time.Millisecond), taken.Sub(t0).Round(time.Millisecond))
 		if !fenced[id].Before(taken) {
 			t.Errorf("call %s: %s stopped acting at %s, after a survivor took it at %s", id, victim,
@@ -117,12 +118,24 @@ func (f *faults) partition(t *testing.T, how string, cut, heal func(*Service)) {
 			t.Errorf("%s sent %s in dialog %s at %s, after it was fenced", victim, p.Method, p.CallID, p.At.Format(time.StampMilli))
 		}
 	}
-	checkOneDriver(t, trace, gatewayAddrs(s))
+	// The calls cut off went on through a survivor, which carries their hang-up too.
 	for _, p := range pages {
-		if _, ours := callIDs[p.fields()["call_id"]]; !ours {
-			p.hangUp(t)
+		p.hangUp(t)
+	}
+	pkts = trace.waitFor(t, "a survivor's BYE for every call of "+victim, 15*time.Second, func(pkts []sipPacket) bool {
+		for id := range callIDs {
+			if len(byeFrom(pkts, id, survivors)) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for id := range callIDs {
+		if by := byeFrom(pkts, id, gatewayAddrs(s)); len(by) != 1 || by[victim] != (time.Time{}) {
+			t.Errorf("call %s: BYE from %v, want one survivor", id, by)
 		}
 	}
+	checkOneDriver(t, trace, gatewayAddrs(s))
 }
 
 // takesNewWork checks that gw serves again: a new DSM connection through nginx lands on

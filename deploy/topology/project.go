@@ -20,6 +20,8 @@ const (
 	VarNet = "DSMGW_NET"
 	// VarPublicHost is the host name or address browsers reach published ports at.
 	VarPublicHost = "DSMGW_PUBLIC_HOST"
+	// VarCallLease is the gateways' call lease (SIP_CALL_LEASE).
+	VarCallLease = "DSMGW_CALL_LEASE"
 )
 
 // loadProject reads a compose file, and the files that override it in order, the way

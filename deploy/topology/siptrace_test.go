@@ -161,33 +161,37 @@ func (tr *sipTrace) packets() []sipPacket {
 	return append([]sipPacket(nil), tr.pkts...)
 }
 
-// dialogDrivers returns, for each Call-ID, the sources of in-dialog requests that drive
-// it (BYE, and INVITE carrying a To tag: a re-INVITE) among the given addresses.
-func dialogDrivers(pkts []sipPacket, among map[string]string) map[string]map[string]bool {
-	out := map[string]map[string]bool{}
+// checkOneDriver fails the test for every dialog that two instances drove at once: a
+// dialog passes from an instance that lost it to the one that took it over (its
+// re-INVITE, then its BYE), but never back, and two instances never take turns.
+func checkOneDriver(t *testing.T, tr *sipTrace, gateways map[string]string) {
+	t.Helper()
+	for callID, by := range dialogDriverTurns(tr.packets(), gateways) {
+		seen := map[string]bool{}
+		for _, name := range by {
+			if seen[name] {
+				t.Errorf("dialog %s driven by instances in turns (BYE, re-INVITE or UPDATE from each): %v", callID, by)
+				break
+			}
+			seen[name] = true
+		}
+	}
+}
+
+// dialogDriverTurns returns, for each Call-ID, the instances that drove it in the order
+// they took turns (a name repeats only if the dialog went back to it).
+func dialogDriverTurns(pkts []sipPacket, among map[string]string) map[string][]string {
+	out := map[string][]string{}
 	for _, p := range pkts {
 		name, ok := among[p.Src]
-		if !ok {
+		if !ok || !(p.Method == "BYE" || (p.Method == "INVITE" && p.ToTag != "") || p.Method == "UPDATE") {
 			continue
 		}
-		if p.Method == "BYE" || (p.Method == "INVITE" && p.ToTag != "") || p.Method == "UPDATE" {
-			if out[p.CallID] == nil {
-				out[p.CallID] = map[string]bool{}
-			}
-			out[p.CallID][name] = true
+		if turns := out[p.CallID]; len(turns) == 0 || turns[len(turns)-1] != name {
+			out[p.CallID] = append(turns, name)
 		}
 	}
 	return out
-}
-
-// checkOneDriver fails the test for every dialog that two instances drove.
-func checkOneDriver(t *testing.T, tr *sipTrace, gateways map[string]string) {
-	t.Helper()
-	for callID, by := range dialogDrivers(tr.packets(), gateways) {
-		if len(by) > 1 {
-			t.Errorf("dialog %s driven by %d instances (BYE, re-INVITE or UPDATE from each): %v", callID, len(by), by)
-		}
-	}
 }
 
 // byeFrom returns when each gateway first sent a BYE for callID (by name).

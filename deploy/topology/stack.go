@@ -92,6 +92,14 @@ func Up(t testing.TB, o Options) *Stack {
 	s := &Stack{Network: n, PublicHost: fmt.Sprintf("127.%d.%d.1", a, b),
 		services: map[string]*Service{}, ports: map[string][]Port{}}
 	env := map[string]string{VarNet: fmt.Sprintf("10.%d.%d", a, b), VarPublicHost: s.PublicHost}
+	if raceEnabled {
+		// Gateways built with -race run several times slower: on a 2-core machine running
+		// the whole stack (and a compiler beside it), their 1 s call leases saw renewals
+		// late by more than the 750 ms a lease allows, and calls moved off live
+		// instances. 3 s leaves the tests' calls where they are; cmd/survivalbench
+		// measures the default lease without -race, false takeovers included.
+		env[VarCallLease] = "3s"
+	}
 	maps.Copy(env, o.Env)
 	p, err := loadProject(context.Background(), o.ComposeFile, env, o.Overrides...)
 	if err != nil {

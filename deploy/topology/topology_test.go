@@ -32,6 +32,7 @@ func TestTopology(t *testing.T) {
 			testMediaPlacement(t, s, browser, lb, p.ws, p.claim)
 		})
 	}
+	t.Run("a call survives SIGKILL of its gateway", func(t *testing.T) { testCallSurvives(t, s, browser, lb) })
 	// Last: the gateways' recovery from a Redis restart is not what this checks.
 	t.Run("Redis keeps its data and keyspace events over a restart", func(t *testing.T) { testRedisRestart(t, s) })
 }

@@ -53,7 +53,7 @@ type confPage struct {
 }
 
 // run runs a browser action on the page with a failure deadline.
-func run[T any](t *testing.T, p *confPage, d time.Duration, what string, a chromedp.Action[T]) T {
+func run[T any](t testing.TB, p *confPage, d time.Duration, what string, a chromedp.Action[T]) T {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, d)
 	defer cancel()
@@ -69,7 +69,7 @@ func run[T any](t *testing.T, p *confPage, d time.Duration, what string, a chrom
 // openPage opens the demo page signed in as user in a Chromium of its own and installs
 // a tap that keeps the last ten seconds of what the page receives, with the time each
 // frame arrived.
-func openPage(t *testing.T, base, user string, toneHz int) *confPage {
+func openPage(t testing.TB, base, user string, toneHz int) *confPage {
 	t.Helper()
 	p := &confPage{user: user, toneHz: float64(toneHz), ctx: testpeer.StartChromium(t, testpeer.ChromiumOptions{ToneHz: toneHz})}
 	run(t, p, 30*time.Second, "load the page", chromedp.Navigate(base+"/?user="+user+"&processing=off"))
@@ -103,7 +103,7 @@ func (p *confPage) heard(t *testing.T, since int64) ([]int16, []int64) {
 }
 
 // now returns the page's clock (unix ms).
-func (p *confPage) now(t *testing.T) int64 {
+func (p *confPage) now(t testing.TB) int64 {
 	t.Helper()
 	return int64(run(t, p, 5*time.Second, "clock", chromedp.Evaluate[float64](`Date.now()`)))
 }
@@ -206,7 +206,7 @@ func participants(room string) string {
 }
 
 // metric reads one sample of the gateway's /metrics ("" when absent).
-func metric(t *testing.T, base, sample string) string {
+func metric(t testing.TB, base, sample string) string {
 	t.Helper()
 	_, body := get(t, base+"/metrics")
 	for _, l := range strings.Split(body, "\n") {
@@ -351,7 +351,7 @@ func TestConferenceOfTwoPagesAndAPhone(t *testing.T) {
 }
 
 // waitBaresipRegistered waits until baresip reports its account registered.
-func waitBaresipRegistered(t *testing.T, b *testpeer.Baresip) {
+func waitBaresipRegistered(t testing.TB, b *testpeer.Baresip) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {

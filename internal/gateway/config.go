@@ -91,13 +91,30 @@ type Config struct {
 	SIPAuthUser      string        `envconfig:"SIP_AUTH_USER"`
 	SIPAuthPassword  string        `envconfig:"SIP_AUTH_PASSWORD"`
 	SIPInviteTimeout time.Duration `envconfig:"SIP_INVITE_TIMEOUT" default:"60s"`
-	SIPDTMF          string        `envconfig:"SIP_DTMF" default:"rfc4733"`
+	// SIPCallLease is the lease of a call's claim: the calls of an instance that died or
+	// was cut off from Redis go on through another instance this long after its last
+	// renewal (asadapter.Config.ClaimTTL).
+	SIPCallLease time.Duration `envconfig:"SIP_CALL_LEASE" default:"1s"`
+	SIPDTMF      string        `envconfig:"SIP_DTMF" default:"rfc4733"`
 	// Push-to-talk (docs/push-to-talk.md): the domain of talk group ids, and the UDP
 	// ports of the floor channels (one per push-to-talk call).
 	SIPTalkGroupDomain string `envconfig:"SIP_TALKGROUP_DOMAIN"`
 	SIPFloorBindAddr   string `envconfig:"SIP_FLOOR_BIND_ADDR" default:"0.0.0.0"`
 	SIPFloorPortMin    int    `envconfig:"SIP_FLOOR_PORT_MIN" default:"30000"`
 	SIPFloorPortMax    int    `envconfig:"SIP_FLOOR_PORT_MAX" default:"30999"`
+
+	// The SIP edge (asadapter/edge): the trust domain beside the outbound proxy, TLS
+	// peer names and the CAs of their client certificates, direct peers' credentials
+	// ("user:password"), and the bounds of each untrusted source.
+	SIPTrustedPeers       []string `envconfig:"SIP_TRUSTED_PEERS"`
+	SIPTrustedNames       []string `envconfig:"SIP_TRUSTED_NAMES"`
+	SIPTLSClientCAs       string   `envconfig:"SIP_TLS_CLIENT_CAS"`
+	SIPPeerCredentials    []string `envconfig:"SIP_PEER_CREDENTIALS"`
+	SIPSourceRate         float64  `envconfig:"SIP_SOURCE_RATE" default:"20"`
+	SIPSourceDropRate     float64  `envconfig:"SIP_SOURCE_DROP_RATE" default:"100"`
+	SIPSourceTransactions int      `envconfig:"SIP_SOURCE_TRANSACTIONS" default:"16"`
+	SIPSourceDialogs      int      `envconfig:"SIP_SOURCE_DIALOGS" default:"8"`
+	SIPSourceConnections  int      `envconfig:"SIP_SOURCE_CONNECTIONS" default:"16"`
 
 	UsersSecret    string        `envconfig:"USERS_SECRET"`
 	UsersRegistrar string        `envconfig:"USERS_REGISTRAR"`

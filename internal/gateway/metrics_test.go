@@ -167,6 +167,11 @@ func TestMetricsWithoutPerCallLabels(t *testing.T) {
 	for i := 2; i <= 3; i++ {
 		calls = append(calls, callUp(t, app, fmt.Sprintf("players/metrics%d/audio", i), target))
 	}
+	// A scan from two untrusted sources: refused at the SIP edge, counted by reason,
+	// and nothing of the sources or the requests in a label.
+	for _, src := range []string{"127.0.0.2", "127.0.0.3"} {
+		scan(t, src, cfg.SIPListenUDP, 300)
+	}
 	three := scrape(t, maddr)
 	if _, ok := three["mediagw_terminations"]; !ok {
 		t.Fatalf("no mediagw_terminations: the scrape is not of this gateway")
@@ -176,6 +181,9 @@ func TestMetricsWithoutPerCallLabels(t *testing.T) {
 			if !slices.Contains(one[k], v) {
 				t.Errorf("%s=%q appeared with more calls: a label that grows with calls", k, v)
 			}
+			if strings.Contains(v, "127.0.0.2") || strings.Contains(v, "127.0.0.3") || strings.Contains(v, "scanned") {
+				t.Errorf("%s=%q names a scanner or its requests", k, v)
+			}
 			for _, c := range calls {
 				for _, id := range c {
 					if id != "" && strings.Contains(v, id) {
@@ -183,6 +191,30 @@ func TestMetricsWithoutPerCallLabels(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// scan sends n INVITEs to different users from ip to the gateway's SIP address, as a
+// scanner does (what comes back is left unread).
+func scan(t *testing.T, ip, to string, n int) {
+	t.Helper()
+	c, err := net.ListenPacket("udp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ra, err := net.ResolveUDPAddr("udp", to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		id := fmt.Sprintf("scanned%d", i)
+		msg := "INVITE sip:" + id + "@" + to + " SIP/2.0\r\nVia: SIP/2.0/UDP " + c.LocalAddr().String() +
+			";branch=z9hG4bK" + id + "\r\nFrom: <sip:scanner@" + ip + ">;tag=" + id + "\r\nTo: <sip:" + id + "@" + to +
+			">\r\nCall-ID: " + id + "@" + ip + "\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+		if _, err := c.WriteTo([]byte(msg), ra); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"dsmgw/asadapter"
+	"dsmgw/asadapter/edge"
 	"dsmgw/asadapter/ptt"
 	"dsmgw/asadapter/users"
 	"dsmgw/mediagw"
@@ -105,12 +106,13 @@ func (a *App) buildBridge(o options) error {
 
 // buildWeb wires the browser files and the schema.
 func (a *App) buildWeb() error {
-	web, err := webclient.New(webclient.Config{}, a.ilog)
+	web, err := webclient.New(webclient.Config{Page: webclient.PageConfig{SIPDomain: a.cfg.SIPDomain}}, a.ilog)
 	if err != nil {
 		return err
 	}
 	a.mux.Handle("/", web)
 	a.mux.Handle("GET "+webclient.SchemaPath, web)
+	a.mux.Handle("GET "+webclient.PageConfigPath, web)
 	return nil
 }
 
@@ -176,12 +178,23 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 	if err != nil {
 		return err
 	}
+	peers, err := edge.ParseCredentials(cfg.SIPPeerCredentials)
+	if err != nil {
+		return fmt.Errorf("SIP_PEER_CREDENTIALS: %w", err)
+	}
 	acfg := asadapter.Config{
 		Instance: cfg.Instance, Domain: cfg.SIPDomain, User: cfg.SIPUser, DisplayName: cfg.SIPDisplayName,
 		ListenUDP: cfg.SIPListenUDP, ListenTCP: cfg.SIPListenTCP, ListenTLS: cfg.SIPListenTLS,
 		TLSCert: cfg.SIPTLSCert, TLSKey: cfg.SIPTLSKey, TLSRootCAs: cfg.SIPTLSRootCAs, AdvertiseHost: cfg.SIPAdvertiseHost,
 		OutboundProxy: cfg.SIPOutboundProxy, AuthUser: cfg.SIPAuthUser, AuthPassword: cfg.SIPAuthPassword,
-		InviteTimeout: cfg.SIPInviteTimeout, DTMF: cfg.SIPDTMF, NoKeyspace: cfg.DSMNoKeyspace,
+		InviteTimeout: cfg.SIPInviteTimeout, ClaimTTL: cfg.SIPCallLease, DTMF: cfg.SIPDTMF, NoKeyspace: cfg.DSMNoKeyspace,
+		TLSClientCAs: cfg.SIPTLSClientCAs,
+		Edge: edge.Config{
+			Trusted: cfg.SIPTrustedPeers, TrustedNames: cfg.SIPTrustedNames, Peers: peers,
+			SourceRate: cfg.SIPSourceRate, SourceDropRate: cfg.SIPSourceDropRate,
+			SourceTransactions: cfg.SIPSourceTransactions, SourceDialogs: cfg.SIPSourceDialogs,
+			SourceConnections: cfg.SIPSourceConnections,
+		},
 		ConferenceDomain: cfg.UsersConfDom, TalkGroupDomain: cfg.SIPTalkGroupDomain,
 		Floor: ptt.Config{BindAddr: cfg.SIPFloorBindAddr, PortMin: cfg.SIPFloorPortMin, PortMax: cfg.SIPFloorPortMax},
 	}

@@ -15,6 +15,9 @@ type ChromiumOptions struct {
 	// full scale). Chromium takes one such file per browser process, so a test that needs
 	// pages with tones of their own starts one browser per page.
 	ToneHz int
+	// Mic, when not empty, is what the fake microphone plays instead (48 kHz mono, looped),
+	// e.g. clicks for a latency measurement.
+	Mic []int16
 }
 
 // chromiumToneSeconds is the length of the looped tone file: a whole number of periods of
@@ -44,10 +47,13 @@ func StartChromium(t testing.TB, opts ChromiumOptions) context.Context {
 		chromedp.Env("HOME="+dir, "TMPDIR="+dir),
 		chromedp.WindowSize(1100, 900),
 	)
-	if opts.ToneHz > 0 {
+	if opts.ToneHz > 0 || len(opts.Mic) > 0 {
 		const rate = 48000
-		tone := make([]int16, rate*chromiumToneSeconds)
-		Sine(tone, rate, float64(opts.ToneHz), 12000, 0)
+		tone := opts.Mic
+		if len(tone) == 0 {
+			tone = make([]int16, rate*chromiumToneSeconds)
+			Sine(tone, rate, float64(opts.ToneHz), 12000, 0)
+		}
 		wav := filepath.Join(dir, "tone.wav")
 		if err := os.WriteFile(wav, WAV(tone, rate), 0o600); err != nil {
 			t.Fatalf("testpeer: chromium tone: %v", err)

@@ -194,11 +194,12 @@ test('users: the page watches and unwatches conferences (its token may write its
   assert.equal((await goRead(`users/${user}`)).fields.conferences, 'other room2');
   assert.throws(() => users.watch('a b'), /bad conference id/);
   assert.throws(() => users.watch('a/b'), /bad conference id/);
-  // Nobody else's list: another user's token is refused.
+  // Nobody else's list: another user's token may neither read nor write it.
   const other = await client({ user: `${user}x` });
   const theirs = new Users(other, schema, { user });
-  await theirs.start();
+  await assert.rejects(theirs.start(), (err) => err.code === 'forbidden');
   await assert.rejects(theirs.watch('room3'), (err) => err.code === 'forbidden');
+  assert.equal((await goRead(`users/${user}`)).fields.conferences, 'other room2');
   theirs.close();
   other.close();
   users.close();

@@ -1,0 +1,147 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"dsmgw/imsdemo"
+	"dsmgw/internal/testpeer"
+)
+
+// clickTrain is the fake microphone of the latency benchmark: a 10 ms burst of 1 kHz at
+// three quarters of full scale every 500 ms (2 s, looped), silence in between, so that
+// each click's onset is found after 100 ms of quiet at every stage.
+func clickTrain() []int16 {
+	const rate = 48000
+	s := make([]int16, 2*rate)
+	for c := 0; c < 4; c++ {
+		start := c * rate / 2
+		for i := 0; i < rate/100; i++ {
+			s[start+i] = int16(24000 * math.Sin(2*math.Pi*1000*float64(i)/rate))
+		}
+	}
+	return s
+}
+
+// probe is a click seen by the page's worklet: captured (mic), arrived in a frame from
+// the network (arrive) or played (out), on the AudioContext's clock (seconds).
+type probe struct {
+	At string  `json:"at"`
+	T  float64 `json:"t"`
+}
+
+// BenchmarkMouthToEar measures mouth-to-ear latency in Chromium through the echo service
+// of the demo IMS (Kamailio, the demo conference server in process, one gateway): the
+// fake microphone plays clicks; the page's worklet notes each click's onset when it is
+// captured, when its frame comes back from the network and when it is played, on the
+// AudioContext's clock. Mouth-to-ear is played minus captured (the browser's own input
+// and output device latency excluded, as the fake devices have none to speak of); the
+// jitter buffer's share is played minus arrived. It reports the p50 and p90 over about
+// 40 clicks (20 s); nothing is asserted.
+//
+//	go test -run X -bench MouthToEar -benchtime 1x ./internal/gateway
+func BenchmarkMouthToEar(b *testing.B) {
+	r := testpeer.StartRedis(b, testpeer.RedisOptions{NotifyKeyspaceEvents: "Khg"})
+	cfg := testConfig(b, r.Addr)
+	log := slog.New(slog.DiscardHandler)
+	rtp := 21000 + 2*rand.IntN(2500)
+	confSrv, err := imsdemo.New(imsdemo.Config{ListenUDP: "127.0.0.1:0", ListenTCP: "127.0.0.1:0",
+		RTPBindAddr: "127.0.0.1", RTPPortMin: rtp, RTPPortMax: rtp + 199, Domain: confDomain,
+		DrainTimeout: 2 * time.Second}, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cctx, stopConf := context.WithCancel(context.Background())
+	confDone := make(chan error, 1)
+	go func() { confDone <- confSrv.Run(cctx) }()
+	b.Cleanup(func() { stopConf(); <-confDone })
+	k := testpeer.StartKamailioWith(b, testpeer.KamailioOptions{ChallengeFrom: cfg.SIPListenUDP,
+		ConfDomain: confDomain, ConfServer: "sip:" + confSrv.Addr("udp")})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	base := "http://" + l.Addr().String()
+	cfg.MGWPublicWSURL = "ws://" + l.Addr().String()
+	cfg.SIPOutboundProxy, cfg.SIPDomain, cfg.UsersConfDom = k.URI("udp"), "dsmgw.test", confDomain
+	cfg.SIPAuthUser, cfg.SIPAuthPassword = "dsmgw", testpeer.KamailioPassword
+	hard, stopHard := context.WithCancel(context.Background())
+	soft, stopSoft := context.WithCancel(hard)
+	app, err := Build(hard, cfg, log, WithListener(l))
+	if err != nil {
+		b.Fatal(err)
+	}
+	appDone := make(chan error, 1)
+	go func() { appDone <- app.Run(soft, hard) }()
+	b.Cleanup(func() { stopSoft(); <-appDone; stopHard() })
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if code, _ := get(b, base+"/readyz"); code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("gateway not ready")
+		}
+	}
+
+	p := &confPage{user: "latency", ctx: testpeer.StartChromium(b, testpeer.ChromiumOptions{Mic: clickTrain()})}
+	run(b, p, 30*time.Second, "load the page", chromedp.Navigate(base+"/?processing=off&probe=on"))
+	run(b, p, 30*time.Second, "page ready", chromedp.Poll[bool](`window.dsmgw && window.dsmgw.ready === true && window.dsmgw.dsm.state === 'open'`))
+	run(b, p, 5*time.Second, "probe", chromedp.Evaluate[bool](`window.probes = []; window.dsmgw.player.probe = (p) => window.probes.push({ at: p.at, t: p.t }); true`))
+	run(b, p, 5*time.Second, "dial the echo service", chromedp.Steps(
+		chromedp.SetValue(chromedp.CSS(`#remote`), "sip:echo@"+confDomain),
+		chromedp.Click(chromedp.CSS(`#call`)),
+	))
+	run(b, p, 30*time.Second, "call connected", chromedp.Poll[bool](`window.dsmgw.player.status.media === 'connected'`))
+	b.ResetTimer()
+	run(b, p, 60*time.Second, "40 clicks back", chromedp.Poll[bool](`window.probes.filter((p) => p.at === 'out').length >= 40`))
+	b.StopTimer()
+	probes := run(b, p, 5*time.Second, "probes", chromedp.Evaluate[[]json.RawMessage](`window.probes`))
+	var mic, arrive float64 = -1, -1
+	var m2e, buf []float64
+	for _, raw := range probes {
+		var pr probe
+		if err := json.Unmarshal(raw, &pr); err != nil {
+			b.Fatal(err)
+		}
+		switch pr.At {
+		case "mic":
+			mic = pr.T
+		case "arrive":
+			arrive = pr.T
+		case "out":
+			// A click comes back well within the 500 ms between clicks; anything else
+			// paired a click with the wrong one and is left out.
+			if mic >= 0 && pr.T-mic > 0 && pr.T-mic < 0.45 {
+				m2e = append(m2e, (pr.T-mic)*1000)
+			}
+			if arrive >= 0 && pr.T-arrive >= 0 && pr.T-arrive < 0.45 {
+				buf = append(buf, (pr.T-arrive)*1000)
+			}
+		}
+	}
+	if len(m2e) < 10 {
+		b.Fatalf("only %d clicks paired (%d probes)", len(m2e), len(probes))
+	}
+	q := func(v []float64, f float64) float64 {
+		s := slices.Clone(v)
+		slices.Sort(s)
+		return s[int(f*float64(len(s)-1))]
+	}
+	b.ReportMetric(q(m2e, 0.5), "m2e-p50-ms")
+	b.ReportMetric(q(m2e, 0.9), "m2e-p90-ms")
+	b.ReportMetric(q(buf, 0.5), "jitterbuf-p50-ms")
+	b.ReportMetric(0, "ns/op")
+	stats := run(b, p, 5*time.Second, "stats", chromedp.Evaluate[map[string]any](`window.dsmgw.player.status.stats`))
+	b.Logf("worklet: %v", stats)
+	b.Logf("mouth-to-ear over %d clicks: p50 %.1f ms, p90 %.1f ms; from arrival to playout (jitter buffer and resampling) p50 %.1f ms",
+		len(m2e), q(m2e, 0.5), q(m2e, 0.9), q(buf, 0.5))
+}
