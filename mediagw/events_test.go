@@ -40,7 +40,10 @@ func TestMediaTimeout(t *testing.T) {
 	t.Parallel()
 	sink := newOwnerSink(t)
 	e := newEnv(t, func(c *Config) {
-		c.MediaTimeout = 300 * time.Millisecond
+		// Long enough that a loaded machine gets from the termination's creation to the
+		// WebSocket and the first packet within it (at 300 ms a run under the full suite
+		// found the termination ended before its dial: 404).
+		c.MediaTimeout = 1500 * time.Millisecond
 		c.OnEvent = func(ev Event) { sink.cb <- ev }
 	})
 	ctx := context.Background()
@@ -54,9 +57,9 @@ func TestMediaTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	ws := dialWS(t, mu.URL)
-	// Media flowing keeps it alive: several timeouts' worth of packets every 50 ms.
+	// Media flowing keeps it alive: two timeouts' worth of packets every 50 ms.
 	gw := c2addr(lt)
-	for i := 0; i < 20; i++ {
+	for i := 0; i < 60; i++ {
 		if _, err := p.rtp.WriteToUDP(rtpPacket(0, uint16(i), 0, 1, 160), gw); err != nil {
 			t.Fatal(err)
 		}
