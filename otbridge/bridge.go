@@ -39,6 +39,8 @@ type Bridge struct {
 	shards   int
 	// readBufs recycles the buffers frames are read into, so an idle connection holds none.
 	readBufs sync.Pool
+	// writeBufs recycles the buffers the writers frame batches into (*[]byte).
+	writeBufs sync.Pool
 
 	ctx    context.Context // cancelled when Run returns: bounds every store call
 	cancel context.CancelFunc
@@ -92,6 +94,7 @@ func New(cfg Config, st *store.Store, feed *store.Feed, reg prometheus.Registere
 		shards: sc.Shards,
 	}
 	b.readBufs.New = func() any { return new(bytes.Buffer) }
+	b.writeBufs.New = func() any { b := make([]byte, 0, 4096); return &b }
 	b.refresh = newRefresher()
 	b.presence = newPresence(b)
 	b.ctx, b.cancel = context.WithCancel(context.Background())

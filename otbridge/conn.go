@@ -57,6 +57,10 @@ type conn struct {
 	room      *sync.Cond // signalled when the writer takes a batch or the connection closes
 
 	shut atomic.Bool // closed, readable without mu by the writer between frames
+
+	// wmu orders the writer's batches and the close frame: held around each batch write
+	// and around the close frame's, so the close frame is the last frame sent.
+	wmu sync.Mutex
 }
 
 // inflight is the op of one object that awaits its ack (one per object per connection).
@@ -327,25 +331,19 @@ func (c *conn) writeLoop() {
 		c.spare = nil
 		c.room.Broadcast()
 		c.mu.Unlock()
-		for i, m := range batch {
-			if c.shut.Load() {
-				break // closed meanwhile: the close frame goes next, nothing after it
-			}
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.b.cfg.WriteTimeout))
-			if err := c.ws.WriteMessage(websocket.TextMessage, m); err != nil {
-				c.log.Debug("write failed; closing", "err", err)
-				c.mu.Lock()
-				c.writing = false
-				c.closed = true
-				c.shut.Store(true)
-				c.queue = nil
-				c.room.Broadcast()
-				c.mu.Unlock()
-				c.ws.Close()
-				return
-			}
-			batch[i] = nil
+		if err := c.writeBatch(batch); err != nil {
+			c.log.Debug("write failed; closing", "err", err)
+			c.mu.Lock()
+			c.writing = false
+			c.closed = true
+			c.shut.Store(true)
+			c.queue = nil
+			c.room.Broadcast()
+			c.mu.Unlock()
+			c.ws.Close()
+			return
 		}
+		clear(batch)
 		c.mu.Lock()
 		if c.spare == nil && cap(batch) <= 2*c.b.cfg.SendQueue {
 			c.spare = batch[:0]
@@ -388,6 +386,10 @@ func (c *conn) closeLocked(code int, why string) {
 	ws, wt := c.ws, c.b.cfg.WriteTimeout
 	go func() {
 		_ = ws.SetReadDeadline(time.Now().Add(wt + closeWait))
+		// After the batch being written, if any: nothing may follow the close frame, and
+		// writeBatch checks shut under wmu before each write.
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, why), time.Now().Add(wt))
 		_ = ws.SetReadDeadline(time.Now().Add(closeWait))
 	}()

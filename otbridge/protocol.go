@@ -53,6 +53,16 @@ type Msg struct {
 // and obj could be read, so an error can echo them; for an op refused after it decoded,
 // Nackable tells that its obj and seq can be answered with a nack.
 func Decode(b []byte) (Msg, *ProtoError) {
+	if m, ok := parseFast(b); ok {
+		// No escape in the frame: no lone surrogate either.
+		return m, checkMsg(&m)
+	}
+	return decodeJSON(b)
+}
+
+// decodeJSON is Decode through encoding/json: for every frame parseFast leaves, and the
+// reference FuzzParseFast holds parseFast to.
+func decodeJSON(b []byte) (Msg, *ProtoError) {
 	var m Msg
 	if !json.Valid(b) || firstNonSpace(b) != '{' {
 		return m, protoErr(CodeBadJSON, "the frame is not a JSON object")
@@ -70,54 +80,63 @@ func Decode(b []byte) (Msg, *ProtoError) {
 		}
 		return m, protoErr(CodeBadMessage, "%v", err)
 	}
-	if len(m.ID) > maxIDBytes {
-		m.ID = ""
-		return m, protoErr(CodeBadMessage, "id longer than %d bytes", maxIDBytes)
-	}
-	switch m.T {
-	case TypeHello:
-		if m.Token == "" {
-			return m, protoErr(CodeBadMessage, "hello without token")
-		}
-		if !store.ValidEpoch(m.Epoch) {
-			return m, protoErr(CodeBadMessage, "epoch must be at most 32 characters of [A-Za-z0-9_-]")
-		}
-	case TypeSub:
-		if err := checkObj(m.Obj); err != nil {
-			return m, err
-		}
-		if m.Since != nil && (*m.Since < 0 || *m.Since > store.MaxSafeInt) {
-			return m, protoErr(CodeBadMessage, "since %d outside 0..2^53-1", *m.Since)
-		}
-	case TypeUnsub:
-		if err := checkObj(m.Obj); err != nil {
-			return m, err
-		}
-	case TypeOp:
-		if err := checkObj(m.Obj); err != nil {
-			return m, err
-		}
-		if m.Seq < 1 || m.Seq > store.MaxSafeInt {
-			return m, protoErr(CodeBadMessage, "op without seq in 1..2^53-1")
-		}
-		if m.Base != nil && (*m.Base < 0 || *m.Base > store.MaxSafeInt) {
-			return m, protoErr(CodeBadMessage, "base %d outside 0..2^53-1", *m.Base)
-		}
-		if len(m.Ops) == 0 {
-			return m, protoErr(CodeBadMessage, "op without ops")
-		}
-	case TypePing:
-	case "":
-		return m, protoErr(CodeBadMessage, "message without type t")
-	default:
-		t := m.T
-		m.T = ""
-		return m, protoErr(CodeBadMessage, "unknown message type %.32q", t)
+	if err := checkMsg(&m); err != nil {
+		return m, err
 	}
 	if hasLoneSurrogate(b) {
 		return m, protoErr(CodeBadMessage, "a string holds a lone UTF-16 surrogate escape (a string cut inside a character?)")
 	}
 	return m, nil
+}
+
+// checkMsg checks a decoded message for its type. It clears an id too long to echo and a
+// type that is unknown.
+func checkMsg(m *Msg) *ProtoError {
+	if len(m.ID) > maxIDBytes {
+		m.ID = ""
+		return protoErr(CodeBadMessage, "id longer than %d bytes", maxIDBytes)
+	}
+	switch m.T {
+	case TypeHello:
+		if m.Token == "" {
+			return protoErr(CodeBadMessage, "hello without token")
+		}
+		if !store.ValidEpoch(m.Epoch) {
+			return protoErr(CodeBadMessage, "epoch must be at most 32 characters of [A-Za-z0-9_-]")
+		}
+	case TypeSub:
+		if err := checkObj(m.Obj); err != nil {
+			return err
+		}
+		if m.Since != nil && (*m.Since < 0 || *m.Since > store.MaxSafeInt) {
+			return protoErr(CodeBadMessage, "since %d outside 0..2^53-1", *m.Since)
+		}
+	case TypeUnsub:
+		if err := checkObj(m.Obj); err != nil {
+			return err
+		}
+	case TypeOp:
+		if err := checkObj(m.Obj); err != nil {
+			return err
+		}
+		if m.Seq < 1 || m.Seq > store.MaxSafeInt {
+			return protoErr(CodeBadMessage, "op without seq in 1..2^53-1")
+		}
+		if m.Base != nil && (*m.Base < 0 || *m.Base > store.MaxSafeInt) {
+			return protoErr(CodeBadMessage, "base %d outside 0..2^53-1", *m.Base)
+		}
+		if len(m.Ops) == 0 {
+			return protoErr(CodeBadMessage, "op without ops")
+		}
+	case TypePing:
+	case "":
+		return protoErr(CodeBadMessage, "message without type t")
+	default:
+		t := m.T
+		m.T = ""
+		return protoErr(CodeBadMessage, "unknown message type %.32q", t)
+	}
+	return nil
 }
 
 // Nackable reports whether a message Decode refused is an op whose obj and seq are valid,

@@ -378,8 +378,8 @@ func parseEntry(shard int, m redis.XMessage) (Change, error) {
 	switch str("kind") {
 	case "op":
 		c.Kind = ChangeOp
-		if err := json.Unmarshal([]byte(str("ops")), &c.Ops); err != nil {
-			return c, fmt.Errorf("ops: %w", err)
+		if c.Ops, err = ParseOps(str("ops")); err != nil {
+			return c, fmt.Errorf("feed entry %s: %w", m.ID, err)
 		}
 	case "resync":
 		c.Kind = ChangeResync

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -189,10 +188,7 @@ func (s *Store) Commit(ctx context.Context, c Commit) (Committed, error) {
 	if err := s.checkCommit(c); err != nil {
 		return Committed{}, err
 	}
-	writes, err := json.Marshal(Writes(c.Ops))
-	if err != nil {
-		return Committed{}, fmt.Errorf("store: encode op on %s: %w", c.Obj, err)
-	}
+	writes := AppendOps(make([]byte, 0, 64*len(c.Ops)), Writes(c.Ops))
 	maxFields := s.cfg.MaxFields
 	if s.schema.IsIndex(c.Obj) {
 		maxFields = 0
@@ -218,6 +214,7 @@ func (s *Store) Commit(ctx context.Context, c Commit) (Committed, error) {
 		args = append(args, kind, o.Field, v)
 	}
 	var res []any
+	var err error
 	if s.batch != nil {
 		res, err = s.batch.run(ctx, keys, args...)
 	} else {

@@ -131,7 +131,11 @@ func (w *userWorker) register(ctx context.Context) {
 		w.fail(ctx, err.Error(), false)
 		return
 	}
-	if !w.registered && w.want.state != sipport.RegRegistering {
+	// A user taken over from another instance (a handoff, a lost holder) is still
+	// reachable through the contact its record names until our REGISTER replaces it:
+	// saying "registering" meanwhile made the SIP edge refuse calls the registrar
+	// rightly sent here (480 during a rolling restart).
+	if !w.registered && w.want.state != sipport.RegRegistering && w.rec.Contact == "" {
 		w.writeState(ctx, sipport.RegRegistering, "")
 	}
 	expires := w.u.cfg.Expires

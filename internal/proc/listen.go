@@ -7,6 +7,7 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -65,13 +66,21 @@ func waitListening(ctx context.Context, c *Child, addr string, timeout time.Dura
 		if err == nil {
 			conn.Close()
 			// Something answers, but it may be whoever took the port while our child is
-			// failing to bind: a child still running a moment later owns it.
-			select {
-			case <-c.Done():
-				return fmt.Errorf("%s on %s: %w: %v", c.Name(), addr, ErrExited, c.Wait())
-			case <-time.After(bindGrace):
+			// failing to bind. The kernel's socket tables say who holds it; when they
+			// cannot (another user's processes), a child still running a moment later
+			// owns it.
+			switch c.holdsTCP(addr) {
+			case holderUs:
 				return nil
+			case holderUnknown:
+				select {
+				case <-c.Done():
+					return fmt.Errorf("%s on %s: %w: %v", c.Name(), addr, ErrExited, c.Wait())
+				case <-time.After(bindGrace):
+					return nil
+				}
 			}
+			err = fmt.Errorf("%s is held by another process", addr)
 		}
 		select {
 		case <-c.Done():
@@ -83,4 +92,36 @@ func waitListening(ctx context.Context, c *Child, addr string, timeout time.Dura
 		case <-time.After(waitTCPPoll):
 		}
 	}
+}
+
+// holder says whether a child holds a port, as far as the socket tables tell.
+type holder int
+
+const (
+	holderUnknown holder = iota // no holder found (not readable, or not bound yet)
+	holderUs                    // the child or a process of its group
+	holderOther                 // only processes outside the child's group
+)
+
+// holdsTCP tells whether the child's process group holds the TCP port of addr.
+func (c *Child) holdsTCP(addr string) holder {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return holderUnknown
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return holderUnknown
+	}
+	hs, err := PortHolders("tcp", port)
+	if err != nil || len(hs) == 0 {
+		return holderUnknown
+	}
+	for _, h := range hs {
+		// The child is its group's leader (Start sets Setpgid), so its PID is the group.
+		if pg, err := syscall.Getpgid(h.PID); h.PID == c.PID() || (err == nil && pg == c.PID()) {
+			return holderUs
+		}
+	}
+	return holderOther
 }

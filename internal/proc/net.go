@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -39,21 +40,37 @@ func FreePort() (int, error) {
 		if hi-lo+1 >= minPortSpan {
 			p = lo + rand.IntN(hi-lo+1)
 		}
-		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(p))
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		p = u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-		u.Close()
+		p, err := probePort(p)
 		if err == nil {
-			l.Close()
 			return p, nil
 		}
 		lastErr = err
 	}
 	return 0, fmt.Errorf("free port after %d attempts: %w (last: %v)", freePortAttempts, ErrNoFreePort, lastErr)
+}
+
+// probePort binds port p (0: the kernel picks) for UDP and then TCP on loopback and
+// releases both, returning the port. It holds syscall.ForkLock for reading meanwhile:
+// a child forked by this process in that moment (a test beside it starting a peer)
+// would hold copies of the probe's sockets until its exec, and the port would still be
+// taken, for a moment, when FreePort returns it. (On Linux the net package makes its
+// sockets close-on-exec atomically and takes no ForkLock itself, so this cannot
+// deadlock.)
+func probePort(p int) (int, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(p))
+	if err != nil {
+		return 0, err
+	}
+	defer u.Close()
+	p = u.LocalAddr().(*net.UDPAddr).Port
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+	if err != nil {
+		return 0, err
+	}
+	l.Close()
+	return p, nil
 }
 
 // portsAboveEphemeral returns the ports between the top of the kernel's ephemeral range
