@@ -86,15 +86,17 @@ type call struct {
 	// found by the keyspace wake-up and the rescan anyway.)
 	unwatch func()
 
-	mu      sync.Mutex // guards d, local, remote, answer, hold, lastAck, seDue, seNext
-	d       dialog
-	local   Local
-	remote  sdp.Remote
-	answer  []byte       // our last SDP (offer or answer), for refreshes
-	hold    *store.Op    // hold state to publish once our answer to a re-offer went out
-	lastAck *sip.Request // the ACK of our 2xx, resent on 2xx retransmissions
-	seDue   time.Time    // when the session expires without a refresh (zero: no timer)
-	seNext  time.Time    // when we refresh (we are the refresher; zero: not us)
+	mu     sync.Mutex // guards d, local, remote, answer, hold, lastAck, seDue, seNext
+	d      dialog
+	local  Local
+	remote sdp.Remote
+	answer []byte    // our last SDP (offer or answer), for refreshes
+	hold   *store.Op // hold state to publish once our answer to a re-offer went out
+	// localHold: our last re-INVITE held the call (call_hold.go); guarded by mu.
+	localHold bool
+	lastAck   *sip.Request // the ACK of our 2xx, resent on 2xx retransmissions
+	seDue     time.Time    // when the session expires without a refresh (zero: no timer)
+	seNext    time.Time    // when we refresh (we are the refresher; zero: not us)
 }
 
 // newCall makes the call of a player we claimed (cl) under Run's context ctx.

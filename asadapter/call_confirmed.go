@@ -61,6 +61,7 @@ func (c *call) confirmed(ctx context.Context) {
 				c.sendDTMF(ctx, dt)
 			}
 			c.floorIntent(ctx, fl)
+			c.holdIntent(ctx, fl)
 			c.renewMediaURL(ctx, fl)
 		case <-c.seC:
 			c.armSessionTimer(se)

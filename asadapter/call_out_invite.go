@@ -77,13 +77,17 @@ func (c *call) invite(ctx context.Context, inv *sip.Request) (out inviteOutcome)
 				return inviteOutcome{cancelled: iv.cancelled, err: iv.cancelled}
 			}
 			c.log.Info("no answer; cancelling", "timeout", a.cfg.InviteTimeout)
-			iv.startCancel(&SIPError{Status: 408, Reason: "No answer"})
+			if out, ok := iv.startCancel(&SIPError{Status: 408, Reason: "No answer"}); ok {
+				return out
+			}
 		case <-drain:
 			drain = nil // closed for good: handle it once
 			if iv.cancelled == nil {
 				c.log.Info("gateway shutting down; cancelling")
 				c.drained = true
-				iv.startCancel(&SIPError{Status: 487, Reason: reasonShutdown})
+				if out, ok := iv.startCancel(&SIPError{Status: 487, Reason: reasonShutdown}); ok {
+					return out
+				}
 			}
 		case <-c.wakeC:
 			if iv.cancelled != nil {
@@ -92,7 +96,9 @@ func (c *call) invite(ctx context.Context, inv *sip.Request) (out inviteOutcome)
 			if fl, ok := c.snapshot(ctx); c.wantsEnd(fl, ok) {
 				c.log.Info("browser hung up before the answer; cancelling")
 				iv.hungUp = true
-				iv.startCancel(&SIPError{Status: 487, Reason: "Request Terminated"})
+				if out, ok := iv.startCancel(&SIPError{Status: 487, Reason: "Request Terminated"}); ok {
+					return out
+				}
 			}
 		case <-iv.tx.Done():
 			if iv.cancelled != nil {
@@ -149,14 +155,21 @@ func (iv *inviting) response(ctx context.Context, res *sip.Response) (out invite
 	}
 }
 
-// startCancel decides to cancel for reason: the CANCEL goes out now if a provisional
-// response came, else with the first one; the final response is awaited for cancelWait.
-func (iv *inviting) startCancel(reason *SIPError) {
+// startCancel decides to cancel for reason and lets the player go: a cancelling goroutine
+// (call_out_cancel.go) sends the CANCEL (now if a provisional response came, else with the
+// first one) and finishes the transaction, and the call ends with the outcome returned
+// (ok). Only while the adapter is ending (no goroutine starts) does the call itself wait
+// for the final response, for cancelWait.
+func (iv *inviting) startCancel(reason *SIPError) (inviteOutcome, bool) {
 	iv.cancelled = reason
+	if out, ok := iv.letGo(); ok {
+		return out, true
+	}
 	iv.timeout.Reset(cancelWait)
 	if iv.provisional {
 		iv.sendCancel()
 	}
+	return inviteOutcome{}, false
 }
 
 func (iv *inviting) sendCancel() {

@@ -266,3 +266,24 @@ func TestResolveTarget(t *testing.T) {
 		})
 	}
 }
+
+// TestCallHeldByPage: the page writes hold_intent "hold": the far end gets a re-INVITE
+// with a=sendonly and the player shows hold "local"; deleting it resumes with a=sendrecv
+// and the player's hold is gone (hold_local.xml checks both offers).
+func TestCallHeldByPage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := sippScenario(t, "hold_local.xml")
+	e.adapter("gw1", nil)
+	p := "players/held/audio"
+	e.dial(p, sippTarget(s.Addr))
+	e.waitField(p, "mgw_state", "connected")
+	e.browser(p, store.Set("hold_intent", "hold"))
+	e.waitField(p, "hold", "local")
+	e.browser(p, store.Del("hold_intent"))
+	e.waitField(p, "hold", "")
+	e.browser(p, store.Set("player_state", "disconnected"))
+	e.waitField(p, "mgw_state", "disconnected")
+	waitSipp(t, s)
+	e.waitNoTerminations()
+}

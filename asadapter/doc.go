@@ -38,7 +38,9 @@ results back (mgw_state, progress, sip_status, mgw_url ...).
   - call_confirmed.go: confirmed runs the call until the browser writes disconnected or
     failed (BYE), the far end sends BYE, the session timer ends it (call_sessiontimer.go),
     the drain hangs up (drain.go) or the claim is lost; dtmf written by the browser is sent
-    (sendDTMF).
+    (sendDTMF); hold_intent holds or resumes the call with a re-INVITE (call_hold.go).
+  - call_out_cancel.go: a CANCEL decided lets the player go at once; a goroutine of the
+    adapter finishes the INVITE transaction (487, or ACK and BYE for a 200 crossing it).
   - call.go: finish deletes the termination, writes the result, drops the dialog record and
     the claim; end removes the call and waits for its helpers.
 
@@ -139,6 +141,7 @@ Each line names the SIP method or DSM trigger, the function that handles it and 
 	player_state disconnected, ringing in   call.ring                 call_in.go
 	player_state disconnected, connected    call.confirmed            call_confirmed.go
 	dtmf                                    call.sendDTMF             call_confirmed.go
+	hold_intent                             call.holdIntent           call_hold.go
 	mgw_url deleted, connected (page back)  call.renewMediaURL        call_media.go
 	floor (push-to-talk intent)             call.floorIntent          call_ptt.go
 	floor state from the floor server       call.publishFloor         call_ptt.go

@@ -8,6 +8,7 @@ type playerFields struct {
 	playerState, mgwState, mgwURL         string
 	progress, sipStatus, sipReason        string
 	caller, callID, dtmf, hold            string
+	holdIntent                            string // the page's (call_hold.go)
 	// Push-to-talk (call_ptt.go): the page's intent and the floor state we write.
 	floor, floorState, floorTalker, floorReason, floorPosition, floorDuration string
 	// claimGen is the generation of the claim of the call's owner (records.go).
@@ -20,7 +21,7 @@ func fieldsOf(s *store.Schema) playerFields {
 		service: f.Service, remote: f.Remote, conference: f.Conference, encoding: f.Encoding,
 		playerState: f.PlayerState, mgwState: f.MgwState, mgwURL: f.MgwURL,
 		progress: f.Progress, sipStatus: f.SipStatus, sipReason: f.SipReason,
-		caller: f.Caller, callID: f.CallID, dtmf: f.DTMF, hold: f.Hold,
+		caller: f.Caller, callID: f.CallID, dtmf: f.DTMF, hold: f.Hold, holdIntent: f.HoldIntent,
 		floor: f.Floor, floorState: f.FloorState, floorTalker: f.FloorTalker, floorReason: f.FloorReason,
 		floorPosition: f.FloorPosition, floorDuration: f.FloorDuration, claimGen: f.ClaimGen,
 	}
@@ -43,9 +44,12 @@ const (
 	progressEarly   = "early-media"
 )
 
-// Values written to the hold field when the far end holds the call.
+// Values of the hold field: the far end holds the call (remote), or we do at the page's
+// request (local, call_hold.go); and the page's hold_intent value asking for it.
 const (
-	holdRemote = "remote"
+	holdRemote     = "remote"
+	holdLocal      = "local"
+	holdIntentHold = "hold"
 )
 
 // DialogState is the state of a call's SIP dialog (RFC 3261 section 12) as its dialog

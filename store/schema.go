@@ -35,6 +35,9 @@ type Schema struct {
 			CallID      string `json:"callID"`
 			DTMF        string `json:"dtmf"`
 			Hold        string `json:"hold"`
+			// HoldIntent is written by the page ("hold" to hold the call, absent to
+			// resume); the gateway re-INVITEs and shows the result in Hold ("local").
+			HoldIntent string `json:"holdIntent"`
 			// Push-to-talk (docs/push-to-talk.md): the page writes Floor (a
 			// FloorIntents value, consumed by the gateway); the gateway writes the others.
 			Floor         string `json:"floor"`

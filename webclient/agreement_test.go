@@ -197,7 +197,7 @@ func TestTransformAndSchemaAgreeWithGo(t *testing.T) {
 		"service": f.Service, "remote": f.Remote, "conference": f.Conference, "encoding": f.Encoding,
 		"playerState": f.PlayerState, "mgwState": f.MgwState, "mgwURL": f.MgwURL, "progress": f.Progress,
 		"sipStatus": f.SipStatus, "sipReason": f.SipReason, "caller": f.Caller, "callID": f.CallID,
-		"dtmf": f.DTMF, "hold": f.Hold,
+		"dtmf": f.DTMF, "hold": f.Hold, "holdIntent": f.HoldIntent,
 	} {
 		if js.Fields.Players[jsName] != goName {
 			t.Errorf("players field %s: js %q go %q", jsName, js.Fields.Players[jsName], goName)

@@ -248,6 +248,19 @@ func TestBrowserDemoPage(t *testing.T) {
 		document.getElementById('media').textContent === 'You are muted.'`))
 	shot(t, ctx, "muted")
 	within(t, ctx, 5*time.Second, "unmute", chromedp.Click(chromedp.CSS(`#mute`)))
+	// Hold: the page asks (hold_intent), the AS adapter's hold "local" (written here as it
+	// would after the far end's 2xx to its a=sendonly re-INVITE) is what the page shows.
+	within(t, ctx, 5*time.Second, "hold", chromedp.Click(chromedp.CSS(`#hold`)))
+	waitStore(t, st, player, "hold_intent written by the page", func(f map[string]string) bool { return f["hold_intent"] == "hold" })
+	within(t, ctx, 10*time.Second, "holding", chromedp.Poll[bool](`document.getElementById('call-status').textContent === 'Putting bob on hold…'`))
+	commit(t, st, player, store.Set("hold", "local"))
+	within(t, ctx, 10*time.Second, "held", chromedp.Poll[bool](`document.getElementById('call-status').textContent === 'You put bob on hold' &&
+		document.getElementById('hold').textContent === 'Resume'`))
+	shot(t, ctx, "held")
+	within(t, ctx, 5*time.Second, "resume", chromedp.Click(chromedp.CSS(`#hold`)))
+	waitStore(t, st, player, "hold_intent deleted by the page", func(f map[string]string) bool { _, ok := f["hold_intent"]; return !ok })
+	commit(t, st, player, store.Del("hold"))
+	within(t, ctx, 10*time.Second, "resumed", chromedp.Poll[bool](`document.getElementById('call-status').textContent === 'In a call with bob'`))
 	// On a phone's screen (390 px wide), Hang up and the keypad are on screen during the call.
 	checkPhoneLayout(t, ctx)
 	sent := <-toneDone

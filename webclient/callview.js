@@ -74,7 +74,8 @@ export function headline(s) {
     }
     case 'connected':
       if (s.hold === 'remote') return { state: 'connected', text: `${who} put the call on hold` };
-      if (s.localHold) return { state: 'connected', text: `You put ${who} on hold` };
+      if (s.hold === 'local') return { state: 'connected', text: `You put ${who} on hold` };
+      if (s.localHold) return { state: 'connected', text: `Putting ${who} on hold…` };
       return { state: 'connected', text: s.conference ? `In conference ${s.conference}` : `In a call with ${who}` };
     case 'disconnected':
       if (s.sipReason && REASON[s.sipReason]) return { state: 'ended', text: REASON[s.sipReason] };

@@ -60,13 +60,19 @@ export class Player {
   }
 
   /**
-   * setHold holds the call on this side (true): the microphone is not sent and nothing is
-   * played, until setHold(false).
+   * setHold holds the call (true) until setHold(false): the page stops sending its
+   * microphone and playing, and writes hold_intent, on which the AS adapter re-INVITEs the
+   * far end with a=sendonly (a=sendrecv to resume) and writes hold "local" once the far end
+   * agreed (status.hold shows it).
    */
-  setHold(on) {
+  async setHold(on) {
+    const F = this.F;
     this.localHold = !!on;
     this.media?.setVolume(this.localHold ? 0 : this.volume);
     this.emit();
+    if (!this.obj || !F.holdIntent || this.obj.get(F.playerState) !== 'connected') return;
+    if (this.localHold === (this.obj.get(F.holdIntent) === 'hold')) return;
+    await this.obj.write([this.localHold ? set(F.holdIntent, 'hold') : del(F.holdIntent)]);
   }
 
   /** setVolume sets the playout volume (0 to 1.5). */
@@ -125,6 +131,7 @@ export class Player {
       sipReason: g(F.sipReason) ?? '',
       caller: g(F.caller) ?? '',
       hold: g(F.hold) ?? '',
+      holdIntent: (F.holdIntent && g(F.holdIntent)) ?? '',
       media: this.mediaState,
       mediaError: this.mediaError,
       micError: this.micError,
@@ -175,7 +182,7 @@ export class Player {
     const ops = [expect(F.playerState, cur)];
     // Clear what the previous call left, so nothing stale is shown or acted on.
     const floor = [F.floor, F.floorState, F.floorTalker, F.floorReason, F.floorPosition, F.floorDuration];
-    for (const f of [F.mgwState, F.mgwURL, F.progress, F.sipStatus, F.sipReason, F.caller, F.callID, F.dtmf, F.hold, ...floor, ...clear]) {
+    for (const f of [F.mgwState, F.mgwURL, F.progress, F.sipStatus, F.sipReason, F.caller, F.callID, F.dtmf, F.hold, F.holdIntent, ...floor, ...clear].filter(Boolean)) {
       ops.push(del(f));
     }
     ops.push(set(F.service, service));
@@ -250,6 +257,8 @@ export class Player {
     const ps = this.obj.get(F.playerState);
     const ms = this.obj.get(F.mgwState);
     const url = this.obj.get(F.mgwURL);
+    // A page reloaded during a held call holds it again (hold_intent is in the DSM).
+    if (ps === 'connected' && F.holdIntent && this.obj.get(F.holdIntent) === 'hold') this.localHold = true;
     const wantMedia = (ps === 'connecting' || ps === 'connected') && ms === 'connected' && url;
     if (wantMedia && (!this.media || this.media.url !== url)) {
       // A URL whose token expired (the page came back to a call after MGW_TOKEN_TTL)
