@@ -172,28 +172,10 @@ func serveMain(args []string) error {
 	if err != nil {
 		return err
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- app.Run(soft, hard) }()
-	// Ready once every feed shard has completed a read: connections made after this see
-	// every later commit.
-	for {
-		rctx, cancel := context.WithTimeout(soft, time.Second)
-		err := app.Ready(rctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		select {
-		case <-soft.Done():
-			return <-errc
-		case err := <-errc:
-			return fmt.Errorf("gateway ended before it was ready: %w", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	fmt.Println("ws://" + app.Addr().String() + "/dsm")
-	fmt.Println("READY")
-	return <-errc
+	return app.RunReady(soft, hard, func() {
+		fmt.Println("ws://" + app.Addr().String() + "/dsm")
+		fmt.Println("READY")
+	})
 }
 
 // runServe is called from main and TestMain when the first argument is serveFlag.

@@ -137,25 +137,9 @@ func serveMain(args []string) error {
 	if err != nil {
 		return err
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- app.Run(soft, hard) }()
-	for {
-		rctx, cancel := context.WithTimeout(soft, time.Second)
-		err := app.Ready(rctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		select {
-		case <-soft.Done():
-			return <-errc
-		case err := <-errc:
-			return fmt.Errorf("gateway ended before it was ready: %w", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	fmt.Println("READY")
-	return <-errc
+	return app.RunReady(soft, hard, func() {
+		fmt.Println("READY")
+	})
 }
 
 // runServe is called from main when the first argument is serveFlag.

@@ -74,24 +74,10 @@ func serve() error {
 	if err != nil {
 		return err
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- app.Run(soft, hard) }()
-	for {
-		rctx, cancel := context.WithTimeout(soft, time.Second)
-		err := app.Ready(rctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		select {
-		case err := <-errc:
-			return fmt.Errorf("ended before it was ready: %w", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	fmt.Println(app.Addr().String())
-	fmt.Println("READY")
-	return <-errc
+	return app.RunReady(soft, hard, func() {
+		fmt.Println(app.Addr().String())
+		fmt.Println("READY")
+	})
 }
 
 // Start runs the current binary as a gateway configured by env (KEY=value, added to this
