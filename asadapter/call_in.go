@@ -264,6 +264,9 @@ func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) boo
 	d := c.d
 	c.mu.Unlock()
 	if err := a.saveDialog(ctx, &d); err != nil {
+		if ctx.Err() != nil {
+			return false // abandoned: the record may have landed, and the takeover answers
+		}
 		c.rejectIn(in, 500, "Server Internal Error", resultError)
 		return false
 	}
@@ -287,6 +290,14 @@ func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) boo
 		err = a.commit(ctx, a.schema.Players.Index, store.Set(c.player, "audio"))
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			// Abandoned (Run ends, as in a crash): the commit may have landed without
+			// its answer, so the player may ring. Ending the call here would delete the
+			// dialog record and release the claim with the player left ringing, and the
+			// takeover could then only mark it failed without answering the caller; left
+			// alone, the takeover answers the caller 480 from the record.
+			return false
+		}
 		c.log.Warn("write ringing player failed", "err", err)
 		c.rejectIn(in, 500, "Server Internal Error", resultError)
 		return false
@@ -311,6 +322,11 @@ func (c *call) ring(ctx context.Context, in *incoming) bool {
 			c.callerCancelled()
 			return false
 		case <-in.tx.Done():
+			if ctx.Err() != nil {
+				// Run's end closed the SIP stack, which ends its transactions: this is
+				// the abandonment above, not the caller giving up.
+				return false
+			}
 			c.callerCancelled()
 			return false
 		case <-a.drainC:
@@ -356,6 +372,9 @@ func (c *call) answerIn(ctx context.Context, in *incoming) bool {
 	}
 	url, err := a.mgw.AddRemote(ctx, local.ID, remote)
 	if err != nil {
+		if ctx.Err() != nil {
+			return false // abandoned: the takeover answers the caller from the record
+		}
 		a.met.mgwErrors.WithLabelValues("add_remote").Inc()
 		c.log.Warn("add remote termination failed", "err", err)
 		c.rejectIn(in, 500, "Media Gateway Error", resultMGWError, a.failOps(500, "media gateway: "+err.Error())...)
@@ -377,11 +396,18 @@ func (c *call) answerIn(ctx context.Context, in *incoming) bool {
 		store.Expect(a.f.callID, d.CallID), store.Expect(a.f.playerState, stateConnecting),
 		store.Set(a.f.mgwURL, url), store.Set(a.f.mgwState, stateConnected),
 		store.Set(a.f.playerState, stateConnected), store.Del(a.f.progress)); err != nil {
+		if ctx.Err() != nil {
+			// Abandoned: the commit may have landed without its answer. Rejecting now
+			// would write the player over and drop the record under the takeover.
+			return false
+		}
 		c.log.Info("player changed before the answer was written; rejecting", "err", err)
 		c.rejectIn(in, 487, "Request Terminated", resultCancelled, store.Set(a.f.mgwState, stateDisconnected))
 		return false
 	}
-	_ = a.saveDialog(ctx, &d)
+	if err := a.saveDialog(ctx, &d); err != nil && ctx.Err() != nil {
+		return false // abandoned before our 200: the takeover goes by the record it finds
+	}
 	hdrs := []sip.Header{a.dialogContact(&d, req.Transport()), sip.NewHeader("Content-Type", "application/sdp"),
 		sip.NewHeader("Allow", allowMethods), sip.NewHeader("Supported", "timer")}
 	if in.seHeader != "" {

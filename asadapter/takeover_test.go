@@ -313,6 +313,10 @@ func TestTakeoverContinuesIncomingCall(t *testing.T) {
 	e.waitField(p, "player_state", "ringing")
 	e.browser(p, store.Set("player_state", "connecting"))
 	before := e.waitField(p, "mgw_state", "connected")
+	// The player shows connected before the 200 goes out (the dialog record turns
+	// confirmed in between): the call is answered once the caller has the 200. Lost
+	// before, it is a ringing call, which the takeover refuses with 480.
+	waitSippReceived(t, s, "SIP/2.0 200")
 	owner, _ := e.callOwner(p)
 	if owner != "gw1" {
 		t.Fatalf("call answered by %s, want gw1", owner)

@@ -99,17 +99,22 @@ func (u *Users) scanLoop(ctx context.Context) error {
 	t := time.NewTicker(u.cfg.Scan)
 	defer t.Stop()
 	for {
-		users, err := u.st.Redis().ZRange(ctx, u.keys.index(), 0, -1).Result()
-		if err != nil && ctx.Err() == nil {
-			u.log.Warn("users: read registration index", "err", err)
-		}
-		u.claimAll(ctx, users)
+		u.claimIndex(ctx)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
 		}
 	}
+}
+
+// claimIndex claims the users of the registration index that no instance holds.
+func (u *Users) claimIndex(ctx context.Context) {
+	users, err := u.st.Redis().ZRange(ctx, u.keys.index(), 0, -1).Result()
+	if err != nil && ctx.Err() == nil {
+		u.log.Warn("users: read registration index", "err", err)
+	}
+	u.claimAll(ctx, users)
 }
 
 // wakeLoop listens to the wake-up channel on which every instance announces new,
@@ -119,6 +124,15 @@ func (u *Users) wakeLoop(ctx context.Context) error {
 		ps := u.st.Redis().Subscribe(ctx, u.keys.wakeChannel())
 		// ReceiveMessage does not watch ctx; closing the PubSub is what unblocks it.
 		stop := context.AfterFunc(ctx, func() { ps.Close() })
+		// Once subscribed, the index: a registration announced before the subscription
+		// took effect (just after Run started, or while Redis was away) is claimed now,
+		// not at the next scan, which may be far off (the scan at start can run first).
+		if v, err := ps.Receive(ctx); err == nil {
+			if m, ok := v.(*redis.Message); ok {
+				u.wake(ctx, m.Payload)
+			}
+			u.claimIndex(ctx)
+		}
 		for ctx.Err() == nil {
 			msg, err := ps.ReceiveMessage(ctx)
 			if err != nil {
