@@ -23,6 +23,8 @@ export class DSMError extends Error {
 // Codes after which the op will never be committed: the op is dropped and rolled back.
 // Other errors (rate_limited, unavailable, inflight) are transient: the op is resent.
 const TRANSIENT = new Set(['rate_limited', 'unavailable', 'inflight']);
+// SUB_RETRY_MS is how long after a sub refused with unavailable it is asked again.
+const SUB_RETRY_MS = 500;
 
 /**
  * DSMObject is the replica of one object. Get one from DSM.object(addr) (subscribed) or,
@@ -41,6 +43,7 @@ export class DSMObject {
     this.seq = 0; // last seq used on this object (1, 2, 3 ... per client and object)
     this.synced = false; // the server state is current on this connection
     this.retryTimer = null;
+    this.subRetryTimer = null;
     this.changeFns = new Set();
     this.fieldFns = new Map();
     this.stateFns = new Set();
@@ -159,6 +162,8 @@ export class DSMObject {
 
   /** close unsubscribes. Pending writes still complete. */
   close() {
+    clearTimeout(this.subRetryTimer);
+    this.subRetryTimer = null;
     if (!this.subscribed) return;
     this.subscribed = false;
     this.dsm.unsubscribe(this);
@@ -169,6 +174,8 @@ export class DSMObject {
   /** disconnected forgets the connection: the server state must be re-read, the in-flight op resent. */
   disconnected() {
     this.synced = false;
+    clearTimeout(this.subRetryTimer); // the reconnection subscribes again
+    this.subRetryTimer = null;
     if (this.inflight) this.inflight.sent = false;
     clearTimeout(this.retryTimer);
     this.retryTimer = null;
@@ -295,6 +302,17 @@ export class DSMObject {
 
   onSubError(code, msg) {
     const err = new DSMError(code, msg, this.addr);
+    if (code === 'unavailable') {
+      // Redis did not answer the read: the protocol asks for the sub again after 500 ms
+      // (docs/dsm-protocol.md); ready waits for the snapshot that brings.
+      clearTimeout(this.subRetryTimer);
+      this.subRetryTimer = setTimeout(() => {
+        this.subRetryTimer = null;
+        if (this.subscribed) this.resubscribe();
+      }, SUB_RETRY_MS);
+      for (const fn of this.errorFns) this.dsm.safeCall(fn, err);
+      return;
+    }
     this.readyReject(err);
     if (code === 'forbidden' || code === 'too_many_subs') {
       // Refused for good: the server holds no subscription, so the object is a blind one

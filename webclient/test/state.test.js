@@ -348,3 +348,21 @@ test('strings JSON cannot carry are refused locally: lone surrogates in names an
   assert.equal(ws.take().length, 1);
   dsm.close();
 });
+
+test('a subscription refused with unavailable is asked again after 500 ms; ready waits for the snapshot', async () => {
+  const { dsm, ws } = await connected();
+  const o = dsm.object('o');
+  assert.deepEqual(ws.take(), [{ t: 'sub', obj: 'o', id: 'sub:o' }]);
+  let settled = false;
+  o.ready.then(() => (settled = true), () => (settled = true));
+  ws.deliver({ t: 'error', code: 'unavailable', msg: 'redis did not answer', id: 'sub:o', obj: 'o' });
+  await tick();
+  assert.deepEqual(ws.take(), [], 'asked again at once');
+  assert.equal(settled, false, 'ready settled by a transient refusal');
+  await new Promise((r) => setTimeout(r, 600));
+  assert.deepEqual(ws.take(), [{ t: 'sub', obj: 'o', id: 'sub:o' }]);
+  ws.deliver({ t: 'snap', obj: 'o', rev: 1, fields: { a: '1' } });
+  await o.ready;
+  assert.equal(o.get('a'), '1');
+  dsm.close();
+});
