@@ -194,3 +194,28 @@ func sipRoundTrip(t *testing.T, addr, method string) string {
 		}
 	}
 }
+
+// serveApp builds and runs a gateway of cfg on l, stops it when the test ends, and
+// returns once its /readyz answers 200 (a failure deadline of 15 s).
+func serveApp(t testing.TB, cfg Config, log *slog.Logger, l net.Listener) *App {
+	t.Helper()
+	hard, stopHard := context.WithCancel(context.Background())
+	soft, stopSoft := context.WithCancel(hard)
+	app, err := Build(hard, cfg, log, WithListener(l))
+	if err != nil {
+		stopHard()
+		t.Fatal(err)
+	}
+	appDone := make(chan error, 1)
+	go func() { appDone <- app.Run(soft, hard) }()
+	t.Cleanup(func() { stopSoft(); <-appDone; stopHard() })
+	base := "http://" + l.Addr().String()
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if code, _ := get(t, base+"/readyz"); code == 200 {
+			return app
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("gateway not ready")
+		}
+	}
+}

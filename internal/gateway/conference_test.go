@@ -264,23 +264,7 @@ func TestConferenceOfTwoPagesAndAPhone(t *testing.T) {
 	cfg.SIPOutboundProxy, cfg.SIPDomain, cfg.UsersConfDom = k.URI("udp"), "dsmgw.test", confDomain
 	cfg.SIPAuthUser, cfg.SIPAuthPassword = "dsmgw", testpeer.KamailioPassword
 	cfg.DSMDemoSessions = true // the demo page signs in with /session?user=<name>
-	hard, stopHard := context.WithCancel(context.Background())
-	soft, stopSoft := context.WithCancel(hard)
-	app, err := Build(hard, cfg, log, WithListener(l))
-	if err != nil {
-		t.Fatal(err)
-	}
-	appDone := make(chan error, 1)
-	go func() { appDone <- app.Run(soft, hard) }()
-	t.Cleanup(func() { stopSoft(); <-appDone; stopHard() })
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if code, _ := get(t, base+"/readyz"); code == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("gateway not ready")
-		}
-	}
+	serveApp(t, cfg, log, l)
 
 	// The phone is in the room first.
 	room := "r1"

@@ -74,23 +74,7 @@ func BenchmarkMouthToEar(b *testing.B) {
 	cfg.MGWPublicWSURL = "ws://" + l.Addr().String()
 	cfg.SIPOutboundProxy, cfg.SIPDomain, cfg.UsersConfDom = k.URI("udp"), "dsmgw.test", confDomain
 	cfg.SIPAuthUser, cfg.SIPAuthPassword = "dsmgw", testpeer.KamailioPassword
-	hard, stopHard := context.WithCancel(context.Background())
-	soft, stopSoft := context.WithCancel(hard)
-	app, err := Build(hard, cfg, log, WithListener(l))
-	if err != nil {
-		b.Fatal(err)
-	}
-	appDone := make(chan error, 1)
-	go func() { appDone <- app.Run(soft, hard) }()
-	b.Cleanup(func() { stopSoft(); <-appDone; stopHard() })
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if code, _ := get(b, base+"/readyz"); code == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("gateway not ready")
-		}
-	}
+	serveApp(b, cfg, log, l)
 
 	p := &confPage{user: "latency", ctx: testpeer.StartChromium(b, testpeer.ChromiumOptions{Mic: clickTrain()})}
 	run(b, p, 30*time.Second, "load the page", chromedp.Navigate(base+"/?processing=off&probe=on"))

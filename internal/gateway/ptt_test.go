@@ -117,23 +117,7 @@ func TestPushToTalkThreePages(t *testing.T) {
 	cfg.SIPAuthUser, cfg.SIPAuthPassword = "dsmgw", testpeer.KamailioPassword
 	cfg.SIPFloorBindAddr = "127.0.0.1"
 	cfg.DSMDemoSessions = true // the demo page signs in with /session?user=<name>
-	hard, stopHard := context.WithCancel(context.Background())
-	soft, stopSoft := context.WithCancel(hard)
-	app, err := Build(hard, cfg, log, WithListener(l))
-	if err != nil {
-		t.Fatal(err)
-	}
-	appDone := make(chan error, 1)
-	go func() { appDone <- app.Run(soft, hard) }()
-	t.Cleanup(func() { stopSoft(); <-appDone; stopHard() })
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if code, _ := get(t, base+"/readyz"); code == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("gateway not ready")
-		}
-	}
+	serveApp(t, cfg, log, l)
 
 	pages := []*confPage{openPage(t, base, "web1", ptt1Hz), openPage(t, base, "web2", ptt2Hz), openPage(t, base, "web3", ptt3Hz)}
 	p1, p2, p3 := pages[0], pages[1], pages[2]

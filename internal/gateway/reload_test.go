@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"log/slog"
 	"net"
 	"os"
@@ -39,23 +38,7 @@ func TestReloadDuringCall(t *testing.T) {
 	cfg.MGWPublicWSURL = "ws://" + l.Addr().String()
 	cfg.SIPOutboundProxy, cfg.SIPDomain = k.URI("udp"), "dsmgw.test"
 	cfg.SIPAuthUser, cfg.SIPAuthPassword = "dsmgw", testpeer.KamailioPassword
-	hard, stopHard := context.WithCancel(context.Background())
-	soft, stopSoft := context.WithCancel(hard)
-	app, err := Build(hard, cfg, log, WithListener(l))
-	if err != nil {
-		t.Fatal(err)
-	}
-	appDone := make(chan error, 1)
-	go func() { appDone <- app.Run(soft, hard) }()
-	t.Cleanup(func() { stopSoft(); <-appDone; stopHard() })
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if code, _ := get(t, base+"/readyz"); code == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("gateway not ready")
-		}
-	}
+	serveApp(t, cfg, log, l)
 	bob := testpeer.StartBaresip(t, testpeer.BaresipOptions{User: "bob", Registrar: k.Addr, ToneHz: phoneHz})
 	waitBaresipRegistered(t, bob)
 
