@@ -140,24 +140,7 @@ func TestBrowserDemoPage(t *testing.T) {
 	st := g.Store
 	ctx := startBrowser(t)
 
-	// The media gateway, mounted on the same server as the page, as cmd/gateway does.
-	const secret = "webclient-test-media-secret-0123"
-	mgw, err := mediagw.New(mediagw.Config{
-		BindAddr: "127.0.0.1", PublicWSURL: "ws" + strings.TrimPrefix(g.URLs[0], "http"), Secret: secret,
-	}, prometheus.NewRegistry(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, mcancel := context.WithCancel(context.Background())
-	mdone := make(chan struct{})
-	go func() { defer close(mdone); _ = mgw.Run(mctx) }()
-	t.Cleanup(func() { mcancel(); <-mdone })
-	g.mux[0].Handle("/v1/", mgw.APIHandler())
-	g.mux[0].Handle("/media/", mgw.MediaHandler())
-	mc, err := mediagw.NewClient(mediagw.ClientConfig{BaseURL: g.URLs[0], Secret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mc := mountMediaGateway(t, g) // on the same server as the page, as cmd/gateway does
 
 	// 1. The page connects and registers its player.
 	within(t, ctx, 20*time.Second, "load the page", chromedp.Navigate(g.URLs[0]+"/?user=alice&processing=off"))
@@ -409,4 +392,28 @@ func sendTone(t *testing.T, far *net.UDPConn, dst *net.UDPAddr, count int) int {
 		<-tick.C
 	}
 	return count
+}
+
+// mountMediaGateway runs a media gateway mounted on g's first instance (its API under
+// /v1/, media under /media/), stopped when the test ends, and returns a client of its API.
+func mountMediaGateway(t *testing.T, g *gateway) *mediagw.Client {
+	t.Helper()
+	const secret = "webclient-test-media-secret-0123"
+	mgw, err := mediagw.New(mediagw.Config{
+		BindAddr: "127.0.0.1", PublicWSURL: "ws" + strings.TrimPrefix(g.URLs[0], "http"), Secret: secret,
+	}, prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx, mcancel := context.WithCancel(context.Background())
+	mdone := make(chan struct{})
+	go func() { defer close(mdone); _ = mgw.Run(mctx) }()
+	t.Cleanup(func() { mcancel(); <-mdone })
+	g.mux[0].Handle("/v1/", mgw.APIHandler())
+	g.mux[0].Handle("/media/", mgw.MediaHandler())
+	mc, err := mediagw.NewClient(mediagw.ClientConfig{BaseURL: g.URLs[0], Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mc
 }

@@ -6,13 +6,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"dsmgw/mediagw"
 	"dsmgw/store"
@@ -94,23 +92,7 @@ func TestPageImpairedMedia(t *testing.T) {
 	g := startGateway(t, gatewayOptions{Instances: 1})
 	st := g.Store
 	ctx := startBrowser(t)
-	const secret = "webclient-test-media-secret-0123"
-	mgw, err := mediagw.New(mediagw.Config{
-		BindAddr: "127.0.0.1", PublicWSURL: "ws" + strings.TrimPrefix(g.URLs[0], "http"), Secret: secret,
-	}, prometheus.NewRegistry(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, mcancel := context.WithCancel(context.Background())
-	mdone := make(chan struct{})
-	go func() { defer close(mdone); _ = mgw.Run(mctx) }()
-	t.Cleanup(func() { mcancel(); <-mdone })
-	g.mux[0].Handle("/v1/", mgw.APIHandler())
-	g.mux[0].Handle("/media/", mgw.MediaHandler())
-	mc, err := mediagw.NewClient(mediagw.ClientConfig{BaseURL: g.URLs[0], Secret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mc := mountMediaGateway(t, g) // on the same server as the page, as cmd/gateway does
 
 	within(t, ctx, 20*time.Second, "load the page", chromedp.Navigate(g.URLs[0]+"/?processing=off"))
 	within(t, ctx, 20*time.Second, "DSM client connected",
