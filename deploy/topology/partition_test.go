@@ -86,13 +86,26 @@ func (f *faults) partition(t *testing.T, how string, cut, heal func(*Service)) {
 		}
 		return true
 	})
-	fenced := waitLogEvents(t, sv, "fenced: no longer acting on the call", slices.Collect(maps.Keys(callIDs)))
+	// The cut-off instance stops acting when it pauses the call (its lease ran short) or,
+	// if it could not pause it, when it fences it; a pause during the cut must end in the
+	// fence, never in a resume (no renewal can reach Redis).
+	fenced := waitLogEvents(t, sv, "fenced: no longer acting on the call", slices.Collect(maps.Keys(callIDs)), t0)
+	paused := logEvents(sv.Output(), "paused: not acting on the call until a renewal proves the claim ours", t0)
+	resumed := logEvents(sv.Output(), "resumed: the claim is still ours", t0)
+	for id := range callIDs {
+		if at, ok := paused[id]; ok && at.Before(fenced[id]) {
+			fenced[id] = at
+		}
+		if at, ok := resumed[id]; ok {
+			t.Errorf("call %s: %s resumed it at %s, during the cut", id, victim, at.Format(time.StampMilli))
+		}
+	}
 	for id := range callIDs {
 		var taken time.Time
 		for _, at := range reinviteFrom(pkts, id, survivors) {
 			taken = at
 		}
-		t.Logf("call %s: %s fenced %s after the cut, a survivor's re-INVITE %s after it", id, victim,
+		t.Logf("call %s: %s stopped acting (paused or fenced) %s after the cut, a survivor's re-INVITE %s after it", id, victim,
 			fenced[id].Sub(t0).Round(time.Millisecond), taken.Sub(t0).Round(time.Millisecond))
 		if !fenced[id].Before(taken) {
 			t.Errorf("call %s: %s stopped acting at %s, after a survivor took it at %s", id, victim,
@@ -179,13 +192,13 @@ func waitPageOn(t *testing.T, lb, gw string, d time.Duration) *goPage {
 	return p
 }
 
-// waitLogEvents waits until a service logged msg for each call id, and returns when (the
-// log's own time: the service's clock is the test's).
-func waitLogEvents(t *testing.T, sv *Service, msg string, callIDs []string) map[string]time.Time {
+// waitLogEvents waits until a service logged msg for each call id after since, and
+// returns when (the log's own time: the service's clock is the test's).
+func waitLogEvents(t *testing.T, sv *Service, msg string, callIDs []string, since time.Time) map[string]time.Time {
 	t.Helper()
 	var got map[string]time.Time
 	waitFor(t, sv.Name+" logging "+msg+" for each call", 30*time.Second, func() bool {
-		got = logEvents(sv.Output(), msg)
+		got = logEvents(sv.Output(), msg, since)
 		for _, id := range callIDs {
 			if _, ok := got[id]; !ok {
 				return false
@@ -196,8 +209,8 @@ func waitLogEvents(t *testing.T, sv *Service, msg string, callIDs []string) map[
 	return got
 }
 
-// logEvents returns, by call id, the time of the first JSON log line with msg.
-func logEvents(out, msg string) map[string]time.Time {
+// logEvents returns, by call id, the time of the first JSON log line with msg after since.
+func logEvents(out, msg string, since time.Time) map[string]time.Time {
 	got := map[string]time.Time{}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
@@ -207,7 +220,7 @@ func logEvents(out, msg string) map[string]time.Time {
 			Msg    string    `json:"msg"`
 			CallID string    `json:"call_id"`
 		}
-		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Msg != msg || l.CallID == "" {
+		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Msg != msg || l.CallID == "" || l.Time.Before(since) {
 			continue
 		}
 		if _, seen := got[l.CallID]; !seen {
