@@ -93,10 +93,12 @@ func (c *call) pause(why string) bool {
 	c.act.Unlock()
 	// The page's media must stop reaching the far end too: once the claim passes, the
 	// far end is moved to another instance's termination and must not hear two. The far
-	// end's media still reaches the page (nothing else sends it there).
+	// end's media still reaches the page (nothing else sends it there). A media gateway
+	// slow to answer on a busy machine is waited for as a fence's delete would be: the
+	// far end moves only after the claim expired and a re-INVITE went through.
 	muted := remote
 	muted.Direction = sdp.Inactive
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.a.runContext()), c.a.fenceMargin())
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.a.runContext()), cleanupTimeout)
 	defer cancel()
 	if err := c.a.mgw.Modify(ctx, term, muted); err != nil {
 		c.a.met.mgwErrors.WithLabelValues("modify").Inc()
