@@ -58,9 +58,10 @@ func (f *faults) partition(t *testing.T, how string, cut, heal func(*Service)) {
 	sv := s.Service(t, victim)
 	pid := sv.PID()
 	cutOff := byHolder[victim]
-	callIDs, urls := map[string]*goPage{}, map[*goPage]string{}
+	callIDs, urls, dsmOn := map[string]*goPage{}, map[*goPage]string{}, map[*goPage]string{}
 	for _, p := range cutOff {
 		callIDs[p.fields()["call_id"]], urls[p] = p, p.fields()["mgw_url"]
+		dsmOn[p] = p.cl.Welcome().Instance
 	}
 	t.Logf("calls by instance: %v; cutting %s off (%s) with %d calls", counts(byHolder), victim, how, len(cutOff))
 
@@ -73,8 +74,17 @@ func (f *faults) partition(t *testing.T, how string, cut, heal func(*Service)) {
 		}
 	}()
 	for _, p := range cutOff {
+		// A page whose DSM connection is on the cut-off instance sees the new media URL
+		// only once it reconnected elsewhere: the instance closes its connections when
+		// its change feed stops answering (otbridge), and the page comes back through the
+		// load balancer to a survivor.
 		d := afterInstanceLoss(t, p, t0, urls[p])
-		t.Logf("call %s continued by a survivor %s after the cut", p.fields()["call_id"], d.Round(time.Millisecond))
+		now := p.cl.Welcome().Instance
+		t.Logf("call %s continued by a survivor %s after the cut (page's DSM connection on %s, now on %s)",
+			p.fields()["call_id"], d.Round(time.Millisecond), dsmOn[p], now)
+		if dsmOn[p] == victim && now == victim {
+			t.Errorf("page %s saw the new media URL while still connected to %s", p.sess.Client, victim)
+		}
 	}
 	survivors := gatewayAddrs(s)
 	delete(survivors, sv.Addr.String())
