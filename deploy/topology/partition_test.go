@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"maps"
+	"net/http"
 	"os/exec"
 	"slices"
 	"strings"
@@ -49,9 +50,21 @@ func (f *faults) partition(t *testing.T, how string, cut, heal func(*Service)) {
 		h := claimHolder(t, rdb, p.addr())
 		byHolder[h] = append(byHolder[h], p)
 	}
+	// The victim holds the most calls whose page's DSM connection is on it too (those
+	// pages can learn of their call's new media URL only after reconnecting elsewhere),
+	// else the most calls.
 	victim := ""
+	both := func(gw string) int {
+		n := 0
+		for _, p := range byHolder[gw] {
+			if p.cl.Welcome().Instance == gw {
+				n++
+			}
+		}
+		return n
+	}
 	for _, gw := range slices.Sorted(maps.Keys(byHolder)) {
-		if victim == "" || len(byHolder[gw]) > len(byHolder[victim]) {
+		if victim == "" || both(gw) > both(victim) || both(gw) == both(victim) && len(byHolder[gw]) > len(byHolder[victim]) {
 			victim = gw
 		}
 	}
@@ -196,6 +209,12 @@ func waitPageOn(t *testing.T, lb, gw string, d time.Duration) *goPage {
 			return true
 		}
 		p.cl.Close()
+		// A page makes two requests through nginx's round robin (its session, then its
+		// DSM connection): with two gateways and nothing else going through, every DSM
+		// connection would land on the same one. One more request shifts the turn.
+		if res, err := http.Get(lb + "/readyz"); err == nil {
+			res.Body.Close()
+		}
 		time.Sleep(200 * time.Millisecond)
 		return false
 	})
