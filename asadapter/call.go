@@ -81,7 +81,8 @@ type call struct {
 	fenceStop context.CancelFunc
 	// The pause (pause.go): act guards busy, the actions of the call in progress (a call
 	// is paused only when there are none), and the writes of paused (the call waits for
-	// a renewal to prove its claim) and unpaused (closed when a pause ends).
+	// a renewal to prove its claim) and unpaused (closed when a pause ends). mu may be
+	// taken under act, never the reverse.
 	act      sync.Mutex
 	busy     int
 	paused   atomic.Bool

@@ -80,10 +80,12 @@ func (c *call) leave() {
 // whose floor channel runs on its own, or its termination could not be muted) and must be
 // fenced instead.
 func (c *call) pause(why string) bool {
+	c.act.Lock()
+	// Read under act (mu nests inside it): no action runs now, and none starts once
+	// paused is set, so the termination and the media are the call's last.
 	c.mu.Lock()
 	ptt, term, remote := c.ptt != nil, c.d.Term, c.remote
 	c.mu.Unlock()
-	c.act.Lock()
 	if c.fenced.Load() || c.busy > 0 || !c.answered.Load() || ptt || term == "" {
 		c.act.Unlock()
 		return false
