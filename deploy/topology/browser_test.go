@@ -170,7 +170,7 @@ func listen(t *testing.T, tab context.Context, hz float64) tone {
 // click clicks the element matched by a CSS selector.
 func click(t *testing.T, tab context.Context, sel string) {
 	t.Helper()
-	within(t, tab, 5*time.Second, "click "+sel, chromedp.Click(chromedp.CSS(sel)))
+	within(t, tab, 20*time.Second, "click "+sel, chromedp.Click(chromedp.CSS(sel)))
 }
 
 // waitPage polls a JavaScript predicate in the page.
