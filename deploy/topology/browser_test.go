@@ -45,7 +45,7 @@ func writeToneWAV(t *testing.T, path string, hz float64) {
 	}
 }
 
-// startBrowser starts a private headless Chromium in the root namespace (a browser on
+// startBrowser starts a private headless Chromium in the host namespace (a browser on
 // the Docker host) with a fake microphone, and returns its context; each page gets a tab
 // of its own (newTab).
 func startBrowser(t *testing.T) context.Context {
