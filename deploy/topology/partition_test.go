@@ -203,6 +203,7 @@ func (f *faults) takesNewWork(t *testing.T, gw string) {
 func waitPageOn(t *testing.T, lb, gw string, d time.Duration) *goPage {
 	t.Helper()
 	var p *goPage
+	misses := 0
 	waitFor(t, "a new DSM connection on "+gw, d, func() bool {
 		p = newPage(t, lb)
 		if p.cl.Welcome().Instance == gw {
@@ -211,9 +212,12 @@ func waitPageOn(t *testing.T, lb, gw string, d time.Duration) *goPage {
 		p.cl.Close()
 		// A page makes two requests through nginx's round robin (its session, then its
 		// DSM connection): with two gateways and nothing else going through, every DSM
-		// connection would land on the same one. One more request shifts the turn.
-		if res, err := http.Get(lb + "/readyz"); err == nil {
-			res.Body.Close()
+		// connection would land on the same one. One more request after every other miss
+		// (steps of 2 and 3 requests in turn) reaches every gateway of two or three.
+		if misses++; misses%2 == 1 {
+			if res, err := http.Get(lb + "/readyz"); err == nil {
+				res.Body.Close()
+			}
 		}
 		time.Sleep(200 * time.Millisecond)
 		return false
