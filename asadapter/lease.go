@@ -141,7 +141,9 @@ func (c *call) keepLease(ctx context.Context) {
 			default:
 			}
 			if !pausedAt.IsZero() {
-				continue // already paused; the fence timer was re-armed by a late answer
+				// Not expected: a paused call's fence timer has fired, and is re-armed
+				// only together with its resume.
+				continue
 			}
 			why := fmt.Sprintf("claim not renewed in time (last renewal sent %s ago, one in flight: %t)",
 				time.Since(until.Add(-a.cfg.ClaimTTL+a.fenceMargin())).Round(time.Millisecond), busy)
