@@ -190,3 +190,49 @@ func explainRefusals(t *testing.T, s *Stack, pkts []sipPacket, claims *claimWatc
 		t.Log(b.String())
 	}
 }
+
+func TestRefusalsByUser(t *testing.T) {
+	at := func(s int) time.Time { return time.Unix(int64(s), 0) }
+	gws := map[string]string{"10.0.0.11": "gw1", "10.0.0.12": "gw2"}
+	pkts := []sipPacket{
+		{At: at(1), Src: "10.0.0.1", Dst: "10.0.0.20", Method: "INVITE", CallID: "a", CSeq: "INVITE", ToUser: "u4"},
+		{At: at(2), Src: "10.0.0.12", Status: 486, CallID: "a", CSeq: "INVITE", ToUser: "u4"},
+		{At: at(3), Src: "10.0.0.11", Status: 486, CallID: "b", CSeq: "INVITE", ToUser: "u4"},
+		{At: at(4), Src: "10.0.0.11", Status: 200, CallID: "c", CSeq: "INVITE", ToUser: "u1"},
+		{At: at(5), Src: "10.0.0.11", Status: 481, CallID: "d", CSeq: "BYE", ToUser: "u2"},
+		{At: at(6), Src: "10.0.0.20", Status: 486, CallID: "e", CSeq: "INVITE", ToUser: "u3"},
+	}
+	rs := refusalsByUser(pkts, gws)
+	if len(rs) != 1 || rs[0].User != "u4" || rs[0].N != 2 || !rs[0].First.At.Equal(at(2)) ||
+		rs[0].By["gw2 486"] != 1 || rs[0].By["gw1 486"] != 1 {
+		t.Fatalf("%+v", rs)
+	}
+}
+
+func TestClaimWatchAround(t *testing.T) {
+	at := func(s int) time.Time { return time.Unix(int64(s), 0) }
+	w := &claimWatch{hist: map[string][]claimSample{}}
+	for i, c := range []string{"", "gw1/1", "gw1/1", "", "gw2/1", "gw2/1"} {
+		w.add("u1", claimSample{At: at(i), Claim: c})
+	}
+	got := w.around("u1", at(3), at(10), 5)
+	if len(got) != 2 || got[0].Claim != "" || got[1].Claim != "gw2/1" {
+		t.Fatalf("%+v", got)
+	}
+	if got := w.around("u1", at(1), at(1), 5); len(got) != 1 || got[0].Claim != "gw1/1" {
+		t.Fatalf("%+v", got)
+	}
+}
+
+func TestLogLinesAbout(t *testing.T) {
+	out := `{"time":"2026-11-26T11:53:50Z","msg":"a","player":"players/x/audio"}
+{"time":"2026-11-26T11:53:51Z","msg":"b","player":"players/y/audio"}
+{"time":"2026-11-26T11:53:52Z","msg":"c","user":"u4"}
+not json players/x/audio
+{"time":"2026-11-26T11:54:30Z","msg":"d","player":"players/x/audio"}`
+	from, _ := time.Parse(time.RFC3339, "2026-11-26T11:53:40Z")
+	got := logLinesAbout(out, []string{"players/x/audio", `"user":"u4"`}, from, from.Add(20*time.Second))
+	if len(got) != 2 || !strings.Contains(got[0], `"a"`) || !strings.Contains(got[1], `"c"`) {
+		t.Fatalf("%q", got)
+	}
+}
