@@ -414,7 +414,7 @@ func (c *call) answerIn(ctx context.Context, in *incoming) bool {
 		hdrs = append(hdrs, sip.NewHeader("Session-Expires", in.seHeader), sip.NewHeader("Require", "timer"))
 	}
 	a.met.setup.Observe(time.Since(c.seenAt).Seconds())
-	if !a.respond2xx(ctx, in.tx, req, tag, body, c.ackC, hdrs...) {
+	if !a.respond2xx(ctx, in.tx, req, tag, body, c.ackC, c.byeC, hdrs...) {
 		if ctx.Err() != nil {
 			return false // abandoned
 		}

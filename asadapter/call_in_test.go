@@ -145,3 +145,38 @@ func TestIncomingCallWaitsForEndingCall(t *testing.T) {
 		})
 	}
 }
+
+// TestIncomingCallByeBeforeAck: the caller's BYE comes before its ACK (the ACK was lost:
+// UDP, a loaded CSCF). The BYE shows the caller had the 2xx: the call ends on it at once,
+// as a remote hangup, and the user is free for the next call. It once waited for an ACK
+// through the 2xx retransmissions (32 s) with the player connected and the claim held:
+// every call for the user meanwhile was answered 486 Busy (a phone calling again at once
+// made a storm of them), and a drain in that time waited for the call to its deadline.
+func TestIncomingCallByeBeforeAck(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.registerUser("kate", "kateclient")
+	a := e.adapter("gw1", nil)
+	s := sippUAC(t, sippScenarioPath(t, "bye_before_ack.xml"), "kate", a.a.Addr("udp"))
+	p := "players/kateclient/audio"
+	e.waitField(p, "player_state", "ringing")
+	e.browser(p, store.Set("player_state", "connecting"))
+	fl := e.waitField(p, "player_state", "disconnected")
+	if fl["mgw_state"] != "disconnected" || fl["sip_reason"] != "remote hangup" {
+		t.Fatalf("player after the caller's BYE: %v (want a remote hangup)", fl)
+	}
+	if _, err := s.Wait(waitFor); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := a.a.claimHolder(e.ctx, p); err != nil || h != "" {
+		t.Fatalf("claim of the ended call held by %q (%v)", h, err)
+	}
+	// The user takes the next call.
+	s = sippCaller(t, "kate", a.a.Addr("udp"))
+	e.waitField(p, "player_state", "ringing")
+	e.browser(p, store.Set("player_state", "connecting"))
+	e.waitField(p, "mgw_state", "connected")
+	e.waitField(p, "player_state", "disconnected")
+	waitSipp(t, s)
+	e.waitNoTerminations()
+}

@@ -154,7 +154,7 @@ func (a *Adapter) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	ctx, cancel := c.cleanupCtx()
 	_ = a.saveDialog(ctx, &d)
 	cancel()
-	a.respond2xx(a.runContext(), tx, req, d.LocalTag, body, c.ackC, hdrs...)
+	a.respond2xx(a.runContext(), tx, req, d.LocalTag, body, c.ackC, nil, hdrs...)
 	c.publishHold()
 }
 

@@ -47,8 +47,17 @@ func (a *Adapter) HangupAll(ctx context.Context) int {
 				n++
 			}
 		case <-ctx.Done():
+			// Which calls, so that a drain held to its deadline says what held it.
+			var left []string
+			for _, c := range cs[i:] {
+				select {
+				case <-c.done:
+				default:
+					left = append(left, c.player+" "+c.callID())
+				}
+			}
 			a.log.Warn("drain deadline passed; the calls left go to a takeover",
-				"ended", n, "left", len(cs)-i, "err", ctx.Err())
+				"ended", n, "left", len(left), "calls", left, "err", ctx.Err())
 			return n
 		}
 	}

@@ -107,7 +107,12 @@ func (a *Adapter) reject(tx sip.ServerTransaction, req *sip.Request, code int, r
 // until the ACK arrives (RFC 3261 section 13.3.1.4); false when no ACK came in time,
 // ctx (Run's) ended or a CANCEL ended the transaction before the 2xx went out (the caller
 // then checks tx.Err()).
-func (a *Adapter) respond2xx(ctx context.Context, tx sip.ServerTransaction, req *sip.Request, tag string, body []byte, ackC chan struct{}, hdrs ...sip.Header) bool {
+//
+// The far end's BYE (byeC, nil when the caller watches it itself) ends the wait too: the
+// caller sent it in the dialog our 2xx made, so it had the 2xx, and its ACK was lost. The
+// BYE is signalled again on byeC for the confirmed call to end on. Waiting on for an ACK
+// that will not come held an ended call for the 2xx's 32 s, its user busy meanwhile.
+func (a *Adapter) respond2xx(ctx context.Context, tx sip.ServerTransaction, req *sip.Request, tag string, body []byte, ackC, byeC chan struct{}, hdrs ...sip.Header) bool {
 	select { // an old ACK must not count for this 2xx
 	case <-ackC:
 	default:
@@ -133,6 +138,9 @@ func (a *Adapter) respond2xx(ctx context.Context, tx sip.ServerTransaction, req 
 	for {
 		select {
 		case <-ackC:
+			return true
+		case <-byeC:
+			signal(byeC)
 			return true
 		case <-ctx.Done():
 			return false

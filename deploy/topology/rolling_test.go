@@ -32,11 +32,14 @@ func (f *faults) rollingRestart(t *testing.T) {
 	s := f.s
 	gws := []string{"gw1", "gw2", "gw3"}
 	callees := make([]*goPage, rollingUsers)
+	byUser := map[string]*goPage{}
 	for i := range callees {
 		callees[i] = newPage(t, f.lb)
+		byUser[fmt.Sprintf("u%d", i+1)] = callees[i]
 		f.registerUser(t, fmt.Sprintf("u%d", i+1), callees[i])
 	}
 	trace := traceSIP(t, s.Service(t, "sip"))
+	claims := watchClaims(redisClient(t, s), byUser)
 	// The callees answer until the phone has finished its last call; the callers stop
 	// placing calls first.
 	stopAnswer, stopCalls := make(chan struct{}), make(chan struct{})
@@ -76,6 +79,7 @@ func (f *faults) rollingRestart(t *testing.T) {
 	ok, bad := sipp.finish(t)
 	close(stopAnswer)
 	answerers.Wait()
+	claims.close()
 	total, failed := 0, 0
 	for _, c := range callers {
 		total += c.ok + len(c.failed)
@@ -89,6 +93,7 @@ func (f *faults) rollingRestart(t *testing.T) {
 	if bad > 0 || ok == 0 {
 		t.Errorf("phone calls to page users: %d succeeded, %d failed; refusals of INVITEs seen at the CSCF: %v",
 			ok, bad, inviteRefusals(trace.packets(), gatewayAddrs(s)))
+		explainRefusals(t, s, trace.packets(), claims, byUser)
 	}
 	acked, reconnects := load.stopAndCheck(t, f.lb)
 	t.Logf("DSM load over the rolling restart: %d ops acknowledged, none lost; %d reconnects", acked, reconnects)

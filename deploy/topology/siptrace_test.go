@@ -23,6 +23,7 @@ type sipPacket struct {
 	CallID   string
 	CSeq     string // the CSeq method
 	ToTag    string // "" for a request outside a dialog
+	ToUser   string // the user part of the To URI (the user called, for an INVITE)
 }
 
 // errBadTraceLine is what parseTraceLine returns for a line that is not one of ours.
@@ -30,7 +31,7 @@ var errBadTraceLine = errors.New("not a trace line")
 
 // traceFields are the tshark fields of a trace line, in order.
 var traceFields = []string{"frame.time_epoch", "ip.src", "ip.dst", "sip.Method", "sip.Status-Code",
-	"sip.Call-ID", "sip.CSeq.method", "sip.to.tag"}
+	"sip.Call-ID", "sip.CSeq.method", "sip.to.tag", "sip.to.user"}
 
 // parseTraceLine reads one line of `tshark -T fields` with traceFields (tab-separated).
 func parseTraceLine(line string) (sipPacket, error) {
@@ -50,7 +51,7 @@ func parseTraceLine(line string) (sipPacket, error) {
 			return sipPacket{}, fmt.Errorf("%w: time %q", errBadTraceLine, f[0])
 		}
 	}
-	p := sipPacket{At: time.Unix(s, ns), Src: f[1], Dst: f[2], Method: f[3], CallID: f[5], CSeq: f[6], ToTag: f[7]}
+	p := sipPacket{At: time.Unix(s, ns), Src: f[1], Dst: f[2], Method: f[3], CallID: f[5], CSeq: f[6], ToTag: f[7], ToUser: f[8]}
 	if f[4] != "" {
 		if p.Status, err = strconv.Atoi(f[4]); err != nil || p.Status < 100 || p.Status > 699 {
 			return sipPacket{}, fmt.Errorf("%w: status %q", errBadTraceLine, f[4])
@@ -208,16 +209,16 @@ func byeFrom(pkts []sipPacket, callID string, among map[string]string) map[strin
 }
 
 func TestParseTraceLine(t *testing.T) {
-	p, err := parseTraceLine("1795668794.331930514\t10.1.2.11\t10.1.2.20\tBYE\t\tabc@d\tBYE\t2")
-	if err != nil || p.Method != "BYE" || p.Src != "10.1.2.11" || p.CallID != "abc@d" || p.ToTag != "2" ||
+	p, err := parseTraceLine("1795668794.331930514\t10.1.2.11\t10.1.2.20\tBYE\t\tabc@d\tBYE\t2\tu1")
+	if err != nil || p.Method != "BYE" || p.Src != "10.1.2.11" || p.CallID != "abc@d" || p.ToTag != "2" || p.ToUser != "u1" ||
 		p.At.UnixNano() != 1795668794331930514 {
 		t.Fatalf("%+v %v", p, err)
 	}
-	p, err = parseTraceLine("1.5\t10.1.2.20\t10.1.2.11\t\t200\tabc@d\tBYE\t2")
+	p, err = parseTraceLine("1.5\t10.1.2.20\t10.1.2.11\t\t200\tabc@d\tBYE\t2\t")
 	if err != nil || p.Status != 200 || p.At.UnixNano() != 1_500_000_000 {
 		t.Fatalf("%+v %v", p, err)
 	}
-	for _, bad := range []string{"", "x", "1\t2", "1\ta\tb\tBYE\t200\tc\tBYE\t", "1\ta\tb\t\t\tc\tBYE\t", "1\ta\tb\tBYE\t\t\tBYE\t", "-1\ta\tb\tBYE\t\tc\tBYE\t"} {
+	for _, bad := range []string{"", "x", "1\t2", "1\ta\tb\tBYE\t200\tc\tBYE\t\t", "1\ta\tb\t\t\tc\tBYE\t\t", "1\ta\tb\tBYE\t\t\tBYE\t\t", "-1\ta\tb\tBYE\t\tc\tBYE\t\t", "1\ta\tb\tBYE\t\tc\tBYE\t"} {
 		if _, err := parseTraceLine(bad); !errors.Is(err, errBadTraceLine) {
 			t.Errorf("%q: %v", bad, err)
 		}
@@ -225,8 +226,8 @@ func TestParseTraceLine(t *testing.T) {
 }
 
 func FuzzParseTraceLine(f *testing.F) {
-	f.Add("1795668794.331930514\t10.1.2.11\t10.1.2.20\tBYE\t\tabc@d\tBYE\t2")
-	f.Add("1.5\ta\tb\t\t200\tc\tINVITE\t")
+	f.Add("1795668794.331930514\t10.1.2.11\t10.1.2.20\tBYE\t\tabc@d\tBYE\t2\tu1")
+	f.Add("1.5\ta\tb\t\t200\tc\tINVITE\t\tu4")
 	f.Fuzz(func(t *testing.T, line string) {
 		if _, err := parseTraceLine(line); err != nil && !errors.Is(err, errBadTraceLine) {
 			t.Fatalf("error %v does not wrap errBadTraceLine", err)
