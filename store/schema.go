@@ -71,6 +71,10 @@ type Schema struct {
 			// Services lists the IMS services the user's page offers ("mmtel poc"):
 			// the REGISTER's Contact carries their feature tags (asadapter/icsi).
 			Services string `json:"services"`
+			// SignIn is written by the user's own page in demo mode (the time, every
+			// minute or so; deleted at sign-out): the users side then registers the
+			// user itself, as the registration API would (asadapter/users, demo.go).
+			SignIn string `json:"signIn"`
 		} `json:"fields"`
 		RegistrationStates []string `json:"registrationStates"`
 		ParticipantFields  struct {
