@@ -281,6 +281,15 @@ $('signin').addEventListener('submit', (ev) => {
   globalThis.Notification?.requestPermission?.().catch(() => {});
   location.search = `?user=${encodeURIComponent(name)}`;
 });
+// Signing out of a demo sign-in un-registers the user first (else it stays reachable
+// until the registration's session runs out); then the page starts over signed out.
+$('signout').addEventListener('click', async (ev) => {
+  if (!app.stopSignIn) return; // a plain link back to the page
+  ev.preventDefault();
+  app.stopSignIn();
+  await Promise.race([app.users.signOut().catch(() => {}), new Promise((r) => setTimeout(r, 3000))]);
+  location.href = $('signout').href;
+});
 $('joinform').addEventListener('submit', act(async () => {
   const id = $('conference').value.trim();
   let added = false;
@@ -355,6 +364,9 @@ async function main() {
     app.users = users;
     users.onChange((u) => renderPeople(u, app.joined?.id));
     await users.start();
+    // Demo sign-in: the gateway registers this user with the network while the page
+    // keeps saying it is here (a real site's backend registers its users instead).
+    if (page.sign_in_refresh > 0) app.stopSignIn = users.signIn(page.sign_in_refresh);
   }
   setInterval(() => app.connectedAt && renderCall(), 1000); // the call timer
   app.ready = true;
