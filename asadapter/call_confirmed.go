@@ -26,10 +26,14 @@ func (c *call) confirmed(ctx context.Context) {
 	c.armSessionTimer(se)
 	c.poke() // the browser may have written something while we were answering
 	c.answered.Store(true)
+	quality := time.NewTicker(qualityEvery)
+	defer quality.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-quality.C:
+			c.writeQuality(ctx)
 		case why := <-c.moveC:
 			c.log.Info("moving the media to another media gateway", "why", why)
 			if !c.reanchor(ctx, why) {

@@ -260,6 +260,15 @@ func (p *MediaGatewayPool) DTMF(ctx context.Context, id, digits string) error {
 	return c.DTMF(ctx, id, digits)
 }
 
+// Counters implements MediaGateway.
+func (p *MediaGatewayPool) Counters(ctx context.Context, id string) (mediagw.Counters, error) {
+	c, err := p.client(id)
+	if err != nil {
+		return mediagw.Counters{}, err
+	}
+	return c.Counters(ctx, id)
+}
+
 // Gate implements MediaGateway.
 func (p *MediaGatewayPool) Gate(ctx context.Context, id string, open bool) error {
 	c, err := p.client(id)

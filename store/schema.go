@@ -38,6 +38,10 @@ type Schema struct {
 			// HoldIntent is written by the page ("hold" to hold the call, absent to
 			// resume); the gateway re-INVITEs and shows the result in Hold ("local").
 			HoldIntent string `json:"holdIntent"`
+			// MediaQuality is written by the adapter every few seconds of a connected
+			// call: the media gateway's counters of the call's termination as compact
+			// JSON (asadapter's MediaQuality).
+			MediaQuality string `json:"mediaQuality"`
 			// Push-to-talk (docs/push-to-talk.md): the page writes Floor (a
 			// FloorIntents value, consumed by the gateway); the gateway writes the others.
 			Floor         string `json:"floor"`

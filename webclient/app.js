@@ -12,7 +12,7 @@ import { loadSchema } from './schema.js';
 import { Player } from './player.js';
 import { Users } from './users.js';
 import { mountPushToTalk } from './ptt.js';
-import { LIVE, clock, connectionText, headline, mediaText, micText, peerName, regText, target } from './callview.js';
+import { LIVE, clock, connectionText, headline, mediaText, micText, peerName, qualityText, regText, target } from './callview.js';
 import { Tones } from './tones.js';
 
 const $ = (id) => document.getElementById(id);
@@ -126,9 +126,7 @@ function renderCall() {
   $('hold').setAttribute('aria-pressed', String(!!s.localHold));
   $('hold').textContent = s.localHold ? 'Resume' : 'Hold';
   const q = s.quality || {};
-  line('quality', inCall && s.media === 'connected'
-    ? `Lost ${q.lost ?? 0} packets · jitter ${(q.jitterMs ?? 0).toFixed(1)} ms · buffer ${q.bufferMs ?? 0} ms`
-    : '');
+  line('quality', inCall && s.media === 'connected' ? qualityText(q, s.network) : '');
 
   // Technical details: the raw fields, cleared when no call is on.
   $('player-state').dataset.state = s.playerState;

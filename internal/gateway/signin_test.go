@@ -16,7 +16,8 @@ import (
 // TestDemoSignInReachable: a page signed in with a demo session, and nothing else (no
 // call of the registration API), is registered with the network: a phone (baresip behind
 // Kamailio, which challenges every REGISTER) calls the user, the page rings, answers,
-// and each side hears the other's tone. Signing out un-registers the user.
+// and each side hears the other's tone; the quality line shows the media gateway's
+// counters. Signing out un-registers the user.
 func TestDemoSignInReachable(t *testing.T) {
 	r := testpeer.StartRedis(t, testpeer.RedisOptions{NotifyKeyspaceEvents: "Khg"})
 	cfg := testConfig(t, r.Addr)
@@ -56,6 +57,12 @@ func TestDemoSignInReachable(t *testing.T) {
 	run(t, p, 30*time.Second, "connected", chromedp.Poll[bool](`window.dsmgw.player.status.playerState === 'connected' && window.dsmgw.player.status.media === 'connected'`))
 	hears(t, "the page", p.listen(t), 8000, []float64{phoneHz}, nil)
 	hears(t, "the phone", baresipRecording(t, phone, time.Second), 8000, []float64{page1Hz}, nil)
+	// The media gateway's counters, which the adapter writes every 2 s, are in the
+	// quality line.
+	quality := run(t, p, 30*time.Second, "the gateway's counters on the page", chromedp.Poll[string](`(() => {
+		const q = document.getElementById('quality').textContent;
+		return / Gateway: the network lost .* on the way to you/.test(q) ? q : false; })()`))
+	t.Logf("quality line: %s", quality)
 
 	run(t, p, 5*time.Second, "hang up", chromedp.Click(chromedp.CSS(`#hangup`)))
 	run(t, p, 30*time.Second, "call ended", chromedp.Poll[bool](`window.dsmgw.player.status.playerState === 'disconnected'`))
