@@ -345,7 +345,13 @@ async function main() {
   renderConnection();
   await dsm.start();
 
-  const player = new Player(dsm, schema, { processing: params.get('processing') !== 'off', probe: params.get('probe') === 'on' });
+  // ?jitter=N fixes the playout buffer at N frames of 20 ms (the latency benchmark
+  // compares it with the adaptive default).
+  const player = new Player(dsm, schema, {
+    processing: params.get('processing') !== 'off',
+    probe: params.get('probe') === 'on',
+    jitterFrames: Number(params.get('jitter')) || undefined,
+  });
   app.player = player;
   player.onChange(() => renderCall());
   await player.start();

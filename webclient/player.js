@@ -346,7 +346,7 @@ export class Player {
         m.play(p.seq, pcm);
       },
       stats: (s) => {
-        for (const k of ['played', 'captured', 'underruns', 'lost', 'concealed', 'depth', 'late', 'overflow']) this.stats[k] = s[k];
+        for (const k of ['played', 'captured', 'underruns', 'lost', 'concealed', 'depth', 'late', 'overflow', 'drained', 'targetMs']) this.stats[k] = s[k];
         this.emit();
       },
       failed: (err) => {
