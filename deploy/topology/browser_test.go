@@ -45,7 +45,7 @@ func writeToneWAV(t *testing.T, path string, hz float64) {
 	}
 }
 
-// startBrowser starts a private headless Chromium in the root namespace (a browser on
+// startBrowser starts a private headless Chromium in the host namespace (a browser on
 // the Docker host) with a fake microphone, and returns its context; each page gets a tab
 // of its own (newTab).
 func startBrowser(t *testing.T) context.Context {
@@ -170,7 +170,7 @@ func listen(t *testing.T, tab context.Context, hz float64) tone {
 // click clicks the element matched by a CSS selector.
 func click(t *testing.T, tab context.Context, sel string) {
 	t.Helper()
-	within(t, tab, 5*time.Second, "click "+sel, chromedp.Click(chromedp.CSS(sel)))
+	within(t, tab, 20*time.Second, "click "+sel, chromedp.Click(chromedp.CSS(sel)))
 }
 
 // waitPage polls a JavaScript predicate in the page.

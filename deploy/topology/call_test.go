@@ -85,7 +85,7 @@ func testCallBob(t *testing.T, s *Stack, browser context.Context, lb string) {
 	waitPage(t, tab, "a second of microphone audio sent", `window.dsmgw.player.status.stats.sent >= 50`)
 	waitOutput(t, sip, "the page's audio at bob", "receiving from "+s.Service(t, owner).Addr.String()+":")
 	for _, d := range []string{"1", "5", "#"} {
-		within(t, tab, 5*time.Second, "press "+d, chromedp.Click(`//div[@id='pad']/button[normalize-space(.)='`+d+`']`))
+		within(t, tab, 20*time.Second, "press "+d, chromedp.Click(`//div[@id='pad']/button[normalize-space(.)='`+d+`']`))
 		waitOutput(t, sip, "DTMF "+d+" at bob", "received event: '"+d+"' (end=1)")
 	}
 	hangUp(t, tab)

@@ -21,7 +21,7 @@ package topology
 //	ports: publishing, TCP                  a forwarder on a loopback address of the run
 //	                                        (127.A.B.1, a secure context for Chromium) to
 //	                                        the service's address, as docker-proxy does
-//	ports: publishing, UDP                  none: peers in the root namespace reach the
+//	ports: publishing, UDP                  none: peers in the host namespace reach the
 //	                                        service's address directly, as on a Linux
 //	                                        Docker host (the bridge is routed)
 //	the user an image runs as               root (the test's user)

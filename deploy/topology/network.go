@@ -22,15 +22,18 @@ const namePrefix = "dsmgw"
 // /etc/netns/<ns>/hosts over /etc/hosts for the command it runs.
 const netnsEtc = "/etc/netns"
 
-// Network is the private network of one run: a bridge in the root namespace holding the
+// Network is the private network of one run: a bridge in the host namespace holding the
 // subnet's first address (the gateway address Docker gives a bridge network), and one
-// network namespace per service plugged into it by a veth pair.
+// network namespace per service plugged into it by a veth pair. The host namespace is the
+// network namespace of the process that runs the stack, the Docker host's; this package's
+// tests run in one of their own (main_test.go), so that nothing they make or cut is a
+// change of the machine's network.
 type Network struct {
 	// ID names the run: four hex digits, the subnet's two middle octets.
 	ID string
 	// Subnet is the compose network's /24, 10.A.B.0/24.
 	Subnet netip.Prefix
-	// Gateway is the bridge's address, the root namespace's address on the network.
+	// Gateway is the bridge's address, the host namespace's address on the network.
 	Gateway netip.Addr
 	// Bridge is the bridge's link name.
 	Bridge string

@@ -151,7 +151,7 @@ func ended(f map[string]string) bool {
 	return s == "disconnected" || s == "failed"
 }
 
-// redisClient returns a client of the stack's Redis from the root namespace, for what a
+// redisClient returns a client of the stack's Redis from the host namespace, for what a
 // test reads outside the DSM (claims, settings).
 func redisClient(t *testing.T, s *Stack) *redis.Client {
 	t.Helper()

@@ -235,7 +235,7 @@ type phone struct {
 	stat string
 }
 
-// startPhone starts sipp in the root namespace (a phone on the Docker host) on the
+// startPhone starts sipp in the host namespace (a phone on the Docker host) on the
 // bridge's address, calling u1..u4 through the CSCF: one sipp user per page user (-users
 // and an injection file in USER order), each calling its page user again a second after
 // its last call ended (the scenario's final pause), so about two calls a second cross

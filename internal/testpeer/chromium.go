@@ -27,7 +27,8 @@ const chromiumToneSeconds = 2
 // StartChromium starts a private headless Chromium with fake media devices (and, with
 // ToneHz, a fake microphone playing that tone) and returns a chromedp context of its
 // first tab. Its profile, HOME and TMPDIR are in a test temporary directory; chromedp
-// ends the browser process when the test ends.
+// ends the browser process when the test ends. A failed test prints the page's last
+// console messages, exceptions and failed loads (chromiumJournal).
 func StartChromium(t testing.TB, opts ChromiumOptions) context.Context {
 	t.Helper()
 	bin := Need(t, "chromium")
@@ -67,5 +68,10 @@ func StartChromium(t testing.TB, opts ChromiumOptions) context.Context {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("testpeer: start chromium: %v", err)
 	}
+	var j chromiumJournal
+	if err := j.watch(ctx); err != nil {
+		t.Fatalf("testpeer: watch chromium: %v", err)
+	}
+	t.Cleanup(func() { j.report(t) })
 	return ctx
 }
