@@ -1,6 +1,6 @@
 // Package users is the users side of the AS adapter: it registers web users at the CSCF on
-// their browsers' behalf (the registration HTTP API and one REGISTER worker per user held
-// here), subscribes to the conferences they may join (SUBSCRIBE/NOTIFY, RFC 4575) and
+// their browsers' behalf (the registration HTTP API, or in demo mode the demo page's own
+// sign-in, demo.go; and one REGISTER worker per user held here), subscribes to the conferences they may join (SUBSCRIBE/NOTIFY, RFC 4575) and
 // mirrors both into the DSM's users structure (users/<user> and users/<user>/conf/<id>).
 // It sends and receives through the call controller's SIP listeners, seen only through
 // the small sipport.Port seam: nothing here knows of calls.
