@@ -52,7 +52,7 @@ class MediaProcessor extends AudioWorkletProcessor {
     // thread's hand-over need on a quiet path, and follows the arrival jitter measured.
     this.fixed = o.jitterFrames > 0;
     this.targetMs = this.fixed ? o.jitterFrames * 20 : ADAPT_MIN_MS;
-    this.target = Math.ceil(this.targetMs / 20); // frames, for the drain
+    this.target = Math.max(1, Math.round(this.targetMs / 20)); // frames the drain keeps at the least
     this.wait = -1; // 8 kHz samples of silence left before the start; -1: not counting
     this.max = o.maxFrames || 10;
     // Arrival jitter (adaptive target): each in-order frame's transit (arrival time minus
@@ -266,7 +266,7 @@ class MediaProcessor extends AudioWorkletProcessor {
     this.floorMs = Math.max(0, this.floorMs - FLOOR_FADE_MS * (t - this.floorAt));
     this.floorAt = t;
     this.targetMs = Math.min(ADAPT_MAX_MS, Math.max(ADAPT_MIN_MS, 20 + late + ADAPT_MARGIN_MS, this.floorMs));
-    this.target = Math.ceil(this.targetMs / 20);
+    this.target = Math.max(1, Math.round(this.targetMs / 20));
     this.stats.targetMs = Math.round(this.targetMs);
   }
 
@@ -278,7 +278,7 @@ class MediaProcessor extends AudioWorkletProcessor {
     this.floorMs = Math.min(ADAPT_MAX_MS, Math.max(this.floorMs, this.targetMs) + UNDERRUN_STEP_MS);
     this.floorAt = currentTime;
     this.targetMs = Math.max(this.targetMs, this.floorMs);
-    this.target = Math.ceil(this.targetMs / 20);
+    this.target = Math.max(1, Math.round(this.targetMs / 20));
     this.stats.targetMs = Math.round(this.targetMs);
   }
 
