@@ -12,8 +12,13 @@
 // leftovers of a killed run never collide. The test's cleanup stops every process by
 // PID and deletes the namespaces, links and /etc/netns folders the run created.
 //
+// The package's own tests run in a network namespace started for them (main_test.go):
+// the bridge, veths and links they make and cut are then no change of the machine's
+// network, which browsers of other tests running at the same time would take for a
+// network change (ERR_NETWORK_CHANGED).
+//
 // A run killed before its cleanup (a go test -timeout panic) leaves its bridge
-// dsmgw<id>, its namespaces dsmgw<id>-<service> and their /etc/netns folders behind; the
+// dsmgw<id> (unless it ran in the tests' namespace, which takes it along), its namespaces dsmgw<id>-<service> and their /etc/netns folders behind; the
 // servers die with the test binary (Pdeathsig), except what a service's shell started in
 // the background (the sip service's Kamailio): `ip netns pids <ns>` lists it.
 //
