@@ -61,7 +61,8 @@ func qualityOf(k mediagw.Counters) MediaQuality {
 // round1 keeps one decimal: the field changes when the figure a person reads does.
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
 
-// writeQuality reads the call's counters and writes them when they changed. A failure
+// writeQuality reads the call's counters and writes them when they changed, while a page
+// is attached to the termination. A failure
 // only logs: the next tick tries again, and the call goes on either way.
 func (c *call) writeQuality(ctx context.Context) {
 	c.mu.Lock()
@@ -70,12 +71,18 @@ func (c *call) writeQuality(ctx context.Context) {
 	if term == "" {
 		return
 	}
-	k, err := c.a.mgw.Counters(ctx, term)
+	t, err := c.a.mgw.Termination(ctx, term)
 	if err != nil {
 		c.log.Debug("read media counters failed", "err", err)
 		return
 	}
-	b, err := json.Marshal(qualityOf(k))
+	if !t.WSAttached {
+		// Nobody to show it to; and every write to the player renews its life (the
+		// janitor removes a gone page's objects, which ends their calls, only once they
+		// were left unwritten for the grace period): a call of a closed page must end.
+		return
+	}
+	b, err := json.Marshal(qualityOf(t.Counters))
 	if err != nil || string(b) == c.quality {
 		return
 	}

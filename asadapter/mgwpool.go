@@ -260,13 +260,13 @@ func (p *MediaGatewayPool) DTMF(ctx context.Context, id, digits string) error {
 	return c.DTMF(ctx, id, digits)
 }
 
-// Counters implements MediaGateway.
-func (p *MediaGatewayPool) Counters(ctx context.Context, id string) (mediagw.Counters, error) {
+// Termination implements MediaGateway.
+func (p *MediaGatewayPool) Termination(ctx context.Context, id string) (mediagw.Termination, error) {
 	c, err := p.client(id)
 	if err != nil {
-		return mediagw.Counters{}, err
+		return mediagw.Termination{}, err
 	}
-	return c.Counters(ctx, id)
+	return c.Termination(ctx, id)
 }
 
 // Gate implements MediaGateway.
