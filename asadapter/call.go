@@ -82,6 +82,14 @@ type call struct {
 	fenced    atomic.Bool
 	fenceCtx  context.Context
 	fenceStop context.CancelFunc
+	// The pause (pause.go): act guards busy, the actions of the call in progress (a call
+	// is paused only when there are none), and the writes of paused (the call waits for
+	// a renewal to prove its claim) and unpaused (closed when a pause ends). mu may be
+	// taken under act, never the reverse.
+	act      sync.Mutex
+	busy     int
+	paused   atomic.Bool
+	unpaused chan struct{}
 
 	// unwatch ends the feed's watch of the player object: while the call lives, a write
 	// made outside the commit path is adopted and reaches us as a resync. (The players

@@ -29,53 +29,79 @@ func (c *call) confirmed(ctx context.Context) {
 	quality := time.NewTicker(qualityEvery)
 	defer quality.Stop()
 	for {
+		// Each event is taken, then acted on between enter and leave: a call paused
+		// meanwhile (pause.go) acts on it once it resumes, and not at all if fenced.
+		var act func() (ended bool)
 		select {
 		case <-ctx.Done():
 			return
 		case <-quality.C:
 			c.writeQuality(ctx)
 		case why := <-c.moveC:
-			c.log.Info("moving the media to another media gateway", "why", why)
-			if !c.reanchor(ctx, why) {
-				return
+			act = func() bool {
+				c.log.Info("moving the media to another media gateway", "why", why)
+				return !c.reanchor(ctx, why)
 			}
 		case <-a.drainC:
-			c.log.Info("gateway shutting down; hanging up")
-			c.drained = true
-			c.bye()
-			c.finish(resultDrained, a.shutdownOps()...)
-			return
-		case <-c.byeC:
-			c.log.Info("far end hung up")
-			c.finish(resultRemoteBye, append(a.endOps(), store.Set(a.f.sipReason, "remote hangup"))...)
-			return
-		case <-c.wakeC:
-			fl, ok := c.snapshot(ctx)
-			if c.wantsEnd(fl, ok) {
-				c.log.Info("browser hung up", "player_state", fl[a.f.playerState])
+			act = func() bool {
+				c.log.Info("gateway shutting down; hanging up")
+				c.drained = true
 				c.bye()
-				if ok && fl[a.f.playerState] == stateFailed {
-					c.finish(resultFailed, store.Set(a.f.mgwState, stateFailed))
-				} else {
-					c.finish(resultLocalBye, store.Set(a.f.mgwState, stateDisconnected))
-				}
-				return
+				c.finish(resultDrained, a.shutdownOps()...)
+				return true
 			}
-			if dt := fl[a.f.dtmf]; dt != "" {
-				c.sendDTMF(ctx, dt)
+		case <-c.byeC:
+			act = func() bool {
+				c.log.Info("far end hung up")
+				c.finish(resultRemoteBye, append(a.endOps(), store.Set(a.f.sipReason, "remote hangup"))...)
+				return true
 			}
-			c.floorIntent(ctx, fl)
-			c.holdIntent(ctx, fl)
-			c.renewMediaURL(ctx, fl)
+		case <-c.wakeC:
+			act = func() bool { return c.woken(ctx) }
 		case <-c.seC:
-			c.armSessionTimer(se)
+			act = func() bool { c.armSessionTimer(se); return false }
 		case <-se.C:
-			if c.sessionTimerFired(ctx) {
-				return
+			act = func() bool {
+				if c.sessionTimerFired(ctx) {
+					return true
+				}
+				c.armSessionTimer(se)
+				return false
 			}
-			c.armSessionTimer(se)
+		}
+		if !c.enter(ctx) {
+			return // fenced while paused: abandoned, as on a crash
+		}
+		ended := act()
+		c.leave()
+		if ended {
+			return
 		}
 	}
+}
+
+// woken acts on a change of the player object: the browser hanging up, DTMF, the floor,
+// hold and a media URL to renew; true when the call ended.
+func (c *call) woken(ctx context.Context) bool {
+	a := c.a
+	fl, ok := c.snapshot(ctx)
+	if c.wantsEnd(fl, ok) {
+		c.log.Info("browser hung up", "player_state", fl[a.f.playerState])
+		c.bye()
+		if ok && fl[a.f.playerState] == stateFailed {
+			c.finish(resultFailed, store.Set(a.f.mgwState, stateFailed))
+		} else {
+			c.finish(resultLocalBye, store.Set(a.f.mgwState, stateDisconnected))
+		}
+		return true
+	}
+	if dt := fl[a.f.dtmf]; dt != "" {
+		c.sendDTMF(ctx, dt)
+	}
+	c.floorIntent(ctx, fl)
+	c.holdIntent(ctx, fl)
+	c.renewMediaURL(ctx, fl)
+	return false
 }
 
 // bye sends BYE in the dialog and waits (bounded) for its final response.

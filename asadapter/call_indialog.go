@@ -24,19 +24,23 @@ const (
 
 // inDialog is the prologue of every in-dialog request: the headers a handler relies on
 // (400), a call of ours whose dialog matches the request's tags (481) and the CSeq order.
-// It answers the request itself when it refuses it, and returns nil then.
+// It answers the request itself when it refuses it, and returns nil then; otherwise the
+// handler acts for the call between inDialog and c.leave (pause.go).
 func (a *Adapter) inDialog(req *sip.Request, tx sip.ServerTransaction, order cseqOrder) *call {
 	if !wellFormed(req) {
 		a.reject(tx, req, 400, "Bad Request")
 		return nil
 	}
 	c := a.dialogCall(req)
-	if c == nil || !c.acting() {
-		// A fenced call is no longer ours to answer for: its next holder ends it.
+	// A paused call answers once it resumes (the far end retransmits meanwhile, or waits
+	// on its reliable transport); a fenced call is no longer ours to answer for: its next
+	// holder ends it.
+	if c == nil || !c.enter(a.runContext()) {
 		a.reject(tx, req, 481, "Call/Transaction Does Not Exist")
 		return nil
 	}
 	if !c.inSequence(req) && order == inOrder {
+		c.leave()
 		a.reject(tx, req, 500, "Out of order")
 		return nil
 	}
@@ -78,15 +82,18 @@ func (a *Adapter) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	if c == nil {
 		return
 	}
+	defer c.leave()
 	a.reply(tx, req, 200, "OK", "", nil)
 	signal(c.byeC)
 }
 
 // onInfo accepts INFO in a dialog (DTMF from the far end is not passed to the browser).
 func (a *Adapter) onInfo(req *sip.Request, tx sip.ServerTransaction) {
-	if a.inDialog(req, tx, anyOrder) == nil {
+	c := a.inDialog(req, tx, anyOrder)
+	if c == nil {
 		return
 	}
+	defer c.leave()
 	a.reply(tx, req, 200, "OK", "", nil)
 }
 
@@ -107,6 +114,7 @@ func (a *Adapter) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 	if c == nil {
 		return
 	}
+	defer c.leave()
 	hdrs, body, code, reason := c.modify(req)
 	if code != 200 {
 		a.reject(tx, req, code, reason)
@@ -130,6 +138,7 @@ func (a *Adapter) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if c == nil {
 		return
 	}
+	defer c.leave()
 	hdrs, body, code, reason := c.modify(req)
 	if code != 200 {
 		a.reject(tx, req, code, reason)
@@ -246,6 +255,10 @@ func (a *Adapter) onStrayResponse(res *sip.Response) {
 	if c == nil {
 		return
 	}
+	if !c.tryEnter() {
+		return // paused or fenced: the far end retransmits its 2xx, or the next holder answers
+	}
+	defer c.leave()
 	c.mu.Lock()
 	ack := c.lastAck
 	c.mu.Unlock()

@@ -249,13 +249,14 @@ func (c *call) reack(ctx context.Context, tx sip.ClientTransaction) {
 		case <-tx.Done():
 			return
 		case res := <-tx.Responses():
-			if res.IsSuccess() {
+			if res.IsSuccess() && c.tryEnter() {
 				c.mu.Lock()
 				ack := c.lastAck
 				c.mu.Unlock()
 				if ack != nil {
 					_ = c.a.cli.WriteRequest(ack, prebuilt)
 				}
+				c.leave()
 			}
 		}
 	}

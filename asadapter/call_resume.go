@@ -71,7 +71,7 @@ func (a *Adapter) resume(ctx context.Context, cl claimed, d *dialog, fl map[stri
 	}
 	if !a.addCall(c) {
 		c.end()
-		a.release(ctx, cl)
+		a.yield(ctx, cl)
 		return
 	}
 	// The first commit: our generation in place of the lost owner's, on the same call.
@@ -81,7 +81,7 @@ func (a *Adapter) resume(ctx context.Context, cl claimed, d *dialog, fl map[stri
 		// wake-up brings it back here.
 		log.Info("takeover: player changed before the claim was written; giving it up", "err", err)
 		c.end()
-		a.release(ctx, cl)
+		a.yield(ctx, cl)
 		return
 	}
 	log.Info("taking over the call of a lost instance", "generation", cl.gen, "dir", string(d.Dir))

@@ -76,10 +76,12 @@ type Config struct {
 	// ClaimTTL is the lease of a claim on a player: the calls of an instance that died
 	// or was cut off from Redis are taken over by another instance this long after their
 	// last renewal, and go on there (takeover.go). It is the main term of the media gap
-	// such a loss causes (1 s). Calls renew every quarter of it and stop acting (are
-	// fenced) when no renewal got through for half of it (lease.go): a shorter lease is a
-	// shorter gap, and more fenced calls taken over from a live instance on a machine too
-	// loaded to renew in time.
+	// such a loss causes (1 s). Calls renew every quarter of it and stop acting when no
+	// renewal got through for half of it (lease.go): an idle call is paused and resumes
+	// when a renewal finds the claim still ours (pause.go), so a live instance loses a
+	// call only when no renewal of it reached Redis for the whole lease. A shorter lease
+	// is a shorter gap, and more calls moved off a live instance on a machine too loaded
+	// to renew in time.
 	ClaimTTL time.Duration
 	// Rescan is how often the players index and the live calls are re-read, catching
 	// anything a lost notification missed (5 s).

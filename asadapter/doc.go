@@ -97,8 +97,11 @@ results back (mgw_state, progress, sip_status, mgw_url ...).
     a dialog of ours or 481, CSeq order); BYE ends the call, a re-INVITE or UPDATE may
     carry a new offer (modify: hold, resume, a new address).
   - lease.go: a call's claim is renewed by a helper of the call (keepLease); a call that
-    cannot renew it in time is fenced before the claim can expire (no SIP, no media, no
+    cannot renew it in time stops acting before the claim can expire (no SIP, no media, no
     commits for it), so no dialog is ever driven by two instances.
+  - pause.go: an idle answered call that stops acting is paused, not fenced: it resumes
+    when a renewal finds the claim still ours; only another instance's claim, or a pause
+    that no renewal ends within a lease, fences it for good.
   - takeover.go: a player or dialog record left live by an instance whose claim expired is
     ended by another (maybeTakeover): BYE or CANCEL from the stored dialog.
   - drain.go: a graceful shutdown: StopTaking (no new call, no takeover), then, once the

@@ -120,6 +120,12 @@ func newEnvMedia(t testing.TB, mod func(*mediagw.Config)) *env {
 // events go in process to the adapter that owns the termination, as cmd/gateway wires
 // them.
 func (e *env) startMediaGateway(mod func(*mediagw.Config)) {
+	e.gw, e.mgwc, _ = e.newMediaGateway(mod)
+}
+
+// newMediaGateway runs one more media gateway in process (see startMediaGateway) and
+// returns it, its client and its HTTP server (closing it cuts the gateway off).
+func (e *env) newMediaGateway(mod func(*mediagw.Config)) (*mediagw.Gateway, *mediagw.Client, *httptest.Server) {
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	e.t.Cleanup(srv.Close)
@@ -155,7 +161,7 @@ func (e *env) startMediaGateway(mod func(*mediagw.Config)) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.gw, e.mgwc = gw, c
+	return gw, c, srv
 }
 
 // instance is one running adapter.

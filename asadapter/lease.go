@@ -44,9 +44,10 @@ func (a *Adapter) leaseFrom(sent time.Time) time.Time {
 	return sent.Add(a.cfg.ClaimTTL - a.fenceMargin())
 }
 
-// keepLease renews the call's claim every renewEvery and fences the call when its lease
-// runs out or another instance holds the claim. It runs as a helper of the call from the
-// claim on.
+// keepLease renews the call's claim every renewEvery; when its lease runs short it
+// pauses the call (or fences it, when it cannot be paused, pause.go), resumes a paused
+// call once a renewal proves the claim still ours, and fences it when another instance
+// holds the claim. It runs as a helper of the call from the claim on.
 func (c *call) keepLease(ctx context.Context) {
 	a := c.a
 	until := a.leaseFrom(c.cl.at)
@@ -54,6 +55,10 @@ func (c *call) keepLease(ctx context.Context) {
 	defer tick.Stop()
 	fence := time.NewTimer(time.Until(until))
 	defer fence.Stop()
+	giveUp := time.NewTimer(time.Hour) // a pause that lasted pauseLimit
+	giveUp.Stop()
+	defer giveUp.Stop()
+	var pausedAt time.Time // zero while the call acts
 	type renewal struct {
 		sent time.Time
 		err  error
@@ -62,34 +67,64 @@ func (c *call) keepLease(ctx context.Context) {
 	// client's timeout, and the fence timer does not wait for it.
 	results := make(chan renewal, 1)
 	busy := false
+	send := func() {
+		if busy {
+			return
+		}
+		busy = true
+		sent := time.Now()
+		c.help(func(ctx context.Context) {
+			results <- renewal{sent: sent, err: a.renew(ctx, c.cl)}
+		})
+	}
+	// answered takes a renewal's answer; false when the call was fenced.
+	answered := func(r renewal) bool {
+		busy = false
+		a.met.renewals.WithLabelValues("answer").Observe(time.Since(r.sent).Seconds())
+		switch {
+		case r.err == nil:
+			next := a.leaseFrom(r.sent)
+			if !next.After(time.Now()) {
+				// The claim was ours when Redis ran the renewal, which says nothing
+				// of now: a paused call asks again at once.
+				if !pausedAt.IsZero() {
+					send()
+				}
+				return true
+			}
+			if next.After(until) {
+				until = next
+				fence.Reset(time.Until(until))
+			}
+			if !pausedAt.IsZero() {
+				giveUp.Stop()
+				if !c.resume(pausedAt) {
+					c.fence("the termination could not be restored after a pause")
+					return false
+				}
+				pausedAt = time.Time{}
+			}
+		case errors.Is(r.err, ErrClaimLost):
+			c.fence("claim taken by another instance")
+			return false
+		default:
+			c.log.Warn("renew claim failed", "err", r.err, "fenced_in", time.Until(until).Round(time.Millisecond),
+				"paused", !pausedAt.IsZero())
+		}
+		return true
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case due := <-tick.C:
-			if busy {
-				continue
+			if !busy {
+				a.met.renewals.WithLabelValues("tick").Observe(time.Since(due).Seconds())
+				send()
 			}
-			busy = true
-			sent := time.Now()
-			a.met.renewals.WithLabelValues("tick").Observe(sent.Sub(due).Seconds())
-			c.help(func(ctx context.Context) {
-				results <- renewal{sent: sent, err: a.renew(ctx, c.cl)}
-			})
 		case r := <-results:
-			busy = false
-			a.met.renewals.WithLabelValues("answer").Observe(time.Since(r.sent).Seconds())
-			switch {
-			case r.err == nil:
-				if next := a.leaseFrom(r.sent); next.After(until) {
-					until = next
-					fence.Reset(time.Until(until))
-				}
-			case errors.Is(r.err, ErrClaimLost):
-				c.fence("claim taken by another instance")
+			if !answered(r) {
 				return
-			default:
-				c.log.Warn("renew claim failed", "err", r.err, "fenced_in", time.Until(until).Round(time.Millisecond))
 			}
 		case <-fence.C:
 			// A process that was not scheduled for a while finds the fence timer and a
@@ -97,16 +132,41 @@ func (c *call) keepLease(ctx context.Context) {
 			// first, if it came.
 			select {
 			case r := <-results:
-				busy = false
-				if r.err == nil && a.leaseFrom(r.sent).After(time.Now()) {
-					until = a.leaseFrom(r.sent)
-					fence.Reset(time.Until(until))
+				if !answered(r) {
+					return
+				}
+				if until.After(time.Now()) {
 					continue
 				}
 			default:
 			}
-			c.fence(fmt.Sprintf("claim not renewed in time (last renewal sent %s ago, one in flight: %t): another instance may take the call",
-				time.Since(until.Add(-a.cfg.ClaimTTL+a.fenceMargin())).Round(time.Millisecond), busy))
+			if !pausedAt.IsZero() {
+				// Not expected: a paused call's fence timer has fired, and is re-armed
+				// only together with its resume.
+				continue
+			}
+			why := fmt.Sprintf("claim not renewed in time (last renewal sent %s ago, one in flight: %t)",
+				time.Since(until.Add(-a.cfg.ClaimTTL+a.fenceMargin())).Round(time.Millisecond), busy)
+			if !c.pause(why) {
+				c.fence(why + ": another instance may take the call")
+				return
+			}
+			pausedAt = time.Now()
+			giveUp.Reset(a.pauseLimit())
+			send()
+		case <-giveUp.C:
+			select { // as above: an answer that came meanwhile counts first
+			case r := <-results:
+				if !answered(r) {
+					return
+				}
+				if pausedAt.IsZero() {
+					continue
+				}
+			default:
+			}
+			c.fence(fmt.Sprintf("no renewal proved the claim ours in the %s of a pause: another instance may take the call",
+				a.pauseLimit()))
 			return
 		}
 	}
@@ -121,6 +181,7 @@ func (c *call) fence(why string) {
 		return
 	}
 	c.fenceStop() // cuts cleanups in progress (a BYE's retransmissions, a commit)
+	c.unpause()   // actions waiting for a pause to end give up
 	c.a.met.fenced.Inc()
 	c.log.Warn("fenced: no longer acting on the call", "why", why)
 	// Whoever takes the claim takes the call; this instance may be the one, once it
@@ -140,10 +201,10 @@ func (c *call) fence(why string) {
 	}
 }
 
-// acting reports whether the call may still act (it is not fenced).
-func (c *call) acting() bool { return !c.fenced.Load() }
+// acting reports whether the call may act now: it is neither fenced nor paused.
+func (c *call) acting() bool { return !c.fenced.Load() && !c.paused.Load() }
 
-// commit writes ops to the call's player object, unless the call is fenced, and only
+// commit writes ops to the call's player object, unless the call is fenced or paused, and only
 // while the player's claim_gen is the generation of our claim: a commit of an owner that
 // lost the call is refused (ErrExpectFailed) even when it reaches Redis late.
 func (c *call) commit(ctx context.Context, ops ...store.Op) error {

@@ -15,6 +15,7 @@ type metrics struct {
 	takeovers  *prometheus.CounterVec   // calls of a lost instance taken over, by outcome
 	claimWaits prometheus.Counter       // incoming calls that waited for an ending call's claim
 	fenced     prometheus.Counter       // calls this instance stopped acting on (lease.go)
+	pauses     *prometheus.CounterVec   // pauses of calls whose lease ran short, by outcome (pause.go)
 	renewals   *prometheus.HistogramVec // claim renewals by phase: tick lateness, round trip (lease.go)
 	wakeDrops  prometheus.Counter       // wake-ups dropped on a full queue
 	sipBad     prometheus.Counter       // requests answered 4xx as malformed or unknown
@@ -52,6 +53,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "asadapter_fenced_total",
 			Help: "Calls this instance stopped acting on because it could not renew their claim in time (or another instance held it).",
 		}),
+		pauses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "asadapter_pauses_total",
+			Help: "Calls paused because their lease ran short (outcome paused), and how pauses ended: resumed (a renewal proved the claim ours) or fenced.",
+		}, []string{"outcome"}),
 		renewals: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "asadapter_claim_renewal_seconds",
 			Help:    "Claim renewals of live calls: how late the renewal tick ran (phase tick) and how long Redis took to answer (phase answer). A call is fenced when the two exceed three quarters of the lease.",
@@ -76,7 +81,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "asadapter_dtmf_digits_total", Help: "DTMF digits sent.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.calls, m.attempts, m.results, m.setup, m.takeovers, m.claimWaits, m.fenced, m.renewals,
+	for _, c := range []prometheus.Collector{m.calls, m.attempts, m.results, m.setup, m.takeovers, m.claimWaits, m.fenced, m.pauses, m.renewals,
 		m.wakeDrops, m.sipBad, m.dsmErrors, m.mgwErrors, m.reinvites, m.dtmfDigits} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("asadapter: register metrics: %w", err)

@@ -183,6 +183,10 @@ func (a *Adapter) HandleMediaEvent(ev mediagw.Event) {
 	if ev.Type == mediagw.EventShutdown && c.moveMedia("media gateway stopped") {
 		return
 	}
+	if !c.enter(a.runContext()) {
+		return // fenced: the termination's end is the next holder's business
+	}
+	defer c.leave()
 	ctx, cancel := c.cleanupCtx()
 	defer cancel()
 	reason := fmt.Sprintf("media gateway: %s", ev.Type)

@@ -71,6 +71,15 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`)
 
+// yieldScript deletes a claim only if we hold it, in the same generation, and leaves the
+// generation counter: the call goes on (another instance takes it next, in a higher
+// generation), so its generations must keep growing.
+var yieldScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`)
+
 // claimed is a claim this instance holds on a player: its generation (also the value of
 // the player's claim_gen field while the call is ours, which every commit about the call
 // expects) and when the request that took it was sent (the lease counts from then,
@@ -120,6 +129,17 @@ func (a *Adapter) release(ctx context.Context, cl claimed) {
 	if err := releaseScript.Run(ctx, a.st.Redis(), []string{a.keys.claim(cl.player), a.keys.claimGen(cl.player)}, cl.value).Err(); err != nil &&
 		!errors.Is(err, redis.Nil) {
 		a.log.Warn("release claim failed; it expires by itself", "player", cl.player, "err", err)
+	}
+}
+
+// yield gives up a claim taken for a takeover that this instance does not carry out (the
+// call stays live for another instance to take): unlike release it keeps the player's
+// generation counter, so the next owner's generation is above every earlier one and the
+// player's claim_gen only grows while the call lives (takeover.go relies on it).
+func (a *Adapter) yield(ctx context.Context, cl claimed) {
+	if err := yieldScript.Run(ctx, a.st.Redis(), []string{a.keys.claim(cl.player)}, cl.value).Err(); err != nil &&
+		!errors.Is(err, redis.Nil) {
+		a.log.Warn("give up claim failed; it expires by itself", "player", cl.player, "err", err)
 	}
 }
 

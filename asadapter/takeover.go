@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,19 +54,19 @@ func (a *Adapter) maybeTakeover(ctx context.Context, player string) {
 		return
 	}
 	if a.callFor(player) != nil {
-		a.release(ctx, cl)
+		a.yield(ctx, cl)
 		return
 	}
 	d, err := a.loadDialog(ctx, player)
 	if err != nil && !errors.Is(err, ErrNoDialog) {
 		a.log.Warn("takeover: load dialog failed", "player", player, "err", err)
-		a.release(ctx, cl)
+		a.yield(ctx, cl)
 		return
 	}
 	snap, err := a.st.Snapshot(ctx, player)
 	if err != nil {
 		a.log.Warn("takeover: read player failed", "player", player, "err", err)
-		a.release(ctx, cl)
+		a.yield(ctx, cl)
 		return
 	}
 	fl := snap.Fields
@@ -73,6 +74,16 @@ func (a *Adapter) maybeTakeover(ctx context.Context, player string) {
 		// No dialog: the owner died before storing one (or it was already cleaned up).
 		a.failNoDialog(ctx, cl, fl)
 		a.release(ctx, cl)
+		return
+	}
+	if fl[a.f.callID] == d.CallID && a.genAtLeast(fl, cl.gen) {
+		// Our claim lapsed while we were getting here (this process was not scheduled
+		// for a lease), and a later owner already wrote its generation: the commits below
+		// expect what we read, so they would write our lower generation over its own and
+		// hand the call back to a stale owner.
+		a.log.Info("takeover: a newer owner holds the call; giving up our stale claim", "player", player,
+			"call_id", d.CallID, "generation", cl.gen, "player_generation", fl[a.f.claimGen])
+		a.yield(ctx, cl)
 		return
 	}
 	if d.State == DialogConfirmed && fl[a.f.callID] == d.CallID && fl[a.f.mgwState] == stateConnected &&
@@ -141,6 +152,12 @@ func (a *Adapter) failNoDialog(ctx context.Context, cl claimed, fl map[string]st
 		a.met.takeovers.WithLabelValues("ended").Inc()
 		a.log.Info("marked a call of a lost instance failed", "player", cl.player, "call_id", fl[a.f.callID])
 	}
+}
+
+// genAtLeast reports whether the player shows a claim generation of gen or above.
+func (a *Adapter) genAtLeast(fl map[string]string, gen int64) bool {
+	g, err := strconv.ParseInt(fl[a.f.claimGen], 10, 64)
+	return err == nil && g >= gen
 }
 
 // expectGen expects the claim generation a player shows (absent when it shows none).

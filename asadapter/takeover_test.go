@@ -122,7 +122,12 @@ func (e *env) waitMoved(player, old string) map[string]string {
 // after a takeover is the lost instance's.
 func (e *env) farEnd(t *testing.T, scenario string, mods ...func(*Config)) (*testpeer.Sipp, map[string]*instance, string) {
 	t.Helper()
-	s := sippScenario(t, scenario)
+	return e.behindProxy(t, sippScenario(t, scenario), mods...)
+}
+
+// behindProxy is farEnd for a sipp already started (with arguments of its own).
+func (e *env) behindProxy(t *testing.T, s *testpeer.Sipp, mods ...func(*Config)) (*testpeer.Sipp, map[string]*instance, string) {
+	t.Helper()
 	k := testpeer.StartKamailioWith(t, testpeer.KamailioOptions{ConfDomain: "far.test", ConfServer: "sip:" + s.Addr})
 	viaProxy := func(c *Config) {
 		c.OutboundProxy = k.URI("udp")

@@ -160,28 +160,40 @@ func (b *Bridge) Run(ctx context.Context) error {
 const feedPoll = 250 * time.Millisecond
 
 // watchFeed closes every connection once the change feed has failed to read for
-// FeedDownClose, and refuses new ones until it reads again: clients reconnect, through
-// the load balancer, to an instance whose feed works, and resume there.
+// FeedDownClose, or at once when a read of it went unanswered well past its block (a
+// partition or a frozen Redis: a restarting Redis refuses connections and is the
+// FeedDownClose case), and refuses new ones until it reads again: clients reconnect,
+// through the load balancer, to an instance whose feed works, and resume there.
 func (b *Bridge) watchFeed(ctx context.Context) {
 	t := time.NewTicker(feedPoll)
 	defer t.Stop()
 	var downSince time.Time
+	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		switch ready := b.feed.Ready(); {
+		// A process that was not scheduled for a while cannot tell a read Redis left
+		// unanswered from one whose answer it had no time to take: it judges stalls only
+		// when its own ticks come on time.
+		onTime := time.Since(last) < 2*feedPoll
+		last = time.Now()
+		stalled := onTime && b.feed.Stalled()
+		switch ready := b.feed.Ready() && !stalled; {
 		case ready && b.feedDown.Load():
 			b.feedDown.Store(false)
 			b.log.Info("change feed reads again; accepting connections", "down_for", time.Since(downSince).Round(time.Millisecond))
 			downSince = time.Time{}
 		case ready:
 			downSince = time.Time{}
-		case downSince.IsZero():
+		case downSince.IsZero() && !stalled:
 			downSince = time.Now()
-		case time.Since(downSince) >= b.cfg.FeedDownClose:
+		case stalled || time.Since(downSince) >= b.cfg.FeedDownClose:
+			if downSince.IsZero() {
+				downSince = time.Now()
+			}
 			// Every look while down closes what is open: serveWS accepts as soon as the
 			// feed reads again, and a connection taken in a moment of reading between two
 			// looks must not stay on a feed that is down again.
@@ -194,7 +206,7 @@ func (b *Bridge) watchFeed(ctx context.Context) {
 			b.mu.Unlock()
 			if first || n > 0 {
 				b.log.Warn("change feed down; closed every connection and refusing new ones until it reads again",
-					"connections", n, "down_for", time.Since(downSince).Round(time.Millisecond))
+					"connections", n, "stalled", stalled, "down_for", time.Since(downSince).Round(time.Millisecond))
 			}
 		}
 	}
@@ -203,8 +215,12 @@ func (b *Bridge) watchFeed(ctx context.Context) {
 // Ready reports whether the bridge accepts connections and every feed reader is reading
 // (for /readyz).
 func (b *Bridge) Ready() bool {
-	return b.running.Load() && !b.stopping.Load() && b.feed.Ready()
+	return b.running.Load() && !b.stopping.Load() && b.feedReads()
 }
+
+// feedReads reports whether every feed reader's last read succeeded and none waits for
+// an answer long overdue.
+func (b *Bridge) feedReads() bool { return b.feed.Ready() && !b.feed.Stalled() }
 
 // Handler returns the WebSocket endpoint: a GET on the path it is mounted on upgrades to
 // the DSM protocol. Until Run has started (and after it ended) it answers 503.
@@ -217,7 +233,7 @@ func (b *Bridge) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	// Refused while the feed that was down still is: once it reads again the bridge
 	// accepts at once, as Ready (and so /readyz) says, not at watchFeed's next look.
-	if b.feedDown.Load() && !b.feed.Ready() {
+	if b.feedDown.Load() && !b.feedReads() {
 		http.Error(w, "DSM change feed unavailable on this instance", http.StatusServiceUnavailable)
 		return
 	}

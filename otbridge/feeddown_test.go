@@ -16,13 +16,24 @@ import (
 )
 
 // An instance whose change feed cannot read (its Redis frozen here; cut off in a
-// deployment) closes its connections with 1011 after FeedDownClose and refuses new ones,
-// so clients reconnect to an instance whose feed works; once the feed reads again it
-// accepts connections again.
+// deployment) closes its connections with 1011 and refuses new ones, so clients reconnect
+// to an instance whose feed works; once the feed reads again it accepts connections
+// again. A read that stays unanswered past its block closes them at once, without
+// waiting for the read to fail and then for FeedDownClose: with an hour of it, the
+// connections still close.
 func TestFeedDownClosesConnections(t *testing.T) {
 	t.Parallel()
+	for name, downClose := range map[string]time.Duration{"failing": 300 * time.Millisecond, "stalled": time.Hour} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			feedDownCloses(t, downClose)
+		})
+	}
+}
+
+func feedDownCloses(t *testing.T, downClose time.Duration) {
 	r := testpeer.StartRedis(t, testpeer.RedisOptions{})
-	in := startInstance(t, newRedisClient(t, r.Addr), otbridge.Config{FeedDownClose: 300 * time.Millisecond}, store.Config{}, nil)
+	in := startInstance(t, newRedisClient(t, r.Addr), otbridge.Config{FeedDownClose: downClose}, store.Config{}, nil)
 	sess := in.session(t, "")
 	ws, _, err := websocket.DefaultDialer.Dial(in.url, nil)
 	if err != nil {

@@ -100,6 +100,9 @@ type Feed struct {
 	st    *Store
 	log   *slog.Logger
 	ready []atomic.Bool // per shard: last read succeeded
+	// reading is, per shard, when the read in progress was sent (Unix ns; 0: none), for
+	// Stalled.
+	reading []atomic.Int64
 
 	changes  hooks[func(Change)]
 	keyspace hooks[func(obj string, meta bool, event string)]
@@ -122,6 +125,7 @@ func NewFeed(cfg FeedConfig, st *Store, log *slog.Logger) *Feed {
 		st:      st,
 		log:     log.With("component", "feed"),
 		ready:   make([]atomic.Bool, st.cfg.Shards),
+		reading: make([]atomic.Int64, st.cfg.Shards),
 		watched: make(map[string]*watch),
 	}
 	return f
@@ -163,6 +167,26 @@ func (f *Feed) Ready() bool {
 		}
 	}
 	return true
+}
+
+// stallGrace is how long past its block a read may go unanswered before the feed counts
+// as stalled (Stalled): Redis answers a blocking read by the end of its block, and a
+// second covers the round trip and a busy machine.
+const stallGrace = time.Second
+
+// Stalled reports whether a shard reader has waited longer than its block plus
+// stallGrace for Redis to answer: the read went out on a connection that no longer
+// reaches Redis (a partition, a frozen server), which fails by itself only at the
+// client's read timeout, seconds later, while Ready still reports the last read's
+// success.
+func (f *Feed) Stalled() bool {
+	limit := time.Now().Add(-f.cfg.Block - stallGrace).UnixNano()
+	for i := range f.reading {
+		if at := f.reading[i].Load(); at != 0 && at < limit {
+			return true
+		}
+	}
+	return false
 }
 
 // Run reads the feed until ctx ends. It returns ctx's error; Redis errors are logged and
@@ -234,13 +258,25 @@ func (f *Feed) readShards(ctx context.Context, rd redis.UniversalClient, shards 
 			f.ready[sh].Store(v)
 		}
 	}
+	// reading marks a read to Redis in progress (sent now) or over (false), for Stalled.
+	reading := func(on bool) {
+		var at int64
+		if on {
+			at = time.Now().UnixNano()
+		}
+		for _, sh := range shards {
+			f.reading[sh].Store(at)
+		}
+	}
 	for ctx.Err() == nil {
 		ok, asked := true, false
 		for i, sh := range shards {
 			if last[i] != "" {
 				continue
 			}
+			reading(true)
 			id, err := lastID(ctx, rd, feedKey(sh))
+			reading(false)
 			if err != nil {
 				f.fail(ctx, log, shards, "read feed tail", err)
 				ok = false
@@ -257,7 +293,9 @@ func (f *Feed) readShards(ctx context.Context, rd redis.UniversalClient, shards 
 		for i, sh := range shards {
 			args[i], args[len(shards)+i] = feedKey(sh), last[i]
 		}
+		reading(true)
 		res, err := rd.XRead(ctx, &redis.XReadArgs{Streams: args, Count: f.cfg.Count, Block: f.cfg.Block}).Result()
+		reading(false)
 		if errors.Is(err, redis.Nil) {
 			setReady(true) // a read that found nothing new: Redis answers
 			continue

@@ -48,7 +48,7 @@ func (b *bench) soak(ctx context.Context, n int, d time.Duration, burn int) erro
 	followed := make(chan struct{})
 	go func() { defer close(followed); follow(fctx, pages) }()
 	defer func() { stopFollow(); <-followed }() // before the pages detach (deferred earlier)
-	fenced0, taken0 := b.logCounts()
+	c0 := b.logCounts()
 	bctx, stop := context.WithCancel(ctx)
 	for range burn {
 		go func() {
@@ -70,15 +70,16 @@ wait:
 			stop()
 			return ctx.Err()
 		case <-tick.C:
-			f, tk := b.logCounts()
-			fmt.Printf("  %s: %d calls fenced, %d taken over so far\n", time.Since(t0).Round(time.Second), f-fenced0, tk-taken0)
+			c := b.logCounts().minus(c0)
+			fmt.Printf("  %s: %d pauses (%d resumed), %d calls fenced, %d taken over so far\n", time.Since(t0).Round(time.Second),
+				c.paused, c.resumed, c.fenced, c.taken)
 		case <-timer.C:
 			break wait
 		}
 	}
 	stop()
 	end := time.Now()
-	fenced, taken := b.logCounts()
+	c := b.logCounts().minus(c0)
 	moved, failed := 0, 0
 	var gaps []time.Duration
 	for i, p := range pages {
@@ -95,8 +96,8 @@ wait:
 		gaps = append(gaps, maxGap(p.frames(), t0, end))
 	}
 	slices.Sort(gaps)
-	fmt.Printf("soak: %d calls for %s with the CPU busy: %d fenced, %d taken over, %d moved, %d no longer connected\n",
-		n, d, fenced-fenced0, taken-taken0, moved, failed)
+	fmt.Printf("soak: %d calls for %s with the CPU busy: %d pauses (%d resumed), %d fenced, %d taken over, %d moved, %d no longer connected\n",
+		n, d, c.paused, c.resumed, c.fenced, c.taken, moved, failed)
 	fmt.Printf("  longest interval between frames at a page over the soak: p50 %s  p99 %s  max %s\n",
 		pct(gaps, 50), pct(gaps, 99), gaps[len(gaps)-1].Round(time.Millisecond))
 	byes := b.far.byeCount()
@@ -108,8 +109,18 @@ wait:
 	return waitUntil(ctx, func() bool { return b.far.byeCount() >= byes+n })
 }
 
-// logCounts counts, over every gateway's log, the calls fenced and the calls taken over.
-func (b *bench) logCounts() (fenced, taken int) {
+// counts are log lines of every gateway: calls paused and resumed (their lease ran
+// short, and a renewal proved the claim still theirs), fenced, and taken over.
+type counts struct{ paused, resumed, fenced, taken int }
+
+func (c counts) minus(o counts) counts {
+	return counts{c.paused - o.paused, c.resumed - o.resumed, c.fenced - o.fenced, c.taken - o.taken}
+}
+
+// logCounts counts, over every gateway's log, the calls paused, resumed, fenced and taken
+// over.
+func (b *bench) logCounts() counts {
+	var c counts
 	logs, _ := filepath.Glob(filepath.Join(b.dir, "gw*.log"))
 	for _, path := range logs {
 		f, err := os.Open(path)
@@ -120,16 +131,20 @@ func (b *bench) logCounts() (fenced, taken int) {
 		sc.Buffer(make([]byte, 64*1024), 1024*1024)
 		for sc.Scan() {
 			l := sc.Text()
-			if strings.Contains(l, `"msg":"fenced: no longer acting on the call"`) {
-				fenced++
-			}
-			if strings.Contains(l, `"msg":"taking over the call of a lost instance"`) {
-				taken++
+			switch {
+			case strings.Contains(l, `"msg":"paused: not acting on the call until a renewal proves the claim ours"`):
+				c.paused++
+			case strings.Contains(l, `"msg":"resumed: the claim is still ours"`):
+				c.resumed++
+			case strings.Contains(l, `"msg":"fenced: no longer acting on the call"`):
+				c.fenced++
+			case strings.Contains(l, `"msg":"taking over the call of a lost instance"`):
+				c.taken++
 			}
 		}
 		f.Close()
 	}
-	return fenced, taken
+	return c
 }
 
 // follow reattaches the media of every page whose player shows a new media URL, as the

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"maps"
+	"net/http"
 	"os/exec"
 	"slices"
 	"strings"
@@ -49,18 +50,31 @@ func (f *faults) partition(t *testing.T, how string, cut, heal func(*Service)) {
 		h := claimHolder(t, rdb, p.addr())
 		byHolder[h] = append(byHolder[h], p)
 	}
+	// The victim holds the most calls whose page's DSM connection is on it too (those
+	// pages can learn of their call's new media URL only after reconnecting elsewhere),
+	// else the most calls.
 	victim := ""
+	both := func(gw string) int {
+		n := 0
+		for _, p := range byHolder[gw] {
+			if p.cl.Welcome().Instance == gw {
+				n++
+			}
+		}
+		return n
+	}
 	for _, gw := range slices.Sorted(maps.Keys(byHolder)) {
-		if victim == "" || len(byHolder[gw]) > len(byHolder[victim]) {
+		if victim == "" || both(gw) > both(victim) || both(gw) == both(victim) && len(byHolder[gw]) > len(byHolder[victim]) {
 			victim = gw
 		}
 	}
 	sv := s.Service(t, victim)
 	pid := sv.PID()
 	cutOff := byHolder[victim]
-	callIDs, urls := map[string]*goPage{}, map[*goPage]string{}
+	callIDs, urls, dsmOn := map[string]*goPage{}, map[*goPage]string{}, map[*goPage]string{}
 	for _, p := range cutOff {
 		callIDs[p.fields()["call_id"]], urls[p] = p, p.fields()["mgw_url"]
+		dsmOn[p] = p.cl.Welcome().Instance
 	}
 	t.Logf("calls by instance: %v; cutting %s off (%s) with %d calls", counts(byHolder), victim, how, len(cutOff))
 
@@ -73,8 +87,17 @@ func (f *faults) partition(t *testing.T, how string, cut, heal func(*Service)) {
 		}
 	}()
 	for _, p := range cutOff {
+		// A page whose DSM connection is on the cut-off instance sees the new media URL
+		// only once it reconnected elsewhere: the instance closes its connections when
+		// its change feed stops answering (otbridge), and the page comes back through the
+		// load balancer to a survivor.
 		d := afterInstanceLoss(t, p, t0, urls[p])
-		t.Logf("call %s continued by a survivor %s after the cut", p.fields()["call_id"], d.Round(time.Millisecond))
+		now := p.cl.Welcome().Instance
+		t.Logf("call %s continued by a survivor %s after the cut (page's DSM connection on %s, now on %s)",
+			p.fields()["call_id"], d.Round(time.Millisecond), dsmOn[p], now)
+		if dsmOn[p] == victim && now == victim {
+			t.Errorf("page %s saw the new media URL while still connected to %s", p.sess.Client, victim)
+		}
 	}
 	survivors := gatewayAddrs(s)
 	delete(survivors, sv.Addr.String())
@@ -86,13 +109,26 @@ func (f *faults) partition(t *testing.T, how string, cut, heal func(*Service)) {
 		}
 		return true
 	})
-	fenced := waitLogEvents(t, sv, "fenced: no longer acting on the call", slices.Collect(maps.Keys(callIDs)))
+	// The cut-off instance stops acting when it pauses the call (its lease ran short) or,
+	// if it could not pause it, when it fences it; a pause during the cut must end in the
+	// fence, never in a resume (no renewal can reach Redis).
+	fenced := waitLogEvents(t, sv, "fenced: no longer acting on the call", slices.Collect(maps.Keys(callIDs)), t0)
+	paused := logEvents(sv.Output(), "paused: not acting on the call until a renewal proves the claim ours", t0)
+	resumed := logEvents(sv.Output(), "resumed: the claim is still ours", t0)
+	for id := range callIDs {
+		if at, ok := paused[id]; ok && at.Before(fenced[id]) {
+			fenced[id] = at
+		}
+		if at, ok := resumed[id]; ok {
+			t.Errorf("call %s: %s resumed it at %s, during the cut", id, victim, at.Format(time.StampMilli))
+		}
+	}
 	for id := range callIDs {
 		var taken time.Time
 		for _, at := range reinviteFrom(pkts, id, survivors) {
 			taken = at
 		}
-		t.Logf("call %s: %s fenced %s after the cut, a survivor's re-INVITE %s after it", id, victim,
+		t.Logf("call %s: %s stopped acting (paused or fenced) %s after the cut, a survivor's re-INVITE %s after it", id, victim,
 			fenced[id].Sub(t0).Round(time.Millisecond), taken.Sub(t0).Round(time.Millisecond))
 		if !fenced[id].Before(taken) {
 			t.Errorf("call %s: %s stopped acting at %s, after a survivor took it at %s", id, victim,
@@ -167,25 +203,35 @@ func (f *faults) takesNewWork(t *testing.T, gw string) {
 func waitPageOn(t *testing.T, lb, gw string, d time.Duration) *goPage {
 	t.Helper()
 	var p *goPage
+	misses := 0
 	waitFor(t, "a new DSM connection on "+gw, d, func() bool {
 		p = newPage(t, lb)
 		if p.cl.Welcome().Instance == gw {
 			return true
 		}
 		p.cl.Close()
+		// A page makes two requests through nginx's round robin (its session, then its
+		// DSM connection): with two gateways and nothing else going through, every DSM
+		// connection would land on the same one. One more request after every other miss
+		// (steps of 2 and 3 requests in turn) reaches every gateway of two or three.
+		if misses++; misses%2 == 1 {
+			if res, err := http.Get(lb + "/readyz"); err == nil {
+				res.Body.Close()
+			}
+		}
 		time.Sleep(200 * time.Millisecond)
 		return false
 	})
 	return p
 }
 
-// waitLogEvents waits until a service logged msg for each call id, and returns when (the
-// log's own time: the service's clock is the test's).
-func waitLogEvents(t *testing.T, sv *Service, msg string, callIDs []string) map[string]time.Time {
+// waitLogEvents waits until a service logged msg for each call id after since, and
+// returns when (the log's own time: the service's clock is the test's).
+func waitLogEvents(t *testing.T, sv *Service, msg string, callIDs []string, since time.Time) map[string]time.Time {
 	t.Helper()
 	var got map[string]time.Time
 	waitFor(t, sv.Name+" logging "+msg+" for each call", 30*time.Second, func() bool {
-		got = logEvents(sv.Output(), msg)
+		got = logEvents(sv.Output(), msg, since)
 		for _, id := range callIDs {
 			if _, ok := got[id]; !ok {
 				return false
@@ -196,8 +242,8 @@ func waitLogEvents(t *testing.T, sv *Service, msg string, callIDs []string) map[
 	return got
 }
 
-// logEvents returns, by call id, the time of the first JSON log line with msg.
-func logEvents(out, msg string) map[string]time.Time {
+// logEvents returns, by call id, the time of the first JSON log line with msg after since.
+func logEvents(out, msg string, since time.Time) map[string]time.Time {
 	got := map[string]time.Time{}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
@@ -207,7 +253,7 @@ func logEvents(out, msg string) map[string]time.Time {
 			Msg    string    `json:"msg"`
 			CallID string    `json:"call_id"`
 		}
-		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Msg != msg || l.CallID == "" {
+		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Msg != msg || l.CallID == "" || l.Time.Before(since) {
 			continue
 		}
 		if _, seen := got[l.CallID]; !seen {

@@ -38,6 +38,7 @@ type App struct {
 	janitor  *store.Janitor
 	mgw      *mediagw.Gateway
 	adapter  *asadapter.Adapter
+	mgwPool  *asadapter.MediaGatewayPool // several media gateways apart (MGW_URL lists them); nil otherwise
 	users    *users.Users
 	srv      *http.Server
 
@@ -158,6 +159,9 @@ func (a *App) Run(soft, hard context.Context) error {
 	}
 	if a.mgw != nil {
 		g.Go(func() error { return a.mgw.Run(gctx) })
+	}
+	if a.mgwPool != nil {
+		g.Go(func() error { return a.mgwPool.Run(gctx) })
 	}
 	if a.adapter != nil {
 		g.Go(func() error { return a.adapter.Run(gctx) })

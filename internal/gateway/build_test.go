@@ -130,3 +130,26 @@ func envVars(t *testing.T) []envVar {
 	}
 	return vs
 }
+
+// MGW_URL listing several media gateways (the mediagw role running apart on several
+// instances) gives the AS adapter a pool of them, run with the app; one gives it that one.
+func TestBuildMediaGatewayPool(t *testing.T) {
+	r := testpeer.StartRedis(t, testpeer.RedisOptions{})
+	for urls, pool := range map[string]bool{"http://127.0.0.1:1": false, "http://127.0.0.1:1, http://127.0.0.1:2": true} {
+		t.Run(urls, func(t *testing.T) {
+			cfg := testConfig(t, r.Addr)
+			cfg.Roles = []string{RoleASAdapter}
+			cfg.MGWURL = urls
+			cfg.SIPListenUDP = "127.0.0.1:" + strconv.Itoa(testpeer.FreeUDPPort(t))
+			cfg.SIPListenTCP = cfg.SIPListenUDP
+			app, err := Build(context.Background(), cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer app.Close()
+			if (app.mgwPool != nil) != pool {
+				t.Fatalf("MGW_URL %q: pool %v, want %v", urls, app.mgwPool != nil, pool)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -176,10 +177,7 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 	} else {
 		a.mux.Handle("POST /v1/mgw-events", mediagw.EventHandler(cfg.MGWSecret, ev.deliver))
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = mediaClientIdle
-	mc, err := mediagw.NewClient(mediagw.ClientConfig{BaseURL: mgwURL, Secret: cfg.MGWSecret,
-		HTTPClient: &http.Client{Timeout: mediaClientTimeout, Transport: tr}})
+	mgw, err := a.mediaGateways(mgwURL, eventURL)
 	if err != nil {
 		return err
 	}
@@ -204,7 +202,7 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 		Floor: ptt.Config{BindAddr: cfg.SIPFloorBindAddr, PortMin: cfg.SIPFloorPortMin, PortMax: cfg.SIPFloorPortMax},
 	}
 	apply(o.adapter, &acfg)
-	a.adapter, err = asadapter.New(acfg, a.st, a.feed, asadapter.NewMediaGatewayClient(mc, cfg.Instance, eventURL), a.reg, a.clog)
+	a.adapter, err = asadapter.New(acfg, a.st, a.feed, mgw, a.reg, a.clog)
 	if err != nil {
 		return err
 	}
@@ -232,6 +230,38 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 	a.adapter.UseUsers(a.users)
 	a.mux.Handle("/v1/users/", a.users.HTTPHandler())
 	return nil
+}
+
+// mediaGateways is the AS adapter's media gateway: the one at urls, or, when urls lists
+// several (comma-separated: the mediagw role running apart on several instances), a pool
+// that places new terminations on them in turn and moves the calls of one that is lost to
+// another (asadapter.MediaGatewayPool, run with the app).
+func (a *App) mediaGateways(urls, eventURL string) (asadapter.MediaGateway, error) {
+	cfg := a.cfg
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = mediaClientIdle
+	var clients []*mediagw.Client
+	var names []string
+	for u := range strings.SplitSeq(urls, ",") {
+		if u = strings.TrimSpace(u); u == "" {
+			continue
+		}
+		mc, err := mediagw.NewClient(mediagw.ClientConfig{BaseURL: u, Secret: cfg.MGWSecret,
+			HTTPClient: &http.Client{Timeout: mediaClientTimeout, Transport: tr}})
+		if err != nil {
+			return nil, fmt.Errorf("MGW_URL %s: %w", u, err)
+		}
+		clients, names = append(clients, mc), append(names, u)
+	}
+	if len(clients) == 1 {
+		return asadapter.NewMediaGatewayClient(clients[0], cfg.Instance, eventURL), nil
+	}
+	pool, err := asadapter.NewMediaGatewayPool(asadapter.PoolConfig{Owner: cfg.Instance, EventURL: eventURL}, clients, names, a.clog)
+	if err != nil {
+		return nil, fmt.Errorf("MGW_URL: %w", err)
+	}
+	a.mgwPool = pool
+	return pool, nil
 }
 
 // Redis connections are dialled as go-redis does by default (5 s to connect, keep-alive),
