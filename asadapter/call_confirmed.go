@@ -36,7 +36,7 @@ func (c *call) confirmed(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-quality.C:
-			c.writeQuality(ctx)
+			act = func() bool { c.writeQuality(ctx); return false }
 		case why := <-c.moveC:
 			act = func() bool {
 				c.log.Info("moving the media to another media gateway", "why", why)
