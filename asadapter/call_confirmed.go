@@ -36,7 +36,11 @@ func (c *call) confirmed(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-quality.C:
-			act = func() bool { c.writeQuality(ctx); return false }
+			// Not an action between enter and leave: a pause must never wait for it or be
+			// refused because of it (pause.go), and its one write is fenced anyway by the
+			// claim's generation, as every commit of the call is.
+			c.writeQuality(ctx)
+			continue
 		case why := <-c.moveC:
 			act = func() bool {
 				c.log.Info("moving the media to another media gateway", "why", why)

@@ -22,6 +22,10 @@ import (
 // request every 2 s per call costs nothing next to 50 RTP packets a second each way.
 const qualityEvery = 2 * time.Second
 
+// qualityTimeout bounds one reading and writing of the quality: the call's loop waits for
+// it, and a figure that cannot be had at once is not worth holding the call's events for.
+const qualityTimeout = time.Second
+
 // MediaQuality is the JSON of the media_quality field: In about the far end's RTP as
 // the media gateway received it (RFC 3550 receive statistics), Out about ours as the far
 // end reports it (its last RTCP report block; absent until it sends one), Drops the
@@ -65,6 +69,8 @@ func round1(v float64) float64 { return math.Round(v*10) / 10 }
 // is attached to the termination. A failure
 // only logs: the next tick tries again, and the call goes on either way.
 func (c *call) writeQuality(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, qualityTimeout)
+	defer cancel()
 	c.mu.Lock()
 	term := c.d.Term
 	c.mu.Unlock()
