@@ -103,25 +103,47 @@ func (p *opsScanner) str() (string, bool) {
 }
 
 func parseOpsFast(s string) ([]Op, bool) {
-	p := opsScanner{s: s}
-	if !p.eat('[') || p.eat(']') {
-		return nil, false // an empty array: json.Unmarshal gives a non-nil empty slice
+	ops, end, ok := ParseOpsAt(s, 0)
+	if !ok {
+		return nil, false
 	}
+	p := opsScanner{s: s, i: end}
+	p.ws()
+	return ops, p.i == len(s)
+}
+
+// ParseOpsAt reads the JSON array of op elements that starts at s[i] (after whitespace),
+// of the common shape: a non-empty array of objects {"o":kind,"f":field,"v":value} with
+// each key at most once, a valid kind, and strings without escapes, of valid UTF-8. It
+// returns what json.Unmarshal into []Op yields for that array, its strings substrings of
+// s, and the index just after the array; ok false means another shape (or no JSON), which
+// the caller leaves to encoding/json. The op log, the feed and otbridge's decoder of client
+// frames all read ops with it: one scanner, held to encoding/json by FuzzParseOps and
+// otbridge's FuzzParseFast.
+func ParseOpsAt(s string, i int) (ops []Op, end int, ok bool) {
+	if i < 0 || i > len(s) {
+		return nil, 0, false
+	}
+	p := opsScanner{s: s, i: i}
+	if !p.eat('[') || p.eat(']') {
+		return nil, 0, false // an empty array: json.Unmarshal gives a non-nil empty slice
+	}
+	// Most ops have one or two elements: their values live beside them in one allocation.
 	type opsBuf struct {
 		ops  [2]Op
 		vals [2]string
 	}
 	buf := new(opsBuf)
-	ops := buf.ops[:0]
+	ops = buf.ops[:0]
 	for {
 		o, v, hasV, ok := p.elem()
 		if !ok {
-			return nil, false
+			return nil, 0, false
 		}
 		switch {
 		case o.Kind == OpDel || !hasV:
 			if o.Kind == OpSet {
-				return nil, false
+				return nil, 0, false // set without a value: an error, worded by encoding/json's path
 			}
 		case len(ops) < len(buf.vals):
 			buf.vals[len(ops)] = v
@@ -136,10 +158,9 @@ func parseOpsFast(s string) ([]Op, bool) {
 			continue
 		}
 		if p.eat(']') {
-			p.ws()
-			return ops, p.i == len(p.s)
+			return ops, p.i, true
 		}
-		return nil, false
+		return nil, 0, false
 	}
 }
 

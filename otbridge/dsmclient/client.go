@@ -311,6 +311,12 @@ func (c *Client) reconnect() (*link, error) {
 func (c *Client) resume(l *link) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		// Close came while run reconnected: it saw no link to close, and this one's
+		// reader would wait on a live connection forever (and Close with it).
+		l.close()
+		return
+	}
 	c.link, c.first = l, nil
 	for _, o := range c.objects {
 		if o.subscribed {
