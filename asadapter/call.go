@@ -74,6 +74,9 @@ type call struct {
 	answered atomic.Bool // the call runs confirmed (its media can move, mgwpool.go)
 	finished atomic.Bool // finish ran: the call was ended, not abandoned
 	drained  bool        // the drain ended it (only the call's goroutine touches it)
+	// quality is the media_quality value last written (call_quality.go; only the call's
+	// goroutine touches it).
+	quality string
 	// fenced is set when the call stops acting because its claim may pass to another
 	// instance (lease.go); fenceCtx ends then, cutting the cleanups in progress.
 	fenced    atomic.Bool

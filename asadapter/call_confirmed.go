@@ -26,6 +26,8 @@ func (c *call) confirmed(ctx context.Context) {
 	c.armSessionTimer(se)
 	c.poke() // the browser may have written something while we were answering
 	c.answered.Store(true)
+	quality := time.NewTicker(qualityEvery)
+	defer quality.Stop()
 	for {
 		// Each event is taken, then acted on between enter and leave: a call paused
 		// meanwhile (pause.go) acts on it once it resumes, and not at all if fenced.
@@ -33,6 +35,12 @@ func (c *call) confirmed(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-quality.C:
+			// Not an action between enter and leave: a pause must never wait for it or be
+			// refused because of it (pause.go), and its one write is fenced anyway by the
+			// claim's generation, as every commit of the call is.
+			c.writeQuality(ctx)
+			continue
 		case why := <-c.moveC:
 			act = func() bool {
 				c.log.Info("moving the media to another media gateway", "why", why)

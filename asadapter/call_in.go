@@ -285,7 +285,7 @@ func (c *call) setupIn(ctx context.Context, in *incoming, remote sdp.Remote) boo
 		store.Del(a.f.mgwURL), store.Del(a.f.sipStatus), store.Del(a.f.sipReason),
 		store.Del(a.f.progress), store.Del(a.f.hold), store.Del(a.f.dtmf), store.Del(a.f.floor),
 		store.Del(a.f.floorState), store.Del(a.f.floorTalker), store.Del(a.f.floorReason),
-		store.Del(a.f.floorPosition), store.Del(a.f.floorDuration))
+		store.Del(a.f.floorPosition), store.Del(a.f.floorDuration), store.Del(a.f.mediaQuality))
 	if err == nil {
 		err = a.commit(ctx, a.schema.Players.Index, store.Set(c.player, "audio"))
 	}

@@ -62,7 +62,7 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 		store.Set(a.f.mgwState, stateConnecting), store.Set(a.f.callID, callID),
 		store.Del(a.f.sipStatus), store.Del(a.f.sipReason), store.Del(a.f.mgwURL),
 		store.Del(a.f.progress), store.Del(a.f.hold), store.Del(a.f.holdIntent), store.Del(a.f.caller),
-		store.Set(a.f.claimGen, cl.genString()),
+		store.Del(a.f.mediaQuality), store.Set(a.f.claimGen, cl.genString()),
 	}
 	if terr == nil && serr != nil {
 		// Never a silent MMTel call for a service we do not offer.

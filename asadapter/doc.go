@@ -38,7 +38,8 @@ results back (mgw_state, progress, sip_status, mgw_url ...).
   - call_confirmed.go: confirmed runs the call until the browser writes disconnected or
     failed (BYE), the far end sends BYE, the session timer ends it (call_sessiontimer.go),
     the drain hangs up (drain.go) or the claim is lost; dtmf written by the browser is sent
-    (sendDTMF); hold_intent holds or resumes the call with a re-INVITE (call_hold.go).
+    (sendDTMF); hold_intent holds or resumes the call with a re-INVITE (call_hold.go);
+    every 2 s the termination's counters become media_quality (call_quality.go).
   - call_out_cancel.go: a CANCEL decided lets the player go at once; a goroutine of the
     adapter finishes the INVITE transaction (487, or ACK and BYE for a 200 crossing it).
   - call.go: finish deletes the termination, writes the result, drops the dialog record and
@@ -150,6 +151,7 @@ Each line names the SIP method or DSM trigger, the function that handles it and 
 	floor state from the floor server       call.publishFloor         call_ptt.go
 	media gateway event ws_detached         call.floorDetached        call_ptt.go
 	session timer due                       call.sessionTimerFired    call_sessiontimer.go
+	quality tick of a connected call        call.writeQuality         call_quality.go
 	users/<user> (calling identity)         Adapter.identityChange    identity.go
 	media gateway event (timeout, ...)      Adapter.HandleMediaEvent  mgw.go
 	a live player whose owner died          Adapter.maybeTakeover     takeover.go

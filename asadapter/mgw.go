@@ -31,6 +31,10 @@ type MediaGateway interface {
 	// Gate opens or closes the gate of a gated (push-to-talk) termination: the
 	// browser's audio reaches the far end only while it is open.
 	Gate(ctx context.Context, id string, open bool) error
+	// Termination returns a termination's state and counters (receive statistics, the
+	// far end's report, drops): the call's media quality shown on the page
+	// (call_quality.go).
+	Termination(ctx context.Context, id string) (mediagw.Termination, error)
 }
 
 // LocalRequest asks for a local termination.
@@ -129,6 +133,15 @@ func (m *MediaGatewayClient) Delete(ctx context.Context, id string) error {
 // DTMF implements MediaGateway.
 func (m *MediaGatewayClient) DTMF(ctx context.Context, id, digits string) error {
 	return m.c.SendDTMF(ctx, id, mediagw.DTMFRequest{Digits: digits})
+}
+
+// Termination implements MediaGateway.
+func (m *MediaGatewayClient) Termination(ctx context.Context, id string) (mediagw.Termination, error) {
+	t, err := m.c.Get(ctx, id)
+	if err != nil {
+		return mediagw.Termination{}, err
+	}
+	return *t, nil
 }
 
 // Gate implements MediaGateway.

@@ -260,6 +260,15 @@ func (p *MediaGatewayPool) DTMF(ctx context.Context, id, digits string) error {
 	return c.DTMF(ctx, id, digits)
 }
 
+// Termination implements MediaGateway.
+func (p *MediaGatewayPool) Termination(ctx context.Context, id string) (mediagw.Termination, error) {
+	c, err := p.client(id)
+	if err != nil {
+		return mediagw.Termination{}, err
+	}
+	return c.Termination(ctx, id)
+}
+
 // Gate implements MediaGateway.
 func (p *MediaGatewayPool) Gate(ctx context.Context, id string, open bool) error {
 	c, err := p.client(id)

@@ -9,6 +9,7 @@ type playerFields struct {
 	progress, sipStatus, sipReason        string
 	caller, callID, dtmf, hold            string
 	holdIntent                            string // the page's (call_hold.go)
+	mediaQuality                          string // the media gateway's counters (call_quality.go)
 	// Push-to-talk (call_ptt.go): the page's intent and the floor state we write.
 	floor, floorState, floorTalker, floorReason, floorPosition, floorDuration string
 	// claimGen is the generation of the claim of the call's owner (records.go).
@@ -22,7 +23,8 @@ func fieldsOf(s *store.Schema) playerFields {
 		playerState: f.PlayerState, mgwState: f.MgwState, mgwURL: f.MgwURL,
 		progress: f.Progress, sipStatus: f.SipStatus, sipReason: f.SipReason,
 		caller: f.Caller, callID: f.CallID, dtmf: f.DTMF, hold: f.Hold, holdIntent: f.HoldIntent,
-		floor: f.Floor, floorState: f.FloorState, floorTalker: f.FloorTalker, floorReason: f.FloorReason,
+		mediaQuality: f.MediaQuality,
+		floor:        f.Floor, floorState: f.FloorState, floorTalker: f.FloorTalker, floorReason: f.FloorReason,
 		floorPosition: f.FloorPosition, floorDuration: f.FloorDuration, claimGen: f.ClaimGen,
 	}
 }

@@ -18,9 +18,11 @@ type Policy interface {
 // read and write the objects players/K/..., may write only the fields players/K/... of the
 // players index, may read the users directory (users), and, when it is bound to user U,
 // may read users/U and users/U/... (that user's object and conference lists, and no other
-// user's) and write the fields conferences and services of users/U (the conferences the
-// user's page watches and joins, and the IMS services it offers: the page chooses them
-// itself, the AS adapter subscribes to what the first lists and registers the second).
+// user's) and write the fields conferences, services and sign_in of users/U (the
+// conferences the user's page watches and joins, the IMS services it offers, and, in demo
+// mode only, its sign-in: the page chooses them itself; the AS adapter subscribes to what
+// the first lists, registers the second, and registers the user while the third is
+// refreshed; outside demo mode nothing reads sign_in).
 // Which objects exist under players/K is the schema's business (store refuses the rest).
 type DefaultPolicy struct{}
 
@@ -33,6 +35,7 @@ const (
 	// token writes.
 	conferencesField = "conferences"
 	servicesField    = "services"
+	signInField      = "sign_in"
 )
 
 func ownPlayer(c Claims, s string) bool {
@@ -68,7 +71,7 @@ func (DefaultPolicy) CanWrite(c Claims, obj, field string) bool {
 		return ownPlayer(c, field) && store.ValidAddress(field) == nil
 	}
 	if c.User != "" && obj == usersPrefix+c.User {
-		return field == conferencesField || field == servicesField
+		return field == conferencesField || field == servicesField || field == signInField
 	}
 	return ownPlayer(c, obj)
 }

@@ -38,6 +38,10 @@ type Schema struct {
 			// HoldIntent is written by the page ("hold" to hold the call, absent to
 			// resume); the gateway re-INVITEs and shows the result in Hold ("local").
 			HoldIntent string `json:"holdIntent"`
+			// MediaQuality is written by the adapter every few seconds of a connected
+			// call: the media gateway's counters of the call's termination as compact
+			// JSON (asadapter's MediaQuality).
+			MediaQuality string `json:"mediaQuality"`
 			// Push-to-talk (docs/push-to-talk.md): the page writes Floor (a
 			// FloorIntents value, consumed by the gateway); the gateway writes the others.
 			Floor         string `json:"floor"`
@@ -71,6 +75,10 @@ type Schema struct {
 			// Services lists the IMS services the user's page offers ("mmtel poc"):
 			// the REGISTER's Contact carries their feature tags (asadapter/icsi).
 			Services string `json:"services"`
+			// SignIn is written by the user's own page in demo mode (the time, every
+			// minute or so; deleted at sign-out): the users side then registers the
+			// user itself, as the registration API would (asadapter/users, demo.go).
+			SignIn string `json:"signIn"`
 		} `json:"fields"`
 		RegistrationStates []string `json:"registrationStates"`
 		ParticipantFields  struct {

@@ -12,7 +12,7 @@ import { loadSchema } from './schema.js';
 import { Player } from './player.js';
 import { Users } from './users.js';
 import { mountPushToTalk } from './ptt.js';
-import { LIVE, clock, connectionText, headline, mediaText, micText, peerName, regText, target } from './callview.js';
+import { LIVE, clock, connectionText, headline, mediaText, micText, peerName, qualityText, regText, target } from './callview.js';
 import { Tones } from './tones.js';
 
 const $ = (id) => document.getElementById(id);
@@ -126,9 +126,7 @@ function renderCall() {
   $('hold').setAttribute('aria-pressed', String(!!s.localHold));
   $('hold').textContent = s.localHold ? 'Resume' : 'Hold';
   const q = s.quality || {};
-  line('quality', inCall && s.media === 'connected'
-    ? `Lost ${q.lost ?? 0} packets · jitter ${(q.jitterMs ?? 0).toFixed(1)} ms · buffer ${q.bufferMs ?? 0} ms`
-    : '');
+  line('quality', inCall && s.media === 'connected' ? qualityText(q, s.network) : '');
 
   // Technical details: the raw fields, cleared when no call is on.
   $('player-state').dataset.state = s.playerState;
@@ -281,6 +279,15 @@ $('signin').addEventListener('submit', (ev) => {
   globalThis.Notification?.requestPermission?.().catch(() => {});
   location.search = `?user=${encodeURIComponent(name)}`;
 });
+// Signing out of a demo sign-in un-registers the user first (else it stays reachable
+// until the registration's session runs out); then the page starts over signed out.
+$('signout').addEventListener('click', async (ev) => {
+  if (!app.stopSignIn) return; // a plain link back to the page
+  ev.preventDefault();
+  app.stopSignIn();
+  await Promise.race([app.users.signOut().catch(() => {}), new Promise((r) => setTimeout(r, 3000))]);
+  location.href = $('signout').href;
+});
 $('joinform').addEventListener('submit', act(async () => {
   const id = $('conference').value.trim();
   let added = false;
@@ -338,7 +345,13 @@ async function main() {
   renderConnection();
   await dsm.start();
 
-  const player = new Player(dsm, schema, { processing: params.get('processing') !== 'off', probe: params.get('probe') === 'on' });
+  // ?jitter=N fixes the playout buffer at N frames of 20 ms (the latency benchmark
+  // compares it with the adaptive default).
+  const player = new Player(dsm, schema, {
+    processing: params.get('processing') !== 'off',
+    probe: params.get('probe') === 'on',
+    jitterFrames: Number(params.get('jitter')) || undefined,
+  });
   app.player = player;
   player.onChange(() => renderCall());
   await player.start();
@@ -355,6 +368,9 @@ async function main() {
     app.users = users;
     users.onChange((u) => renderPeople(u, app.joined?.id));
     await users.start();
+    // Demo sign-in: the gateway registers this user with the network while the page
+    // keeps saying it is here (a real site's backend registers its users instead).
+    if (page.sign_in_refresh > 0) app.stopSignIn = users.signIn(page.sign_in_refresh);
   }
   setInterval(() => app.connectedAt && renderCall(), 1000); // the call timer
   app.ready = true;

@@ -130,6 +130,53 @@ export function mediaText(m) {
   }
 }
 
+/**
+ * parseQuality reads the media_quality field the gateway writes during a call (the media
+ * gateway's counters: asadapter's MediaQuality): {inLost, inExpected, inJitterMs, outLost,
+ * outJitterMs, drops}, outLost and outJitterMs null before the far end's first report;
+ * null when the field is absent or unreadable.
+ */
+export function parseQuality(v) {
+  if (!v) return null;
+  let j;
+  try {
+    j = JSON.parse(v);
+  } catch {
+    return null;
+  }
+  if (typeof j !== 'object' || j === null) return null;
+  const num = (x) => (typeof x === 'number' && Number.isFinite(x) ? x : null);
+  return {
+    inLost: num(j.in_lost) ?? 0,
+    inExpected: num(j.in_expected) ?? 0,
+    inJitterMs: num(j.in_jitter_ms) ?? 0,
+    outLost: num(j.out_lost),
+    outJitterMs: num(j.out_jitter_ms),
+    drops: num(j.drops) ?? 0,
+  };
+}
+
+const packets = (n) => (n === 1 ? '1 packet' : `${n} packets`);
+
+/**
+ * qualityText is the quality line of a connected call: q what the page's player measures
+ * ({lost, jitterMs, bufferMs}), net the media gateway's counters (player.parseQuality,
+ * null before the gateway's first report).
+ */
+export function qualityText(q, net) {
+  const here = `Lost ${q.lost ?? 0} packets · jitter ${(q.jitterMs ?? 0).toFixed(1)} ms · buffer ${q.bufferMs ?? 0} ms`;
+  if (!net) return here;
+  const parts = [];
+  const pct = net.inExpected > 0 ? ` (${((100 * net.inLost) / net.inExpected).toFixed(1)}%)` : '';
+  parts.push(net.inLost > 0
+    ? `the network lost ${packets(net.inLost)} of ${net.inExpected} on the way to you${pct}`
+    : 'the network lost nothing on the way to you');
+  parts.push(`their jitter ${net.inJitterMs.toFixed(1)} ms`);
+  if (net.outLost !== null) parts.push(net.outLost > 0 ? `the other side missed ${packets(net.outLost)} of yours` : 'the other side missed none of yours');
+  if (net.drops > 0) parts.push(`the gateway discarded ${packets(net.drops)}`);
+  return `${here}. Gateway: ${parts.join(', ')}.`;
+}
+
 /** connectionText explains the page's link to the gateway. p is dsm.problem or null. */
 export function connectionText(state, p) {
   if (state === 'open') return { state: 'open', text: 'Connected', detail: '' };

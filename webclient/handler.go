@@ -38,6 +38,10 @@ const PageConfigPath = "/dsm/page.json"
 type PageConfig struct {
 	// SIPDomain completes what a person types: "bob" calls sip:bob@<SIPDomain>.
 	SIPDomain string `json:"sip_domain"`
+	// SignInRefresh, when above 0, says that demo sign-in registers the page's user with
+	// the network (asadapter/users, demo.go): a signed-in page writes the sign_in field of
+	// its users/<user> object at once and again every SignInRefresh seconds.
+	SignInRefresh int64 `json:"sign_in_refresh,omitempty"`
 }
 
 // Config tunes the Handler. Zero fields take their value from DefaultConfig.

@@ -60,7 +60,7 @@ export class MediaSession {
       numberOfInputs: 1,
       numberOfOutputs: 1,
       outputChannelCount: [1],
-      processorOptions: { jitterFrames: this.opts.jitterFrames ?? 3, probe: this.opts.probe === true, record: this.opts.record === true },
+      processorOptions: { jitterFrames: this.opts.jitterFrames, probe: this.opts.probe === true, record: this.opts.record === true },
     });
     this.node = node;
     node.port.onmessage = (e) => {

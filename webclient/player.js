@@ -18,6 +18,7 @@ import { CODECS, codecByPT, decode, encode } from './g711.js';
 import { RTPSender, isRTCP, parseRTP } from './rtp.js';
 import { MediaSession, urlExpired } from './media.js';
 import { del, expect, set } from './transform.js';
+import { parseQuality } from './callview.js';
 
 const LIVE = new Set(['ringing', 'connecting', 'connected']);
 
@@ -144,6 +145,7 @@ export class Player {
         bufferMs: (this.stats.depth ?? 0) * 20,
         late: this.stats.late ?? 0,
       },
+      network: parseQuality(F.mediaQuality && g(F.mediaQuality)),
       muted: this.muted,
       localHold: this.localHold,
       volume: this.volume,
@@ -344,7 +346,7 @@ export class Player {
         m.play(p.seq, pcm);
       },
       stats: (s) => {
-        for (const k of ['played', 'captured', 'underruns', 'lost', 'concealed', 'depth', 'late', 'overflow']) this.stats[k] = s[k];
+        for (const k of ['played', 'captured', 'underruns', 'lost', 'concealed', 'depth', 'late', 'overflow', 'drained', 'targetMs']) this.stats[k] = s[k];
         this.emit();
       },
       failed: (err) => {

@@ -10,7 +10,7 @@
 // adapter subscribes to what it lists while the user is registered. Conference objects are
 // subscribed and dropped as the list changes.
 
-import { expect, set } from './transform.js';
+import { del, expect, set } from './transform.js';
 
 /**
  * Users watches one user (the session's) and the users index. onChange(fn) reports a
@@ -92,6 +92,27 @@ export class Users {
       }
     }
     throw new Error('users: the conference list kept changing');
+  }
+
+  /**
+   * signIn asks the gateway to register the user with the network (demo sign-in: the page
+   * writes its sign_in field at once and again every refresh seconds, while it stays; the
+   * registration ends one session lifetime after the last write). It returns a function
+   * that stops the refreshes.
+   */
+  signIn(refreshSeconds) {
+    if (!this.me) throw new Error('users: not signed in');
+    const write = () => this.me.write([set(this.schema.U.signIn, Date.now())]).catch((err) => console.warn('users: sign-in:', err.message));
+    write();
+    const timer = setInterval(write, refreshSeconds * 1000);
+    this.stops.push(() => clearInterval(timer));
+    return () => clearInterval(timer);
+  }
+
+  /** signOut ends the registration of the demo sign-in (the gateway un-registers). */
+  async signOut() {
+    if (!this.me) return;
+    await this.me.write([del(this.schema.U.signIn)]);
   }
 
   /** participants returns the parsed participant list of one conference. */

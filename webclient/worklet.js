@@ -9,12 +9,23 @@
 //            interpolation up to the context rate.
 //
 // It posts {type:'stats'} about twice a second: frames captured, received, played, and
-// underruns, late and overflow drops. Self-contained on purpose (no imports), so it loads
+// underruns, late and overflow drops, and the playout target (targetMs). Self-contained on purpose (no imports), so it loads
 // wherever AudioWorklet does.
 
 const FRAME = 160; // 20 ms at 8 kHz, the G.711 packet size used by SIP phones
 const RATE = 8000;
 const RAMP = 16; // samples (2 ms) of the ramp that bridges a discontinuity
+// The adaptive playout target: ADAPT_MIN_MS to ADAPT_MAX_MS, recomputed every
+// ADAPT_EVERY frames from the arrival times of the last ADAPT_WINDOW (2.5 s); the margin
+// covers a render quantum (2.7 ms at 48 kHz) and the main thread's hand-over; an underrun
+// raises the floor by UNDERRUN_STEP_MS, which fades by FLOOR_FADE_MS a second.
+const ADAPT_MIN_MS = 30;
+const ADAPT_MAX_MS = 180;
+const ADAPT_WINDOW = 125;
+const ADAPT_EVERY = 25;
+const ADAPT_MARGIN_MS = 10;
+const UNDERRUN_STEP_MS = 20;
+const FLOOR_FADE_MS = 5;
 
 // seqBefore reports whether 16-bit sequence number a comes before b (RFC 3550 wrap-around).
 function seqBefore(a, b) {
@@ -33,11 +44,28 @@ class MediaProcessor extends AudioWorkletProcessor {
     this.frame = new Int16Array(FRAME);
     this.fill = 0;
     this.capture = o.capture !== false;
-    // Playout: start after `target` frames (60 ms by default: absorbs the jitter of a
-    // loopback or LAN path without noticeable delay); keep at most `max` (200 ms) and drop
-    // the oldest beyond, so that delay never builds up after a burst.
-    this.target = o.jitterFrames || 3;
+    // Playout: start once `targetMs` of audio is waiting (a frame, then silence until its
+    // first sample has waited targetMs - 20); keep at most `max` frames (200 ms) and drop
+    // the oldest beyond, so that delay never builds up after a burst. jitterFrames fixes
+    // the target (frames of 20 ms); without it the target adapts (adapt()): it starts
+    // at 30 ms, one frame and the 10 ms a render quantum and the main
+    // thread's hand-over need on a quiet path, and follows the arrival jitter measured.
+    this.fixed = o.jitterFrames > 0;
+    this.targetMs = this.fixed ? o.jitterFrames * 20 : ADAPT_MIN_MS;
+    this.target = Math.max(1, Math.round(this.targetMs / 20)); // frames the drain keeps at the least
+    this.wait = -1; // 8 kHz samples of silence left before the start; -1: not counting
     this.max = o.maxFrames || 10;
+    // Arrival jitter (adaptive target): each in-order frame's transit (arrival time minus
+    // its place in the stream) is kept for the last ADAPT_WINDOW frames; the target covers
+    // the 95th percentile of how much later than the earliest a frame arrived, plus a
+    // margin. An underrun adds to a floor that fades, so that a path that just proved
+    // worse than measured gets room at once.
+    this.transits = new Float64Array(ADAPT_WINDOW);
+    this.nTransit = 0;
+    this.base = -1; // unwrapped sequence number of the first frame
+    this.lastUnwrapped = 0;
+    this.floorMs = 0;
+    this.floorAt = 0;
     this.queue = [];
     this.playing = false;
     this.cur = null;
@@ -47,7 +75,7 @@ class MediaProcessor extends AudioWorkletProcessor {
     this.b = 0;
     this.frac = 0;
     this.inc = RATE / sampleRate;
-    this.stats = { captured: 0, received: 0, played: 0, underruns: 0, late: 0, overflow: 0, level: 0, lost: 0, concealed: 0, depth: 0, drained: 0 };
+    this.stats = { captured: 0, received: 0, played: 0, underruns: 0, late: 0, overflow: 0, level: 0, lost: 0, concealed: 0, depth: 0, drained: 0, targetMs: Math.round(this.targetMs) };
     // Drain: a burst, or a start with frames waiting, leaves the queue deeper than
     // target for good (the two ends' clocks are the same rate); when the queue never fell
     // to target during a second of playout, the frames beyond are dropped, so that the
@@ -102,14 +130,19 @@ class MediaProcessor extends AudioWorkletProcessor {
     else if (m.type === 'reset') {
       this.queue = [];
       this.playing = false;
+      this.wait = -1;
       this.cur = null;
       this.lastSeq = -1;
+      this.base = -1;
+      this.nTransit = 0;
     }
   }
 
   enqueue(seq, pcm) {
     this.stats.received++;
     if (this.probe) for (const v of pcm) this.onset('arrive', v / 32768, currentTime); // its frame arrives
+    // Every arrival counts toward the jitter, the too late ones most of all.
+    if (!this.fixed) this.observe(seq, currentTime);
     if (this.lastSeq >= 0 && !seqBefore(this.lastSeq, seq)) {
       this.stats.late++; // already played past it
       return;
@@ -152,9 +185,17 @@ class MediaProcessor extends AudioWorkletProcessor {
   // concealment of a missing one, or silence.
   nextFrame() {
     const wasPlaying = this.cur !== null;
-    if (!this.playing && this.queue.length >= this.target) this.playing = true;
+    if (!this.playing && this.queue.length > 0) {
+      // Start once the first frame has waited its share of the target; a second frame
+      // already there counts as 20 ms waited.
+      if (this.wait < 0) this.wait = Math.max(0, Math.round((this.targetMs - 20 * this.queue.length) * 8));
+      if (this.wait === 0 || this.queue.length * 20 >= this.targetMs) {
+        this.playing = true;
+        this.wait = -1;
+      } else this.wait--;
+    }
     if (!this.playing || this.queue.length === 0) {
-      if (this.playing) this.stats.underruns++;
+      if (this.playing) this.underrun();
       this.playing = false;
       if (wasPlaying) this.bridge();
       this.cur = null;
@@ -198,6 +239,47 @@ class MediaProcessor extends AudioWorkletProcessor {
     this.curIdx = 0;
     this.stats.played++;
     if (jump) this.bridge();
+  }
+
+  // observe notes a frame's transit (its arrival time t minus its place in the stream)
+  // and recomputes the target every ADAPT_EVERY frames.
+  observe(seq, t) {
+    let u;
+    if (this.base < 0) {
+      this.base = seq;
+      u = seq;
+    } else {
+      // Unwrap relative to the last one seen (a frame is never 32768 frames away).
+      u = this.lastUnwrapped + (((seq - (this.lastUnwrapped & 0xffff) + 0x8000) & 0xffff) - 0x8000);
+    }
+    this.lastUnwrapped = Math.max(this.lastUnwrapped, u);
+    this.transits[this.nTransit % ADAPT_WINDOW] = t - (u - this.base) * 0.02;
+    if (++this.nTransit % ADAPT_EVERY === 0) this.adapt(t);
+  }
+
+  // adapt sets the target from the transits kept: the 95th percentile of the lateness
+  // against the earliest frame, plus the margin, and not below the underrun floor.
+  adapt(t) {
+    const n = Math.min(this.nTransit, ADAPT_WINDOW);
+    const v = Array.from(this.transits.subarray(0, n)).sort((a, b) => a - b);
+    const late = (v[Math.floor(0.95 * (n - 1))] - v[0]) * 1000;
+    this.floorMs = Math.max(0, this.floorMs - FLOOR_FADE_MS * (t - this.floorAt));
+    this.floorAt = t;
+    this.targetMs = Math.min(ADAPT_MAX_MS, Math.max(ADAPT_MIN_MS, 20 + late + ADAPT_MARGIN_MS, this.floorMs));
+    this.target = Math.max(1, Math.round(this.targetMs / 20));
+    this.stats.targetMs = Math.round(this.targetMs);
+  }
+
+  // underrun counts a frame that was not there in time and, with an adaptive target,
+  // raises the floor: the start that follows waits longer.
+  underrun() {
+    this.stats.underruns++;
+    if (this.fixed) return;
+    this.floorMs = Math.min(ADAPT_MAX_MS, Math.max(this.floorMs, this.targetMs) + UNDERRUN_STEP_MS);
+    this.floorAt = currentTime;
+    this.targetMs = Math.max(this.targetMs, this.floorMs);
+    this.target = Math.max(1, Math.round(this.targetMs / 20));
+    this.stats.targetMs = Math.round(this.targetMs);
   }
 
   // bridge starts a ramp from the last sample played to what follows.

@@ -50,6 +50,7 @@ const (
 	recDeadline = "deadline" // unix ms: the session ends then (logout = now)
 	recContact  = "contact"  // the contact the holder registered last
 	recCallID   = "call_id"  // its REGISTER Call-ID
+	recDemo     = "demo"     // "1": made by a demo page's sign-in (demo.go), not by the API
 )
 
 // legacyPasswordField is the record field in which versions before sealing kept the SIP
@@ -65,6 +66,8 @@ type regRecord struct {
 	SIPURI, AuthUser, Password, Client, Display string
 	Deadline                                    time.Time
 	Contact, CallID                             string
+	// Demo is set on a record a demo page's sign-in made (demo.go).
+	Demo bool
 }
 
 // sameCredentials reports whether a re-post changes nothing the registrar sees.
@@ -105,7 +108,7 @@ func (u *Users) saveRecord(ctx context.Context, user string, r *regRecord) error
 	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, key, recSIPURI, r.SIPURI, recAuthUser, r.AuthUser, recSealed, u.seal.seal(user, r.Password),
 			recClient, r.Client, recDisplay, r.Display, recDeadline, strconv.FormatInt(ms, 10))
-		p.HDel(ctx, key, legacyPasswordField)
+		p.HDel(ctx, key, legacyPasswordField, recDemo) // the site's registration from now on
 		p.PExpireAt(ctx, key, r.Deadline.Add(recordGrace))
 		p.ZAdd(ctx, u.keys.index(), redis.Z{Score: float64(ms), Member: user})
 		p.Set(ctx, u.keys.client(r.Client), user, 0)
@@ -172,7 +175,7 @@ func (u *Users) loadRecord(ctx context.Context, user string) (*regRecord, error)
 	return &regRecord{
 		SIPURI: m[recSIPURI], AuthUser: m[recAuthUser], Password: password,
 		Client: m[recClient], Display: m[recDisplay], Deadline: time.UnixMilli(ms),
-		Contact: m[recContact], CallID: m[recCallID],
+		Contact: m[recContact], CallID: m[recCallID], Demo: m[recDemo] == "1",
 	}, nil
 }
 

@@ -1,6 +1,6 @@
 // Package users is the users side of the AS adapter: it registers web users at the CSCF on
-// their browsers' behalf (the registration HTTP API and one REGISTER worker per user held
-// here), subscribes to the conferences they may join (SUBSCRIBE/NOTIFY, RFC 4575) and
+// their browsers' behalf (the registration HTTP API, or in demo mode the demo page's own
+// sign-in, demo.go; and one REGISTER worker per user held here), subscribes to the conferences they may join (SUBSCRIBE/NOTIFY, RFC 4575) and
 // mirrors both into the DSM's users structure (users/<user> and users/<user>/conf/<id>).
 // It sends and receives through the call controller's SIP listeners, seen only through
 // the small sipport.Port seam: nothing here knows of calls.
@@ -63,6 +63,13 @@ type Config struct {
 	MaxParticipants int
 	// ConfInfo bounds NOTIFY bodies (confinfo.DefaultLimits; zero fields take those).
 	ConfInfo confinfo.Limits
+	// DemoDomain turns the demo sign-in on (demo.go): a page signed in with a demo session
+	// is registered as sip:<user>@DemoDomain while it refreshes its sign_in field. ""
+	// (the default) leaves it off: only the HTTP API registers users.
+	DemoDomain string
+	// DemoPassword is the digest password of every demo user (digest user name: the user
+	// name); "" registers demo users without credentials (a CSCF that does not challenge).
+	DemoPassword string
 	// KeyPrefix prefixes the Redis keys of registrations and leases ("asadapter:", shared
 	// with call control's keys, whose names do not collide).
 	KeyPrefix string
@@ -114,6 +121,12 @@ func (c Config) withDefaults(st *store.Store) (Config, error) {
 		c.KeyPrefix = d.KeyPrefix
 	}
 	// ConfInfo's zero fields are filled by confinfo.Parse itself, from the same defaults.
+	if c.DemoDomain != "" {
+		var u sip.Uri
+		if err := sip.ParseUri("sip:demo@"+c.DemoDomain, &u); err != nil || u.Host == "" {
+			return c, fmt.Errorf("%w: DemoDomain %q is not a SIP domain", ErrConfig, c.DemoDomain)
+		}
+	}
 	if c.Registrar != "" {
 		var u sip.Uri
 		if err := sip.ParseUri(c.Registrar, &u); err != nil {
@@ -138,6 +151,9 @@ type Users struct {
 	keys   userKeys
 	met    *metrics
 	seal   *sealer // SIP passwords at rest
+	// demo carries the demo sign-in writes from the feed reader to demoLoop; nil when
+	// the demo sign-in is off.
+	demo chan signIn
 
 	mu      sync.Mutex             // guards workers, subs, runCtx and handingOff
 	workers map[string]*userWorker // user → worker of a user this instance holds
@@ -174,7 +190,12 @@ func New(cfg Config, port sipport.Port, st *store.Store, feed *store.Feed, reg p
 	if err != nil {
 		return nil, err
 	}
+	var demo chan signIn
+	if cfg.DemoDomain != "" {
+		demo = make(chan signIn, demoQueue)
+	}
 	return &Users{
+		demo:    demo,
 		seal:    seal,
 		cfg:     cfg,
 		sip:     port,
@@ -202,6 +223,9 @@ func (u *Users) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return u.wakeLoop(gctx) })
 	g.Go(func() error { return u.scanLoop(gctx) })
+	if u.demo != nil {
+		g.Go(func() error { return u.demoLoop(gctx) })
+	}
 	u.log.Info("users: registration and conference subscriptions running")
 	err := g.Wait()
 	u.wg.Wait()
@@ -214,6 +238,9 @@ func (u *Users) Run(ctx context.Context) error {
 // onChange wakes the worker of a user whose object changed (its conferences, say). It runs
 // on a feed reader and must not block.
 func (u *Users) onChange(c store.Change) {
+	if s, ok := u.demoWrite(c); ok {
+		u.queueDemo(s)
+	}
 	user, ok := u.userOf(c.Obj)
 	if !ok {
 		return

@@ -122,7 +122,15 @@ type Config struct {
 	UsersExpires   time.Duration `envconfig:"USERS_EXPIRES" default:"600s"`
 	UsersSubExp    time.Duration `envconfig:"USERS_SUBSCRIBE_EXPIRES" default:"600s"`
 	UsersSession   time.Duration `envconfig:"USERS_SESSION_TTL" default:"120s"`
+	// UsersDemoPassword is the digest password with which the demo sign-in registers
+	// every demo user (DSM_DEMO_SESSIONS with SIP_DOMAIN set): "" registers them
+	// without credentials, as the demo CSCF (deploy/kamailio.cfg) asks none.
+	UsersDemoPassword string `envconfig:"USERS_DEMO_PASSWORD"`
 }
+
+// DemoSignIn reports whether a demo page's sign-in registers its user with the network:
+// demo sessions on and a SIP domain to name the user in (sip:<user>@SIP_DOMAIN).
+func (c Config) DemoSignIn() bool { return c.DSMDemoSessions && c.SIPDomain != "" }
 
 // The roles of a gateway process.
 const (

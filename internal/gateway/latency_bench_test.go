@@ -45,8 +45,10 @@ type probe struct {
 // captured, when its frame comes back from the network and when it is played, on the
 // AudioContext's clock. Mouth-to-ear is played minus captured (the browser's own input
 // and output device latency excluded, as the fake devices have none to speak of); the
-// jitter buffer's share is played minus arrived. It reports the p50 and p90 over about
-// 40 clicks (20 s); nothing is asserted.
+// jitter buffer's share is played minus arrived. It measures the playout buffer fixed at
+// 60 ms and adaptive in turn, twice each over 20 clicks (10 s), and reports the mean p50 of
+// each, their ratio, and the last adaptive run's p90 and jitter buffer share; nothing is
+// asserted.
 //
 //	go test -run X -bench MouthToEar -benchtime 1x ./internal/gateway
 func BenchmarkMouthToEar(b *testing.B) {
@@ -76,8 +78,51 @@ func BenchmarkMouthToEar(b *testing.B) {
 	cfg.SIPAuthUser, cfg.SIPAuthPassword = "dsmgw", testpeer.KamailioPassword
 	serveApp(b, cfg, log, l)
 
-	p := &confPage{user: "latency", ctx: testpeer.StartChromium(b, testpeer.ChromiumOptions{Mic: clickTrain()})}
-	run(b, p, 30*time.Second, "load the page", chromedp.Navigate(base+"/?processing=off&probe=on"))
+	// Two playout buffers measured in turn, in the same sitting: fixed at 3 frames
+	// (60 ms, the old default) and adaptive (the default), each in a Chromium of its own
+	// calling the echo service for 20 clicks, twice each in alternation (fixed,
+	// adaptive, fixed, adaptive), one page at a time: pages measured at once disturb each
+	// other (the one started first saw two to three times the underruns), and the
+	// alternation spreads the machine's other work over both.
+	var fixed, adaptive []float64
+	var last latency
+	b.ResetTimer()
+	for round := range 4 {
+		name, query := "fixed60", "&jitter=3"
+		if round%2 == 1 {
+			name, query = "adaptive", ""
+		}
+		p := startEchoCall(b, base, name, query)
+		run(b, p, 60*time.Second, "20 clicks back", chromedp.Poll[bool](`window.probes.filter((p) => p.at === 'out').length >= 20`))
+		l := echoLatency(b, p)
+		run(b, p, 10*time.Second, "hang up", chromedp.Evaluate[bool](`document.getElementById('hangup').click(); true`))
+		run(b, p, 30*time.Second, "call ended", chromedp.Poll[bool](`window.dsmgw.player.status.playerState === 'disconnected'`))
+		run(b, p, 10*time.Second, "leave", chromedp.Navigate("about:blank"))
+		if round%2 == 1 {
+			adaptive, last = append(adaptive, l.p50), l
+		} else {
+			fixed = append(fixed, l.p50)
+		}
+	}
+	b.StopTimer()
+	mean := func(v []float64) float64 { return (v[0] + v[1]) / 2 }
+	b.ReportMetric(mean(fixed), "fixed-m2e-p50-ms")
+	b.ReportMetric(mean(adaptive), "m2e-p50-ms")
+	b.ReportMetric(last.p90, "m2e-p90-ms")
+	b.ReportMetric(last.buf, "jitterbuf-p50-ms")
+	b.ReportMetric(mean(adaptive)/mean(fixed), "m2e-p50-adaptive/fixed")
+	b.ReportMetric(0, "ns/op")
+	b.Logf("mouth-to-ear p50: fixed %.1f and %.1f ms, adaptive %.1f and %.1f ms; adaptive/fixed %.2f",
+		fixed[0], fixed[1], adaptive[0], adaptive[1], mean(adaptive)/mean(fixed))
+}
+
+// startEchoCall opens the page with the click train as its microphone (query: more of
+// the page's query string) and calls the echo service; it returns once the media flows,
+// with the page collecting the worklet's probes.
+func startEchoCall(b *testing.B, base, name, query string) *confPage {
+	b.Helper()
+	p := &confPage{user: name, ctx: testpeer.StartChromium(b, testpeer.ChromiumOptions{Mic: clickTrain()})}
+	run(b, p, 30*time.Second, "load the page", chromedp.Navigate(base+"/?processing=off&probe=on"+query))
 	run(b, p, 30*time.Second, "page ready", chromedp.Poll[bool](`window.dsmgw && window.dsmgw.ready === true && window.dsmgw.dsm.state === 'open'`))
 	run(b, p, 5*time.Second, "probe", chromedp.Evaluate[bool](`window.probes = []; window.dsmgw.player.probe = (p) => window.probes.push({ at: p.at, t: p.t }); true`))
 	run(b, p, 5*time.Second, "dial the echo service", chromedp.Steps(
@@ -85,9 +130,17 @@ func BenchmarkMouthToEar(b *testing.B) {
 		chromedp.Click(chromedp.CSS(`#call`)),
 	))
 	run(b, p, 30*time.Second, "call connected", chromedp.Poll[bool](`window.dsmgw.player.status.media === 'connected'`))
-	b.ResetTimer()
-	run(b, p, 60*time.Second, "40 clicks back", chromedp.Poll[bool](`window.probes.filter((p) => p.at === 'out').length >= 40`))
-	b.StopTimer()
+	run(b, p, 5*time.Second, "probes from now on", chromedp.Evaluate[bool](`window.probes = []; true`))
+	return p
+}
+
+// latency is what one page measured: mouth-to-ear p50 and p90, and the jitter buffer's
+// share (arrival to playout) p50, in ms.
+type latency struct{ p50, p90, buf float64 }
+
+// echoLatency pairs the page's probes click by click and logs and returns the figures.
+func echoLatency(b *testing.B, p *confPage) latency {
+	b.Helper()
 	probes := run(b, p, 5*time.Second, "probes", chromedp.Evaluate[[]json.RawMessage](`window.probes`))
 	var mic, arrive float64 = -1, -1
 	var m2e, buf []float64
@@ -112,20 +165,18 @@ func BenchmarkMouthToEar(b *testing.B) {
 			}
 		}
 	}
-	if len(m2e) < 10 {
-		b.Fatalf("only %d clicks paired (%d probes)", len(m2e), len(probes))
+	if len(m2e) < 10 || len(buf) == 0 {
+		b.Fatalf("%s: only %d clicks paired (%d probes)", p.user, len(m2e), len(probes))
 	}
 	q := func(v []float64, f float64) float64 {
 		s := slices.Clone(v)
 		slices.Sort(s)
 		return s[int(f*float64(len(s)-1))]
 	}
-	b.ReportMetric(q(m2e, 0.5), "m2e-p50-ms")
-	b.ReportMetric(q(m2e, 0.9), "m2e-p90-ms")
-	b.ReportMetric(q(buf, 0.5), "jitterbuf-p50-ms")
-	b.ReportMetric(0, "ns/op")
+	l := latency{p50: q(m2e, 0.5), p90: q(m2e, 0.9), buf: q(buf, 0.5)}
 	stats := run(b, p, 5*time.Second, "stats", chromedp.Evaluate[map[string]any](`window.dsmgw.player.status.stats`))
-	b.Logf("worklet: %v", stats)
-	b.Logf("mouth-to-ear over %d clicks: p50 %.1f ms, p90 %.1f ms; from arrival to playout (jitter buffer and resampling) p50 %.1f ms",
-		len(m2e), q(m2e, 0.5), q(m2e, 0.9), q(buf, 0.5))
+	b.Logf("%s: worklet %v", p.user, stats)
+	b.Logf("%s: mouth-to-ear over %d clicks: p50 %.1f ms, p90 %.1f ms; from arrival to playout (jitter buffer and resampling) p50 %.1f ms",
+		p.user, len(m2e), l.p50, l.p90, l.buf)
+	return l
 }

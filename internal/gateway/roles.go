@@ -107,7 +107,12 @@ func (a *App) buildBridge(o options) error {
 
 // buildWeb wires the browser files and the schema.
 func (a *App) buildWeb() error {
-	web, err := webclient.New(webclient.Config{Page: webclient.PageConfig{SIPDomain: a.cfg.SIPDomain}}, a.ilog)
+	page := webclient.PageConfig{SIPDomain: a.cfg.SIPDomain}
+	if a.cfg.DemoSignIn() {
+		// Twice per session lifetime: one lost refresh does not end the registration.
+		page.SignInRefresh = int64(a.cfg.UsersSession / 2 / time.Second)
+	}
+	web, err := webclient.New(webclient.Config{Page: page}, a.ilog)
 	if err != nil {
 		return err
 	}
@@ -202,11 +207,18 @@ func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 		return err
 	}
 	ev.adapter.Store(a.adapter)
-	a.users, err = users.New(users.Config{
+	ucfg := users.Config{
 		Instance: cfg.Instance, Secret: cfg.UsersSecret, Registrar: cfg.UsersRegistrar,
 		ConferenceDomain: cfg.UsersConfDom, Expires: cfg.UsersExpires, SubscribeExpires: cfg.UsersSubExp,
 		SessionTTL: cfg.UsersSession,
-	}, a.adapter, a.st, a.feed, a.reg, a.clog)
+	}
+	switch {
+	case cfg.DemoSignIn():
+		ucfg.DemoDomain, ucfg.DemoPassword = cfg.SIPDomain, cfg.UsersDemoPassword
+	case cfg.DSMDemoSessions:
+		a.ilog.Warn("demo sessions without SIP_DOMAIN: a page's sign-in does not register its user with the network")
+	}
+	a.users, err = users.New(ucfg, a.adapter, a.st, a.feed, a.reg, a.clog)
 	if err != nil {
 		return err
 	}

@@ -130,6 +130,24 @@ test('player: incoming call answered or rejected; DTMF appends to unconsumed dig
   dsm.close();
 });
 
+test('users: the demo sign-in writes sign_in at once and on every refresh, and sign-out deletes it', async () => {
+  needGateway();
+  const schema = await loadSchema(GW);
+  const user = `s${Date.now() % 1e8}`;
+  const dsm = await client({ user });
+  const users = new Users(dsm, schema);
+  await users.start();
+  const stop = users.signIn(0.2);
+  await until(async () => !!(await goRead(`users/${user}`)).fields.sign_in, 'sign_in written');
+  const first = (await goRead(`users/${user}`)).fields.sign_in;
+  await until(async () => (await goRead(`users/${user}`)).fields.sign_in !== first, 'sign_in refreshed');
+  stop();
+  await users.signOut();
+  assert.equal((await goRead(`users/${user}`)).fields.sign_in, undefined);
+  users.close();
+  dsm.close();
+});
+
 test('users: registration state, conferences and participant lists follow the DSM', async () => {
   needGateway();
   const schema = await loadSchema(GW);

@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { clock, connectionText, failureText, headline, mediaText, micText, peerName, regText, target } from '../callview.js';
+import { clock, connectionText, failureText, headline, mediaText, micText, parseQuality, peerName, qualityText, regText, target } from '../callview.js';
 
 test('headline of each call state', () => {
   const cases = [
@@ -94,4 +94,20 @@ test('peer names and clock', () => {
   assert.equal(clock(0), '0:00');
   assert.equal(clock(75.9), '1:15');
   assert.equal(clock(3725), '1:02:05');
+});
+
+test('media quality: the gateway counters in words', () => {
+  assert.equal(parseQuality(''), null);
+  assert.equal(parseQuality('{bad'), null);
+  assert.equal(parseQuality('7'), null);
+  const net = parseQuality('{"in_lost":3,"in_expected":400,"in_jitter_ms":4.25,"drops":1}');
+  assert.deepEqual(net, { inLost: 3, inExpected: 400, inJitterMs: 4.25, outLost: null, outJitterMs: null, drops: 1 });
+  const q = { lost: 2, jitterMs: 1.5, bufferMs: 60 };
+  assert.equal(qualityText(q, null), 'Lost 2 packets · jitter 1.5 ms · buffer 60 ms');
+  assert.equal(qualityText(q, net),
+    'Lost 2 packets · jitter 1.5 ms · buffer 60 ms. Gateway: the network lost 3 packets of 400 on the way to you (0.8%), their jitter 4.3 ms, the gateway discarded 1 packet.');
+  const clean = parseQuality('{"in_lost":0,"in_expected":50,"in_jitter_ms":0,"out_lost":0,"out_jitter_ms":0.5,"drops":0}');
+  assert.equal(qualityText(q, clean),
+    'Lost 2 packets · jitter 1.5 ms · buffer 60 ms. Gateway: the network lost nothing on the way to you, their jitter 0.0 ms, the other side missed none of yours.');
+  assert.match(qualityText(q, { ...clean, outLost: 1 }), /the other side missed 1 packet of yours/);
 });
