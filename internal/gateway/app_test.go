@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -193,6 +194,15 @@ func sipRoundTrip(t *testing.T, addr, method string) string {
 			return line
 		}
 	}
+}
+
+// testLog is the log of a test's gateway (and conference server): discarded, or debug
+// lines on stderr when DSMGW_TEST_LOG is set.
+func testLog() *slog.Logger {
+	if os.Getenv("DSMGW_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // serveApp builds and runs a gateway of cfg on l, stops it when the test ends, and

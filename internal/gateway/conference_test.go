@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -236,10 +235,7 @@ func metric(t testing.TB, base, sample string) string {
 func TestConferenceOfTwoPagesAndAPhone(t *testing.T) {
 	r := testpeer.StartRedis(t, testpeer.RedisOptions{NotifyKeyspaceEvents: "Khg"})
 	cfg := testConfig(t, r.Addr)
-	log := slog.New(slog.DiscardHandler)
-	if os.Getenv("DSMGW_TEST_LOG") != "" { // the gateway's and the conference server's log on stderr
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	log := testLog()
 
 	// The conference server, in process.
 	// Its RTP ports below the kernel's ephemeral range, where the peers' free ports are not

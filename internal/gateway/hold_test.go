@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -21,10 +19,7 @@ import (
 func TestPageHoldsThroughAdapter(t *testing.T) {
 	r := testpeer.StartRedis(t, testpeer.RedisOptions{NotifyKeyspaceEvents: "Khg"})
 	cfg := testConfig(t, r.Addr)
-	log := slog.New(slog.DiscardHandler)
-	if os.Getenv("DSMGW_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	log := testLog()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

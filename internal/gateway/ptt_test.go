@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -89,10 +88,7 @@ func grantedAt(t *testing.T, p *confPage) int64 {
 func TestPushToTalkThreePages(t *testing.T) {
 	r := testpeer.StartRedis(t, testpeer.RedisOptions{NotifyKeyspaceEvents: "Khg"})
 	cfg := testConfig(t, r.Addr)
-	log := slog.New(slog.DiscardHandler)
-	if os.Getenv("DSMGW_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	log := testLog()
 	rtp := 21000 + 2*rand.IntN(2500)
 	confSrv, err := imsdemo.New(imsdemo.Config{ListenUDP: "127.0.0.1:0", ListenTCP: "127.0.0.1:0",
 		RTPBindAddr: "127.0.0.1", RTPPortMin: rtp, RTPPortMax: rtp + 199, Domain: confDomain,

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -25,10 +24,7 @@ func TestReloadDuringCall(t *testing.T) {
 	t.Setenv("MGW_TOKEN_TTL", "2s")
 	t.Setenv("DSM_GRACE", "3s")
 	cfg := testConfig(t, r.Addr)
-	log := slog.New(slog.DiscardHandler)
-	if os.Getenv("DSMGW_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	log := testLog()
 	k := testpeer.StartKamailioWith(t, testpeer.KamailioOptions{ChallengeFrom: cfg.SIPListenUDP})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

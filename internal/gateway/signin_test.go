@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,10 +20,7 @@ import (
 func TestDemoSignInReachable(t *testing.T) {
 	r := testpeer.StartRedis(t, testpeer.RedisOptions{NotifyKeyspaceEvents: "Khg"})
 	cfg := testConfig(t, r.Addr)
-	log := slog.New(slog.DiscardHandler)
-	if os.Getenv("DSMGW_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	log := testLog()
 	k := testpeer.StartKamailioWith(t, testpeer.KamailioOptions{ChallengeFrom: cfg.SIPListenUDP})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
