@@ -34,14 +34,20 @@ func (f *faults) scaleOut(t *testing.T) {
 		return cl.Welcome().Instance
 	}
 	waitFor(t, "nginx's reload in effect (a connection on gw3)", 20*time.Second, func() bool { return instance() == "gw3" })
+	// Every request through nginx moves its round robin on, the page's session request
+	// and the stack's health checks too, and each nginx worker keeps its own: a batch of
+	// nine connections missed gw3 (about one time in forty), so batches go on until gw3
+	// took one (five batches miss it about once in a hundred million).
 	got := map[string]int{}
-	for range 9 {
-		got[instance()]++
+	for batch := 0; got["gw3"] == 0; batch++ {
+		if batch == 5 {
+			t.Fatalf("gw3 took none of %d new connections: %v", 9*batch, got)
+		}
+		for range 9 {
+			got[instance()]++
+		}
 	}
-	t.Logf("9 new DSM connections through nginx: %v", got)
-	if got["gw3"] == 0 {
-		t.Fatalf("gw3 took none of 9 new connections: %v", got)
-	}
+	t.Logf("new DSM connections through nginx: %v", got)
 
 	// New calls: every instance hears of a new call and one claims it, so gw3 takes a
 	// share; a batch of six misses gw3 one time in eleven, so batches go on until it
