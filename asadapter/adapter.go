@@ -194,6 +194,10 @@ func (a *Adapter) Run(ctx context.Context) error {
 	// Calls see ctx's end and return without a word, as in a crash, leaving their claims to
 	// expire and their dialogs to a takeover; handlers answer or give up.
 	a.own.stopAndWait()
+	// A call's last goroutine may have sent after Close (an ACK, the end of an old INVITE
+	// transaction): the transport opened a new socket for it, with a reader of its own
+	// that only closing the user agent again ends. Nothing sends any more now.
+	_ = a.ua.Close()
 	if ctx.Err() != nil {
 		return nil
 	}
