@@ -50,8 +50,9 @@ func glareWait(owner bool) time.Duration {
 
 // resume continues the call of a lost instance here: the call is rebuilt from its dialog
 // record under our claim cl (whose generation replaces the lost owner's in the player),
-// and its goroutine moves the media here (runResumed).
-func (a *Adapter) resume(ctx context.Context, cl claimed, d *dialog, fl map[string]string) {
+// and its goroutine moves the media here (runResumed). done gives back the takeover's
+// slot (takeover_sched.go) once the media moved, or the takeover was given up.
+func (a *Adapter) resume(ctx context.Context, cl claimed, d *dialog, fl map[string]string, done func()) {
 	log := a.log.With("player", cl.player, "call_id", d.CallID, "owner", d.Owner)
 	c := a.newCall(a.runContext(), cl, d.Dir, d.CallID)
 	c.d = *d
@@ -72,6 +73,7 @@ func (a *Adapter) resume(ctx context.Context, cl claimed, d *dialog, fl map[stri
 	if !a.addCall(c) {
 		c.end()
 		a.yield(ctx, cl)
+		done()
 		return
 	}
 	// The first commit: our generation in place of the lost owner's, on the same call.
@@ -82,19 +84,27 @@ func (a *Adapter) resume(ctx context.Context, cl claimed, d *dialog, fl map[stri
 		log.Info("takeover: player changed before the claim was written; giving it up", "err", err)
 		c.end()
 		a.yield(ctx, cl)
+		done()
 		return
 	}
 	log.Info("taking over the call of a lost instance", "generation", cl.gen, "dir", string(d.Dir))
 	c.help(c.keepLease)
-	if !a.own.spawn(func() { c.runResumed(c.ctx) }) {
+	if !a.own.spawn(func() { c.runResumed(c.ctx, done) }) {
 		c.end() // Run is ending: abandoned again, for the next takeover
+		done()
 	}
 }
 
 // runResumed is the goroutine of a call taken over: the media moves here, then the call
 // goes on as any confirmed call.
-func (c *call) runResumed(ctx context.Context) {
+func (c *call) runResumed(ctx context.Context, done func()) {
 	defer c.end()
+	moving := true
+	defer func() {
+		if moving {
+			done()
+		}
+	}()
 	a := c.a
 	if old := c.lastAckFromRecord(); old != nil {
 		// The lost instance's re-INVITE (a session refresh) may have been answered to it:
@@ -110,6 +120,8 @@ func (c *call) runResumed(ctx context.Context) {
 	if !c.reanchor(ctx, reasonInstanceLost) {
 		return
 	}
+	moving = false
+	done() // the media moved: the next takeover may start
 	a.met.takeovers.WithLabelValues("continued").Inc()
 	c.confirmed(ctx)
 }

@@ -1,0 +1,232 @@
+package asadapter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Renewing the claims of every call in one round trip. Each call's lease loop
+// (keepLease, lease.go) used to renew its own claim: one goroutine and one script call
+// per call per tick, four times a second. On a starved CPU those hundreds of goroutines
+// and round trips were the work that came late, and a process that was not scheduled for
+// a while lost all its claims together. Now one loop per instance renews every claim
+// the instance holds in one pipeline per tick (renewScript per claim, so each claim is
+// still checked against its own "<instance>/<generation>" value, and each key stays a
+// command of its own, which Redis Cluster routes by slot), and hands each call the
+// answer to its claim with the time the pipeline was sent. What a call does with it is
+// unchanged: the lease counts from when the request was sent (leaseFrom), and a call's
+// lease loop pauses, resumes and fences exactly as before.
+
+// renewal is the answer to one claim's renewal: when the request that carried it was
+// sent (its lease counts from then), and its error (nil: extended; ErrClaimLost: the
+// claim is gone or another's).
+type renewal struct {
+	sent time.Time
+	err  error
+}
+
+// renewers holds the claims the instance renews, each with where its answers go.
+type renewers struct {
+	mu   sync.Mutex // guards subs
+	subs map[*call]*leaseSub
+	now  chan struct{} // a call asks for a renewal at once (cap 1)
+}
+
+// leaseSub is one call's claim in the renewal loop; results holds the latest answer
+// (cap 1: an answer not yet read is replaced by a newer one).
+type leaseSub struct {
+	cl      claimed
+	results chan renewal
+}
+
+func newRenewers() *renewers {
+	return &renewers{subs: make(map[*call]*leaseSub), now: make(chan struct{}, 1)}
+}
+
+// add puts the call's claim into every renewal from now on and returns where its answers
+// come; remove takes it out.
+func (r *renewers) add(c *call) <-chan renewal {
+	s := &leaseSub{cl: c.cl, results: make(chan renewal, 1)}
+	r.mu.Lock()
+	r.subs[c] = s
+	r.mu.Unlock()
+	return s.results
+}
+
+func (r *renewers) remove(c *call) {
+	r.mu.Lock()
+	delete(r.subs, c)
+	r.mu.Unlock()
+}
+
+// hurry asks for a renewal of every claim now (a paused call waits for one).
+func (r *renewers) hurry() { signal(r.now) }
+
+// snapshot is the claims to renew now.
+func (r *renewers) snapshot() []*leaseSub {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*leaseSub, 0, len(r.subs))
+	for _, s := range r.subs {
+		out = append(out, s)
+	}
+	return out
+}
+
+// deliver hands a call the newest answer to its claim: an older one it has not read yet
+// is dropped (the newer was sent later, so its lease reaches further; and a claim found
+// lost stays lost, since only this instance writes its value and never writes it again).
+func (s *leaseSub) deliver(r renewal) {
+	for {
+		select {
+		case s.results <- r:
+			return
+		default:
+		}
+		select {
+		case <-s.results:
+		default:
+		}
+	}
+}
+
+// renewLeases renews every claim the instance holds once per renewEvery (and at once when
+// a paused call asks), one pipeline at a time, until ctx ends. A pipeline held by a dead
+// network returns only at the Redis client's timeout; ticks meanwhile send nothing, and
+// each call's fence timer does not wait for it.
+func (a *Adapter) renewLeases(ctx context.Context) error {
+	r := a.renewers
+	tick := time.NewTicker(a.renewEvery())
+	defer tick.Stop()
+	done := make(chan struct{}, 1)
+	busy, again := false, false
+	start := func() {
+		subs := r.snapshot()
+		if len(subs) == 0 {
+			return
+		}
+		busy = true
+		go func() {
+			a.renewBatch(ctx, subs)
+			done <- struct{}{}
+		}()
+	}
+	defer func() {
+		if busy {
+			<-done
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case due := <-tick.C:
+			late := time.Since(due)
+			a.met.renewals.WithLabelValues("tick").Observe(late.Seconds())
+			if late > a.renewEvery() {
+				// This process was not scheduled for that long: the calls' leases ran
+				// short for want of CPU, not of Redis.
+				a.log.Warn("renewal tick late", "late", late.Round(time.Millisecond), "claims", len(r.snapshot()))
+				a.takeoverQ.starved(a.cfg.ClaimTTL)
+			}
+			if busy {
+				continue
+			}
+			start()
+		case <-r.now:
+			if busy {
+				again = true
+				continue
+			}
+			start()
+		case <-done:
+			busy = false
+			if again {
+				again = false
+				start()
+			}
+		}
+	}
+}
+
+// renewBatch renews the claims of subs in one pipeline and hands each call its answer.
+func (a *Adapter) renewBatch(ctx context.Context, subs []*leaseSub) {
+	cls := make([]claimed, len(subs))
+	for i, s := range subs {
+		cls[i] = s.cl
+	}
+	sent := time.Now()
+	errs := a.renewAll(ctx, cls)
+	took := time.Since(sent)
+	a.met.renewals.WithLabelValues("answer").Observe(took.Seconds())
+	if took > a.renewEvery() {
+		a.log.Warn("renewal answered late", "took", took.Round(time.Millisecond), "claims", len(cls))
+		a.takeoverQ.starved(a.cfg.ClaimTTL)
+	}
+	for i, s := range subs {
+		s.deliver(renewal{sent: sent, err: errs[i]})
+	}
+}
+
+// renewAll extends our leases on cls in one pipeline (a second one for the claims whose
+// script Redis did not have cached) and returns each claim's error: nil, ErrClaimLost
+// when another instance (or another generation of ours) holds it or nobody does, or the
+// request's failure.
+func (a *Adapter) renewAll(ctx context.Context, cls []claimed) []error {
+	errs := make([]error, len(cls))
+	cmds := a.renewPipeline(ctx, cls, func(p redis.Pipeliner, keys []string, args ...any) *redis.Cmd {
+		return renewScript.EvalSha(ctx, p, keys, args...)
+	})
+	var missing []int // NOSCRIPT: Redis restarted or flushed its scripts
+	for i, cmd := range cmds {
+		if err := cmd.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) > 0 {
+		again := make([]claimed, len(missing))
+		for j, i := range missing {
+			again[j] = cls[i]
+		}
+		for j, cmd := range a.renewPipeline(ctx, again, func(p redis.Pipeliner, keys []string, args ...any) *redis.Cmd {
+			return renewScript.Eval(ctx, p, keys, args...)
+		}) {
+			cmds[missing[j]] = cmd
+		}
+	}
+	for i, cmd := range cmds {
+		n, err := cmd.Int()
+		switch {
+		case err != nil:
+			errs[i] = fmt.Errorf("asadapter: renew claim %s: %w", cls[i].player, err)
+		case n == 0:
+			errs[i] = fmt.Errorf("asadapter: renew claim %s: %w", cls[i].player, ErrClaimLost)
+		}
+	}
+	return errs
+}
+
+// renewPipeline runs one renewal script call per claim in one pipeline.
+func (a *Adapter) renewPipeline(ctx context.Context, cls []claimed,
+	run func(p redis.Pipeliner, keys []string, args ...any) *redis.Cmd) []*redis.Cmd {
+	cmds := make([]*redis.Cmd, len(cls))
+	ttl := a.cfg.ClaimTTL.Milliseconds()
+	_, err := a.st.Redis().Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, cl := range cls {
+			cmds[i] = run(p, []string{a.keys.claim(cl.player)}, cl.value, ttl)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		// Each command carries its own error too (the whole pipeline's, when the
+		// connection failed); they are read one by one.
+		a.log.Debug("renew claims: pipeline failed", "claims", len(cls), "err", err)
+	}
+	return cmds
+}
