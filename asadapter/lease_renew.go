@@ -38,10 +38,11 @@ type renewers struct {
 	now  chan struct{} // a call asks for a renewal at once (cap 1)
 }
 
-// leaseSub is one call's claim in the renewal loop; results holds the latest answer
-// (cap 1: an answer not yet read is replaced by a newer one).
+// leaseSub is one call's claim in the renewal loop; results holds the answer not read
+// yet (cap 1: answers that come before the call reads them are merged, see deliver).
 type leaseSub struct {
 	cl      claimed
+	mu      sync.Mutex // orders the deliveries of pipelines that answer together
 	results chan renewal
 }
 
@@ -79,46 +80,70 @@ func (r *renewers) snapshot() []*leaseSub {
 	return out
 }
 
-// deliver hands a call the newest answer to its claim: an older one it has not read yet
-// is dropped (the newer was sent later, so its lease reaches further; and a claim found
-// lost stays lost, since only this instance writes its value and never writes it again).
+// deliver hands a call the answer to its claim, merged with one it has not read yet:
+// a claim found lost stays lost (only this instance writes its value, and never again
+// once it lapsed), so that answer is never dropped; of two successes the later sent is
+// kept (its lease reaches further); a success beats a failed request.
 func (s *leaseSub) deliver(r renewal) {
-	for {
-		select {
-		case s.results <- r:
-			return
-		default:
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case old := <-s.results:
+		r = mergeRenewals(old, r)
+	default:
+	}
+	s.results <- r // room: only deliver writes, under mu, and the channel was emptied
+}
+
+// mergeRenewals is the answer that says more of two for one claim (see deliver).
+func mergeRenewals(a, b renewal) renewal {
+	switch {
+	case errors.Is(a.err, ErrClaimLost):
+		return a
+	case errors.Is(b.err, ErrClaimLost):
+		return b
+	case a.err == nil && b.err == nil:
+		if a.sent.After(b.sent) {
+			return a
 		}
-		select {
-		case <-s.results:
-		default:
-		}
+		return b
+	case a.err == nil:
+		return a
+	default:
+		return b
 	}
 }
 
+// renewInFlight bounds the renewal pipelines on their way at once. Ticks do not wait for
+// the answer to the last one: on a busy machine an answer can take most of a lease to be
+// read, and a claim expires a lease after the last renewal Redis ran, whether or not we
+// have read its answer; waiting for it before sending the next let a slow round trip
+// become an expired claim. A pipeline held by a dead network returns only at the Redis
+// client's timeout, so this many at most are held at once, and ticks meanwhile send
+// nothing (each call's fence timer does not wait for them).
+const renewInFlight = 3
+
 // renewLeases renews every claim the instance holds once per renewEvery (and at once when
-// a paused call asks), one pipeline at a time, until ctx ends. A pipeline held by a dead
-// network returns only at the Redis client's timeout; ticks meanwhile send nothing, and
-// each call's fence timer does not wait for it.
+// a paused call asks) until ctx ends.
 func (a *Adapter) renewLeases(ctx context.Context) error {
 	r := a.renewers
 	tick := time.NewTicker(a.renewEvery())
 	defer tick.Stop()
-	done := make(chan struct{}, 1)
-	busy, again := false, false
+	done := make(chan struct{}, renewInFlight)
+	inFlight, again := 0, false
 	start := func() {
 		subs := r.snapshot()
 		if len(subs) == 0 {
 			return
 		}
-		busy = true
+		inFlight++
 		go func() {
 			a.renewBatch(ctx, subs)
 			done <- struct{}{}
 		}()
 	}
 	defer func() {
-		if busy {
+		for ; inFlight > 0; inFlight-- {
 			<-done
 		}
 	}()
@@ -135,18 +160,17 @@ func (a *Adapter) renewLeases(ctx context.Context) error {
 				a.log.Warn("renewal tick late", "late", late.Round(time.Millisecond), "claims", len(r.snapshot()))
 				a.takeoverQ.starved(a.cfg.ClaimTTL)
 			}
-			if busy {
-				continue
+			if inFlight < renewInFlight {
+				start()
 			}
-			start()
 		case <-r.now:
-			if busy {
+			if inFlight < renewInFlight {
+				start()
+			} else {
 				again = true
-				continue
 			}
-			start()
 		case <-done:
-			busy = false
+			inFlight--
 			if again {
 				again = false
 				start()

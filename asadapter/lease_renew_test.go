@@ -99,3 +99,34 @@ func BenchmarkRenewClaims(b *testing.B) {
 		})
 	}
 }
+
+// Answers to one claim that come before the call reads them are merged: a claim found
+// lost is never dropped for a success (the claim lapsed; a pipeline sent earlier may be
+// run later), of two successes the one sent later is kept, and a success beats a failed
+// request.
+func TestRenewalAnswersMerge(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	ok0, ok1 := renewal{sent: t0}, renewal{sent: t0.Add(time.Second)}
+	lost := renewal{sent: t0, err: fmt.Errorf("renew: %w", ErrClaimLost)}
+	failed := renewal{sent: t0.Add(2 * time.Second), err: errors.New("i/o timeout")}
+	for _, c := range []struct {
+		name       string
+		a, b, want renewal
+	}{
+		{"lost then ok", lost, ok1, lost},
+		{"ok then lost", ok1, lost, lost},
+		{"later success kept", ok1, ok0, ok1},
+		{"later success replaces", ok0, ok1, ok1},
+		{"success beats failure", ok0, failed, ok0},
+		{"failure then success", failed, ok0, ok0},
+	} {
+		s := &leaseSub{results: make(chan renewal, 1)}
+		s.deliver(c.a)
+		s.deliver(c.b)
+		got := <-s.results
+		if !got.sent.Equal(c.want.sent) || (got.err == nil) != (c.want.err == nil) {
+			t.Errorf("%s: got %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}
