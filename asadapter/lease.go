@@ -66,6 +66,9 @@ func (c *call) keepLease(ctx context.Context) {
 		last = r.sent
 		switch {
 		case r.err == nil:
+			if r.restored {
+				c.log.Info("claim had lapsed and nobody had taken it; restored", "paused", !pausedAt.IsZero())
+			}
 			next := a.leaseFrom(r.sent)
 			if !next.After(time.Now()) {
 				// The claim was ours when Redis ran the renewal, which says nothing

@@ -23,12 +23,37 @@ import (
 // unchanged: the lease counts from when the request was sent (leaseFrom), and a call's
 // lease loop pauses, resumes and fences exactly as before.
 
+// renewOrRestoreScript extends a claim only if we still hold it, in the same generation
+// (1); a claim that lapsed it restores, with our value and the lease, only if nobody
+// claimed the player since: the generation counter still shows our generation (2).
+// Every claim draws the next generation in the script that writes its key, so an
+// unchanged counter proves that no instance held the claim after us, and none acted on
+// the call (docs/call-survival.md, "Why a paused call may resume"). Otherwise 0.
+var renewOrRestoreScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if v == false and redis.call('GET', KEYS[2]) == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
+end
+return 0`)
+
+// claimGenKeep is how long a player's generation counter outlives a released claim: far
+// beyond the time a paused call may try to restore a lapsed claim (its pause limit),
+// so that no generation is drawn twice meanwhile (renewOrRestoreScript).
+func (a *Adapter) claimGenKeep() time.Duration { return max(time.Minute, 10*a.cfg.ClaimTTL) }
+
 // renewal is the answer to one claim's renewal: when the request that carried it was
 // sent (its lease counts from then), and its error (nil: extended; ErrClaimLost: the
 // claim is gone or another's).
 type renewal struct {
 	sent time.Time
 	err  error
+	// restored: the claim had lapsed and nobody had claimed the player since, so the
+	// renewal wrote it again (renewOrRestoreScript).
+	restored bool
 }
 
 // renewers holds the claims the instance renews, each with where its answers go.
@@ -186,7 +211,7 @@ func (a *Adapter) renewBatch(ctx context.Context, subs []*leaseSub) {
 		cls[i] = s.cl
 	}
 	sent := time.Now()
-	errs := a.renewAll(ctx, cls)
+	answers := a.renewAll(ctx, cls)
 	took := time.Since(sent)
 	a.met.renewals.WithLabelValues("answer").Observe(took.Seconds())
 	if took > a.renewEvery() {
@@ -194,18 +219,20 @@ func (a *Adapter) renewBatch(ctx context.Context, subs []*leaseSub) {
 		a.takeoverQ.starved(a.cfg.ClaimTTL)
 	}
 	for i, s := range subs {
-		s.deliver(renewal{sent: sent, err: errs[i]})
+		answers[i].sent = sent
+		s.deliver(answers[i])
 	}
 }
 
 // renewAll extends our leases on cls in one pipeline (a second one for the claims whose
-// script Redis did not have cached) and returns each claim's error: nil, ErrClaimLost
-// when another instance (or another generation of ours) holds it or nobody does, or the
-// request's failure.
-func (a *Adapter) renewAll(ctx context.Context, cls []claimed) []error {
-	errs := make([]error, len(cls))
+// script Redis did not have cached) and returns each claim's answer (its send time left
+// to the caller): extended, restored (see renewOrRestoreScript), ErrClaimLost when another
+// instance (or another generation of ours) holds it, or it lapsed and was claimed since,
+// or the request's failure.
+func (a *Adapter) renewAll(ctx context.Context, cls []claimed) []renewal {
+	out := make([]renewal, len(cls))
 	cmds := a.renewPipeline(ctx, cls, func(p redis.Pipeliner, keys []string, args ...any) *redis.Cmd {
-		return renewScript.EvalSha(ctx, p, keys, args...)
+		return renewOrRestoreScript.EvalSha(ctx, p, keys, args...)
 	})
 	var missing []int // NOSCRIPT: Redis restarted or flushed its scripts
 	for i, cmd := range cmds {
@@ -219,7 +246,7 @@ func (a *Adapter) renewAll(ctx context.Context, cls []claimed) []error {
 			again[j] = cls[i]
 		}
 		for j, cmd := range a.renewPipeline(ctx, again, func(p redis.Pipeliner, keys []string, args ...any) *redis.Cmd {
-			return renewScript.Eval(ctx, p, keys, args...)
+			return renewOrRestoreScript.Eval(ctx, p, keys, args...)
 		}) {
 			cmds[missing[j]] = cmd
 		}
@@ -228,12 +255,14 @@ func (a *Adapter) renewAll(ctx context.Context, cls []claimed) []error {
 		n, err := cmd.Int()
 		switch {
 		case err != nil:
-			errs[i] = fmt.Errorf("asadapter: renew claim %s: %w", cls[i].player, err)
+			out[i].err = fmt.Errorf("asadapter: renew claim %s: %w", cls[i].player, err)
 		case n == 0:
-			errs[i] = fmt.Errorf("asadapter: renew claim %s: %w", cls[i].player, ErrClaimLost)
+			out[i].err = fmt.Errorf("asadapter: renew claim %s: %w", cls[i].player, ErrClaimLost)
+		case n == 2:
+			out[i].restored = true
 		}
 	}
-	return errs
+	return out
 }
 
 // renewPipeline runs one renewal script call per claim in one pipeline.
@@ -243,7 +272,7 @@ func (a *Adapter) renewPipeline(ctx context.Context, cls []claimed,
 	ttl := a.cfg.ClaimTTL.Milliseconds()
 	_, err := a.st.Redis().Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, cl := range cls {
-			cmds[i] = run(p, []string{a.keys.claim(cl.player)}, cl.value, ttl)
+			cmds[i] = run(p, []string{a.keys.claim(cl.player), a.keys.claimGen(cl.player)}, cl.value, ttl, cl.genString())
 		}
 		return nil
 	})

@@ -22,36 +22,47 @@ func claimPlayers(tb testing.TB, e *env, a *Adapter, n int) []claimed {
 	return cls
 }
 
-// One pipeline renews each claim against its own value: a claim another instance took
-// and a claim that expired are reported lost, the others extended; Redis having lost
-// its cached scripts (a restart) changes nothing.
+// One pipeline renews each claim against its own value: a claim another instance took,
+// and a claim that lapsed and was claimed since (its generation counter moved on), are
+// reported lost, the others extended; a claim that lapsed and nobody claimed since is
+// restored; Redis having lost its cached scripts (a restart) changes nothing.
 func TestRenewAllChecksEachClaim(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a := e.adapter("gw1", nil).a
-	cls := claimPlayers(t, e, a, 3)
+	cls := claimPlayers(t, e, a, 4)
 	rdb := e.st.Redis()
 	if err := rdb.Set(e.ctx, a.keys.claim(cls[1].player), "gw2/7", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := rdb.Del(e.ctx, a.keys.claim(cls[2].player)).Err(); err != nil {
+	for _, i := range []int{2, 3} {
+		if err := rdb.Del(e.ctx, a.keys.claim(cls[i].player)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another instance claimed player 2 after its claim lapsed, and let it go (yield):
+	// the counter moved on.
+	if err := rdb.Incr(e.ctx, a.keys.claimGen(cls[2].player)).Err(); err != nil {
 		t.Fatal(err)
 	}
-	// A short TTL on the kept claim: the renewal must set it back to the lease.
+	// A long TTL on the kept claim: the renewal must set it back to the lease.
 	if err := rdb.PExpire(e.ctx, a.keys.claim(cls[0].player), 100*time.Second).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := rdb.ScriptFlush(e.ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	errs := a.renewAll(e.ctx, cls)
-	if errs[0] != nil {
-		t.Errorf("renewal of a claim we hold: %v", errs[0])
+	res := a.renewAll(e.ctx, cls)
+	if res[0].err != nil || res[0].restored {
+		t.Errorf("renewal of a claim we hold: %+v", res[0])
 	}
 	for _, i := range []int{1, 2} {
-		if !errors.Is(errs[i], ErrClaimLost) {
-			t.Errorf("renewal of claim %d (taken or gone): %v, want ErrClaimLost", i, errs[i])
+		if !errors.Is(res[i].err, ErrClaimLost) {
+			t.Errorf("renewal of claim %d (taken, or lapsed and claimed since): %v, want ErrClaimLost", i, res[i].err)
 		}
+	}
+	if res[3].err != nil || !res[3].restored {
+		t.Errorf("renewal of a lapsed claim nobody took since: %+v, want it restored", res[3])
 	}
 	if ttl := rdb.PTTL(e.ctx, a.keys.claim(cls[0].player)).Val(); ttl > a.cfg.ClaimTTL {
 		t.Errorf("kept claim's TTL %s after the renewal, want at most the lease %s", ttl, a.cfg.ClaimTTL)
@@ -60,7 +71,20 @@ func TestRenewAllChecksEachClaim(t *testing.T) {
 		t.Errorf("another instance's claim now %q, want it untouched", v)
 	}
 	if n := rdb.Exists(e.ctx, a.keys.claim(cls[2].player)).Val(); n != 0 {
-		t.Errorf("an expired claim was written again by a renewal")
+		t.Errorf("a lapsed claim taken since was written again by a renewal")
+	}
+	if v, ttl := rdb.Get(e.ctx, a.keys.claim(cls[3].player)).Val(), rdb.PTTL(e.ctx, a.keys.claim(cls[3].player)).Val(); v != cls[3].value ||
+		ttl <= 0 || ttl > a.cfg.ClaimTTL {
+		t.Errorf("restored claim %q with TTL %s, want %q with the lease", v, ttl, cls[3].value)
+	}
+	// A released claim's counter stays for a while, one up: a renewal still on its way
+	// must not bring the claim back, nor a restore meet a generation drawn again.
+	a.release(e.ctx, cls[0])
+	if n, err := rdb.Get(e.ctx, a.keys.claimGen(cls[0].player)).Int64(); err != nil || n != cls[0].gen+1 {
+		t.Errorf("generation counter %d (%v) right after the release, want %d", n, err, cls[0].gen+1)
+	}
+	if res := a.renewAll(e.ctx, cls[:1]); !errors.Is(res[0].err, ErrClaimLost) {
+		t.Errorf("renewal of a released claim: %+v, want ErrClaimLost", res[0])
 	}
 }
 
@@ -89,9 +113,9 @@ func BenchmarkRenewClaims(b *testing.B) {
 			})
 			b.Run("mode=pipeline", func(b *testing.B) {
 				for b.Loop() {
-					for _, err := range a.renewAll(e.ctx, cls) {
-						if err != nil {
-							b.Fatal(err)
+					for _, r := range a.renewAll(e.ctx, cls) {
+						if r.err != nil {
+							b.Fatal(r.err)
 						}
 					}
 				}

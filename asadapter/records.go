@@ -59,14 +59,18 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`)
 
-// releaseScript deletes a claim only if we hold it, in the same generation, and the
-// player's generation counter with it: nothing of a call is left in Redis once it ended
-// (the next call of the player counts from 1 again; a late commit of an owner of an
-// earlier call is refused by the call_id its commits expect, and by the claim_gen the
-// next call writes over its own).
+// releaseScript deletes a claim only if we hold it, in the same generation, and lets the
+// player's generation counter expire soon after (ARGV[2] ms): nothing of a call is left
+// in Redis once it ended (the next call of the player counts from 1 again once it is
+// gone; a late commit of an owner of an earlier call is refused by the call_id its
+// commits expect, and by the claim_gen the next call writes over its own). Not at once,
+// and counted one up: an owner restores a lapsed claim only while the counter still
+// shows its generation (lease_renew.go), so no generation may be drawn twice meanwhile,
+// and a renewal of ours still on its way must not bring a released claim back.
 var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[2])
+  redis.call('INCR', KEYS[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
   return redis.call('DEL', KEYS[1])
 end
 return 0`)
@@ -126,7 +130,8 @@ func (a *Adapter) renew(ctx context.Context, cl claimed) error {
 
 // release gives up our lease on a player (no-op if another instance holds it).
 func (a *Adapter) release(ctx context.Context, cl claimed) {
-	if err := releaseScript.Run(ctx, a.st.Redis(), []string{a.keys.claim(cl.player), a.keys.claimGen(cl.player)}, cl.value).Err(); err != nil &&
+	if err := releaseScript.Run(ctx, a.st.Redis(), []string{a.keys.claim(cl.player), a.keys.claimGen(cl.player)}, cl.value,
+		a.claimGenKeep().Milliseconds()).Err(); err != nil &&
 		!errors.Is(err, redis.Nil) {
 		a.log.Warn("release claim failed; it expires by itself", "player", cl.player, "err", err)
 	}

@@ -46,6 +46,11 @@ func (a *Adapter) maybeTakeover(ctx context.Context, player string) {
 		return
 	}
 	holder, err := a.claimHolder(ctx, player)
+	if holder != "" {
+		// Held again (a lapsed claim its owner restored, lease_renew.go): read it again
+		// when it can next expire.
+		a.leases.watch(player, time.Now())
+	}
 	if err != nil || holder != "" {
 		return
 	}
