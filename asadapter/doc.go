@@ -103,7 +103,7 @@ results back (mgw_state, progress, sip_status, mgw_url ...).
     tick (renewLeases) and hands each call the answer to its own claim.
   - pause.go: an idle answered call that stops acting is paused, not fenced: it resumes
     when a renewal finds the claim still ours; only another instance's claim, or a pause
-    that no renewal ends within a lease, fences it for good.
+    that no renewal ends within two leases, fences it for good.
   - takeover.go: a player or dialog record left live by an instance whose claim expired is
     ended by another (maybeTakeover): BYE or CANCEL from the stored dialog.
   - takeover_sched.go: at most a few takeovers at once per instance (one while its own
