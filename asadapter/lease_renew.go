@@ -16,12 +16,13 @@ import (
 // per call per tick, four times a second. On a starved CPU those hundreds of goroutines
 // and round trips were the work that came late, and a process that was not scheduled for
 // a while lost all its claims together. Now one loop per instance renews every claim
-// the instance holds in one pipeline per tick (renewScript per claim, so each claim is
-// still checked against its own "<instance>/<generation>" value, and each key stays a
-// command of its own, which Redis Cluster routes by slot), and hands each call the
-// answer to its claim with the time the pipeline was sent. What a call does with it is
-// unchanged: the lease counts from when the request was sent (leaseFrom), and a call's
-// lease loop pauses, resumes and fences exactly as before.
+// the instance holds in one pipeline per tick (a script call per claim, so each claim is
+// still checked against its own "<instance>/<generation>" value, and each claim's keys
+// stay a command of their own, which Redis Cluster routes by slot), and hands each call
+// the answer to its claim with the time the pipeline was sent. What a call does with it
+// is unchanged: the lease counts from when the request was sent (leaseFrom), and a
+// call's lease loop pauses, resumes and fences as before; one thing is new, a lapsed
+// claim nobody took since is restored (renewOrRestoreScript).
 
 // renewOrRestoreScript extends a claim only if we still hold it, in the same generation
 // (1); a claim that lapsed it restores, with our value and the lease, only if nobody
@@ -46,8 +47,8 @@ return 0`)
 func (a *Adapter) claimGenKeep() time.Duration { return max(time.Minute, 10*a.cfg.ClaimTTL) }
 
 // renewal is the answer to one claim's renewal: when the request that carried it was
-// sent (its lease counts from then), and its error (nil: extended; ErrClaimLost: the
-// claim is gone or another's).
+// sent (its lease counts from then), and its error (nil: extended or restored;
+// ErrClaimLost: the claim is another's, or it lapsed and the player was claimed since).
 type renewal struct {
 	sent time.Time
 	err  error
