@@ -35,7 +35,11 @@ func TestMediaApart(t *testing.T) {
 	browser := startBrowser(t)
 	var lost string
 	t.Run("a call survives SIGKILL of its media gateway", func(t *testing.T) {
-		lost = testMediaGatewayLost(t, s, browser, lb)
+		lost = testMediaGatewayLost(t, s, browser, lb, "SIGKILL", func(mgw *Service) {
+			if err := mgw.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		})
 	})
 	t.Run("new calls go to the live media gateway", func(t *testing.T) {
 		if lost == "" {
@@ -49,6 +53,19 @@ func TestMediaApart(t *testing.T) {
 		}
 		testMediaGatewayBack(t, s, browser, lb, lost)
 	})
+	// The media gateway's stop signal (SIGTERM, as `docker compose restart` sends)
+	// ends its terminations with a shutdown event to their AS adapters, which move the
+	// calls at once: a rolling restart of the media gateways.
+	t.Run("a call survives a restart of its media gateway", func(t *testing.T) {
+		stopped := testMediaGatewayLost(t, s, browser, lb, "SIGTERM", func(mgw *Service) {
+			if err := mgw.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+		})
+		t0 := time.Now()
+		s.Restart(t, stopped) // waits for the stopping process to exit first
+		t.Logf("%s exited and started again in %s", stopped, time.Since(t0).Round(time.Millisecond))
+	})
 	t.Logf("TestMediaApart took %s", time.Since(t0).Round(time.Millisecond))
 }
 
@@ -56,14 +73,14 @@ func TestMediaApart(t *testing.T) {
 // role.
 var mediaGateways = []string{"mgw1", "mgw2"}
 
-// testMediaGatewayLost calls bob from a page, hears his tone, SIGKILLs the media gateway
-// carrying the call's media, and checks that the call goes on through the other one: the
+// testMediaGatewayLost calls bob from a page, hears his tone, stops the media gateway
+// carrying the call's media (how), and checks that the call goes on through the other one: the
 // AS adapter holding the call (it stays where it is) re-INVITEs bob in the same dialog
 // with a termination on the other media gateway, the page reattaches to its media URL
 // and plays bob's tone again, bob receives the page's tone from it (his recording), the
 // player never shows failed, and the page's hang-up reaches bob from the same adapter.
-// It returns the media gateway it killed (not restarted).
-func testMediaGatewayLost(t *testing.T, s *Stack, browser context.Context, lb string) string {
+// It returns the media gateway it stopped.
+func testMediaGatewayLost(t *testing.T, s *Stack, browser context.Context, lb, what string, stop func(*Service)) string {
 	sip := s.Service(t, "sip")
 	rdb := redisClient(t, s)
 	trace := traceSIP(t, sip)
@@ -90,13 +107,11 @@ func testMediaGatewayLost(t *testing.T, s *Stack, browser context.Context, lb st
 		window.dsmgw.player.onChange((s) => { window.__states.push(s.playerState + '/' + s.mgwState + '/' + s.media); });
 		return true;
 	})()`))
-	t.Logf("call %s held by %s, media on %s; the page plays %.1f Hz at %.1f dBFS; killing %s",
-		before["callID"], adapter, victim, heard.Hz, heard.DB, victim)
+	t.Logf("call %s held by %s, media on %s; the page plays %.1f Hz at %.1f dBFS; %s of %s",
+		before["callID"], adapter, victim, heard.Hz, heard.DB, what, victim)
 
 	t0 := time.Now()
-	if err := s.Service(t, victim).Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	stop(s.Service(t, victim))
 	waitPage(t, tab, "the page's media on the surviving media gateway", fmt.Sprintf(
 		`window.dsmgw.player.status.mgwURL !== %q && window.dsmgw.player.status.media === 'connected' && window.dsmgw.player.media && window.dsmgw.player.media.url === window.dsmgw.player.status.mgwURL`,
 		before["url"]))
@@ -109,15 +124,15 @@ func testMediaGatewayLost(t *testing.T, s *Stack, browser context.Context, lb st
 	}
 	within(t, tab, 5*time.Second, "reset the analyser", chromedp.Evaluate[bool](`(() => { window.__an = null; return true; })()`))
 	heard = listen(t, tab, bobHz)
-	t.Logf("SIGKILL of %s: the page's media on %s after %s, bob's %.1f Hz tone heard again after %s",
-		victim, survivor, moved.Round(time.Millisecond), heard.Hz, time.Since(t0).Round(time.Millisecond))
+	t.Logf("%s of %s: the page's media on %s after %s, bob's %.1f Hz tone heard again after %s",
+		what, victim, survivor, moved.Round(time.Millisecond), heard.Hz, time.Since(t0).Round(time.Millisecond))
 
 	sent := within(t, tab, 5*time.Second, "packets sent", chromedp.Evaluate[int](`window.dsmgw.player.status.stats.sent`))
 	waitPage(t, tab, "a second of microphone audio through the surviving media gateway", fmt.Sprintf(`window.dsmgw.player.status.stats.sent >= %d`, sent+50))
 	states := within(t, tab, 5*time.Second, "states seen", chromedp.Evaluate[[]string](`window.__states`))
 	for _, st := range states {
 		if strings.Contains(st, "failed") || strings.HasPrefix(st, "disconnected") {
-			t.Fatalf("the page showed %s after the kill (states %v)", st, states)
+			t.Fatalf("the page showed %s after the %s (states %v)", st, what, states)
 		}
 	}
 	gateways := gatewayAddrs(s)
@@ -125,7 +140,7 @@ func testMediaGatewayLost(t *testing.T, s *Stack, browser context.Context, lb st
 		return len(reinviteFrom(pkts, before["callID"], gateways)) > 0
 	})
 	if by := reinviteFrom(pkts, before["callID"], gateways); len(by) != 1 || by[adapter].IsZero() {
-		t.Fatalf("re-INVITEs after the kill from %v, want %s only", by, adapter)
+		t.Fatalf("re-INVITEs after the %s from %v, want %s only", what, by, adapter)
 	}
 
 	ended := "Call with sip:dsmgw@sip.dsmgw.test terminated"
