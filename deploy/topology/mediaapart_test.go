@@ -86,6 +86,8 @@ func testMediaGatewayLost(t *testing.T, s *Stack, browser context.Context, lb, w
 	trace := traceSIP(t, sip)
 	tab, _ := openPage(t, browser, lb+"/?processing=off")
 	called := time.Now()
+	// baresip prints where its audio comes from once per call: count this call's.
+	receiving := strings.Count(sip.Output(), "receiving from ")
 	dial(t, tab, bob)
 	waitPage(t, tab, "call connected with media", `window.dsmgw.player.status.playerState === 'connected' && window.dsmgw.player.status.media === 'connected'`)
 	heard := listen(t, tab, bobHz)
@@ -97,7 +99,11 @@ func testMediaGatewayLost(t *testing.T, s *Stack, browser context.Context, lb, w
 		survivor = mediaGateways[1]
 	}
 	waitPage(t, tab, "a second of microphone audio sent", `window.dsmgw.player.status.stats.sent >= 50`)
-	waitOutput(t, sip, "the page's audio at bob", "receiving from "+s.Service(t, victim).Addr.String()+":")
+	waitFor(t, "the page's audio at bob from "+victim, 15*time.Second, func() bool {
+		out := sip.Output()
+		return strings.Count(out, "receiving from ") > receiving &&
+			strings.Contains(out[strings.LastIndex(out, "receiving from "):], "receiving from "+s.Service(t, victim).Addr.String()+":")
+	})
 	before := within(t, tab, 5*time.Second, "the call", chromedp.Evaluate[map[string]string](
 		`({url: window.dsmgw.player.status.mgwURL, callID: window.dsmgw.player.obj.get(window.dsmgw.player.F.callID)})`))
 	// Every state the page shows from now on is recorded (the call's, its media
