@@ -18,10 +18,10 @@ import (
 // says how).
 const mediaApartFile = "testdata/media-apart.yml"
 
-// TestMediaApart runs docker-compose.yml with the media gateway role apart from the AS
-// adapter (testdata/media-apart.yml: gw1 and gw2 without it, mgw1 and mgw2 with only it)
-// and bob recording what he receives, and loses a media gateway under a call. One stack
-// serves the subtests, in order.
+// TestMediaApart runs docker-compose.yml with the roles apart (testdata/media-apart.yml:
+// gw1 and gw2 serve the page and the DSM behind nginx, as1 and as2 run the AS adapter
+// only, mgw1 and mgw2 the media gateway only) and bob recording what he receives, and
+// loses a media gateway under a call. One stack serves the subtests, in order.
 func TestMediaApart(t *testing.T) {
 	t0 := time.Now()
 	bobOverride, env := bobHears(t)
@@ -69,9 +69,21 @@ func TestMediaApart(t *testing.T) {
 	t.Logf("TestMediaApart took %s", time.Since(t0).Round(time.Millisecond))
 }
 
-// mediaGateways are the services of testdata/media-apart.yml that run the media gateway
-// role.
-var mediaGateways = []string{"mgw1", "mgw2"}
+// The services of testdata/media-apart.yml that run the media gateway role, and those
+// that run the AS adapter role (apart from the web and bridge roles of gw1 and gw2).
+var (
+	mediaGateways = []string{"mgw1", "mgw2"}
+	adapters      = []string{"as1", "as2"}
+)
+
+// addrsOf maps the services' addresses to their names.
+func addrsOf(s *Stack, names ...string) map[string]string {
+	out := map[string]string{}
+	for _, name := range names {
+		out[s.services[name].Addr.String()] = name
+	}
+	return out
+}
 
 // testMediaGatewayLost calls bob from a page, hears his tone, stops the media gateway
 // carrying the call's media (how), and checks that the call goes on through the other one: the
@@ -141,7 +153,7 @@ func testMediaGatewayLost(t *testing.T, s *Stack, browser context.Context, lb, w
 			t.Fatalf("the page showed %s after the %s (states %v)", st, what, states)
 		}
 	}
-	gateways := gatewayAddrs(s)
+	gateways := addrsOf(s, adapters...)
 	pkts := trace.waitFor(t, "the re-INVITE moving the media", 15*time.Second, func(pkts []sipPacket) bool {
 		return len(reinviteFrom(pkts, before["callID"], gateways)) > 0
 	})
@@ -169,12 +181,12 @@ func testMediaGatewayLost(t *testing.T, s *Stack, browser context.Context, lb, w
 	return victim
 }
 
-// testCallAfterMediaGatewayLost places new calls while lost is down, once both gateways'
-// media gateway pools have found it lost: every call's media goes to the other one (a
-// pool hands its live media gateways out in turn, so two calls in a row from one gateway
-// would otherwise have used both).
+// testCallAfterMediaGatewayLost places new calls while lost is down, once both AS
+// adapters' media gateway pools have found it lost: every call's media goes to the other
+// one (a pool hands its live media gateways out in turn, so two calls in a row from one
+// adapter would otherwise have used both).
 func testCallAfterMediaGatewayLost(t *testing.T, s *Stack, browser context.Context, lb, lost string) {
-	for _, gw := range []string{"gw1", "gw2"} {
+	for _, gw := range adapters {
 		waitFor(t, gw+" finding "+lost+" lost", 15*time.Second, func() bool {
 			return poolLogged(s.Service(t, gw).Output(), "media gateway lost; moving its calls", lost, time.Time{})
 		})
@@ -188,14 +200,14 @@ func testCallAfterMediaGatewayLost(t *testing.T, s *Stack, browser context.Conte
 	}
 }
 
-// testMediaGatewayBack restarts the lost media gateway and places calls once both
-// gateways' pools have seen it answer again: it takes new calls again. Three calls are
-// enough to see it: one of the two gateways places two of them, one after the other,
+// testMediaGatewayBack restarts the lost media gateway and places calls once both AS
+// adapters' pools have seen it answer again: it takes new calls again. Three calls are
+// enough to see it: one of the two adapters places two of them, one after the other,
 // and its pool hands them to different media gateways.
 func testMediaGatewayBack(t *testing.T, s *Stack, browser context.Context, lb, lost string) {
 	restarted := time.Now()
 	s.Restart(t, lost)
-	for _, gw := range []string{"gw1", "gw2"} {
+	for _, gw := range adapters {
 		waitFor(t, gw+" finding "+lost+" back", 15*time.Second, func() bool {
 			return poolLogged(s.Service(t, gw).Output(), "media gateway back", lost, restarted)
 		})
@@ -212,7 +224,7 @@ func testMediaGatewayBack(t *testing.T, s *Stack, browser context.Context, lb, l
 }
 
 // callBobOnce calls bob from a new page, hears his tone and hangs up; it returns the
-// media gateway that carried the call's media and the gateway that placed it.
+// media gateway that carried the call's media and the AS adapter that placed it.
 func callBobOnce(t *testing.T, s *Stack, rdb *redis.Client, browser context.Context, lb string) (mgw, by string) {
 	t.Helper()
 	tab, _ := openPage(t, browser, lb+"/?processing=off")
@@ -227,7 +239,7 @@ func callBobOnce(t *testing.T, s *Stack, rdb *redis.Client, browser context.Cont
 	return mgw, by
 }
 
-// poolLogged reports whether a gateway's output has a line of its media gateway pool
+// poolLogged reports whether an AS adapter's output has a line of its media gateway pool
 // with msg about the media gateway service mgw, at or after since.
 func poolLogged(out, msg, mgw string, since time.Time) bool {
 	for l := range strings.SplitSeq(out, "\n") {
