@@ -66,6 +66,8 @@ func TestMediaApart(t *testing.T) {
 		s.Restart(t, stopped) // waits for the stopping process to exit first
 		t.Logf("%s exited and started again in %s", stopped, time.Since(t0).Round(time.Millisecond))
 	})
+	// The other half: the AS adapter holding a call is lost, its media gateway lives.
+	t.Run("a call survives SIGKILL of its AS adapter", func(t *testing.T) { testAdapterLost(t, s, browser, lb) })
 	t.Logf("TestMediaApart took %s", time.Since(t0).Round(time.Millisecond))
 }
 
@@ -253,4 +255,90 @@ func poolLogged(out, msg, mgw string, since time.Time) bool {
 		}
 	}
 	return false
+}
+
+// testAdapterLost calls bob from a page, SIGKILLs the AS adapter holding the call (its
+// media gateway lives on) and checks that the other adapter continues it: it takes the
+// claim, re-INVITEs bob in the same dialog with a termination its own pool places, the
+// page reattaches and hears bob again, bob hears the page (his recording), the player
+// never shows failed, and the page's hang-up reaches bob from the new adapter. The
+// killed adapter is restarted after.
+func testAdapterLost(t *testing.T, s *Stack, browser context.Context, lb string) {
+	sip := s.Service(t, "sip")
+	rdb := redisClient(t, s)
+	trace := traceSIP(t, sip)
+	tab, _ := openPage(t, browser, lb+"/?processing=off")
+	called := time.Now()
+	dial(t, tab, bob)
+	waitPage(t, tab, "call connected with media", `window.dsmgw.player.status.playerState === 'connected' && window.dsmgw.player.status.media === 'connected'`)
+	heard := listen(t, tab, bobHz)
+	player := within(t, tab, 5*time.Second, "player address", chromedp.Evaluate[string](`window.dsmgw.player.addr`))
+	victim := claimHolder(t, rdb, player)
+	survivor := adapters[0]
+	if victim == survivor {
+		survivor = adapters[1]
+	}
+	mgw := mediaOwnerAmong(t, s, tab, mediaGateways...)
+	waitPage(t, tab, "a second of microphone audio sent", `window.dsmgw.player.status.stats.sent >= 50`)
+	before := within(t, tab, 5*time.Second, "the call", chromedp.Evaluate[map[string]string](
+		`({url: window.dsmgw.player.status.mgwURL, callID: window.dsmgw.player.obj.get(window.dsmgw.player.F.callID)})`))
+	within(t, tab, 5*time.Second, "watch the player", chromedp.Evaluate[bool](`(() => {
+		window.__states = [];
+		window.dsmgw.player.onChange((s) => { window.__states.push(s.playerState + '/' + s.mgwState + '/' + s.media); });
+		return true;
+	})()`))
+	t.Logf("call %s held by %s, media on %s; the page plays %.1f Hz; SIGKILL of %s", before["callID"], victim, mgw, heard.Hz, victim)
+
+	t0 := time.Now()
+	if err := s.Service(t, victim).Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitPage(t, tab, "the page's media on the survivor's termination", fmt.Sprintf(
+		`window.dsmgw.player.status.mgwURL !== %q && window.dsmgw.player.status.media === 'connected' && window.dsmgw.player.media && window.dsmgw.player.media.url === window.dsmgw.player.status.mgwURL`,
+		before["url"]))
+	moved := time.Since(t0)
+	if h := claimHolder(t, rdb, player); h != survivor {
+		t.Fatalf("claim held by %q after the kill, want %s", h, survivor)
+	}
+	now := mediaOwnerAmong(t, s, tab, mediaGateways...)
+	within(t, tab, 5*time.Second, "reset the analyser", chromedp.Evaluate[bool](`(() => { window.__an = null; return true; })()`))
+	heard = listen(t, tab, bobHz)
+	t.Logf("SIGKILL of %s: the page's media on a termination of %s's on %s after %s (call lease %s), bob's %.1f Hz tone heard again after %s",
+		victim, survivor, now, moved.Round(time.Millisecond), env(s.Project.Services[victim], "SIP_CALL_LEASE"), heard.Hz, time.Since(t0).Round(time.Millisecond))
+	sent := within(t, tab, 5*time.Second, "packets sent", chromedp.Evaluate[int](`window.dsmgw.player.status.stats.sent`))
+	waitPage(t, tab, "a second of microphone audio through the survivor", fmt.Sprintf(`window.dsmgw.player.status.stats.sent >= %d`, sent+50))
+	states := within(t, tab, 5*time.Second, "states seen", chromedp.Evaluate[[]string](`window.__states`))
+	for _, st := range states {
+		if strings.Contains(st, "failed") || strings.HasPrefix(st, "disconnected") {
+			t.Fatalf("the page showed %s after the kill (states %v)", st, states)
+		}
+	}
+	gateways := addrsOf(s, adapters...)
+	pkts := trace.waitFor(t, "the survivor's re-INVITE", 15*time.Second, func(pkts []sipPacket) bool {
+		return len(reinviteFrom(pkts, before["callID"], gateways)) > 0
+	})
+	if by := reinviteFrom(pkts, before["callID"], gateways); len(by) != 1 || by[survivor].IsZero() {
+		t.Fatalf("re-INVITEs after the kill from %v, want %s only", by, survivor)
+	}
+
+	ended := "Call with sip:dsmgw@sip.dsmgw.test terminated"
+	endedBefore := strings.Count(sip.Output(), ended)
+	hangUp(t, tab)
+	waitFor(t, "bob's side of the hang-up", 15*time.Second, func() bool { return strings.Count(sip.Output(), ended) > endedBefore })
+	relayed := waitTerminationOf(t, s.Service(t, now), before["callID"], survivor)
+	if relayed.WSToUDP < 50 || relayed.Drops["send_error"] > 0 {
+		t.Fatalf("%s relayed %d packets of the page to bob (drops %v), want a second or more", now, relayed.WSToUDP, relayed.Drops)
+	}
+	// The lost adapter's termination did not outlive the move: the survivor removed it
+	// (its pool did not create it, so it asks every media gateway).
+	waitTerminationOf(t, s.Service(t, mgw), before["callID"], victim)
+	checkBobHears(t, bobHeardLast(t, s, called, min(relayed.WSToUDP, 50)), "through "+survivor+"'s termination on "+now)
+	pkts = trace.waitFor(t, "the survivor's BYE", 15*time.Second, func(pkts []sipPacket) bool {
+		return len(byeFrom(pkts, before["callID"], gateways)) > 0
+	})
+	if by := byeFrom(pkts, before["callID"], gateways); len(by) != 1 || by[survivor].IsZero() {
+		t.Fatalf("BYE from %v, want %s", by, survivor)
+	}
+	checkOneDriver(t, trace, gateways)
+	s.Restart(t, victim)
 }

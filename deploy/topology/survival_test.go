@@ -135,6 +135,7 @@ type closedTermination struct {
 	Msg      string         `json:"msg"`
 	Instance string         `json:"instance"`
 	CallID   string         `json:"call_id"`
+	Owner    string         `json:"owner"` // the AS adapter instance that created it
 	WSToUDP  int            `json:"ws_to_udp_rtp"`
 	UDPToWS  int            `json:"udp_to_ws_rtp"`
 	Drops    map[string]int `json:"drops"`
@@ -144,11 +145,19 @@ type closedTermination struct {
 // its counters.
 func waitTermination(t *testing.T, gw *Service, callID string) closedTermination {
 	t.Helper()
+	return waitTerminationOf(t, gw, callID, "")
+}
+
+// waitTerminationOf is waitTermination for the termination owner created (any owner's
+// when owner is empty): a call moved by a takeover has had one of each on gw.
+func waitTerminationOf(t *testing.T, gw *Service, callID, owner string) closedTermination {
+	t.Helper()
 	var out closedTermination
-	waitFor(t, gw.Name+" closing the termination of "+callID, 15*time.Second, func() bool {
+	waitFor(t, gw.Name+" closing the termination of "+callID+" by "+cmpOr(owner, "any owner"), 15*time.Second, func() bool {
 		for _, l := range strings.Split(gw.Output(), "\n") {
 			var c closedTermination
-			if json.Unmarshal([]byte(l), &c) == nil && c.Msg == "termination closed" && c.CallID == callID && c.Instance == gw.Name {
+			if json.Unmarshal([]byte(l), &c) == nil && c.Msg == "termination closed" && c.CallID == callID && c.Instance == gw.Name &&
+				(owner == "" || c.Owner == owner) {
 				out = c
 				return true
 			}
