@@ -41,11 +41,6 @@ if v == false and redis.call('GET', KEYS[2]) == ARGV[3] then
 end
 return 0`)
 
-// claimGenKeep is how long a player's generation counter outlives a released claim: far
-// beyond the time a paused call may try to restore a lapsed claim (its pause limit),
-// so that no generation is drawn twice meanwhile (renewOrRestoreScript).
-func (a *Adapter) claimGenKeep() time.Duration { return max(time.Minute, 10*a.cfg.ClaimTTL) }
-
 // renewal is the answer to one claim's renewal: when the request that carried it was
 // sent (its lease counts from then), and its error (nil: extended or restored;
 // ErrClaimLost: the claim is another's, or it lapsed and the player was claimed since).

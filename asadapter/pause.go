@@ -32,8 +32,8 @@ import (
 // but a renewal that comes back later still restores it if nobody took it since
 // (lease_renew.go), and on a starved CPU (or with Redis stalled on it) that answer comes
 // only once the process runs again; one lease ended such pauses in a fence just before
-// the answer that would have resumed them. Two leases stay far below how long a released
-// claim's generation counter is kept (claimGenKeep), which the restore relies on.
+// the answer that would have resumed them. How long a pause lasts does not enter the
+// restore's argument: generations are never drawn twice (claimScript).
 func (a *Adapter) pauseLimit() time.Duration { return 2 * a.cfg.ClaimTTL }
 
 // enter starts an action of the call: it waits while the call is paused and returns

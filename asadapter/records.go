@@ -42,14 +42,22 @@ func (k redisKeys) claimGen(player string) string { return "{" + k.claim(player)
 const claimGenTTL = 30 * 24 * time.Hour
 
 // claimScript takes a free claim: the next generation of the player's counter, and the
-// claim "<instance>/<generation>" with the lease; 0 when someone holds it.
+// claim "<instance>/<generation>" with the lease; 0 when someone holds it. A counter
+// that does not exist (the player's first call, or its last call released it) starts at
+// Redis's clock in microseconds, so a player's generations grow across its calls too and
+// no generation is drawn twice (a lapsed claim is restored only while the counter shows
+// its generation, lease_renew.go).
 var claimScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  local t = redis.call('TIME')
+  redis.call('SET', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
+end
 local gen = redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('SET', KEYS[1], ARGV[1] .. '/' .. gen, 'PX', ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '/' .. string.format('%d', gen), 'PX', ARGV[2])
 return gen`)
 
 // renewScript extends a claim only if we still hold it, in the same generation.
@@ -59,18 +67,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`)
 
-// releaseScript deletes a claim only if we hold it, in the same generation, and lets the
-// player's generation counter expire soon after (ARGV[2] ms): nothing of a call is left
-// in Redis once it ended (the next call of the player counts from 1 again once it is
-// gone; a late commit of an owner of an earlier call is refused by the call_id its
-// commits expect, and by the claim_gen the next call writes over its own). Not at once,
-// and counted one up: an owner restores a lapsed claim only while the counter still
-// shows its generation (lease_renew.go), so no generation may be drawn twice meanwhile,
-// and a renewal of ours still on its way must not bring a released claim back.
+// releaseScript deletes a claim only if we hold it, in the same generation, and the
+// player's generation counter with it: nothing of a call is left in Redis once it ended
+// (the next call of the player counts from 1 again; a late commit of an owner of an
+// earlier call is refused by the call_id its commits expect, and by the claim_gen the
+// next call writes over its own).
 var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('INCR', KEYS[2])
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  redis.call('DEL', KEYS[2])
   return redis.call('DEL', KEYS[1])
 end
 return 0`)
@@ -130,8 +134,7 @@ func (a *Adapter) renew(ctx context.Context, cl claimed) error {
 
 // release gives up our lease on a player (no-op if another instance holds it).
 func (a *Adapter) release(ctx context.Context, cl claimed) {
-	if err := releaseScript.Run(ctx, a.st.Redis(), []string{a.keys.claim(cl.player), a.keys.claimGen(cl.player)}, cl.value,
-		a.claimGenKeep().Milliseconds()).Err(); err != nil &&
+	if err := releaseScript.Run(ctx, a.st.Redis(), []string{a.keys.claim(cl.player), a.keys.claimGen(cl.player)}, cl.value).Err(); err != nil &&
 		!errors.Is(err, redis.Nil) {
 		a.log.Warn("release claim failed; it expires by itself", "player", cl.player, "err", err)
 	}
