@@ -223,6 +223,10 @@ func (c *call) refresh(ctx context.Context) error {
 	c.mu.Lock()
 	ack, err := a.requestWithCSeq(&c.d, sip.ACK, req.CSeq().SeqNo, nil, "")
 	c.d.ReinviteCSeq = 0
+	// The 2xx names the interval from now on (RFC 4028 section 9: the UAC of a refresh
+	// takes the Session-Expires of its 2xx); it was ignored, and a far end that lengthened
+	// the interval was refreshed at the old pace.
+	c.sessionTimerFromReinvite(res)
 	d = c.d
 	c.mu.Unlock()
 	if err != nil {
