@@ -173,6 +173,13 @@ func (c *call) reanchor(ctx context.Context, why string) bool {
 		if status != 481 && status != 408 {
 			c.bye() // 481 and 408 end the dialog by themselves (RFC 3261 section 12.2.1.2)
 		}
+		if d, ok := c.unacked(); ok {
+			// The caller may never have had the 200 (call_in_unacked.go): its INVITE
+			// gets a final answer, and the player shows what a ringing call's would.
+			a.refuseRinging(a.runContext(), &d, c.log)
+			c.finish(resultReinviteRefused, a.failOps(480, why)...)
+			return false
+		}
 		c.finish(resultReinviteRefused, a.failOps(status, fmt.Sprintf("%s; re-INVITE refused: %d %s", why, status, reason))...)
 		return false
 	}
@@ -319,6 +326,9 @@ func (c *call) moved(ctx context.Context, local Local, res *sip.Response, offer 
 	c.local, c.remote, c.answer = local, remote, offer
 	c.d.Term, c.d.Media = local.ID, &remote
 	c.sessionTimerFromReinvite(res)
+	// A 2xx from the far end proves it holds the dialog: an incoming INVITE whose ACK
+	// the lost instance never saw was answered after all (call_in_unacked.go).
+	c.d.InviteVias, c.d.InviteSource, c.d.InviteTransport = nil, "", ""
 	d := c.d
 	c.mu.Unlock()
 	if err := c.commit(ctx, store.Expect(a.f.callID, d.CallID), store.Set(a.f.mgwURL, url),
