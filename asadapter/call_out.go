@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,13 +18,14 @@ import (
 )
 
 // An outgoing call: the browser wrote player_state connecting with a remote (or a
-// conference); a worker's examine sees it and startOutgoing claims the player and starts
-// the call's goroutine, runOut: a local termination, the INVITE (call_out_invite.go), the
-// answer's media, and then the confirmed call (call_confirmed.go).
+// conference); a worker's examine sees it and startOutgoing claims the player, allocates
+// the local termination, writes the call's start beside its dialog record and starts the
+// call's goroutine, runOut: the INVITE (call_out_invite.go), the answer's media, and then
+// the confirmed call (call_confirmed.go).
 
-// startOutgoing claims a player that asks for a call and starts the call's goroutine.
-func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.Read) {
-	fl := snap.Fields
+// startOutgoing claims a player that asks for a call (fl: its fields, read or as the
+// feed's change left them, dispatch.go) and starts the call's goroutine.
+func (a *Adapter) startOutgoing(ctx context.Context, player string, fl map[string]string) {
 	if !a.takingNew() {
 		return // left to the instances that stay
 	}
@@ -52,59 +54,133 @@ func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.R
 		}
 	}
 	callID := randHex(16) + "@" + a.cfg.Domain
-	mgwExpect := store.ExpectAbsent(a.f.mgwState)
-	if v, ok := fl[a.f.mgwState]; ok {
-		mgwExpect = store.Expect(a.f.mgwState, v)
-	}
 	target, terr := a.resolveTarget(dest, domain)
-	ops := []store.Op{
-		store.Expect(a.f.playerState, stateConnecting), mgwExpect,
+	// The start lands only on the player the call was built from: the state that asks for
+	// a call and every field read for it (fl may be the view of a change, not a read).
+	expects := make([]store.Op, 0, nStartFields)
+	for _, f := range a.startFields() {
+		if v, ok := fl[f]; ok {
+			expects = append(expects, store.Expect(f, v))
+		} else {
+			expects = append(expects, store.ExpectAbsent(f))
+		}
+	}
+	ops := append(slices.Clip(expects),
 		store.Set(a.f.mgwState, stateConnecting), store.Set(a.f.callID, callID),
 		store.Del(a.f.sipStatus), store.Del(a.f.sipReason), store.Del(a.f.mgwURL),
 		store.Del(a.f.progress), store.Del(a.f.hold), store.Del(a.f.holdIntent), store.Del(a.f.caller),
 		store.Del(a.f.mediaQuality), store.Set(a.f.claimGen, cl.genString()),
-	}
+	)
 	if terr == nil && serr != nil {
 		// Never a silent MMTel call for a service we do not offer.
 		terr = serr
-		ops = append(ops[:2], a.failOps(488, "Not Acceptable Here: "+serr.Error())...)
+		ops = append(slices.Clip(expects), a.failOps(488, "Not Acceptable Here: "+serr.Error())...)
 		ops = append(ops, store.Set(a.f.callID, callID))
 	} else if terr != nil {
-		ops = append(ops[:2], a.failOps(0, "bad remote: "+terr.Error())...)
+		ops = append(slices.Clip(expects), a.failOps(0, "bad remote: "+terr.Error())...)
 		ops = append(ops, store.Set(a.f.callID, callID))
 	}
-	if err := a.commit(ctx, player, ops...); err != nil {
-		a.release(ctx, cl)
-		if !errors.Is(err, store.ErrExpectFailed) {
-			a.log.Warn("start call failed; the rescan retries", "player", player, "err", err)
-		}
-		return
-	}
 	if terr != nil {
+		if err := a.commit(ctx, player, ops...); err != nil {
+			a.release(ctx, cl)
+			if !errors.Is(err, store.ErrExpectFailed) {
+				a.log.Warn("start call failed; the rescan retries", "player", player, "err", err)
+			}
+			return
+		}
 		a.release(ctx, cl)
 		a.log.Info("refused a call", "player", player, "remote", dest, "service", fl[a.f.service], "err", terr)
 		return
 	}
 	c := a.newCall(ctx, cl, DirOut, callID)
-	if !a.addCall(c) {
-		if a.draining.Load() {
-			c.finish(resultDrained, a.shutdownOps()...)
-		} else {
-			c.finish(resultBusy, a.failOps(503, "gateway busy")...)
-		}
-		c.stop()
-		return
-	}
 	c.who, c.svc = who, svc
 	if held {
 		c.mu.Lock()
 		c.d.Contact = binding.Contact.String()
 		c.mu.Unlock()
 	}
+	inv, fail := c.prepareOut(ctx, target, fl[a.f.encoding])
+	landed, saveErr := c.start(ctx, ops, inv != nil)
+	if !landed {
+		return
+	}
+	if saveErr != nil {
+		inv, fail = nil, func() {
+			c.log.Warn("save dialog failed", "err", saveErr)
+			c.finish(resultError, a.failOps(0, "gateway storage error")...)
+		}
+	}
+	if !a.addCall(c) {
+		if a.draining.Load() {
+			c.finish(resultDrained, a.shutdownOps()...)
+		} else {
+			c.finish(resultBusy, a.failOps(503, "gateway busy")...)
+		}
+		c.end()
+		return
+	}
 	c.help(c.keepLease)
-	if !a.own.spawn(func() { c.runOut(c.ctx, target, fl[a.f.encoding]) }) {
+	if !a.own.spawn(func() { c.runOut(c.ctx, inv, fail) }) {
 		c.end() // Run is ending: the call is abandoned before it began, for a takeover
 	}
+}
+
+// start writes the call's start (ops, which take the player for it) and, when save, stores
+// its dialog record, both at once: one round trip of waiting instead of two. The INVITE
+// goes out only after both landed, so a takeover finds the record of every INVITE sent
+// (docs/call-survival.md). A record stored for a start that did not land names a call the
+// player does not show: a takeover would cancel an INVITE never sent and write nothing,
+// and this instance, which holds the claim meanwhile, deletes it at once (undo). landed
+// is false, with the call undone, when the start did not land; serr is the record's
+// failure, which the caller reports.
+func (c *call) start(ctx context.Context, ops []store.Op, save bool) (landed bool, serr error) {
+	a := c.a
+	saved := make(chan error, 1)
+	if save {
+		c.mu.Lock()
+		d := c.d
+		c.mu.Unlock()
+		go func() { saved <- a.saveDialog(ctx, &d) }()
+	}
+	err := a.commit(ctx, c.player, ops...)
+	if save {
+		serr = <-saved
+	}
+	if err != nil {
+		if !errors.Is(err, store.ErrExpectFailed) {
+			a.log.Warn("start call failed; the rescan retries", "player", c.player, "err", err)
+		}
+		c.undo(save)
+		return false, nil
+	}
+	if save && serr == nil {
+		c.mu.Lock()
+		c.d.listed = true
+		c.mu.Unlock()
+	}
+	return true, serr
+}
+
+// undo takes back what a call that did not start holds: its termination, the dialog
+// record when one was sent (saved), the claim and the call's own goroutines.
+func (c *call) undo(saved bool) {
+	a := c.a
+	ctx, cancel := a.cleanupCtx()
+	defer cancel()
+	c.mu.Lock()
+	term := c.d.Term
+	c.mu.Unlock()
+	if term != "" {
+		if err := a.mgw.Delete(ctx, term); err != nil {
+			a.met.mgwErrors.WithLabelValues("delete").Inc()
+			c.log.Warn("delete termination failed", "term", term, "err", err)
+		}
+	}
+	if saved {
+		a.deleteDialog(ctx, c.player)
+	}
+	a.release(ctx, c.cl)
+	c.end()
 }
 
 // conferenceDomain is the domain of a conference id written without one (Join).
@@ -150,13 +226,19 @@ func (a *Adapter) resolveTarget(dest, domain string) (string, error) {
 	return u.String(), nil
 }
 
-// runOut drives an outgoing call from the local termination to its end. When ctx (the
-// call's: Run's, also ended when the call is fenced) ends, the call is abandoned wherever
-// it is, for a takeover.
-func (c *call) runOut(ctx context.Context, target, encoding string) {
+// runOut drives an outgoing call from its INVITE (inv; fail instead ends a call that
+// could not be prepared) to its end. When ctx (the call's: Run's, also ended when the
+// call is fenced) ends, the call is abandoned wherever it is, for a takeover.
+func (c *call) runOut(ctx context.Context, inv *sip.Request, fail func()) {
 	defer c.end()
-	inv, ok := c.prepareOut(ctx, target, encoding)
-	if !ok {
+	if fail != nil {
+		fail()
+		return
+	}
+	if c.a.draining.Load() {
+		// Nothing sent yet: no need to ring the far end only to cancel at once.
+		c.drained = true
+		c.finish(resultDrained, c.a.shutdownOps()...)
 		return
 	}
 	out := c.invite(ctx, inv)
@@ -168,30 +250,34 @@ func (c *call) runOut(ctx context.Context, target, encoding string) {
 	}
 }
 
-// prepareOut allocates the local termination, builds the dialog, our offer and the
-// INVITE, and stores the dialog record (from then on a takeover can cancel the call). It
-// reports false when the call ended (or was abandoned) instead.
-func (c *call) prepareOut(ctx context.Context, target, encoding string) (*sip.Request, bool) {
+// prepareOut allocates the local termination and builds the dialog, our offer and the
+// INVITE, before the call's start is written (start stores the dialog record beside it).
+// It returns the INVITE, or what ends the call instead (after the start landed): a
+// failure written to the player, or, when ctx ended, nothing (the call is abandoned, for
+// a takeover).
+func (c *call) prepareOut(ctx context.Context, target, encoding string) (*sip.Request, func()) {
 	a := c.a
 	if c.svc == icsi.PoC {
 		if err := c.openFloor(); err != nil {
-			c.log.Warn("no floor channel", "err", err)
-			c.finish(resultError, a.failOps(503, "Service Unavailable: "+err.Error())...)
-			return nil, false
+			return nil, func() {
+				c.log.Warn("no floor channel", "err", err)
+				c.finish(resultError, a.failOps(503, "Service Unavailable: "+err.Error())...)
+			}
 		}
 	}
 	local, err := a.mgw.AddLocal(ctx, LocalRequest{Player: c.player, CallID: c.callID(), Gated: c.ptt != nil})
 	if err != nil {
 		if ctx.Err() != nil {
-			c.stopFloor()
-			return nil, false
+			return nil, c.stopFloor
 		}
-		a.met.mgwErrors.WithLabelValues("add_local").Inc()
-		c.log.Warn("add local termination failed", "err", err)
-		c.finish(resultMGWError, a.failOps(0, "media gateway: "+err.Error())...)
-		return nil, false
+		return nil, func() {
+			a.met.mgwErrors.WithLabelValues("add_local").Inc()
+			c.log.Warn("add local termination failed", "err", err)
+			c.finish(resultMGWError, a.failOps(0, "media gateway: "+err.Error())...)
+		}
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.local = local
 	c.d = dialog{
 		Player: c.player, Owner: a.cfg.Instance, Dir: DirOut, State: DialogCalling,
@@ -203,28 +289,13 @@ func (c *call) prepareOut(ctx context.Context, target, encoding string) (*sip.Re
 	offer := c.withFloor(sdp.Offer(c.d.Origin, a.cfg.User, local.Addr, local.Port, encoding, sdp.SendRecv), false)
 	c.answer = offer
 	inv, err := a.inviteRequest(&c.d, offer)
-	d := c.d
-	c.mu.Unlock()
 	if err != nil {
-		c.log.Warn("build INVITE failed", "err", err)
-		c.finish(resultError, a.failOps(0, err.Error())...)
-		return nil, false
+		return nil, func() {
+			c.log.Warn("build INVITE failed", "err", err)
+			c.finish(resultError, a.failOps(0, err.Error())...)
+		}
 	}
-	if err := a.saveDialog(ctx, &d); err != nil {
-		c.log.Warn("save dialog failed", "err", err)
-		c.finish(resultError, a.failOps(0, "gateway storage error")...)
-		return nil, false
-	}
-	c.mu.Lock()
-	c.d.listed = true
-	c.mu.Unlock()
-	if a.draining.Load() {
-		// Nothing sent yet: no need to ring the far end only to cancel at once.
-		c.drained = true
-		c.finish(resultDrained, a.shutdownOps()...)
-		return nil, false
-	}
-	return inv, true
+	return inv, nil
 }
 
 // inviteFailed ends the call when the INVITE brought no usable 2xx: a final failure, a
@@ -272,6 +343,12 @@ func (c *call) inviteFailed(out inviteOutcome) bool {
 
 // connectOut gives the media gateway the far end of the answer and writes the connected
 // call (media URL and states in one commit); false, after a BYE, if the call ended instead.
+//
+// The confirmed dialog, with the negotiated media a takeover re-offers, is stored while
+// the media gateway and the commit do their part, not before them: a takeover that
+// finds the dialog still calling (the owner lost in between) cancels instead of
+// continuing, as it did when the owner was lost between the ACK and the record's save,
+// a window of the same round trip (docs/call-survival.md).
 func (c *call) connectOut(ctx context.Context, res *sip.Response) bool {
 	a := c.a
 	ans, err := sdp.Parse(res.Body())
@@ -290,37 +367,37 @@ func (c *call) connectOut(ctx context.Context, res *sip.Response) bool {
 	}
 	c.mu.Lock()
 	term := c.local.ID
-	c.mu.Unlock()
-	url, err := a.mgw.AddRemote(ctx, term, remote)
-	if err != nil {
-		a.met.mgwErrors.WithLabelValues("add_remote").Inc()
-		c.log.Warn("add remote termination failed; hanging up", "err", err)
-		c.bye()
-		c.finish(resultMGWError, a.failOps(0, "media gateway: "+err.Error())...)
-		return false
-	}
-	c.mu.Lock()
 	c.remote = remote
 	c.d.Media = &remote
 	d := c.d
 	c.mu.Unlock()
-	err = c.commit(ctx,
-		store.Expect(a.f.callID, c.callID()), store.Expect(a.f.playerState, stateConnecting),
-		store.Set(a.f.mgwURL, url), store.Set(a.f.mgwState, stateConnected),
-		store.Set(a.f.playerState, stateConnected), store.Set(a.f.sipStatus, fmt.Sprint(res.StatusCode)),
-		store.Set(a.f.sipReason, res.Reason), store.Del(a.f.progress))
-	if err != nil {
-		if ctx.Err() != nil {
-			return false
-		}
+	saved := make(chan error, 1)
+	go func() { saved <- a.saveDialog(ctx, &d) }()
+	url, mgwErr := a.mgw.AddRemote(ctx, term, remote)
+	if mgwErr == nil {
+		err = c.commit(ctx,
+			store.Expect(a.f.callID, c.callID()), store.Expect(a.f.playerState, stateConnecting),
+			store.Set(a.f.mgwURL, url), store.Set(a.f.mgwState, stateConnected),
+			store.Set(a.f.playerState, stateConnected), store.Set(a.f.sipStatus, fmt.Sprint(res.StatusCode)),
+			store.Set(a.f.sipReason, res.Reason), store.Del(a.f.progress))
+	}
+	if serr := <-saved; serr != nil {
+		c.log.Warn("save dialog failed", "err", serr)
+	}
+	switch {
+	case mgwErr != nil:
+		a.met.mgwErrors.WithLabelValues("add_remote").Inc()
+		c.log.Warn("add remote termination failed; hanging up", "err", mgwErr)
+		c.bye()
+		c.finish(resultMGWError, a.failOps(0, "media gateway: "+mgwErr.Error())...)
+		return false
+	case err != nil && ctx.Err() != nil:
+		return false
+	case err != nil:
 		c.log.Info("player changed before the answer was written; hanging up", "err", err)
 		c.bye()
 		c.finish(resultCancelled, a.endOps()...)
 		return false
-	}
-	// The negotiated media, for a takeover's re-offer.
-	if err := a.saveDialog(ctx, &d); err != nil {
-		c.log.Warn("save dialog failed", "err", err)
 	}
 	a.met.setup.Observe(time.Since(c.seenAt).Seconds())
 	c.log.Info("call connected", "remote_rtp", fmt.Sprintf("%s:%d", remote.Addr, remote.Port), "service", string(c.svc))
