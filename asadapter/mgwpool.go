@@ -157,6 +157,11 @@ func (p *MediaGatewayPool) checked(m *poolMember, ok bool) {
 	if ok {
 		m.fails = 0
 		if !m.up.Swap(true) {
+			// Answering again after it was lost: a new process (or a healed partition),
+			// not the stopping one a shutdown event made us avoid, which this pool's
+			// moving of its calls (canMove) would otherwise keep out of new calls for
+			// the rest of avoidAfterShutdown.
+			m.avoidUntil.Store(0)
 			p.log.Info("media gateway back", "mgw", m.name)
 		}
 		return

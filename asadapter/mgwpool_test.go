@@ -3,6 +3,7 @@ package asadapter
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"dsmgw/mediagw"
 	"dsmgw/store"
@@ -50,4 +51,56 @@ func TestLostMediaGatewayMovesCall(t *testing.T) {
 	e.browser(p, store.Set("player_state", "disconnected"))
 	e.waitField(p, "mgw_state", "disconnected")
 	waitSipp(t, s) // INVITE, ACK, the move's re-INVITE, ACK, BYE
+}
+
+// A media gateway that was lost and answers again (restarted) takes new terminations
+// again at once, although moving its calls away marked it as one to avoid (canMove, as
+// for a media gateway that announced its shutdown). The topology test
+// (TestMediaApart/a_restarted_media_gateway_takes_new_calls_again) found it avoided for
+// the rest of avoidAfterShutdown.
+func TestPoolTakesBackRestartedMediaGateway(t *testing.T) {
+	t.Parallel()
+	var clients []*mediagw.Client
+	names := []string{"http://mgw1.invalid", "http://mgw2.invalid"}
+	for _, u := range names {
+		c, err := mediagw.NewClient(mediagw.ClientConfig{BaseURL: u, Secret: testSecret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	pool, err := NewMediaGatewayPool(PoolConfig{Owner: "gw1"}, clients, names, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := pool.members[0]
+	var moved []string
+	pool.onLoss(func(terms []string) { moved = terms })
+	pool.where["t1"] = lost
+	for range pool.cfg.FailAfter {
+		pool.checked(lost, false)
+	}
+	if lost.up.Load() || len(moved) != 1 || !pool.canMove("t1") {
+		t.Fatalf("after %d failed checks: up %v, moved %v", pool.cfg.FailAfter, lost.up.Load(), moved)
+	}
+	for range 4 {
+		if m := pool.pick(); m == lost {
+			t.Fatal("a lost media gateway was picked")
+		}
+	}
+	pool.checked(lost, true)
+	picked := map[*poolMember]int{}
+	for range 4 {
+		picked[pool.pick()]++
+	}
+	if picked[lost] != 2 {
+		t.Fatalf("after it answered again: picked %d of 4 times, want 2 (in turn)", picked[lost])
+	}
+	// A stopping media gateway (its shutdown event) is still avoided while it answers.
+	pool.where["t2"] = lost
+	pool.canMove("t2")
+	pool.checked(lost, true)
+	if lost.avoidUntil.Load() < time.Now().UnixNano() {
+		t.Fatal("a stopping media gateway that still answers is no longer avoided")
+	}
 }

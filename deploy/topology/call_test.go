@@ -49,8 +49,15 @@ func dial(t *testing.T, tab context.Context, uri string) {
 // mediaOwner returns the gateway whose published port the page's media URL names.
 func mediaOwner(t *testing.T, s *Stack, tab context.Context) string {
 	t.Helper()
+	return mediaOwnerAmong(t, s, tab, "gw1", "gw2")
+}
+
+// mediaOwnerAmong returns which of the services running the media gateway role the
+// page's media URL names (by its published port).
+func mediaOwnerAmong(t *testing.T, s *Stack, tab context.Context, mgws ...string) string {
+	t.Helper()
 	url := within(t, tab, 5*time.Second, "media URL", chromedp.Evaluate[string](`window.dsmgw.player.status.mgwURL`))
-	for _, gw := range []string{"gw1", "gw2"} {
+	for _, gw := range mgws {
 		if strings.HasPrefix(url, "ws://"+s.Published(t, gw, 8080)+"/") {
 			return gw
 		}

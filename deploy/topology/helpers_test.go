@@ -33,6 +33,15 @@ func TestRewrite(t *testing.T) {
 	if got := r.resolve("/data"); got != "/r/data" {
 		t.Errorf("resolve: %q", got)
 	}
+	// A volume mounted over a folder the image copied in hides the image's files.
+	r.add("/etc/dsmgw/baresip", "/r/etc/dsmgw/baresip")
+	r.add("/etc/dsmgw/baresip", "/test/bob")
+	if got := r.rewrite("-f /etc/dsmgw/baresip"); got != "-f /test/bob" {
+		t.Errorf("volume over a copied folder: %q", got)
+	}
+	if got := r.resolve("/etc/dsmgw/baresip/accounts"); got != "/test/bob/accounts" {
+		t.Errorf("volume over a copied folder: resolve %q", got)
+	}
 }
 
 func TestCommandNames(t *testing.T) {

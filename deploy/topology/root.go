@@ -39,9 +39,10 @@ func (r *root) resolve(p string) string {
 	return r.imagePath(p)
 }
 
-// add maps image path p to host path h.
+// add maps image path p to host path h. A later mapping of the same path wins: a volume
+// mounted over a folder the image has (its COPY) hides the image's files, as in Docker.
 func (r *root) add(p, h string) {
-	r.maps = append(r.maps, pathMap{image: filepath.Clean(p), host: h})
+	r.maps = append([]pathMap{{image: filepath.Clean(p), host: h}}, r.maps...)
 	slices.SortStableFunc(r.maps, func(a, b pathMap) int { return cmp.Compare(len(b.image), len(a.image)) })
 }
 

@@ -19,13 +19,16 @@ import (
 // survivor re-INVITEs bob in the same dialog through the CSCF, the page's media
 // reattaches to the survivor's media URL and plays bob's tone again, bob receives the
 // page's audio from the survivor, the player never shows failed, and the page's hang-up
-// reaches bob through the survivor. The killed gateway is restarted after.
+// reaches bob through the survivor. Both ends' tones are checked by pitch: bob's at the
+// page (an analyser on what it plays), the page's at bob (his recording of the call,
+// testdata/bob-hears.yml). The killed gateway is restarted after.
 func testCallSurvives(t *testing.T, s *Stack, browser context.Context, lb string) {
 	sip := s.Service(t, "sip")
 	rdb := redis.NewClient(&redis.Options{Addr: net.JoinHostPort(s.Service(t, "redis").Addr.String(), "6379")})
 	defer rdb.Close()
 	trace := traceSIP(t, sip)
 	tab, _ := openPage(t, browser, lb+"/?processing=off")
+	called := time.Now()
 	dial(t, tab, bob)
 	waitPage(t, tab, "call connected with media", `window.dsmgw.player.status.playerState === 'connected' && window.dsmgw.player.status.media === 'connected'`)
 	heard := listen(t, tab, bobHz)
@@ -100,6 +103,9 @@ func testCallSurvives(t *testing.T, s *Stack, browser context.Context, lb string
 		t.Fatalf("the survivor's termination relayed %d packets of the page to bob (drops %v), want a second or more", relayed.WSToUDP, relayed.Drops)
 	}
 	t.Logf("the survivor relayed %d packets of the page to bob and %d of bob to the page", relayed.WSToUDP, relayed.UDPToWS)
+	// What bob received last came through the survivor: its relayed packets (up to a
+	// second of them) end bob's recording of the call.
+	checkBobHears(t, bobHeardLast(t, s, called, min(relayed.WSToUDP, 50)), "through the survivor")
 	pkts = trace.waitFor(t, "the survivor's BYE", 15*time.Second, func(pkts []sipPacket) bool {
 		return len(byeFrom(pkts, before["callID"], gateways)) > 0
 	})
@@ -129,6 +135,7 @@ type closedTermination struct {
 	Msg      string         `json:"msg"`
 	Instance string         `json:"instance"`
 	CallID   string         `json:"call_id"`
+	Owner    string         `json:"owner"` // the AS adapter instance that created it
 	WSToUDP  int            `json:"ws_to_udp_rtp"`
 	UDPToWS  int            `json:"udp_to_ws_rtp"`
 	Drops    map[string]int `json:"drops"`
@@ -138,11 +145,19 @@ type closedTermination struct {
 // its counters.
 func waitTermination(t *testing.T, gw *Service, callID string) closedTermination {
 	t.Helper()
+	return waitTerminationOf(t, gw, callID, "")
+}
+
+// waitTerminationOf is waitTermination for the termination owner created (any owner's
+// when owner is empty): a call moved by a takeover has had one of each on gw.
+func waitTerminationOf(t *testing.T, gw *Service, callID, owner string) closedTermination {
+	t.Helper()
 	var out closedTermination
-	waitFor(t, gw.Name+" closing the termination of "+callID, 15*time.Second, func() bool {
+	waitFor(t, gw.Name+" closing the termination of "+callID+" by "+cmpOr(owner, "any owner"), 15*time.Second, func() bool {
 		for _, l := range strings.Split(gw.Output(), "\n") {
 			var c closedTermination
-			if json.Unmarshal([]byte(l), &c) == nil && c.Msg == "termination closed" && c.CallID == callID && c.Instance == gw.Name {
+			if json.Unmarshal([]byte(l), &c) == nil && c.Msg == "termination closed" && c.CallID == callID && c.Instance == gw.Name &&
+				(owner == "" || c.Owner == owner) {
 				out = c
 				return true
 			}

@@ -12,11 +12,13 @@ import (
 
 // TestTopology runs docker-compose.yml (Redis, Kamailio with baresip as bob, two gateways,
 // nginx in front) and uses it as a user would, through the load balancer's published
-// port. One stack serves the subtests, in order: starting it is most of the cost, and the
-// placement subtests freeze a gateway, which must not meet the others' traffic.
+// port; bob also records what he receives (testdata/bob-hears.yml). One stack serves the
+// subtests, in order: starting it is most of the cost, and the placement subtests freeze
+// a gateway, which must not meet the others' traffic.
 func TestTopology(t *testing.T) {
 	t0 := time.Now()
-	s := Up(t, Options{})
+	override, env := bobHears(t)
+	s := Up(t, Options{Overrides: []string{override}, Env: env})
 	t.Logf("stack up in %s", time.Since(t0).Round(time.Millisecond))
 	lb := "http://" + s.Published(t, "lb", 8080)
 
