@@ -83,6 +83,11 @@ type Adapter struct {
 	// quiescing is set by StopTaking, the first step of a graceful shutdown: no new
 	// outgoing call, no takeover; calls already here go on.
 	quiescing atomic.Bool
+
+	// beforeAnswer, when set, runs between an incoming call's confirmed save and its 200
+	// (call_in.go): the tests lose an instance in that window. Atomic: set after Run
+	// started, read by call goroutines.
+	beforeAnswer atomic.Pointer[func(context.Context)]
 }
 
 // New builds an adapter, binds its SIP listeners (so Addr works before Run) and registers

@@ -90,7 +90,6 @@ func (c *call) reinviteDirection(ctx context.Context, dir sdp.Direction) error {
 	c.mu.Lock()
 	ack, err := a.requestWithCSeq(&c.d, sip.ACK, req.CSeq().SeqNo, nil, "")
 	c.answer = offer
-	d = c.d
 	c.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("build ACK: %w", err)
@@ -98,8 +97,45 @@ func (c *call) reinviteDirection(ctx context.Context, dir sdp.Direction) error {
 	if err := a.cli.WriteRequest(ack, prebuilt); err != nil {
 		return fmt.Errorf("send ACK: %w", err)
 	}
+	c.applyAnswer(ctx, res)
+	c.mu.Lock()
+	d = c.d
+	c.mu.Unlock()
 	if err := a.saveDialog(ctx, &d); err != nil {
 		c.log.Warn("save dialog failed", "err", err)
 	}
 	return nil
+}
+
+// applyAnswer points the termination at the media of the 2xx to our re-offer when it
+// differs from what the termination has: the far end may answer a hold from a new
+// address, and the media gateway's hold state follows the answer's direction both ways
+// (a call held when its media moved, call_resume.go, holds its termination until the
+// resume's answer lifts it). An answer that cannot be used leaves the media as it was.
+func (c *call) applyAnswer(ctx context.Context, res *sip.Response) {
+	ans, err := sdp.Parse(res.Body())
+	if err != nil {
+		c.log.Debug("answer to our re-offer unusable; media unchanged", "err", err)
+		return
+	}
+	remote, err := sdp.NegotiateAnswer(ans)
+	if err != nil {
+		c.log.Debug("answer to our re-offer unusable; media unchanged", "err", err)
+		return
+	}
+	c.mu.Lock()
+	same, term := c.remote.Same(remote), c.d.Term
+	c.mu.Unlock()
+	if same {
+		return
+	}
+	if err := c.a.mgw.Modify(ctx, term, remote); err != nil {
+		c.a.met.mgwErrors.WithLabelValues("modify").Inc()
+		c.log.Warn("modify termination after our re-offer failed", "err", err)
+		return
+	}
+	c.mu.Lock()
+	c.remote = remote
+	c.d.Media = &remote
+	c.mu.Unlock()
 }

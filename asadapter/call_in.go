@@ -389,7 +389,9 @@ func (c *call) answerIn(ctx context.Context, in *incoming) bool {
 	c.answer = body
 	c.d.State = DialogConfirmed
 	c.d.Media = &remote
-	c.d.InviteVias, c.d.InviteSource, c.d.InviteTransport = nil, "", "" // answered: no takeover answers it
+	// The INVITE's Vias stay in the record until the ACK (unacked, call_in_unacked.go): an
+	// instance lost between this save and the 200 leaves a caller that never had the
+	// answer, and the survivor that finds them answers the INVITE if its re-INVITE fails.
 	d := c.d
 	c.mu.Unlock()
 	if err := c.commit(ctx,
@@ -413,6 +415,12 @@ func (c *call) answerIn(ctx context.Context, in *incoming) bool {
 	if in.seHeader != "" {
 		hdrs = append(hdrs, sip.NewHeader("Session-Expires", in.seHeader), sip.NewHeader("Require", "timer"))
 	}
+	if hook := a.beforeAnswer.Load(); hook != nil {
+		(*hook)(ctx)
+	}
+	if ctx.Err() != nil {
+		return false // abandoned before our 200: the takeover goes by the record it finds
+	}
 	a.met.setup.Observe(time.Since(c.seenAt).Seconds())
 	if !a.respond2xx(ctx, in.tx, req, tag, body, c.ackC, c.byeC, hdrs...) {
 		if ctx.Err() != nil {
@@ -427,6 +435,7 @@ func (c *call) answerIn(ctx context.Context, in *incoming) bool {
 		c.finish(resultNoAck, a.failOps(408, "no ACK")...)
 		return false
 	}
+	c.acked(ctx)
 	c.log.Info("incoming call connected", "service", string(c.svc))
 	c.startFloor()
 	return true

@@ -34,8 +34,10 @@ import (
 const takeoverCSeqStep = 1000
 
 // glareRetries bounds the re-INVITEs answered 491 (the far end's own re-INVITE crossed
-// ours): with the waits of RFC 3261 section 14.1 (up to 4 s each) they cover a far
-// end's re-INVITE transaction that waits for the lost instance until it times out (32 s).
+// ours) or 500 with Retry-After (the lost instance's re-INVITE still pending there,
+// call_resume_pending.go): with the waits of RFC 3261 section 14 (up to 4 s, or 10 s,
+// each) they cover a far end's re-INVITE transaction that waits for the lost instance
+// until it times out (32 s).
 const glareRetries = 10
 
 // glareWait is how long to wait before retrying a re-INVITE answered 491 (RFC 3261
@@ -69,6 +71,10 @@ func (a *Adapter) resume(ctx context.Context, cl claimed, d *dialog, fl map[stri
 	if d.Media != nil {
 		c.remote = *d.Media
 	}
+	// The hold the page asked for, not the one the lost instance last had answered: its
+	// hold (or resume) re-INVITE may have been in flight when it was lost, and the
+	// survivor's re-offer carries the direction the page wants (call_resume_pending.go).
+	c.localHold = fl[a.f.holdIntent] == holdIntentHold
 	if !a.addCall(c) {
 		c.end()
 		a.yield(ctx, cl)
@@ -96,11 +102,11 @@ func (a *Adapter) resume(ctx context.Context, cl claimed, d *dialog, fl map[stri
 func (c *call) runResumed(ctx context.Context) {
 	defer c.end()
 	a := c.a
-	if old := c.lastAckFromRecord(); old != nil {
-		// The lost instance's re-INVITE (a session refresh) may have been answered to it:
-		// acknowledge it, or the far end would retransmit its 2xx and end the dialog.
-		_ = a.cli.WriteRequest(old, prebuilt)
-	}
+	// The lost instance's re-INVITE (hold, resume, a session refresh) may have been
+	// answered to it: acknowledge it now, and again once ours was answered (see
+	// ackLostReinvite), or the far end would retransmit its 2xx and end the dialog.
+	lost := c.lastAckFromRecord()
+	c.ackLostReinvite(lost)
 	if fl, ok := c.snapshot(ctx); c.wantsEnd(fl, ok) {
 		c.log.Info("browser hung up while the call was taken over")
 		c.bye()
@@ -110,26 +116,9 @@ func (c *call) runResumed(ctx context.Context) {
 	if !c.reanchor(ctx, reasonInstanceLost) {
 		return
 	}
+	c.ackLostReinvite(lost)
 	a.met.takeovers.WithLabelValues("continued").Inc()
 	c.confirmed(ctx)
-}
-
-// lastAckFromRecord builds the ACK of the re-INVITE the lost instance had in progress
-// (the dialog record's ReinviteCSeq), or nil.
-func (c *call) lastAckFromRecord() *sip.Request {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.d.ReinviteCSeq == 0 {
-		return nil
-	}
-	dd := c.d
-	dd.Contact = ""
-	ack, err := c.a.requestWithCSeq(&dd, sip.ACK, c.d.ReinviteCSeq, nil, "")
-	c.d.ReinviteCSeq = 0
-	if err != nil {
-		return nil
-	}
-	return ack
 }
 
 // reanchor moves the call's media to a new termination (see the top of the file); why is
@@ -184,6 +173,13 @@ func (c *call) reanchor(ctx context.Context, why string) bool {
 		if status != 481 && status != 408 {
 			c.bye() // 481 and 408 end the dialog by themselves (RFC 3261 section 12.2.1.2)
 		}
+		if d, ok := c.unacked(); ok {
+			// The caller may never have had the 200 (call_in_unacked.go): its INVITE
+			// gets a final answer, and the player shows what a ringing call's would.
+			a.refuseRinging(a.runContext(), &d, c.log)
+			c.finish(resultReinviteRefused, a.failOps(480, why)...)
+			return false
+		}
 		c.finish(resultReinviteRefused, a.failOps(status, fmt.Sprintf("%s; re-INVITE refused: %d %s", why, status, reason))...)
 		return false
 	}
@@ -204,7 +200,8 @@ func (c *call) reanchor(ctx context.Context, why string) bool {
 }
 
 // moveOffer sends the re-INVITE that offers local, retrying on 491 (RFC 3261 section
-// 14.1), and ACKs its 2xx. It returns the final response (a non-2xx too) and our offer.
+// 14.1) and on 500 with Retry-After (section 14.2), and ACKs its 2xx. The offer is
+// sendonly while the page holds the call. It returns the final response (a non-2xx too) and our offer.
 //
 // The offer is the session's next version (RFC 3264 section 8: the o= line of our last
 // description, its version one above), once: an offer answered 491 changed nothing, so
@@ -220,7 +217,11 @@ func (c *call) moveOffer(ctx context.Context, local Local) (*sip.Response, []byt
 		if c.d.Media != nil {
 			media = *c.d.Media
 		}
-		offer := c.withFloor(sdp.Reoffer(c.d.Origin, a.cfg.User, local.Addr, local.Port, media, sdp.SendRecv), false)
+		dir := sdp.SendRecv
+		if c.localHold {
+			dir = sdp.SendOnly // the page holds the call: the moved media stays held
+		}
+		offer := c.withFloor(sdp.Reoffer(c.d.Origin, a.cfg.User, local.Addr, local.Port, media, dir), false)
 		req, err := a.request(&c.d, sip.INVITE, offer, "application/sdp")
 		if err == nil {
 			if c.d.SessionExpires > 0 {
@@ -257,9 +258,9 @@ func (c *call) moveOffer(ctx context.Context, local Local) (*sip.Response, []byt
 		if err != nil {
 			return nil, nil, err
 		}
-		if res.StatusCode == 491 && attempt < glareRetries {
-			wait := glareWait(c.dir == DirOut)
-			c.log.Info("re-INVITE crossed the far end's (491); retrying", "after", wait)
+		if wait, ok := retryWait(res, c.dir == DirOut); ok && attempt < glareRetries {
+			c.log.Info("re-INVITE met a transaction in progress at the far end; retrying",
+				"status", res.StatusCode, "after", wait)
 			select {
 			case <-ctx.Done():
 				return nil, nil, ctx.Err()
@@ -311,15 +312,23 @@ func (c *call) moved(ctx context.Context, local Local, res *sip.Response, offer 
 		a.met.mgwErrors.WithLabelValues("add_remote").Inc()
 		return fmt.Errorf("media gateway: %w", err)
 	}
+	c.mu.Lock()
+	// What the page sees is its own hold first (our offer was sendonly, the answer's
+	// recvonly reads as held from the far end too), then the far end's.
 	hold := store.Del(a.f.hold)
-	if remote.Held() {
+	switch {
+	case c.localHold:
+		hold = store.Set(a.f.hold, holdLocal)
+	case remote.Held():
 		hold = store.Set(a.f.hold, holdRemote)
 	}
-	c.mu.Lock()
 	old := c.d.Term
 	c.local, c.remote, c.answer = local, remote, offer
 	c.d.Term, c.d.Media = local.ID, &remote
 	c.sessionTimerFromReinvite(res)
+	// A 2xx from the far end proves it holds the dialog: an incoming INVITE whose ACK
+	// the lost instance never saw was answered after all (call_in_unacked.go).
+	c.d.InviteVias, c.d.InviteSource, c.d.InviteTransport = nil, "", ""
 	d := c.d
 	c.mu.Unlock()
 	if err := c.commit(ctx, store.Expect(a.f.callID, d.CallID), store.Set(a.f.mgwURL, url),

@@ -150,6 +150,15 @@ func (c *call) sessionTimerFired(ctx context.Context) bool {
 	switch {
 	case refresh:
 		if err := c.refresh(ctx); err != nil {
+			if ctx.Err() != nil || !c.acting() {
+				// Not the far end's doing: Run is ending (the instance stops) or the call
+				// was fenced with its refresh in flight. The call is abandoned as on a
+				// crash, for a takeover, which acknowledges the refresh if it was
+				// answered (call_resume_pending.go); a BYE and a failed player here would
+				// end a call another instance is about to continue.
+				c.log.Info("session refresh cut short by the instance stopping; call left for a takeover", "err", err)
+				return true
+			}
 			// RFC 4028 section 10: a refresh that times out or is refused ends the
 			// session with BYE. The player shows the refusal's status (408 for a timeout).
 			c.log.Warn("session refresh failed; hanging up", "err", err)
@@ -214,6 +223,10 @@ func (c *call) refresh(ctx context.Context) error {
 	c.mu.Lock()
 	ack, err := a.requestWithCSeq(&c.d, sip.ACK, req.CSeq().SeqNo, nil, "")
 	c.d.ReinviteCSeq = 0
+	// The 2xx names the interval from now on (RFC 4028 section 9: the UAC of a refresh
+	// takes the Session-Expires of its 2xx); it was ignored, and a far end that lengthened
+	// the interval was refreshed at the old pace.
+	c.sessionTimerFromReinvite(res)
 	d = c.d
 	c.mu.Unlock()
 	if err != nil {

@@ -16,6 +16,8 @@ var (
 	// ErrFenced reports that a call no longer acts: its claim could not be renewed in
 	// time (lease.go).
 	ErrFenced = errors.New("asadapter: call fenced")
+	// ErrBadRetryAfter reports a Retry-After value that is not delta-seconds.
+	ErrBadRetryAfter = errors.New("asadapter: bad Retry-After")
 )
 
 // SIPError is a SIP final response that ended a request: its status code and reason are

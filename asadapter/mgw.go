@@ -93,7 +93,7 @@ func (m *MediaGatewayClient) AddRemote(ctx context.Context, id string, r sdp.Rem
 	if err != nil {
 		return "", err
 	}
-	if r.Held() {
+	if !r.Sends() {
 		if err := m.Modify(ctx, id, r); err != nil {
 			return "", err
 		}
@@ -110,10 +110,11 @@ func (m *MediaGatewayClient) NewURL(ctx context.Context, id string) (string, err
 	return u.URL, nil
 }
 
-// Modify implements MediaGateway: hold when the stream is not sendrecv (or has no
-// address), and the new address and payload types otherwise.
+// Modify implements MediaGateway: the termination holds (sends nothing to the far end)
+// when the stream does not let us send (recvonly, inactive, or no address); our own hold
+// (sendonly) does not mute it. The new address and payload types in any case.
 func (m *MediaGatewayClient) Modify(ctx context.Context, id string, r sdp.Remote) error {
-	h := r.Held()
+	h := !r.Sends()
 	req := mediagw.ModifyRequest{Hold: &h, PayloadTypes: toPTs(r)}
 	if r.Port != 0 {
 		addr, port := r.Addr, r.Port

@@ -101,6 +101,10 @@ func (a *Adapter) maybeTakeover(ctx context.Context, player string) {
 	switch {
 	case d.State == DialogConfirmed:
 		a.byeLost(d, log)
+		if d.Dir == DirIn && len(d.InviteVias) > 0 {
+			// The caller may never have had the 200 (call_in_unacked.go).
+			a.refuseRinging(a.runContext(), d, log)
+		}
 		// The browser hung up meanwhile (or the player moved on): the call ends as it
 		// asked; otherwise it cannot go on.
 		switch {
@@ -118,7 +122,8 @@ func (a *Adapter) maybeTakeover(ctx context.Context, player string) {
 		}
 		ops = append(ops, a.failOps(0, reasonInstanceLost)...)
 	case d.Dir == DirIn && len(d.InviteVias) > 0:
-		a.refuseRinging(cctx, d, log)
+		// Run's context, not cctx: the 480's retransmissions outlive this function.
+		a.refuseRinging(a.runContext(), d, log)
 		ops = append(ops, a.failOps(480, reasonInstanceLost)...)
 	default:
 		ops = append(ops, a.failOps(0, reasonInstanceLost)...)

@@ -21,7 +21,11 @@ type sippMsg struct {
 	body  string
 }
 
-// sippRequests returns the requests sipp received whose method is method, in order.
+// sippRequests returns the requests sipp received whose method is method, in order. A
+// retransmission (the same top Via branch and CSeq as one before it: Kamailio retransmits
+// an INVITE that sipp has not answered within T1, as on a loaded machine) counts once,
+// except for ACKs, which are all kept: the tests read their order, and an ACK sent again
+// is a retransmission of the same request on purpose (call_resume_pending.go).
 func sippRequests(t *testing.T, s *testpeer.Sipp, method string) []sippMsg {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(s.Dir, "messages.log"))
@@ -29,6 +33,7 @@ func sippRequests(t *testing.T, s *testpeer.Sipp, method string) []sippMsg {
 		t.Fatal(err)
 	}
 	var out []sippMsg
+	seen := map[string]struct{}{}
 	for _, block := range strings.Split(string(b), "-----------------------------------------------") {
 		_, msg, ok := strings.Cut(block, "message received")
 		if !ok {
@@ -60,11 +65,25 @@ func sippRequests(t *testing.T, s *testpeer.Sipp, method string) []sippMsg {
 			}
 		}
 		m.body = strings.Join(body, "\n")
-		if strings.HasPrefix(m.first, method+" ") {
-			out = append(out, m)
+		if !strings.HasPrefix(m.first, method+" ") {
+			continue
 		}
+		key := viaBranch(m.hdr["via"]) + " " + m.hdr["cseq"]
+		if _, dup := seen[key]; dup && method != "ACK" {
+			continue
+		}
+		seen[key] = struct{}{}
+		out = append(out, m)
 	}
 	return out
+}
+
+// viaBranch returns the branch parameter of the first Via in a Via value.
+func viaBranch(v string) string {
+	_, b, _ := strings.Cut(v, "branch=")
+	b, _, _ = strings.Cut(b, ";")
+	b, _, _ = strings.Cut(b, ",")
+	return strings.TrimSpace(b)
 }
 
 // sdpLine returns the value of the first line of an SDP body with prefix ("o=", "m=").

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +31,9 @@ type usersRig struct {
 	st   *store.Store
 	reg  *prometheus.Registry
 	http *httptest.Server
+	// kill ends the instance as a crash looks from outside (the adapter's and the users
+	// side's Run end; no BYE, no unsubscribe) and waits for both; safe to call twice.
+	kill func()
 }
 
 // startUsersOnAdapter wires Users to a real Adapter the way cmd/gateway does: the
@@ -75,8 +79,10 @@ func startUsersOnAdapter(t *testing.T, e *env, acfg Config, ucfg users.Config) *
 	}
 	go func() { _ = u.Run(ctx); done <- struct{}{} }()
 	hs := httptest.NewServer(u.HTTPHandler())
-	t.Cleanup(func() { hs.Close(); cancel(); <-done; <-done })
-	return &usersRig{a: a, u: u, st: e.st, reg: reg, http: hs}
+	var once sync.Once
+	kill := func() { once.Do(func() { cancel(); <-done; <-done }) }
+	t.Cleanup(func() { hs.Close(); kill() })
+	return &usersRig{a: a, u: u, st: e.st, reg: reg, http: hs, kill: kill}
 }
 
 // call makes a registration API request and returns the status and body.

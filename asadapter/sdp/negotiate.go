@@ -30,6 +30,14 @@ type PayloadType struct {
 // no address to send to.
 func (r Remote) Held() bool { return r.Direction != SendRecv || r.Port == 0 }
 
+// Sends reports whether the gateway may send to the far end: the stream is sendrecv or
+// sendonly (seen from the gateway) and has an address. Unlike Held it is true when we
+// hold the call (our a=sendonly answered a=recvonly): the far end still takes our media
+// (music on hold), only the page stops sending.
+func (r Remote) Sends() bool {
+	return r.Port != 0 && (r.Direction == SendRecv || r.Direction == SendOnly)
+}
+
 // Same reports whether r and o describe the same media (address, port, direction and
 // payload types in order): a re-offer that changes none of them keeps our SDP version.
 func (r Remote) Same(o Remote) bool {

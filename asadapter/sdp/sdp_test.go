@@ -138,3 +138,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Held is the far end's view (it does not take our media as sendrecv), Sends the media
+// gateway's: our own hold (sendonly seen from us) still sends.
+func TestRemoteHeldAndSends(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		r           Remote
+		held, sends bool
+	}{
+		"sendrecv":             {r: Remote{Port: 4000, Direction: SendRecv}, held: false, sends: true},
+		"our hold":             {r: Remote{Port: 4000, Direction: SendOnly}, held: true, sends: true},
+		"far end holds":        {r: Remote{Port: 4000, Direction: RecvOnly}, held: true, sends: false},
+		"inactive":             {r: Remote{Port: 4000, Direction: Inactive}, held: true, sends: false},
+		"no address (0.0.0.0)": {r: Remote{Port: 0, Direction: RecvOnly}, held: true, sends: false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if tc.r.Held() != tc.held || tc.r.Sends() != tc.sends {
+				t.Fatalf("%+v: held %v sends %v, want %v %v", tc.r, tc.r.Held(), tc.r.Sends(), tc.held, tc.sends)
+			}
+		})
+	}
+}
