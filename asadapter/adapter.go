@@ -40,10 +40,12 @@ type Adapter struct {
 	cli *sipgo.Client
 	tp  *transports // our listeners and advertised addresses
 
-	queue   chan string // player addresses to examine (feed and keyspace wake-ups)
-	slow    chan string // player addresses to examine when queue is empty (rescans)
-	pmu     sync.Mutex  // guards pending
-	pending map[string]struct{}
+	queue chan string // player addresses to examine (feed and keyspace wake-ups)
+	slow  chan string // player addresses to examine when queue is empty (rescans)
+	pmu   sync.Mutex  // guards pending
+	// pending holds the players queued for examine, each with the fields its latest
+	// wake-up's change determines (playerView; nil: unknown, examine reads the player).
+	pending map[string]map[string]string
 	wake    *wakeFilter
 	// leases are the claims of other instances' calls, watched for their expiry
 	// (leasewatch.go).
@@ -122,7 +124,7 @@ func New(cfg Config, st *store.Store, feed *store.Feed, mgw MediaGateway, reg pr
 		keys:    redisKeys{prefix: cfg.KeyPrefix},
 		queue:   make(chan string, cfg.QueueLen),
 		slow:    make(chan string, cfg.QueueLen),
-		pending: make(map[string]struct{}),
+		pending: make(map[string]map[string]string),
 		calls:   make(map[string]*call),
 		byID:    make(map[string][]*call),
 		idle:    idle,

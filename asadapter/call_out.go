@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -17,95 +16,10 @@ import (
 )
 
 // An outgoing call: the browser wrote player_state connecting with a remote (or a
-// conference); a worker's examine sees it and startOutgoing claims the player and starts
-// the call's goroutine, runOut: a local termination, the INVITE (call_out_invite.go), the
+// conference); a worker's examine sees it and startOutgoing (call_out_start.go) claims
+// the player, allocates the local termination, writes the call's start beside its dialog
+// record and starts the call's goroutine, runOut: the INVITE (call_out_invite.go), the
 // answer's media, and then the confirmed call (call_confirmed.go).
-
-// startOutgoing claims a player that asks for a call and starts the call's goroutine.
-func (a *Adapter) startOutgoing(ctx context.Context, player string, snap store.Read) {
-	fl := snap.Fields
-	if !a.takingNew() {
-		return // left to the instances that stay
-	}
-	who := a.callerIdentity(ctx, player)
-	binding, held, elsewhere := a.bindingOf(ctx, who.user)
-	if elsewhere {
-		// The user is registered through another instance: its calls go there, where
-		// the registered contact leads (it claims the player on the same wake-up; if it
-		// died, another instance registers the user anew and a rescan finds the player).
-		return
-	}
-	cl, ok, err := a.claim(ctx, player)
-	if err != nil {
-		a.log.Warn("claim failed; the rescan retries", "player", player, "err", err)
-		return
-	}
-	if !ok {
-		return // another instance handles it
-	}
-	svc, serr := a.serviceOf(fl)
-	dest, domain := fl[a.f.remote], a.cfg.Domain
-	if dest == "" {
-		dest, domain = fl[a.f.conference], a.conferenceDomain(who)
-		if svc == icsi.PoC && a.cfg.TalkGroupDomain != "" {
-			domain = a.cfg.TalkGroupDomain
-		}
-	}
-	callID := randHex(16) + "@" + a.cfg.Domain
-	mgwExpect := store.ExpectAbsent(a.f.mgwState)
-	if v, ok := fl[a.f.mgwState]; ok {
-		mgwExpect = store.Expect(a.f.mgwState, v)
-	}
-	target, terr := a.resolveTarget(dest, domain)
-	ops := []store.Op{
-		store.Expect(a.f.playerState, stateConnecting), mgwExpect,
-		store.Set(a.f.mgwState, stateConnecting), store.Set(a.f.callID, callID),
-		store.Del(a.f.sipStatus), store.Del(a.f.sipReason), store.Del(a.f.mgwURL),
-		store.Del(a.f.progress), store.Del(a.f.hold), store.Del(a.f.holdIntent), store.Del(a.f.caller),
-		store.Del(a.f.mediaQuality), store.Set(a.f.claimGen, cl.genString()),
-	}
-	if terr == nil && serr != nil {
-		// Never a silent MMTel call for a service we do not offer.
-		terr = serr
-		ops = append(ops[:2], a.failOps(488, "Not Acceptable Here: "+serr.Error())...)
-		ops = append(ops, store.Set(a.f.callID, callID))
-	} else if terr != nil {
-		ops = append(ops[:2], a.failOps(0, "bad remote: "+terr.Error())...)
-		ops = append(ops, store.Set(a.f.callID, callID))
-	}
-	if err := a.commit(ctx, player, ops...); err != nil {
-		a.release(ctx, cl)
-		if !errors.Is(err, store.ErrExpectFailed) {
-			a.log.Warn("start call failed; the rescan retries", "player", player, "err", err)
-		}
-		return
-	}
-	if terr != nil {
-		a.release(ctx, cl)
-		a.log.Info("refused a call", "player", player, "remote", dest, "service", fl[a.f.service], "err", terr)
-		return
-	}
-	c := a.newCall(ctx, cl, DirOut, callID)
-	if !a.addCall(c) {
-		if a.draining.Load() {
-			c.finish(resultDrained, a.shutdownOps()...)
-		} else {
-			c.finish(resultBusy, a.failOps(503, "gateway busy")...)
-		}
-		c.stop()
-		return
-	}
-	c.who, c.svc = who, svc
-	if held {
-		c.mu.Lock()
-		c.d.Contact = binding.Contact.String()
-		c.mu.Unlock()
-	}
-	c.help(c.keepLease)
-	if !a.own.spawn(func() { c.runOut(c.ctx, target, fl[a.f.encoding]) }) {
-		c.end() // Run is ending: the call is abandoned before it began, for a takeover
-	}
-}
 
 // conferenceDomain is the domain of a conference id written without one (Join).
 func (a *Adapter) conferenceDomain(who caller) string {
@@ -150,13 +64,19 @@ func (a *Adapter) resolveTarget(dest, domain string) (string, error) {
 	return u.String(), nil
 }
 
-// runOut drives an outgoing call from the local termination to its end. When ctx (the
-// call's: Run's, also ended when the call is fenced) ends, the call is abandoned wherever
-// it is, for a takeover.
-func (c *call) runOut(ctx context.Context, target, encoding string) {
+// runOut drives an outgoing call from its INVITE (inv; fail instead ends a call that
+// could not be prepared) to its end. When ctx (the call's: Run's, also ended when the
+// call is fenced) ends, the call is abandoned wherever it is, for a takeover.
+func (c *call) runOut(ctx context.Context, inv *sip.Request, fail func()) {
 	defer c.end()
-	inv, ok := c.prepareOut(ctx, target, encoding)
-	if !ok {
+	if fail != nil {
+		fail()
+		return
+	}
+	if c.a.draining.Load() {
+		// Nothing sent yet: no need to ring the far end only to cancel at once.
+		c.drained = true
+		c.finish(resultDrained, c.a.shutdownOps()...)
 		return
 	}
 	out := c.invite(ctx, inv)
@@ -166,65 +86,6 @@ func (c *call) runOut(ctx context.Context, target, encoding string) {
 	if c.connectOut(ctx, out.res) {
 		c.confirmed(ctx)
 	}
-}
-
-// prepareOut allocates the local termination, builds the dialog, our offer and the
-// INVITE, and stores the dialog record (from then on a takeover can cancel the call). It
-// reports false when the call ended (or was abandoned) instead.
-func (c *call) prepareOut(ctx context.Context, target, encoding string) (*sip.Request, bool) {
-	a := c.a
-	if c.svc == icsi.PoC {
-		if err := c.openFloor(); err != nil {
-			c.log.Warn("no floor channel", "err", err)
-			c.finish(resultError, a.failOps(503, "Service Unavailable: "+err.Error())...)
-			return nil, false
-		}
-	}
-	local, err := a.mgw.AddLocal(ctx, LocalRequest{Player: c.player, CallID: c.callID(), Gated: c.ptt != nil})
-	if err != nil {
-		if ctx.Err() != nil {
-			c.stopFloor()
-			return nil, false
-		}
-		a.met.mgwErrors.WithLabelValues("add_local").Inc()
-		c.log.Warn("add local termination failed", "err", err)
-		c.finish(resultMGWError, a.failOps(0, "media gateway: "+err.Error())...)
-		return nil, false
-	}
-	c.mu.Lock()
-	c.local = local
-	c.d = dialog{
-		Player: c.player, Owner: a.cfg.Instance, Dir: DirOut, State: DialogCalling,
-		CallID: c.d.CallID, LocalTag: sip.GenerateTagN(16), User: c.who.user, Contact: c.d.Contact,
-		LocalURI: nameAddr(c.who.display, c.who.aor), RemoteURI: "<" + target + ">",
-		LocalCSeq: 1 + rand.Uint32N(30000), Target: target, InviteURI: target, Term: local.ID,
-		Origin: sdp.Origin{Sess: rand.Uint64N(1 << 62), Version: 1, Addr: local.Addr}, Service: string(c.svc),
-	}
-	offer := c.withFloor(sdp.Offer(c.d.Origin, a.cfg.User, local.Addr, local.Port, encoding, sdp.SendRecv), false)
-	c.answer = offer
-	inv, err := a.inviteRequest(&c.d, offer)
-	d := c.d
-	c.mu.Unlock()
-	if err != nil {
-		c.log.Warn("build INVITE failed", "err", err)
-		c.finish(resultError, a.failOps(0, err.Error())...)
-		return nil, false
-	}
-	if err := a.saveDialog(ctx, &d); err != nil {
-		c.log.Warn("save dialog failed", "err", err)
-		c.finish(resultError, a.failOps(0, "gateway storage error")...)
-		return nil, false
-	}
-	c.mu.Lock()
-	c.d.listed = true
-	c.mu.Unlock()
-	if a.draining.Load() {
-		// Nothing sent yet: no need to ring the far end only to cancel at once.
-		c.drained = true
-		c.finish(resultDrained, a.shutdownOps()...)
-		return nil, false
-	}
-	return inv, true
 }
 
 // inviteFailed ends the call when the INVITE brought no usable 2xx: a final failure, a
@@ -272,6 +133,12 @@ func (c *call) inviteFailed(out inviteOutcome) bool {
 
 // connectOut gives the media gateway the far end of the answer and writes the connected
 // call (media URL and states in one commit); false, after a BYE, if the call ended instead.
+//
+// The confirmed dialog, with the negotiated media a takeover re-offers, is stored while
+// the media gateway and the commit do their part, not before them: a takeover that
+// finds the dialog still calling (the owner lost in between) cancels instead of
+// continuing, as it did when the owner was lost between the ACK and the record's save,
+// a window of the same round trip (docs/call-survival.md).
 func (c *call) connectOut(ctx context.Context, res *sip.Response) bool {
 	a := c.a
 	ans, err := sdp.Parse(res.Body())
@@ -290,37 +157,37 @@ func (c *call) connectOut(ctx context.Context, res *sip.Response) bool {
 	}
 	c.mu.Lock()
 	term := c.local.ID
-	c.mu.Unlock()
-	url, err := a.mgw.AddRemote(ctx, term, remote)
-	if err != nil {
-		a.met.mgwErrors.WithLabelValues("add_remote").Inc()
-		c.log.Warn("add remote termination failed; hanging up", "err", err)
-		c.bye()
-		c.finish(resultMGWError, a.failOps(0, "media gateway: "+err.Error())...)
-		return false
-	}
-	c.mu.Lock()
 	c.remote = remote
 	c.d.Media = &remote
 	d := c.d
 	c.mu.Unlock()
-	err = c.commit(ctx,
-		store.Expect(a.f.callID, c.callID()), store.Expect(a.f.playerState, stateConnecting),
-		store.Set(a.f.mgwURL, url), store.Set(a.f.mgwState, stateConnected),
-		store.Set(a.f.playerState, stateConnected), store.Set(a.f.sipStatus, fmt.Sprint(res.StatusCode)),
-		store.Set(a.f.sipReason, res.Reason), store.Del(a.f.progress))
-	if err != nil {
-		if ctx.Err() != nil {
-			return false
-		}
+	saved := make(chan error, 1)
+	go func() { saved <- a.saveDialog(ctx, &d) }()
+	url, mgwErr := a.mgw.AddRemote(ctx, term, remote)
+	if mgwErr == nil {
+		err = c.commit(ctx,
+			store.Expect(a.f.callID, c.callID()), store.Expect(a.f.playerState, stateConnecting),
+			store.Set(a.f.mgwURL, url), store.Set(a.f.mgwState, stateConnected),
+			store.Set(a.f.playerState, stateConnected), store.Set(a.f.sipStatus, fmt.Sprint(res.StatusCode)),
+			store.Set(a.f.sipReason, res.Reason), store.Del(a.f.progress))
+	}
+	if serr := <-saved; serr != nil {
+		c.log.Warn("save dialog failed", "err", serr)
+	}
+	switch {
+	case mgwErr != nil:
+		a.met.mgwErrors.WithLabelValues("add_remote").Inc()
+		c.log.Warn("add remote termination failed; hanging up", "err", mgwErr)
+		c.bye()
+		c.finish(resultMGWError, a.failOps(0, "media gateway: "+mgwErr.Error())...)
+		return false
+	case err != nil && ctx.Err() != nil:
+		return false
+	case err != nil:
 		c.log.Info("player changed before the answer was written; hanging up", "err", err)
 		c.bye()
 		c.finish(resultCancelled, a.endOps()...)
 		return false
-	}
-	// The negotiated media, for a takeover's re-offer.
-	if err := a.saveDialog(ctx, &d); err != nil {
-		c.log.Warn("save dialog failed", "err", err)
 	}
 	a.met.setup.Observe(time.Since(c.seenAt).Seconds())
 	c.log.Info("call connected", "remote_rtp", fmt.Sprintf("%s:%d", remote.Addr, remote.Port), "service", string(c.svc))

@@ -129,7 +129,7 @@ func (iv *inviting) response(ctx context.Context, res *sip.Response) (out invite
 		}
 		return inviteOutcome{}, false
 	case res.IsSuccess():
-		if err := c.confirm(ctx, iv.inv, res); err != nil {
+		if err := c.confirm(iv.inv, res); err != nil {
 			return inviteOutcome{cancelled: iv.cancelled, err: err}, true
 		}
 		tx := iv.tx
@@ -208,8 +208,9 @@ func (iv *inviting) reauthenticate(ctx context.Context, res *sip.Response) error
 	return nil
 }
 
-// confirm turns a 2xx into the confirmed dialog, sends the ACK and stores the dialog.
-func (c *call) confirm(ctx context.Context, inv *sip.Request, res *sip.Response) error {
+// confirm turns a 2xx into the confirmed dialog and sends the ACK. The confirmed dialog
+// is stored with its media by connectOut, beside the player's connected state.
+func (c *call) confirm(inv *sip.Request, res *sip.Response) error {
 	a := c.a
 	c.mu.Lock()
 	tag, _ := res.To().Params.Get("tag")
@@ -221,7 +222,6 @@ func (c *call) confirm(ctx context.Context, inv *sip.Request, res *sip.Response)
 	}
 	c.sessionTimerFromResponse(res)
 	ack, err := a.requestWithCSeq(&c.d, sip.ACK, c.d.InviteCSeq, nil, "")
-	d := c.d
 	c.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("build ACK: %w", err)
@@ -232,9 +232,6 @@ func (c *call) confirm(ctx context.Context, inv *sip.Request, res *sip.Response)
 	c.mu.Lock()
 	c.lastAck = ack
 	c.mu.Unlock()
-	if err := a.saveDialog(ctx, &d); err != nil {
-		c.log.Warn("save dialog failed", "err", err)
-	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package asadapter
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -67,13 +68,18 @@ func (a *Adapter) onChange(c store.Change) {
 		if c.Client == a.client {
 			return
 		}
+		// A player with a call here is left alone: what it asks of its call is in its own
+		// object, whose changes wake the call (a wake-up from the index would only cost
+		// the call a read of the player, in the middle of its INVITE).
 		for _, o := range c.Ops {
-			if o.Kind == store.OpSet {
+			if o.Kind == store.OpSet && a.callFor(o.Field) == nil {
 				a.kick(o.Field)
 			}
 		}
 		for k := range c.Fields {
-			a.kick(k)
+			if a.callFor(k) == nil {
+				a.kick(k)
+			}
 		}
 		return
 	}
@@ -85,29 +91,77 @@ func (a *Adapter) onChange(c store.Change) {
 	if c.Client == a.client {
 		return // our own write: nothing new for us
 	}
-	a.kick(c.Obj)
+	a.enqueue(c.Obj, a.queue, a.playerView(c))
+}
+
+// playerView returns the fields of a player that examine and startOutgoing read, as a
+// change from the feed leaves them, so that a browser's request for a call is acted on
+// without reading the player back: the change sets or deletes every one of them (the
+// page's dial does), or it created the object (revision 1: what it does not set is
+// absent). nil when the change leaves one unknown. A view that is no longer true when
+// the call starts (the player changed meanwhile) is harmless: the start commit expects
+// every field the call was built from (startOutgoing), so it does not land, and the
+// change's own wake-up examines the player again.
+func (a *Adapter) playerView(c store.Change) map[string]string {
+	if c.Kind != store.ChangeOp {
+		return nil
+	}
+	want := a.startFields()
+	var known [nStartFields]bool
+	fl := make(map[string]string, len(want))
+	for _, o := range c.Ops {
+		i := slices.Index(want[:], o.Field)
+		if i < 0 {
+			continue
+		}
+		switch {
+		case o.Kind == store.OpSet && o.Value != nil:
+			fl[o.Field] = *o.Value
+		case o.Kind == store.OpDel:
+			delete(fl, o.Field)
+		default:
+			continue
+		}
+		known[i] = true
+	}
+	if c.Rev != 1 && slices.Contains(known[:], false) {
+		return nil
+	}
+	return fl
+}
+
+// nStartFields is how many fields examine and startOutgoing read from a player.
+const nStartFields = 6
+
+// startFields are the fields examine and startOutgoing read from a player (and the start
+// commit expects).
+func (a *Adapter) startFields() [nStartFields]string {
+	return [nStartFields]string{a.f.playerState, a.f.mgwState, a.f.remote, a.f.conference, a.f.service, a.f.encoding}
 }
 
 // kick asks for a player object to be examined: a local call is poked at once, anything
 // else is queued once.
-func (a *Adapter) kick(player string) { a.enqueue(player, a.queue) }
+func (a *Adapter) kick(player string) { a.enqueue(player, a.queue, nil) }
 
 // kickSlow queues a rescan's wake-up on the low-priority queue, which workers serve only
 // when no live wake-up waits: a rescan of thousands of idle players must not delay a
 // browser that just asked for a call.
-func (a *Adapter) kickSlow(player string) { a.enqueue(player, a.slow) }
+func (a *Adapter) kickSlow(player string) { a.enqueue(player, a.slow, nil) }
 
-func (a *Adapter) enqueue(player string, q chan string) {
+// enqueue queues player for examine with view (playerView; nil: examine reads the player).
+// A player queued already keeps its place and takes the latest wake-up's view.
+func (a *Adapter) enqueue(player string, q chan string, view map[string]string) {
 	if c := a.callFor(player); c != nil {
 		c.poke()
 		return
 	}
 	a.pmu.Lock()
 	if _, ok := a.pending[player]; ok {
+		a.pending[player] = view
 		a.pmu.Unlock()
 		return
 	}
-	a.pending[player] = struct{}{}
+	a.pending[player] = view
 	a.pmu.Unlock()
 	select {
 	case q <- player:
@@ -144,15 +198,17 @@ func (a *Adapter) worker(ctx context.Context) error {
 			}
 		}
 		a.pmu.Lock()
+		view := a.pending[p]
 		delete(a.pending, p)
 		a.pmu.Unlock()
-		a.examine(ctx, p)
+		a.examine(ctx, p, view)
 	}
 }
 
 // examine decides what a player object needs from this instance: nothing, a new outgoing
-// call, or ending a call whose owner died.
-func (a *Adapter) examine(ctx context.Context, player string) {
+// call, or ending a call whose owner died. view is what the wake-up's change says of the
+// player (playerView); nil reads the player.
+func (a *Adapter) examine(ctx context.Context, player string, view map[string]string) {
 	if c := a.callFor(player); c != nil {
 		c.poke()
 		return
@@ -160,15 +216,18 @@ func (a *Adapter) examine(ctx context.Context, player string) {
 	if _, _, ok := a.schema.ParsePlayerAddress(player); !ok || !a.takingNew() {
 		return // a draining instance starts nothing and takes nothing over
 	}
-	snap, err := a.st.Snapshot(ctx, player)
-	if err != nil {
-		a.met.dsmErrors.Inc()
-		a.log.Warn("read player failed; the rescan retries", "player", player, "err", err)
-		return
+	fl := view
+	if fl == nil {
+		snap, err := a.st.Snapshot(ctx, player)
+		if err != nil {
+			a.met.dsmErrors.Inc()
+			a.log.Warn("read player failed; the rescan retries", "player", player, "err", err)
+			return
+		}
+		fl = snap.Fields
 	}
-	fl := snap.Fields
 	if a.wantsCall(fl) {
-		a.startOutgoing(ctx, player, snap)
+		a.startOutgoing(ctx, player, fl)
 		return
 	}
 	if isLive(fl[a.f.mgwState]) || fl[a.f.playerState] == stateRinging {

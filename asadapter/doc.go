@@ -17,24 +17,28 @@ results back (mgw_state, progress, sip_status, mgw_url ...).
 # An outgoing call
 
   - dispatch.go: the change feed (or a keyspace event, or the periodic rescan) wakes
-    Adapter.onChange; kick queues the player for a worker, whose examine reads it and, when
-    player_state is connecting with a remote and no call is up, calls startOutgoing.
+    Adapter.onChange; kick queues the player for a worker, whose examine reads it (or takes
+    the fields from the feed's change when it sets or deletes each one examine reads,
+    playerView) and, when player_state is connecting with a remote and no call is up,
+    calls startOutgoing.
   - caller.go: who the call is placed as. A page logged in as a registered user
     (identity.go) calls as that user: From its address of record, P-Preferred-Identity,
     Contact its registered contact, challenges answered with its credentials by the users
     side (sipport.Users); the call is placed by the instance holding the registration
     (bindingOf). Other pages call with the adapter's own identity.
-  - call_out.go: startOutgoing takes the claim (records.go) and writes mgw_state connecting
-    with a fresh call_id (a conference id written without a domain goes to
-    ConferenceDomain); runOut is the call's goroutine: prepareOut allocates the local
-    termination at the media gateway (mgw.go), builds the dialog (records.go), our offer
-    (package sdp) and the INVITE.
+  - call_out_start.go: startOutgoing takes the claim (records.go); prepareOut allocates
+    the local termination at the media gateway (mgw.go), builds the dialog (records.go),
+    our offer (package sdp) and the INVITE; start writes mgw_state connecting with a fresh
+    call_id (a conference id written without a domain goes to ConferenceDomain) and stores
+    the dialog record at once. runOut (call_out.go) is the call's goroutine: it sends the
+    INVITE.
   - call_out_invite.go: invite runs the INVITE transaction (an inviting): provisional
     responses become progress writes (call_out_progress.go), a 401/407 is answered once
     (reauthenticate), the browser hanging up (not a failure: the call ends disconnected),
     the drain or InviteTimeout send CANCEL; a 2xx is ACKed (confirm).
   - call_out.go: inviteFailed writes a refusal to the player; connectOut gives the media
-    gateway the answer's media and writes mgw_url and connected in one commit.
+    gateway the answer's media and writes mgw_url and connected in one commit, the
+    confirmed dialog record stored at the same time.
   - call_confirmed.go: confirmed runs the call until the browser writes disconnected or
     failed (BYE), the far end sends BYE, the session timer ends it (call_sessiontimer.go),
     the drain hangs up (drain.go) or the claim is lost; dtmf written by the browser is sent
@@ -144,7 +148,7 @@ Each line names the SIP method or DSM trigger, the function that handles it and 
 	keyspace event (a write the feed lost)  Adapter.keyspaceLoop      dispatch.go
 	feed lost entries                       Adapter.kickAll           dispatch.go
 	every Rescan                            Adapter.rescan            dispatch.go
-	player_state connecting, no call        Adapter.startOutgoing     call_out.go
+	player_state connecting, no call        Adapter.startOutgoing     call_out_start.go
 	player_state disconnected, ringing out  call.invite               call_out_invite.go
 	player_state connecting, ringing in     call.answerIn             call_in.go
 	player_state disconnected, ringing in   call.ring                 call_in.go

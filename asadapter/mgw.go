@@ -52,18 +52,20 @@ type Local struct {
 	Port int    // RTP port to advertise in SDP (m=); RTCP is Port+1
 }
 
-// MediaGatewayClient adapts the media gateway's Go client (package mediagw, over its HTTP
-// API) to MediaGateway.
+// MediaGatewayClient adapts the media gateway's API (package mediagw: its Go client over
+// HTTP, or the gateway itself when it runs in this process) to MediaGateway.
 type MediaGatewayClient struct {
-	c        *mediagw.Client
+	c        mediagw.API
 	owner    string
 	eventURL string
 }
 
-// NewMediaGatewayClient wraps c. owner names this adapter instance (or cluster) in the
+// NewMediaGatewayClient wraps c: a *mediagw.Client, or the *mediagw.Gateway of this
+// process (no HTTP request to oneself on every call set-up; its events then come through
+// mediagw.Config.OnEvent). owner names this adapter instance (or cluster) in the
 // gateway's terminations; eventURL, if not empty, is where the gateway POSTs its signed
 // events (mount mediagw.EventHandler(secret, adapter.HandleMediaEvent) there).
-func NewMediaGatewayClient(c *mediagw.Client, owner, eventURL string) *MediaGatewayClient {
+func NewMediaGatewayClient(c mediagw.API, owner, eventURL string) *MediaGatewayClient {
 	return &MediaGatewayClient{c: c, owner: owner, eventURL: eventURL}
 }
 

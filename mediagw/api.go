@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 )
 
 // maxRequestBody bounds an API request body; real ones are well under 2 KiB.
@@ -110,18 +109,11 @@ func (g *Gateway) handleModify(w http.ResponseWriter, r *http.Request, t *termin
 }
 
 func (g *Gateway) handleDelete(w http.ResponseWriter, _ *http.Request, t *termination) {
-	g.mu.Lock()
-	mine := g.terms[t.id] == t
-	delete(g.terms, t.id)
-	g.mu.Unlock()
-	if !mine {
+	if err := g.delete(t); err != nil {
 		// Ended or deleted between the lookup and here.
 		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("mediagw: termination %s: not found", t.id))
 		return
 	}
-	t.close()
-	g.m.ended.WithLabelValues("deleted").Inc()
-	t.log.Info("termination deleted")
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -130,24 +122,21 @@ func (g *Gateway) handleRemote(w http.ResponseWriter, r *http.Request, t *termin
 	if !decode(w, r, &req) {
 		return
 	}
-	hold := false
-	if p := t.peer.Load(); p != nil {
-		hold = p.hold
-	}
-	if err := t.setPeer(req, hold); err != nil {
+	u, err := t.addRemote(req)
+	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	t.log.Info("remote termination added", "remote", req.Address, "rtp_port", req.RTPPort)
-	writeJSON(w, http.StatusOK, t.mediaURL(time.Now()))
+	writeJSON(w, http.StatusOK, u)
 }
 
 func (g *Gateway) handleToken(w http.ResponseWriter, _ *http.Request, t *termination) {
-	if t.peer.Load() == nil {
-		writeErr(w, fmt.Errorf("%w: termination %s has no remote yet", ErrConflict, t.id))
+	u, err := t.newURL()
+	if err != nil {
+		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, t.mediaURL(time.Now()))
+	writeJSON(w, http.StatusOK, u)
 }
 
 func (g *Gateway) handleDTMF(w http.ResponseWriter, r *http.Request, t *termination) {
@@ -155,11 +144,7 @@ func (g *Gateway) handleDTMF(w http.ResponseWriter, r *http.Request, t *terminat
 	if !decode(w, r, &req) {
 		return
 	}
-	digits, err := parseDTMF(req)
-	if err == nil {
-		err = t.queueDTMF(digits)
-	}
-	if err != nil {
+	if err := t.sendDTMF(req); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -171,17 +156,12 @@ func (g *Gateway) handleAdd(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if err := validateAddLocal(req); err != nil {
-		writeErr(w, err)
-		return
-	}
-	t, err := g.addLocal(req)
+	lt, err := g.AddLocal(r.Context(), req)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, LocalTermination{ID: t.id, Address: g.cfg.PublicAddr,
-		RTPPort: t.port, RTCPPort: t.port + 1})
+	writeJSON(w, http.StatusCreated, lt)
 }
 
 func validateAddLocal(req AddLocalRequest) error {
@@ -201,14 +181,8 @@ func validateAddLocal(req AddLocalRequest) error {
 }
 
 func (g *Gateway) handleList(w http.ResponseWriter, r *http.Request) {
-	owner := r.URL.Query().Get("owner")
-	out := TerminationList{Terminations: []Termination{}}
-	for _, t := range g.snapshotTerms() {
-		if owner == "" || t.owner == owner {
-			out.Terminations = append(out.Terminations, t.view())
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
+	terms, _ := g.List(r.Context(), r.URL.Query().Get("owner"))
+	writeJSON(w, http.StatusOK, TerminationList{Terminations: terms})
 }
 
 // decode reads one JSON object with no unknown fields into v, answering 400/413 itself.

@@ -169,17 +169,22 @@ const mediaClientTimeout = 10 * time.Second
 func (a *App) buildASAdapter(o options, ev *eventRelay) error {
 	cfg := a.cfg
 	mgwURL, eventURL := cfg.MGWURL, cfg.MGWEventURL
-	if mgwURL == "" { // the media gateway runs in this process: talk to it on loopback
-		mgwURL = "http://" + loopback(a.listener.Addr())
-	}
 	if cfg.Has(RoleMediaGW) {
 		eventURL = "" // delivered in process through OnEvent
 	} else {
 		a.mux.Handle("POST /v1/mgw-events", mediagw.EventHandler(cfg.MGWSecret, ev.deliver))
 	}
-	mgw, err := a.mediaGateways(mgwURL, eventURL)
-	if err != nil {
-		return err
+	var mgw asadapter.MediaGateway
+	if mgwURL == "" {
+		// The media gateway runs in this process (the config asks for MGW_URL
+		// otherwise): called directly, not over HTTP to ourselves, which cost two
+		// requests per call set-up.
+		mgw = asadapter.NewMediaGatewayClient(a.mgw, cfg.Instance, "")
+	} else {
+		var err error
+		if mgw, err = a.mediaGateways(mgwURL, eventURL); err != nil {
+			return err
+		}
 	}
 	peers, err := edge.ParseCredentials(cfg.SIPPeerCredentials)
 	if err != nil {
@@ -284,10 +289,4 @@ func redisDialer(ctx context.Context, network, addr string) (net.Conn, error) {
 		_ = tc.SetLinger(0)
 	}
 	return c, nil
-}
-
-// loopback turns a listen address such as [::]:8080 into 127.0.0.1:8080.
-func loopback(addr net.Addr) string {
-	_, port, _ := net.SplitHostPort(addr.String())
-	return net.JoinHostPort("127.0.0.1", port)
 }
