@@ -50,6 +50,10 @@ type Adapter struct {
 	// leases are the claims of other instances' calls, watched for their expiry
 	// (leasewatch.go).
 	leases *leaseWatch
+	// renewers are the claims of our own calls, renewed together (lease_renew.go).
+	renewers *renewers
+	// takeoverQ spreads the takeovers of a burst (takeover_sched.go).
+	takeoverQ *takeoverGate
 
 	cmu   sync.Mutex         // guards calls and byID
 	calls map[string]*call   // player address → live call owned here
@@ -132,6 +136,8 @@ func New(cfg Config, st *store.Store, feed *store.Feed, mgw MediaGateway, reg pr
 	}
 	a.wake = newWakeFilter()
 	a.leases = newLeaseWatch()
+	a.renewers = newRenewers()
+	a.takeoverQ = newTakeoverGate()
 	a.ids = newIdentities()
 	met, err := newMetrics(reg)
 	if err != nil {
@@ -187,6 +193,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return a.rescanLoop(ctx) })
 	g.Go(func() error { a.watchDialogs(ctx); return a.watchLeases(ctx) })
+	g.Go(func() error { return a.renewLeases(ctx) })
 	if !a.cfg.NoKeyspace {
 		g.Go(func() error { return a.keyspaceLoop(ctx) })
 	}

@@ -61,7 +61,11 @@ func (c *call) confirmed(ctx context.Context) {
 				return true
 			}
 		case <-c.wakeC:
-			act = func() bool { return c.woken(ctx) }
+			// The player is read before enter: a read acts on nothing, and a pause must
+			// not be refused (and the call fenced) because a read was on its way to a
+			// stalled Redis (pause.go). A change made during a pause wakes the call again.
+			fl, ok := c.snapshot(ctx)
+			act = func() bool { return c.woken(ctx, fl, ok) }
 		case <-c.seC:
 			act = func() bool { c.armSessionTimer(se); return false }
 		case <-se.C:
@@ -84,11 +88,11 @@ func (c *call) confirmed(ctx context.Context) {
 	}
 }
 
-// woken acts on a change of the player object: the browser hanging up, DTMF, the floor,
-// hold and a media URL to renew; true when the call ended.
-func (c *call) woken(ctx context.Context) bool {
+// woken acts on a change of the player object (fl, ok as snapshot read them): the
+// browser hanging up, DTMF, the floor, hold and a media URL to renew; true when the call
+// ended.
+func (c *call) woken(ctx context.Context, fl map[string]string, ok bool) bool {
 	a := c.a
-	fl, ok := c.snapshot(ctx)
 	if c.wantsEnd(fl, ok) {
 		c.log.Info("browser hung up", "player_state", fl[a.f.playerState])
 		c.bye()

@@ -52,8 +52,9 @@ func glareWait(owner bool) time.Duration {
 
 // resume continues the call of a lost instance here: the call is rebuilt from its dialog
 // record under our claim cl (whose generation replaces the lost owner's in the player),
-// and its goroutine moves the media here (runResumed).
-func (a *Adapter) resume(ctx context.Context, cl claimed, d *dialog, fl map[string]string) {
+// and its goroutine moves the media here (runResumed). done gives back the takeover's
+// slot (takeover_sched.go) once the media moved, or the takeover was given up.
+func (a *Adapter) resume(ctx context.Context, cl claimed, d *dialog, fl map[string]string, done func()) {
 	log := a.log.With("player", cl.player, "call_id", d.CallID, "owner", d.Owner)
 	c := a.newCall(a.runContext(), cl, d.Dir, d.CallID)
 	c.d = *d
@@ -78,6 +79,7 @@ func (a *Adapter) resume(ctx context.Context, cl claimed, d *dialog, fl map[stri
 	if !a.addCall(c) {
 		c.end()
 		a.yield(ctx, cl)
+		done()
 		return
 	}
 	// The first commit: our generation in place of the lost owner's, on the same call.
@@ -88,19 +90,27 @@ func (a *Adapter) resume(ctx context.Context, cl claimed, d *dialog, fl map[stri
 		log.Info("takeover: player changed before the claim was written; giving it up", "err", err)
 		c.end()
 		a.yield(ctx, cl)
+		done()
 		return
 	}
 	log.Info("taking over the call of a lost instance", "generation", cl.gen, "dir", string(d.Dir))
 	c.help(c.keepLease)
-	if !a.own.spawn(func() { c.runResumed(c.ctx) }) {
+	if !a.own.spawn(func() { c.runResumed(c.ctx, done) }) {
 		c.end() // Run is ending: abandoned again, for the next takeover
+		done()
 	}
 }
 
 // runResumed is the goroutine of a call taken over: the media moves here, then the call
 // goes on as any confirmed call.
-func (c *call) runResumed(ctx context.Context) {
+func (c *call) runResumed(ctx context.Context, done func()) {
 	defer c.end()
+	moving := true
+	defer func() {
+		if moving {
+			done()
+		}
+	}()
 	a := c.a
 	// The lost instance's re-INVITE (hold, resume, a session refresh) may have been
 	// answered to it: acknowledge it now, and again once ours was answered (see
@@ -117,6 +127,8 @@ func (c *call) runResumed(ctx context.Context) {
 		return
 	}
 	c.ackLostReinvite(lost)
+	moving = false
+	done() // the media moved: the next takeover may start
 	a.met.takeovers.WithLabelValues("continued").Inc()
 	c.confirmed(ctx)
 }

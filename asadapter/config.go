@@ -78,8 +78,10 @@ type Config struct {
 	// last renewal, and go on there (takeover.go). It is the main term of the media gap
 	// such a loss causes (1 s). Calls renew every quarter of it and stop acting when no
 	// renewal got through for half of it (lease.go): an idle call is paused and resumes
-	// when a renewal finds the claim still ours (pause.go), so a live instance loses a
-	// call only when no renewal of it reached Redis for the whole lease. A shorter lease
+	// when a renewal finds the claim still ours, or restores it if it lapsed and nobody
+	// claimed it since (pause.go, lease_renew.go), so a live instance loses a call only
+	// when no renewal of it reached Redis for the whole lease and another instance took
+	// it meanwhile. A shorter lease
 	// is a shorter gap, and more calls moved off a live instance on a machine too loaded
 	// to renew in time.
 	ClaimTTL time.Duration

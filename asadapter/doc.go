@@ -100,14 +100,19 @@ results back (mgw_state, progress, sip_status, mgw_url ...).
   - call_indialog.go: every request in a dialog passes one prologue (inDialog: well-formed,
     a dialog of ours or 481, CSeq order); BYE ends the call, a re-INVITE or UPDATE may
     carry a new offer (modify: hold, resume, a new address).
-  - lease.go: a call's claim is renewed by a helper of the call (keepLease); a call that
-    cannot renew it in time stops acting before the claim can expire (no SIP, no media, no
-    commits for it), so no dialog is ever driven by two instances.
+  - lease.go: a helper of each call follows the renewals of its claim (keepLease); a call
+    that cannot renew it in time stops acting before the claim can expire (no SIP, no
+    media, no commits for it), so no dialog is ever driven by two instances.
+  - lease_renew.go: one loop per instance renews every claim it holds in one pipeline per
+    tick (renewLeases) and hands each call the answer to its own claim.
   - pause.go: an idle answered call that stops acting is paused, not fenced: it resumes
     when a renewal finds the claim still ours; only another instance's claim, or a pause
-    that no renewal ends within a lease, fences it for good.
+    that no renewal ends within two leases, fences it for good.
   - takeover.go: a player or dialog record left live by an instance whose claim expired is
     ended by another (maybeTakeover): BYE or CANCEL from the stored dialog.
+  - takeover_sched.go: at most a few takeovers at once per instance (one while its own
+    renewals run late); the rest wait in a queue, so a survivor does not starve itself
+    taking over a burst.
   - drain.go: a graceful shutdown: StopTaking (no new call, no takeover), then, once the
     users side handed its registrations over and the calls had their grace (WaitCalls),
     HangupAll ends every call left here.
@@ -159,7 +164,8 @@ Each line names the SIP method or DSM trigger, the function that handles it and 
 	users/<user> (calling identity)         Adapter.identityChange    identity.go
 	media gateway event (timeout, ...)      Adapter.HandleMediaEvent  mgw.go
 	a live player whose owner died          Adapter.maybeTakeover     takeover.go
-	claim renewal, fencing                  call.keepLease            lease.go
+	claim renewal tick (every claim)        Adapter.renewLeases       lease_renew.go
+	claim renewal answer, fencing           call.keepLease            lease.go
 	SIGTERM, first step                     Adapter.StopTaking        drain.go
 	SIGTERM (graceful drain)                Adapter.HangupAll         drain.go
 */

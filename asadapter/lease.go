@@ -44,51 +44,37 @@ func (a *Adapter) leaseFrom(sent time.Time) time.Time {
 	return sent.Add(a.cfg.ClaimTTL - a.fenceMargin())
 }
 
-// keepLease renews the call's claim every renewEvery; when its lease runs short it
-// pauses the call (or fences it, when it cannot be paused, pause.go), resumes a paused
-// call once a renewal proves the claim still ours, and fences it when another instance
-// holds the claim. It runs as a helper of the call from the claim on.
+// keepLease follows the renewals of the call's claim (the instance renews every claim it
+// holds together, lease_renew.go); when its lease runs short it pauses the call (or
+// fences it, when it cannot be paused, pause.go), resumes a paused call once a renewal
+// proves the claim still ours, and fences it when another instance holds the claim. It
+// runs as a helper of the call from the claim on.
 func (c *call) keepLease(ctx context.Context) {
 	a := c.a
+	results := a.renewers.add(c)
+	defer a.renewers.remove(c)
 	until := a.leaseFrom(c.cl.at)
-	tick := time.NewTicker(a.renewEvery())
-	defer tick.Stop()
 	fence := time.NewTimer(time.Until(until))
 	defer fence.Stop()
 	giveUp := time.NewTimer(time.Hour) // a pause that lasted pauseLimit
 	giveUp.Stop()
 	defer giveUp.Stop()
 	var pausedAt time.Time // zero while the call acts
-	type renewal struct {
-		sent time.Time
-		err  error
-	}
-	// One renewal at a time: a request held by a dead network returns only at the Redis
-	// client's timeout, and the fence timer does not wait for it.
-	results := make(chan renewal, 1)
-	busy := false
-	send := func() {
-		if busy {
-			return
-		}
-		busy = true
-		sent := time.Now()
-		c.help(func(ctx context.Context) {
-			results <- renewal{sent: sent, err: a.renew(ctx, c.cl)}
-		})
-	}
+	var last time.Time     // when the last renewal answered was sent
 	// answered takes a renewal's answer; false when the call was fenced.
 	answered := func(r renewal) bool {
-		busy = false
-		a.met.renewals.WithLabelValues("answer").Observe(time.Since(r.sent).Seconds())
+		last = r.sent
 		switch {
 		case r.err == nil:
+			if r.restored {
+				c.log.Info("claim had lapsed and nobody had taken it; restored", "paused", !pausedAt.IsZero())
+			}
 			next := a.leaseFrom(r.sent)
 			if !next.After(time.Now()) {
 				// The claim was ours when Redis ran the renewal, which says nothing
 				// of now: a paused call asks again at once.
 				if !pausedAt.IsZero() {
-					send()
+					a.renewers.hurry()
 				}
 				return true
 			}
@@ -117,11 +103,6 @@ func (c *call) keepLease(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case due := <-tick.C:
-			if !busy {
-				a.met.renewals.WithLabelValues("tick").Observe(time.Since(due).Seconds())
-				send()
-			}
 		case r := <-results:
 			if !answered(r) {
 				return
@@ -145,15 +126,15 @@ func (c *call) keepLease(ctx context.Context) {
 				// only together with its resume.
 				continue
 			}
-			why := fmt.Sprintf("claim not renewed in time (last renewal sent %s ago, one in flight: %t)",
-				time.Since(until.Add(-a.cfg.ClaimTTL+a.fenceMargin())).Round(time.Millisecond), busy)
+			why := fmt.Sprintf("claim not renewed in time (lease ran out %s ago; last renewal answered sent %s ago)",
+				time.Since(until).Round(time.Millisecond), sinceOrNever(last))
 			if !c.pause(why) {
 				c.fence(why + ": another instance may take the call")
 				return
 			}
 			pausedAt = time.Now()
 			giveUp.Reset(a.pauseLimit())
-			send()
+			a.renewers.hurry()
 		case <-giveUp.C:
 			select { // as above: an answer that came meanwhile counts first
 			case r := <-results:
@@ -170,6 +151,14 @@ func (c *call) keepLease(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// sinceOrNever is how long ago t was, for logs ("never" for the zero time).
+func sinceOrNever(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return time.Since(t).Round(time.Millisecond).String()
 }
 
 // fence stops the call acting: from now on it sends no SIP, relays no media and commits

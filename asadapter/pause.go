@@ -17,9 +17,10 @@ import (
 // other instance took the call (a claim is taken only once its key is gone, and a renewal
 // extends a key that still holds our value, which only we can write, see records.go), so
 // the call resumes where it stopped, without a word to the far end. A renewal that finds
-// the claim gone or another's fences the call for good, as does a pause that no renewal
-// ends within a lease (Redis unreachable): the claim has expired by then, and the call is
-// left to whoever takes it.
+// the claim taken by another instance fences the call for good (a claim that lapsed
+// and nobody took since is restored by the renewal, lease_renew.go), as does a pause
+// that no renewal ends within pauseLimit (Redis unreachable): the call is left to
+// whoever takes it.
 //
 // A pause must not cut an action in the middle (a re-INVITE half done, a commit in
 // flight), so every action of an answered call runs between enter and leave, and a call
@@ -27,10 +28,13 @@ import (
 // leave it. Actions that start during a pause wait in enter until it ends.
 
 // pauseLimit is how long a pause waits for a renewal to prove the claim ours before the
-// call is fenced for good: one lease, after which the claim has expired in Redis unless a
-// renewal we have not heard back from extended it (and then it expires a lease later and
-// is taken over, as after a fence).
-func (a *Adapter) pauseLimit() time.Duration { return a.cfg.ClaimTTL }
+// call is fenced for good: two leases. The claim may have expired in Redis well before,
+// but a renewal that comes back later still restores it if nobody took it since
+// (lease_renew.go), and on a starved CPU (or with Redis stalled on it) that answer comes
+// only once the process runs again; one lease ended such pauses in a fence just before
+// the answer that would have resumed them. How long a pause lasts does not enter the
+// restore's argument: generations are never drawn twice (claimScript).
+func (a *Adapter) pauseLimit() time.Duration { return 2 * a.cfg.ClaimTTL }
 
 // enter starts an action of the call: it waits while the call is paused and returns
 // false (nothing may be done) once the call is fenced or ctx ends. A true enter must be

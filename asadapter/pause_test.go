@@ -103,9 +103,9 @@ func TestPausedCallResumes(t *testing.T) {
 	e.waitNoTerminations()
 }
 
-// A call paused while Redis stays away longer than a lease is fenced for good: its claim
-// has expired meanwhile, and once Redis is back another instance (or the same one, in a
-// new generation) takes the call over with a re-INVITE in the same dialog.
+// A call paused while Redis stays away longer than the pause limit is fenced for good:
+// its claim has expired meanwhile, and once Redis is back another instance (or the same
+// one, in a new generation) takes the call over with a re-INVITE in the same dialog.
 func TestPausedCallFencedAfterLimit(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

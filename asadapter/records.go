@@ -42,14 +42,22 @@ func (k redisKeys) claimGen(player string) string { return "{" + k.claim(player)
 const claimGenTTL = 30 * 24 * time.Hour
 
 // claimScript takes a free claim: the next generation of the player's counter, and the
-// claim "<instance>/<generation>" with the lease; 0 when someone holds it.
+// claim "<instance>/<generation>" with the lease; 0 when someone holds it. A counter
+// that does not exist (the player's first call, or its last call released it) starts at
+// Redis's clock in microseconds, so a player's generations grow across its calls too and
+// no generation is drawn twice (a lapsed claim is restored only while the counter shows
+// its generation, lease_renew.go).
 var claimScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  local t = redis.call('TIME')
+  redis.call('SET', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
+end
 local gen = redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('SET', KEYS[1], ARGV[1] .. '/' .. gen, 'PX', ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '/' .. string.format('%d', gen), 'PX', ARGV[2])
 return gen`)
 
 // renewScript extends a claim only if we still hold it, in the same generation.

@@ -46,9 +46,19 @@ func (a *Adapter) maybeTakeover(ctx context.Context, player string) {
 		return
 	}
 	holder, err := a.claimHolder(ctx, player)
+	if holder != "" {
+		// Held again (a lapsed claim its owner restored, lease_renew.go): read it again
+		// when it can next expire.
+		a.leases.watch(player, time.Now())
+	}
 	if err != nil || holder != "" {
 		return
 	}
+	release, ok := a.takeoverSlot(player) // takeover_sched.go
+	if !ok {
+		return
+	}
+	defer func() { release() }()
 	cl, ok, err := a.claim(ctx, player)
 	if err != nil || !ok {
 		return
@@ -88,7 +98,8 @@ func (a *Adapter) maybeTakeover(ctx context.Context, player string) {
 	}
 	if d.State == DialogConfirmed && fl[a.f.callID] == d.CallID && fl[a.f.mgwState] == stateConnected &&
 		(fl[a.f.playerState] == stateConnected || fl[a.f.playerState] == stateConnecting) {
-		a.resume(ctx, cl, d, fl) // the claim passes to the call
+		a.resume(ctx, cl, d, fl, release) // the claim and the slot pass to the call
+		release = func() {}
 		return
 	}
 	defer a.release(ctx, cl)
