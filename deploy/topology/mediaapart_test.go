@@ -149,36 +149,18 @@ func testMediaGatewayLost(t *testing.T, s *Stack, browser context.Context, lb, w
 
 	sent := within(t, tab, 5*time.Second, "packets sent", chromedp.Evaluate[int](`window.dsmgw.player.status.stats.sent`))
 	waitPage(t, tab, "a second of microphone audio through the surviving media gateway", fmt.Sprintf(`window.dsmgw.player.status.stats.sent >= %d`, sent+50))
-	states := within(t, tab, 5*time.Second, "states seen", chromedp.Evaluate[[]string](`window.__states`))
-	for _, st := range states {
-		if strings.Contains(st, "failed") || strings.HasPrefix(st, "disconnected") {
-			t.Fatalf("the page showed %s after the %s (states %v)", st, what, states)
-		}
-	}
+	checkPageNeverFailed(t, tab, what)
 	gateways := addrsOf(s, adapters...)
-	pkts := trace.waitFor(t, "the re-INVITE moving the media", 15*time.Second, func(pkts []sipPacket) bool {
-		return len(reinviteFrom(pkts, before["callID"], gateways)) > 0
-	})
-	if by := reinviteFrom(pkts, before["callID"], gateways); len(by) != 1 || by[adapter].IsZero() {
-		t.Fatalf("re-INVITEs after the %s from %v, want %s only", what, by, adapter)
-	}
+	checkOnlyReinviteFrom(t, trace, "the re-INVITE moving the media", before["callID"], gateways, adapter, what)
 
-	ended := "Call with sip:dsmgw@sip.dsmgw.test terminated"
-	endedBefore := strings.Count(sip.Output(), ended)
-	hangUp(t, tab)
-	waitFor(t, "bob's side of the hang-up", 15*time.Second, func() bool { return strings.Count(sip.Output(), ended) > endedBefore })
+	hangUpSeenByBob(t, tab, sip)
 	relayed := waitTermination(t, s.Service(t, survivor), before["callID"])
 	if relayed.WSToUDP < 50 || relayed.Drops["send_error"] > 0 {
 		t.Fatalf("%s relayed %d packets of the page to bob (drops %v), want a second or more", survivor, relayed.WSToUDP, relayed.Drops)
 	}
 	t.Logf("%s relayed %d packets of the page to bob and %d of bob to the page", survivor, relayed.WSToUDP, relayed.UDPToWS)
 	checkBobHears(t, bobHeardLast(t, s, called, min(relayed.WSToUDP, 50)), "through "+survivor)
-	pkts = trace.waitFor(t, "the BYE", 15*time.Second, func(pkts []sipPacket) bool {
-		return len(byeFrom(pkts, before["callID"], gateways)) > 0
-	})
-	if by := byeFrom(pkts, before["callID"], gateways); len(by) != 1 || by[adapter].IsZero() {
-		t.Fatalf("BYE from %v, want %s", by, adapter)
-	}
+	checkOnlyByeFrom(t, trace, "the BYE", before["callID"], gateways, adapter)
 	checkOneDriver(t, trace, gateways)
 	return victim
 }
@@ -307,24 +289,11 @@ func testAdapterLost(t *testing.T, s *Stack, browser context.Context, lb string)
 		victim, survivor, now, moved.Round(time.Millisecond), env(s.Project.Services[victim], "SIP_CALL_LEASE"), heard.Hz, time.Since(t0).Round(time.Millisecond))
 	sent := within(t, tab, 5*time.Second, "packets sent", chromedp.Evaluate[int](`window.dsmgw.player.status.stats.sent`))
 	waitPage(t, tab, "a second of microphone audio through the survivor", fmt.Sprintf(`window.dsmgw.player.status.stats.sent >= %d`, sent+50))
-	states := within(t, tab, 5*time.Second, "states seen", chromedp.Evaluate[[]string](`window.__states`))
-	for _, st := range states {
-		if strings.Contains(st, "failed") || strings.HasPrefix(st, "disconnected") {
-			t.Fatalf("the page showed %s after the kill (states %v)", st, states)
-		}
-	}
+	checkPageNeverFailed(t, tab, "kill")
 	gateways := addrsOf(s, adapters...)
-	pkts := trace.waitFor(t, "the survivor's re-INVITE", 15*time.Second, func(pkts []sipPacket) bool {
-		return len(reinviteFrom(pkts, before["callID"], gateways)) > 0
-	})
-	if by := reinviteFrom(pkts, before["callID"], gateways); len(by) != 1 || by[survivor].IsZero() {
-		t.Fatalf("re-INVITEs after the kill from %v, want %s only", by, survivor)
-	}
+	checkOnlyReinviteFrom(t, trace, "the survivor's re-INVITE", before["callID"], gateways, survivor, "kill")
 
-	ended := "Call with sip:dsmgw@sip.dsmgw.test terminated"
-	endedBefore := strings.Count(sip.Output(), ended)
-	hangUp(t, tab)
-	waitFor(t, "bob's side of the hang-up", 15*time.Second, func() bool { return strings.Count(sip.Output(), ended) > endedBefore })
+	hangUpSeenByBob(t, tab, sip)
 	relayed := waitTerminationOf(t, s.Service(t, now), before["callID"], survivor)
 	if relayed.WSToUDP < 50 || relayed.Drops["send_error"] > 0 {
 		t.Fatalf("%s relayed %d packets of the page to bob (drops %v), want a second or more", now, relayed.WSToUDP, relayed.Drops)
@@ -333,12 +302,7 @@ func testAdapterLost(t *testing.T, s *Stack, browser context.Context, lb string)
 	// (its pool did not create it, so it asks every media gateway).
 	waitTerminationOf(t, s.Service(t, mgw), before["callID"], victim)
 	checkBobHears(t, bobHeardLast(t, s, called, min(relayed.WSToUDP, 50)), "through "+survivor+"'s termination on "+now)
-	pkts = trace.waitFor(t, "the survivor's BYE", 15*time.Second, func(pkts []sipPacket) bool {
-		return len(byeFrom(pkts, before["callID"], gateways)) > 0
-	})
-	if by := byeFrom(pkts, before["callID"], gateways); len(by) != 1 || by[survivor].IsZero() {
-		t.Fatalf("BYE from %v, want %s", by, survivor)
-	}
+	checkOnlyByeFrom(t, trace, "the survivor's BYE", before["callID"], gateways, survivor)
 	checkOneDriver(t, trace, gateways)
 	s.Restart(t, victim)
 }

@@ -78,24 +78,11 @@ func testCallSurvives(t *testing.T, s *Stack, browser context.Context, lb string
 	sent := within(t, tab, 5*time.Second, "packets sent", chromedp.Evaluate[int](`window.dsmgw.player.status.stats.sent`))
 	waitPage(t, tab, "a second of microphone audio through the survivor", fmt.Sprintf(`window.dsmgw.player.status.stats.sent >= %d`, sent+50))
 
-	states := within(t, tab, 5*time.Second, "states seen", chromedp.Evaluate[[]string](`window.__states`))
-	for _, st := range states {
-		if strings.Contains(st, "failed") || strings.HasPrefix(st, "disconnected") {
-			t.Fatalf("the page showed %s after the kill (states %v)", st, states)
-		}
-	}
+	checkPageNeverFailed(t, tab, "kill")
 	gateways := gatewayAddrs(s)
-	pkts := trace.waitFor(t, "the survivor's re-INVITE", 15*time.Second, func(pkts []sipPacket) bool {
-		return len(reinviteFrom(pkts, before["callID"], gateways)) > 0
-	})
-	if by := reinviteFrom(pkts, before["callID"], gateways); len(by) != 1 || by[survivor].IsZero() {
-		t.Fatalf("re-INVITEs after the kill from %v, want %s only", by, survivor)
-	}
+	checkOnlyReinviteFrom(t, trace, "the survivor's re-INVITE", before["callID"], gateways, survivor, "kill")
 
-	ended := "Call with sip:dsmgw@sip.dsmgw.test terminated"
-	endedBefore := strings.Count(sip.Output(), ended)
-	hangUp(t, tab)
-	waitFor(t, "bob's side of the hang-up", 15*time.Second, func() bool { return strings.Count(sip.Output(), ended) > endedBefore })
+	hangUpSeenByBob(t, tab, sip)
 	// bob heard the page through the survivor: its termination relayed the page's audio
 	// to him (baresip prints where it receives from only once per call).
 	relayed := waitTermination(t, s.Service(t, survivor), before["callID"])
@@ -106,12 +93,7 @@ func testCallSurvives(t *testing.T, s *Stack, browser context.Context, lb string
 	// What bob received last came through the survivor: its relayed packets (up to a
 	// second of them) end bob's recording of the call.
 	checkBobHears(t, bobHeardLast(t, s, called, min(relayed.WSToUDP, 50)), "through the survivor")
-	pkts = trace.waitFor(t, "the survivor's BYE", 15*time.Second, func(pkts []sipPacket) bool {
-		return len(byeFrom(pkts, before["callID"], gateways)) > 0
-	})
-	if by := byeFrom(pkts, before["callID"], gateways); len(by) != 1 || by[survivor].IsZero() {
-		t.Fatalf("BYE from %v, want %s", by, survivor)
-	}
+	checkOnlyByeFrom(t, trace, "the survivor's BYE", before["callID"], gateways, survivor)
 	checkOneDriver(t, trace, gateways)
 	s.Restart(t, owner)
 }
