@@ -316,20 +316,9 @@ func TestTakeoverKeepsSessionTimer(t *testing.T) {
 func TestTakeoverContinuesIncomingCall(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.registerUser("dana", "danaclient")
-	// The Request-URI keeps the CSCF's domain for the gateway, which is the adapters' own
-	// (calls ring only users of our domains: the SIP edge).
-	gw := func(c *Config) { c.Domain = "gw.test" }
-	inst := map[string]*instance{"gw1": e.adapter("gw1", gw), "gw2": e.adapter("gw2", gw)}
-	// The caller reaches gw1 through Kamailio (with Record-Route), as through the CSCF.
-	k := testpeer.StartKamailioWith(t, testpeer.KamailioOptions{ConfDomain: "gw.test", ConfServer: "sip:" + inst["gw1"].a.Addr("udp")})
-	path, err := filepath.Abs("testdata/incoming_takeover.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path, Remote: k.Addr, RTPEcho: true,
-		Args: []string{"-m", "1", "-s", "dana"}})
-	p := "players/danaclient/audio"
+	// The Request-URI keeps the CSCF's domain for the gateway, which is the adapters' own;
+	// the caller reaches gw1 through Kamailio (with Record-Route), as through the CSCF.
+	inst, s, p := incomingViaKamailio(t, e, "dana", "incoming_takeover.xml", true, nil)
 	e.waitField(p, "player_state", "ringing")
 	e.browser(p, store.Set("player_state", "connecting"))
 	before := e.waitField(p, "mgw_state", "connected")
@@ -362,17 +351,7 @@ func TestTakeoverContinuesIncomingCall(t *testing.T) {
 func TestTakeoverOfRingingIncomingCall(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.registerUser("emil", "emilclient")
-	gw := func(c *Config) { c.Domain = "gw.test" } // calls ring only users of our domains
-	inst := map[string]*instance{"gw1": e.adapter("gw1", gw), "gw2": e.adapter("gw2", gw)}
-	k := testpeer.StartKamailioWith(t, testpeer.KamailioOptions{ConfDomain: "gw.test", ConfServer: "sip:" + inst["gw1"].a.Addr("udp")})
-	path, err := filepath.Abs("testdata/incoming_ringing_lost.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path, Remote: k.Addr,
-		Args: []string{"-m", "1", "-s", "emil"}})
-	p := "players/emilclient/audio"
+	inst, s, p := incomingViaKamailio(t, e, "emil", "incoming_ringing_lost.xml", false, nil)
 	e.waitField(p, "player_state", "ringing")
 	// Set up and ringing: the player listed in the index is gw1's last write before its 180.
 	e.waitField(e.st.Schema().Players.Index, p, "audio")

@@ -2,13 +2,11 @@ package asadapter
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"dsmgw/internal/testpeer"
 	"dsmgw/store"
 )
 
@@ -20,9 +18,6 @@ import (
 func TestTakeoverBeforeIncomingAnswerSent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.registerUser("fred", "fredclient")
-	gw := func(c *Config) { c.Domain = "gw.test" } // calls ring only users of our domains
-	inst := map[string]*instance{"gw1": e.adapter("gw1", gw), "gw2": e.adapter("gw2", gw)}
 	// gw1 stops between the confirmed save and the 200, until it is killed.
 	reached := make(chan struct{})
 	var once sync.Once
@@ -30,15 +25,8 @@ func TestTakeoverBeforeIncomingAnswerSent(t *testing.T) {
 		once.Do(func() { close(reached) })
 		<-ctx.Done()
 	}
-	inst["gw1"].a.beforeAnswer.Store(&hold)
-	k := testpeer.StartKamailioWith(t, testpeer.KamailioOptions{ConfDomain: "gw.test", ConfServer: "sip:" + inst["gw1"].a.Addr("udp")})
-	path, err := filepath.Abs("testdata/incoming_unanswered_lost.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path, Remote: k.Addr,
-		Args: []string{"-m", "1", "-s", "fred"}})
-	p := "players/fredclient/audio"
+	inst, s, p := incomingViaKamailio(t, e, "fred", "incoming_unanswered_lost.xml", false,
+		func(gw1 *instance) { gw1.a.beforeAnswer.Store(&hold) })
 	e.waitField(p, "player_state", "ringing")
 	e.browser(p, store.Set("player_state", "connecting"))
 	<-reached
@@ -72,17 +60,7 @@ func TestTakeoverBeforeIncomingAnswerSent(t *testing.T) {
 func TestIncomingCallDropsInviteViasOnceAcked(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.registerUser("gwen", "gwenclient")
-	gw := func(c *Config) { c.Domain = "gw.test" }
-	inst := map[string]*instance{"gw1": e.adapter("gw1", gw), "gw2": e.adapter("gw2", gw)}
-	k := testpeer.StartKamailioWith(t, testpeer.KamailioOptions{ConfDomain: "gw.test", ConfServer: "sip:" + inst["gw1"].a.Addr("udp")})
-	path, err := filepath.Abs("testdata/incoming_takeover.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := testpeer.StartSipp(t, testpeer.SippOptions{Scenario: path, Remote: k.Addr, RTPEcho: true,
-		Args: []string{"-m", "1", "-s", "gwen"}})
-	p := "players/gwenclient/audio"
+	inst, s, p := incomingViaKamailio(t, e, "gwen", "incoming_takeover.xml", true, nil)
 	e.waitField(p, "player_state", "ringing")
 	e.browser(p, store.Set("player_state", "connecting"))
 	before := e.waitField(p, "mgw_state", "connected")

@@ -132,9 +132,7 @@ func testMediaGatewayLost(t *testing.T, s *Stack, browser context.Context, lb, w
 
 	t0 := time.Now()
 	stop(s.Service(t, victim))
-	waitPage(t, tab, "the page's media on the surviving media gateway", fmt.Sprintf(
-		`window.dsmgw.player.status.mgwURL !== %q && window.dsmgw.player.status.media === 'connected' && window.dsmgw.player.media && window.dsmgw.player.media.url === window.dsmgw.player.status.mgwURL`,
-		before["url"]))
+	waitMediaMoved(t, tab, "the page's media on the surviving media gateway", before["url"])
 	moved := time.Since(t0)
 	if m := mediaOwnerAmong(t, s, tab, mediaGateways...); m != survivor {
 		t.Fatalf("media moved to %s, want %s", m, survivor)
@@ -275,9 +273,7 @@ func testAdapterLost(t *testing.T, s *Stack, browser context.Context, lb string)
 	if err := s.Service(t, victim).Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitPage(t, tab, "the page's media on the survivor's termination", fmt.Sprintf(
-		`window.dsmgw.player.status.mgwURL !== %q && window.dsmgw.player.status.media === 'connected' && window.dsmgw.player.media && window.dsmgw.player.media.url === window.dsmgw.player.status.mgwURL`,
-		before["url"]))
+	waitMediaMoved(t, tab, "the page's media on the survivor's termination", before["url"])
 	moved := time.Since(t0)
 	if h := claimHolder(t, rdb, player); h != survivor {
 		t.Fatalf("claim held by %q after the kill, want %s", h, survivor)

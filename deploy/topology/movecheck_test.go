@@ -2,6 +2,7 @@ package topology
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -57,4 +58,13 @@ func checkOnlyByeFrom(t *testing.T, trace *sipTrace, what, callID string, gatewa
 	if by := byeFrom(pkts, callID, gateways); len(by) != 1 || by[want].IsZero() {
 		t.Fatalf("BYE from %v, want %s", by, want)
 	}
+}
+
+// waitMediaMoved waits until the page's player shows a media URL other than from and its
+// media session is connected to that new URL.
+func waitMediaMoved(t *testing.T, tab context.Context, what, from string) {
+	t.Helper()
+	waitPage(t, tab, what, fmt.Sprintf(
+		`window.dsmgw.player.status.mgwURL !== %q && window.dsmgw.player.status.media === 'connected' && window.dsmgw.player.media && window.dsmgw.player.media.url === window.dsmgw.player.status.mgwURL`,
+		from))
 }

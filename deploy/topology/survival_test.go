@@ -57,9 +57,7 @@ func testCallSurvives(t *testing.T, s *Stack, browser context.Context, lb string
 	if err := s.Service(t, owner).Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitPage(t, tab, "the page's media on the survivor", fmt.Sprintf(
-		`window.dsmgw.player.status.mgwURL !== %q && window.dsmgw.player.status.media === 'connected' && window.dsmgw.player.media && window.dsmgw.player.media.url === window.dsmgw.player.status.mgwURL`,
-		before["url"]))
+	waitMediaMoved(t, tab, "the page's media on the survivor", before["url"])
 	moved := time.Since(t0)
 	if m := mediaOwner(t, s, tab); m != survivor {
 		t.Fatalf("media moved to %s, want %s", m, survivor)
